@@ -1,0 +1,35 @@
+"""The paper's context encoder: an MLP on single transitions, tanh output, mean over the context.
+
+Deterministic (no information bottleneck), PAPER.md: 200-200-200, latent 20 (40 for Walker).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from ertrl_bench.nn import mlp
+
+
+class MLPEncoderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hidden: tuple[int, ...] = (200, 200, 200)
+
+
+class MLPEncoder(nn.Module):
+    """``forward(x [M, N, K], mask [M, N] | None) -> (z_i [M, N, L], z [M, L])``."""
+
+    def __init__(self, options: MLPEncoderOptions, input_dim: int, latent_dim: int):
+        super().__init__()
+        self.net = mlp(input_dim, options.hidden, latent_dim)
+        self.latent_dim = latent_dim
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        z_i = torch.tanh(self.net(x))
+        if mask is None:
+            z = z_i.mean(dim=1)
+        else:  # permutation-invariant mean over the valid transitions only
+            w = mask.to(z_i.dtype).unsqueeze(-1)
+            z = (z_i * w).sum(1) / w.sum(1).clamp_min(1.0)
+        return z_i, z

@@ -1,0 +1,12 @@
+"""Built-in task families, registered through the same hook a third-party package uses."""
+
+from ertrl_bench.envs.base import EnvFamily, Task
+from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
+from ertrl_bench.plugins import hookimpl
+
+__all__ = ["EnvFamily", "Task"]
+
+
+@hookimpl
+def register_envs(register):
+    register("point-robot", PointRobot, PointRobotOptions)

@@ -1,0 +1,174 @@
+"""Task families: the 40-task grid, its splits, and batched stepping of many tasks at once.
+
+A family is a 40-point task grid split by index into train / moderate / extreme (PAPER.md), plus
+an ``iid`` split (**ours**): tasks drawn from a seed *inside* the training parameter range but
+off the grid, so "IID test" means unseen tasks from the training distribution. Every family's
+action space is [-1, 1]^d (wrappers rescale), so policies and datasets share one convention.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+
+SPLITS = ("train", "iid", "moderate", "extreme")
+DEFAULT_TRAIN = tuple(range(10, 30))
+DEFAULT_MODERATE = tuple(range(5, 10)) + tuple(range(30, 35))
+DEFAULT_EXTREME = tuple(range(0, 5)) + tuple(range(35, 40))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a family. ``index`` < 40 is a grid point; ``index`` >= 40 an iid draw."""
+
+    family: str
+    split: str
+    index: int
+    param: tuple[float, ...]
+
+    @property
+    def key(self) -> str:
+        return f"task-{self.index:03d}"
+
+
+@dataclass(frozen=True)
+class FamilyHParams:
+    """Per-family paper values (PAPER.md); a component option left ``None`` takes these."""
+
+    latent_dim: int = 20
+    context_size: int = 100
+    meta_batch: int = 16
+    steps_per_iteration: int = 2000
+    brac_alpha_init: float = 500.0
+    brac_alpha_max: float = 2000.0
+    csro_weight: float = 10.0
+    csro_inputs: tuple[str, ...] = ("obs", "action")  # what CLUB's q(z | x) conditions on
+    gan_weight: float = 5.0
+    unicorn_weight: float = 1.5
+    eval_steps: int = 600  # steps of one evaluation run (800 for Ant)
+
+
+class EnvFamily(ABC):
+    """A task family. Subclasses define the grid, the env, and the per-family paper values."""
+
+    name: str = ""
+    horizon: int = 200
+    context_uses_next_obs: bool = False
+    hparams: FamilyHParams = FamilyHParams()
+    n_grid: int = 40
+    n_iid: int = 10
+    split_indices: dict[str, tuple[int, ...]] = {
+        "train": DEFAULT_TRAIN,
+        "moderate": DEFAULT_MODERATE,
+        "extreme": DEFAULT_EXTREME,
+    }
+
+    # --- what a family defines -----------------------------------------------------------------
+    @abstractmethod
+    def grid_param(self, index: int) -> tuple[float, ...]:
+        """The task parameter of grid point ``index`` (0..39)."""
+
+    @abstractmethod
+    def sample_iid_param(self, rng: np.random.Generator) -> tuple[float, ...]:
+        """A parameter drawn inside the training range (not necessarily on the grid)."""
+
+    @abstractmethod
+    def make(self, task: Task) -> gym.Env:
+        """A gymnasium env for one task (time limit ``horizon`` included)."""
+
+    # --- shared behaviour --------------------------------------------------------------------
+    def tasks(self, split: str, seed: int = 0) -> list[Task]:
+        """The tasks of a split; deterministic in ``seed`` (only ``iid`` depends on it)."""
+        if split == "iid":
+            rng = np.random.default_rng([seed, 7919])
+            return [
+                Task(self.name, "iid", self.n_grid + k, tuple(float(x) for x in self.sample_iid_param(rng)))
+                for k in range(self.n_iid)
+            ]
+        if split not in self.split_indices:
+            raise ValueError(f"unknown split {split!r}; available: {', '.join(SPLITS)}")
+        return [Task(self.name, split, i, self.grid_param(i)) for i in self.split_indices[split]]
+
+    def all_tasks(self, seed: int = 0) -> list[Task]:
+        out: list[Task] = []
+        for split in SPLITS:
+            out.extend(self.tasks(split, seed))
+        return sorted(out, key=lambda t: t.index)
+
+    def task_param(self, task: Task) -> np.ndarray:
+        """What the RMSE probe predicts from z."""
+        return np.asarray(task.param, dtype=np.float64)
+
+    def make_batch(self, tasks: list[Task]) -> BatchEnv:
+        """Many tasks stepped together. Override with a vectorised simulator where it pays."""
+        return ListBatchEnv([self.make(t) for t in tasks])
+
+    def spaces(self) -> tuple[int, int]:
+        env = self.make(self.tasks("train")[0])
+        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        env.close()
+        return obs_dim, act_dim
+
+
+@dataclass
+class StepResult:
+    next_obs: np.ndarray  # [E, obs_dim] the true next observation (before any reset)
+    reward: np.ndarray  # [E]
+    terminated: np.ndarray  # [E] bool
+    truncated: np.ndarray  # [E] bool (time limit)
+
+
+class BatchEnv(ABC):
+    """E environments stepped in lock-step. The caller resets finished ones explicitly."""
+
+    num_envs: int
+    obs_dim: int
+    act_dim: int
+
+    @abstractmethod
+    def reset(self, seed: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+        """Reset all envs (or those where ``mask``); returns the current obs of *all* envs."""
+
+    @abstractmethod
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Step every env with actions in [-1, 1]."""
+
+
+@dataclass
+class ListBatchEnv(BatchEnv):
+    """A list of gymnasium envs behind the BatchEnv interface (the generic fallback)."""
+
+    envs: list[gym.Env]
+    _obs: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.num_envs = len(self.envs)
+        self.obs_dim = self.envs[0].observation_space.shape[0]
+        self.act_dim = self.envs[0].action_space.shape[0]
+        self._obs = np.zeros((self.num_envs, self.obs_dim), dtype=np.float32)
+
+    def reset(self, seed=None, mask=None):
+        for i, env in enumerate(self.envs):
+            if mask is None or mask[i]:
+                obs, _ = env.reset(seed=None if seed is None else seed + i)
+                self._obs[i] = obs
+        return self._obs.copy()
+
+    def step(self, actions):
+        n = self.num_envs
+        next_obs = np.zeros((n, self.obs_dim), dtype=np.float32)
+        reward = np.zeros(n, dtype=np.float32)
+        term = np.zeros(n, dtype=bool)
+        trunc = np.zeros(n, dtype=bool)
+        for i, env in enumerate(self.envs):
+            o, r, te, tr, _ = env.step(actions[i])
+            next_obs[i], reward[i], term[i], trunc[i] = o, r, te, tr
+        self._obs = next_obs.copy()
+        return StepResult(next_obs, reward, term, trunc)
+
+    def close(self):
+        for env in self.envs:
+            env.close()

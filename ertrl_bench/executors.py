@@ -1,0 +1,1 @@
+"""Executors run a list of RunSpecs: ``local`` (in-process, sequential) and ``ray`` (optional)."""

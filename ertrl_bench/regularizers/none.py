@@ -1,0 +1,29 @@
+"""``none``: no regularizer (FOCAL, Offline PEARL). The smallest complete regularizer."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from ertrl_bench.problem import Problem
+
+
+class NoneOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoRegularizer:
+    def __init__(self, options: NoneOptions, problem: Problem):
+        self.device = problem.device
+
+    def update(self, ctx, z_i, z) -> dict:
+        return {}
+
+    def encoder_loss(self, ctx, z_i, z):
+        return torch.zeros((), device=self.device), {}
+
+    def joint_parameters(self):
+        return []
+
+    def state_dict(self):
+        return {}
