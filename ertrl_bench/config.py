@@ -84,7 +84,7 @@ class EvalConfig(Strict):
     """Evaluation protocol (PAPER.md): per task, runs of ``episodes`` episodes; score = last one."""
 
     runs_per_task: PositiveInt = 2
-    episodes: PositiveInt = 3  # 600 steps of 200-step episodes
+    episodes: PositiveInt | None = None  # None = family value: 3 (600 steps), 4 for Ant
     offline_context_per_episode: PositiveInt = 200
     online_exploration_episodes: NonNegativeInt = 2
     protocols: list[Literal["offline", "online"]] = ["offline", "online"]
@@ -97,7 +97,11 @@ class EvalConfig(Strict):
 
     @model_validator(mode="after")
     def _online_needs_a_scored_episode(self):
-        if "online" in self.protocols and self.online_exploration_episodes >= self.episodes:
+        if (
+            "online" in self.protocols
+            and self.episodes is not None
+            and self.online_exploration_episodes >= self.episodes
+        ):
             raise ValueError(
                 f"online_exploration_episodes ({self.online_exploration_episodes}) must be less"
                 f" than episodes ({self.episodes}): the last episode is the scored one"

@@ -77,7 +77,7 @@ class PointRobot(EnvFamily):
     name = "point-robot"
     context_uses_next_obs = False
     hparams = FamilyHParams(latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200,
-                            brac_alpha_init=50.0, eval_steps=60)
+                            brac_alpha_init=50.0)
 
     def __init__(self, options: PointRobotOptions | None = None):
         self.options = options or PointRobotOptions()
