@@ -74,6 +74,7 @@ class TrainConfig(Strict):
     meta_batch: PositiveInt | None = None  # tasks per train step: 16 (10 for Ant)
     rl_batch: PositiveInt = 256  # transitions per task for the RL losses
     context_size: PositiveInt | None = None  # context transitions per task: 100..512
+    latent_dim: PositiveInt | None = None  # size of z: 20 (40 for Walker)
     encoder_lr: PositiveFloat = 3e-4
     eval_every: PositiveInt = 1  # iterations between evaluations
     final_evals: PositiveInt = 5  # the reported score is the mean of the last N evaluations
@@ -137,6 +138,9 @@ class Suite(Strict):
     device: str = "auto"
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    # Options for every component of a type, e.g. {brac: {hidden: [64, 64]}}: how a suite
+    # shrinks the networks of named methods (the smoke suite does) without redefining them.
+    component_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     grid: Grid | None = None
     runs: list[RunEntry] = Field(default_factory=list)
 
@@ -239,6 +243,11 @@ def _merge(base: BaseModel, overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _with_params(comp: Component, component_params: dict[str, dict]) -> Component:
+    extra = component_params.get(comp.type)
+    return comp.model_copy(update={"params": {**extra, **comp.params}}) if extra else comp
+
+
 def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     """Resolve methods by name, check every plugin name and option, and expand the grid.
 
@@ -272,6 +281,12 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
             spec = method
             if spec.name is None:
                 spec = spec.model_copy(update={"name": f"{spec.regularizer.type}-{spec.backbone.type}"})
+        spec = spec.model_copy(
+            update={
+                part: _with_params(getattr(spec, part), suite.component_params)
+                for part in ("encoder", "regularizer", "backbone")
+            }
+        )
         check_component("encoders", spec.encoder, f"{path}.encoder")
         check_component("regularizers", spec.regularizer, f"{path}.regularizer")
         check_component("backbones", spec.backbone, f"{path}.backbone")
@@ -279,6 +294,13 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
 
     from ertrl_bench.data.tiers import TIERS, resolve_tier
 
+    all_types = {n for kind in ("encoders", "regularizers", "backbones") for n in registry.entries[kind]}
+    for name in suite.component_params:
+        if name not in all_types:
+            problems.append(
+                f"component_params.{name}: no encoder, regularizer or backbone is named {name!r};"
+                f" available: {', '.join(sorted(all_types))}"
+            )
     if suite.tier not in TIERS:
         problems.append(f"tier: unknown tier {suite.tier!r}; available: {', '.join(TIERS)}")
 

@@ -1,0 +1,225 @@
+"""The ``ertrl-bench`` command line: run | validate | plugins | datasets | report | analyze.
+
+User errors (bad suite, unknown plugin, corrupted data...) print one clear message and exit
+with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ertrl_bench.errors import ErtrlError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark offline meta-RL context regularizers (ER-TRL, CSRO, FOCAL, ...).")
+datasets_app = typer.Typer(no_args_is_help=True, help="Build, list and verify behavior datasets.")
+analyze_app = typer.Typer(no_args_is_help=True, help="Stand-alone analyses.")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(analyze_app, name="analyze")
+out = Console()
+err = Console(stderr=True)
+
+SUITE_HELP = "A suite YAML file, or a built-in suite name (smoke, iid, ood, paper)."
+
+
+@app.command()
+def validate(suite: str = typer.Argument(..., help=SUITE_HELP)):
+    """Check a suite without running it; report every error at once."""
+    from ertrl_bench.config import load_suite
+
+    s, specs = load_suite(suite)
+    out.print(f"[green]{suite}: valid[/] — suite {s.name!r}, {len(specs)} run(s), tier {s.tier}")
+
+
+@app.command()
+def run(
+    suite: str = typer.Argument(..., help=SUITE_HELP),
+    results_dir: Path = typer.Option(Path("results"), help="Where results/<suite>/<run-id>/ go."),
+    force: bool = typer.Option(False, "--force", help="Re-run finished runs too."),
+    executor: str = typer.Option("local", help="local | ray (pip install 'ertrl-bench[ray]')."),
+    device: str | None = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
+):
+    """Validate, then run every run of a suite (finished runs are skipped: resumable)."""
+    from ertrl_bench.config import load_suite
+    from ertrl_bench.plugins import get_registry
+    from ertrl_bench.runner import execute
+    from ertrl_bench.store import write_suite_index
+
+    s, specs = load_suite(suite)
+    if device is not None:
+        specs = [sp.model_copy(update={"device": device}) for sp in specs]
+    entry = get_registry().get("executors", executor)
+    ex = entry.factory(entry.options() if entry.options else None)
+    write_suite_index(results_dir, s.name, specs)
+    err.print(f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}")
+    outcomes = []
+    for o in ex.map(partial(execute, results_root=results_dir, force=force), specs):
+        style = {"done": "green", "skipped": "cyan", "failed": "red"}[o.status]
+        err.print(f"[{style}]{o.status:>7}[/] {o.run_id} {o.message}")
+        outcomes.append(o)
+    out.print(summary_table([o.metrics for o in outcomes if o.metrics], f"{s.name}: normalized return"))
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        err.print(f"[red]{len(failed)} run(s) failed[/]; see failed.json in their folders."
+                  " Finished runs are kept; re-run to retry the failed ones.")
+        raise typer.Exit(1)
+
+
+def summary_table(metrics: list[dict], title: str) -> Table:
+    """Mean normalized return over seeds per method x env x split x protocol."""
+    import numpy as np
+
+    cells: dict[tuple, list[float]] = {}
+    for m in metrics:
+        for split, by_p in m["final"].items():
+            for protocol, v in by_p.items():
+                cells.setdefault((m["env"], m["method"], split, protocol), []).append(v["normalized"])
+    table = Table(title=title)
+    for col in ("env", "method", "split", "context", "normalized return", "seeds"):
+        table.add_column(col, justify="right" if col in ("normalized return", "seeds") else "left")
+    for (env, method, split, protocol), vals in sorted(cells.items()):
+        sd = f" ± {np.std(vals):.1f}" if len(vals) > 1 else ""
+        table.add_row(env, method, split, protocol, f"{np.mean(vals):.1f}{sd}", str(len(vals)))
+    return table
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """List loaded plugins: package, version and what each registers."""
+    from ertrl_bench.plugins import KINDS, describe_plugins
+
+    records = describe_plugins()
+    if as_json:
+        out.print_json(json.dumps(records))
+        return
+    table = Table(title="ertrl-bench plugins")
+    table.add_column("plugin")
+    table.add_column("package")
+    for kind in KINDS:
+        table.add_column(kind)
+    for r in records:
+        table.add_row(r["name"], f"{r['package']} {r['version'] or ''}".strip(),
+                      *(", ".join(r.get(k, [])) for k in KINDS))
+    out.print(table)
+
+
+def _family(name: str):
+    from ertrl_bench.plugins import get_registry
+
+    entry = get_registry().get("envs", name)
+    return entry.factory(entry.options() if entry.options else None)
+
+
+@datasets_app.command("build")
+def datasets_build(
+    family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
+    tier: str = typer.Option("smoke", help="smoke | small | paper"),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
+):
+    """Train behavior policies for all tasks and collect their datasets (resumable per task)."""
+    import time
+
+    from ertrl_bench.data import get_datasets
+    from ertrl_bench.problem import resolve_device
+
+    t0 = time.perf_counter()
+    fd = get_datasets(_family(family), tier, device=resolve_device("auto"), rebuild=rebuild)
+    manifest = json.loads((Path(fd.path) / "manifest.json").read_text())
+    n = sum(len(a["rewards"]) for a in fd.arrays.values())
+    out.print(f"{family} [{tier}]: {len(fd.tasks)} tasks, {n} transitions in {fd.path}"
+              f" ({time.perf_counter() - t0:.1f} s)")
+    if "last_build" in manifest:
+        b = manifest["last_build"]
+        out.print(f"last build: {b['tasks']} tasks, SAC {b['sac_env_steps_per_s']:.0f} env-steps/s,"
+                  f" collection {b['collect_env_steps_per_s']:.0f} env-steps/s")
+
+
+def _dataset_rows(verify: bool):
+    from ertrl_bench.data.store import DatasetDir, data_root
+
+    root = data_root()
+    for manifest in sorted(root.glob("*/*/manifest.json")):
+        d = DatasetDir(manifest.parent)
+        m = d.manifest()
+        tasks = m.get("tasks", {})
+        bad = [k for k in tasks if d.check_task(k) is not None] if verify else []
+        size = sum(f.stat().st_size for f in d.path.iterdir() if f.is_file())
+        yield d, m, tasks, bad, size
+
+
+@datasets_app.command("list")
+def datasets_list():
+    """Show cached datasets: family, tier, tasks, transitions, size, checksum status."""
+    from ertrl_bench.data.store import data_root
+
+    table = Table(title=f"datasets in {data_root()}")
+    for col in ("family", "tier", "folder", "tasks", "transitions", "size", "checksums"):
+        table.add_column(col)
+    for d, m, tasks, bad, size in _dataset_rows(verify=True):
+        status = "[green]ok" if not bad else f"[red]{len(bad)} bad"
+        table.add_row(m.get("family", d.path.parent.name), m.get("tier", "?"), d.path.name, str(len(tasks)),
+                      str(sum(t["transitions"] for t in tasks.values())), f"{size / 1e6:.1f} MB", status)
+    out.print(table)
+
+
+@datasets_app.command("verify")
+def datasets_verify():
+    """Re-check every cached file against its checksum; exit 1 if any is bad."""
+    n_bad = 0
+    for d, _m, tasks, bad, _size in _dataset_rows(verify=True):
+        for k in bad:
+            err.print(f"[red]{d.path}/{k}: {d.check_task(k)}")
+        n_bad += len(bad)
+        if not bad:
+            out.print(f"[green]ok[/] {d.path} ({len(tasks)} tasks)")
+    if n_bad:
+        err.print(f"{n_bad} bad file(s): they are rebuilt on next use (or `datasets build --rebuild`).")
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(results: Path = typer.Argument(..., help="A suite's results folder, e.g. results/smoke.")):
+    """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
+    from ertrl_bench.analysis.report import write_report
+
+    if not results.is_dir():
+        raise ErtrlError(f"{results}: no such results folder (run a suite first: ertrl-bench run suites/smoke.yaml)")
+    rep = write_report(results)
+    out.print(rep.rich_table() if hasattr(rep, "rich_table") else rep)
+    out.print(f"wrote {results / 'report.md'}")
+
+
+def main() -> None:
+    from ertrl_bench.plugins import get_plugin_manager
+
+    try:
+        get_plugin_manager().hook.register_commands(cli=app)
+        app(standalone_mode=False)
+    except ErtrlError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; finished runs are kept, re-run to resume.")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

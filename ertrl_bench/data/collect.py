@@ -1,0 +1,55 @@
+"""Roll out policies in many envs at once and cut the result into per-task trajectories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ertrl_bench.envs.base import BatchEnv
+
+
+def rollout_episodes(
+    env: BatchEnv, policy: Callable[[np.ndarray], np.ndarray], horizon: int, seed: int | None = None
+) -> dict[str, np.ndarray]:
+    """One episode in every env of ``env``, stepped together.
+
+    Returns arrays ``[E, horizon, ...]`` plus ``valid [E, horizon]`` (False after an episode
+    ended by termination) and ``returns [E]``.
+    """
+    n = env.num_envs
+    obs = env.reset(seed=seed)
+    out = {
+        "obs": np.zeros((n, horizon, env.obs_dim), np.float32),
+        "actions": np.zeros((n, horizon, env.act_dim), np.float32),
+        "rewards": np.zeros((n, horizon), np.float32),
+        "next_obs": np.zeros((n, horizon, env.obs_dim), np.float32),
+        "terminals": np.zeros((n, horizon), bool),
+        "timeouts": np.zeros((n, horizon), bool),
+        "valid": np.zeros((n, horizon), bool),
+    }
+    alive = np.ones(n, bool)
+    for t in range(horizon):
+        action = policy(obs)
+        res = env.step(action)
+        out["obs"][:, t], out["actions"][:, t] = obs, action
+        out["rewards"][:, t], out["next_obs"][:, t] = res.reward, res.next_obs
+        out["terminals"][:, t] = res.terminated
+        out["timeouts"][:, t] = res.truncated | (t == horizon - 1)
+        out["valid"][:, t] = alive
+        alive = alive & ~res.terminated
+        if not alive.any():
+            break
+        # A terminated env is reset so its physics stays sane; its data is masked out.
+        obs = env.reset(mask=res.terminated) if res.terminated.any() else res.next_obs
+    out["returns"] = (out["rewards"] * out["valid"]).sum(1)
+    return out
+
+
+def flatten_valid(ep: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The valid transitions of the episodes in ``rows``, concatenated in order."""
+    mask = ep["valid"][rows]
+    flat = {k: ep[k][rows][mask] for k in ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts")}
+    traj = np.repeat(np.arange(len(rows)), mask.sum(1))
+    flat["trajectory"] = traj.astype(np.int32)
+    return flat

@@ -1,0 +1,172 @@
+"""Batched SAC: one behavior policy per task, all tasks trained as one computation.
+
+The task axis is an ensemble axis: every network has weights ``[tasks, in, out]``
+(``EnsembleLinear``), the replay buffer is ``[tasks, capacity, ...]`` and every task's env is
+stepped in one ``BatchEnv``. The loss is the *sum* over tasks of each task's mean loss, so each
+task's gradient is exactly its own and Adam (element-wise) keeps the agents independent.
+Hyper-parameters: PAPER.md's behavior policy (see ``DataTier``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ertrl_bench.data.tiers import DataTier
+from ertrl_bench.envs.base import BatchEnv
+from ertrl_bench.nn import ensemble_mlp, soft_update, tanh_gaussian_sample
+from ertrl_bench.progress import bar
+
+
+class EnsembleActor(nn.Module):
+    """Tanh-Gaussian policy per task: ``obs [T, B, ds] -> actions [T, B, da]``."""
+
+    def __init__(self, tasks: int, obs_dim: int, act_dim: int, hidden):
+        super().__init__()
+        self.net = ensemble_mlp(tasks, obs_dim, hidden, 2 * act_dim)
+        self.act_dim = act_dim
+
+    def forward(self, obs, deterministic: bool = False):
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        return tanh_gaussian_sample(mean, log_std, deterministic)
+
+
+class EnsembleCritic(nn.Module):
+    def __init__(self, tasks: int, obs_dim: int, act_dim: int, hidden):
+        super().__init__()
+        self.q1 = ensemble_mlp(tasks, obs_dim + act_dim, hidden, 1)
+        self.q2 = ensemble_mlp(tasks, obs_dim + act_dim, hidden, 1)
+
+    def forward(self, obs, act):
+        x = torch.cat([obs, act], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class TaskReplay:
+    """``[tasks, capacity, ...]`` ring buffer; all tasks advance in lock-step."""
+
+    def __init__(self, tasks, capacity, obs_dim, act_dim, device):
+        self.obs = torch.zeros(tasks, capacity, obs_dim, device=device)
+        self.act = torch.zeros(tasks, capacity, act_dim, device=device)
+        self.rew = torch.zeros(tasks, capacity, device=device)
+        self.next_obs = torch.zeros(tasks, capacity, obs_dim, device=device)
+        self.done = torch.zeros(tasks, capacity, device=device)
+        self.capacity, self.ptr, self.size = capacity, 0, 0
+        self.rows = torch.arange(tasks, device=device)[:, None]
+
+    def add(self, obs, act, rew, next_obs, done):
+        i = self.ptr
+        self.obs[:, i], self.act[:, i], self.rew[:, i] = obs, act, rew
+        self.next_obs[:, i], self.done[:, i] = next_obs, done
+        self.ptr = (self.ptr + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch: int):
+        idx = torch.randint(0, self.size, (self.obs.shape[0], batch), device=self.obs.device)
+        r = self.rows
+        return self.obs[r, idx], self.act[r, idx], self.rew[r, idx], self.next_obs[r, idx], self.done[r, idx]
+
+
+class BatchedSAC:
+    """SAC for T tasks at once (PAPER.md's behavior policies; learned temperature per task)."""
+
+    def __init__(self, tasks: int, obs_dim: int, act_dim: int, cfg: DataTier, device):
+        self.cfg, self.device, self.tasks = cfg, device, tasks
+        self.actor = EnsembleActor(tasks, obs_dim, act_dim, cfg.sac_hidden).to(device)
+        self.critic = EnsembleCritic(tasks, obs_dim, act_dim, cfg.sac_hidden).to(device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.full((tasks,), math.log(cfg.init_temperature), device=device,
+                                    requires_grad=True)
+        self.target_entropy = -float(act_dim)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.sac_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.sac_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.sac_lr)
+
+    def update(self, replay: TaskReplay) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        obs, act, rew, next_obs, done = replay.sample(cfg.sac_batch)
+        alpha = self.log_alpha.exp().detach()[:, None]
+        with torch.no_grad():
+            next_a, next_logp = self.actor(next_obs)
+            tq1, tq2 = self.critic_target(next_obs, next_a)
+            target = rew + cfg.discount * (1 - done) * (torch.min(tq1, tq2) - alpha * next_logp)
+        q1, q2 = self.critic(obs, act)
+        critic_loss = ((q1 - target).pow(2).mean(1) + (q2 - target).pow(2).mean(1)).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        new_a, logp = self.actor(obs)
+        self.critic.requires_grad_(False)
+        nq1, nq2 = self.critic(obs, new_a)
+        self.critic.requires_grad_(True)
+        actor_loss = (alpha * logp - torch.min(nq1, nq2)).mean(1).sum()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy).mean(1)).sum()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """obs ``[T, ds]`` or ``[T, K, ds]`` (K envs per task)."""
+        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        squeeze = x.dim() == 2
+        if squeeze:
+            x = x[:, None]
+        a, _ = self.actor(x, deterministic)
+        a = a.squeeze(1) if squeeze else a
+        return a.cpu().numpy()
+
+
+def train_behavior_policies(
+    env: BatchEnv, obs_dim: int, act_dim: int, cfg: DataTier, device, label: str = ""
+) -> tuple[BatchedSAC, dict[int, dict], dict]:
+    """Train one SAC per env of ``env`` (one env per task); snapshot the actor at checkpoints.
+
+    Returns the agent, ``{checkpoint_step: actor_state_dict}`` and timing stats.
+    """
+    tasks = env.num_envs
+    gen = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    sac = BatchedSAC(tasks, obs_dim, act_dim, cfg, device)
+    replay = TaskReplay(tasks, min(cfg.buffer_size, cfg.sac_steps), obs_dim, act_dim, device)
+    snapshots: dict[int, dict] = {}
+    obs = env.reset(seed=cfg.seed)
+    wanted = set(cfg.checkpoints)
+    t0 = time.perf_counter()
+    with bar(f"SAC behavior policies {label}({tasks} tasks)", cfg.sac_steps) as pbar:
+        for step in range(1, cfg.sac_steps + 1):
+            if step <= cfg.random_steps:
+                action = gen.uniform(-1, 1, size=(tasks, act_dim)).astype(np.float32)
+            else:
+                action = sac.act(obs)
+            res = env.step(action)
+            replay.add(
+                torch.as_tensor(obs, device=device),
+                torch.as_tensor(action, device=device),
+                torch.as_tensor(res.reward, device=device),
+                torch.as_tensor(res.next_obs, device=device),
+                torch.as_tensor(res.terminated, dtype=torch.float32, device=device),
+            )
+            finished = res.terminated | res.truncated
+            obs = env.reset(mask=finished) if finished.any() else res.next_obs
+            if step > cfg.random_steps:
+                sac.update(replay)
+            if step in wanted:
+                snapshots[step] = copy.deepcopy(sac.actor.state_dict())
+            if step % 100 == 0 or step == cfg.sac_steps:
+                pbar.advance(100 if step % 100 == 0 else step % 100)
+    elapsed = time.perf_counter() - t0
+    stats = {"sac_wall_s": elapsed, "sac_env_steps_per_s": tasks * cfg.sac_steps / elapsed}
+    return sac, snapshots, stats

@@ -1,0 +1,105 @@
+"""Dataset scale tiers: ``paper`` is PAPER.md's values; ``small`` and ``smoke`` are ours.
+
+The tiers shrink steps, checkpoints and trajectories — never the algorithm (same SAC, same
+stochastic-checkpoint mixture). ``small`` aims at about an hour per family on 2 CPU cores;
+``smoke`` at seconds to minutes (CI).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from ertrl_bench.config import Strict
+from ertrl_bench.errors import ErtrlError
+
+
+class DataTier(Strict):
+    """Everything that determines a family's behavior datasets (besides the family itself)."""
+
+    sac_steps: PositiveInt = 1_000_000  # env steps per task (all tasks train together)
+    random_steps: int = Field(50_000, ge=0)  # uniform-random seed steps before learning
+    checkpoints: list[PositiveInt] = Field(
+        default_factory=lambda: list(range(100_000, 951_000, 50_000))  # 18 checkpoints
+    )
+    trajectories_per_checkpoint: PositiveInt = 50
+    sac_hidden: tuple[PositiveInt, ...] = (1024, 1024)
+    sac_batch: PositiveInt = 1024
+    sac_lr: PositiveFloat = 1e-4
+    discount: float = Field(0.99, gt=0, le=1)
+    tau: PositiveFloat = 0.005
+    init_temperature: PositiveFloat = 0.1
+    buffer_size: PositiveInt = 1_000_000
+    seed: int = 0  # SAC seed; datasets are shared by every run seed, as in the paper
+    task_seed: int = 0  # seed of the iid split's task draw
+
+    @model_validator(mode="after")
+    def _checkpoints_in_range(self):
+        bad = [c for c in self.checkpoints if c > self.sac_steps]
+        if bad:
+            raise ValueError(f"checkpoints {bad} exceed sac_steps ({self.sac_steps})")
+        if not self.checkpoints:
+            raise ValueError("at least one checkpoint is needed")
+        if sorted(self.checkpoints) != self.checkpoints:
+            raise ValueError("checkpoints must be increasing")
+        return self
+
+
+_SMALL = dict(
+    sac_steps=60_000,
+    random_steps=5_000,
+    checkpoints=[10_000, 20_000, 30_000, 40_000, 50_000, 60_000],
+    trajectories_per_checkpoint=10,
+    sac_hidden=(256, 256),
+    sac_batch=256,
+    sac_lr=3e-4,
+    buffer_size=60_000,
+)
+_SMOKE = dict(
+    sac_steps=3_000,
+    random_steps=1_000,
+    checkpoints=[1_000, 2_000, 3_000],
+    trajectories_per_checkpoint=2,
+    sac_hidden=(64, 64),
+    sac_batch=128,
+    sac_lr=1e-3,
+    buffer_size=3_000,
+)
+
+TIERS: dict[str, dict] = {"paper": {}, "small": _SMALL, "smoke": _SMOKE}
+
+# Per-family adjustments of our tiers (episodes of Point-Robot are 20 steps, so it needs fewer).
+FAMILY_TIERS: dict[tuple[str, str], dict] = {
+    ("point-robot", "smoke"): dict(
+        sac_steps=1_500,
+        random_steps=200,
+        checkpoints=[300, 600, 900, 1_200, 1_500],
+        trajectories_per_checkpoint=4,
+        sac_hidden=(64, 64),
+        sac_batch=128,
+        sac_lr=1e-3,
+        buffer_size=1_500,
+    ),
+    ("point-robot", "small"): dict(
+        sac_steps=10_000,
+        random_steps=1_000,
+        checkpoints=[2_000, 4_000, 6_000, 8_000, 10_000],
+        trajectories_per_checkpoint=20,
+        sac_hidden=(128, 128),
+        sac_batch=256,
+        sac_lr=1e-3,
+        buffer_size=10_000,
+    ),
+}
+
+
+def resolve_tier(tier: str, family: str, overrides: dict | None = None) -> DataTier:
+    """The DataTier of ``tier`` for ``family``, with a suite's ``data:`` overrides applied."""
+    if tier not in TIERS:
+        raise ErtrlError(f"unknown tier {tier!r}; available: {', '.join(TIERS)}")
+    fields = {**TIERS[tier], **FAMILY_TIERS.get((family, tier), {}), **(overrides or {})}
+    try:
+        return DataTier.model_validate(fields)
+    except ValidationError as exc:
+        from ertrl_bench.config import format_validation_error
+
+        raise ErtrlError("; ".join(format_validation_error(exc))) from None

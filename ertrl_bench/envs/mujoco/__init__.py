@@ -1,0 +1,71 @@
+"""The eight MuJoCo task families of PAPER.md, on gymnasium's v5 models.
+
+Importing this package is cheap (numpy only); ``mujoco`` and gymnasium's MuJoCo envs load on the
+first ``make`` / ``make_batch`` (``ertrl_bench.envs.mujoco.sim``). ``register_gym_envs`` registers
+``ertrl_bench/<Id>-v0`` with gymnasium, e.g.
+``gymnasium.make("ertrl_bench/CheetahVel-v0", task=12)`` (``task`` = grid index 0..39).
+
+Absolute returns differ slightly from the paper's, which used the old mujoco-py models.
+"""
+
+from __future__ import annotations
+
+from ertrl_bench.envs.mujoco.ant import AntDir, AntGoal
+from ertrl_bench.envs.mujoco.cheetah import CheetahVel
+from ertrl_bench.envs.mujoco.common import MujocoFamily, MujocoOptions
+from ertrl_bench.envs.mujoco.hopper_walker import (
+    HopperFriction,
+    HopperMass,
+    WalkerFriction,
+    WalkerMass,
+)
+from ertrl_bench.envs.mujoco.humanoid import HumanoidDir
+
+FAMILIES: dict[str, type[MujocoFamily]] = {
+    f.name: f
+    for f in (
+        CheetahVel,
+        AntDir,
+        AntGoal,
+        HumanoidDir,
+        HopperMass,
+        HopperFriction,
+        WalkerMass,
+        WalkerFriction,
+    )
+}
+
+__all__ = [
+    "FAMILIES",
+    "AntDir",
+    "AntGoal",
+    "CheetahVel",
+    "HopperFriction",
+    "HopperMass",
+    "HumanoidDir",
+    "MujocoFamily",
+    "MujocoOptions",
+    "WalkerFriction",
+    "WalkerMass",
+    "gym_id",
+    "register_gym_envs",
+]
+
+
+def gym_id(family: str) -> str:
+    return f"ertrl_bench/{FAMILIES[family].gym_id}-v0"
+
+
+def register_gym_envs() -> None:
+    """Register every family with gymnasium (idempotent)."""
+    import gymnasium as gym
+
+    for name, fam in FAMILIES.items():
+        env_id = gym_id(name)
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="ertrl_bench.envs.mujoco.common:make_gym_env",
+                max_episode_steps=fam.horizon,
+                kwargs={"family": name},
+            )

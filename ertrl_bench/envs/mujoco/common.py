@@ -1,0 +1,134 @@
+"""Shared, cheap parts of the MuJoCo families: the family base class, grids, and the kernel API.
+
+A family's *kernel* holds its reward, termination and observation as numpy code on **stacked**
+MjData arrays (``S[name]`` is ``[E, ...]``, one row per env). The single gymnasium env (E = 1,
+``ertrl_bench.envs.mujoco.sim``) and the batched stepper (``MujocoBatchEnv``) both call the same
+kernel, so a family's reward lives in exactly one place. This module imports neither ``mujoco``
+nor gymnasium's MuJoCo envs: the family modules stay cheap to import, the simulator is loaded on
+the first ``make``.
+
+Conventions shared by every MuJoCo family (PAPER.md, "The eight task families"):
+- gymnasium's **v5** models and reset noise; 200-step episodes (``TimeLimit``).
+- the public action space is [-1, 1]^d; the env maps it affinely onto the actuators' ctrlrange
+  (the identity except for Humanoid, whose ctrlrange is +-0.4). Actions are clipped to [-1, 1]
+  first (**ours**: gymnasium's v5 envs do not clip; our control costs use the clipped action).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ertrl_bench.envs.base import EnvFamily, Task
+
+N_GRID = 40
+
+
+class MujocoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    horizon: int = 200
+
+
+def scale_grid() -> np.ndarray:
+    """Mass / friction scales of the Hopper and Walker families: s = 1.5^linspace(-2, 2, 40)."""
+    return 1.5 ** np.linspace(-2.0, 2.0, N_GRID)
+
+
+def direction_grid() -> np.ndarray:
+    """Ant-Dir / Humanoid-Dir directions: theta = linspace(0, 2 pi, 41)[:-1]."""
+    return np.linspace(0.0, 2.0 * np.pi, N_GRID + 1)[:-1]
+
+
+class Kernel:
+    """Reward, termination and observation of one family, vectorised over E envs.
+
+    ``params`` is ``[E, p]`` (the tasks' parameters); ``models`` the E MjModels (read for
+    per-env constants such as body masses); ``frame_skip`` gymnasium's.
+    """
+
+    env_class: ClassVar[str] = ""  # class name in ertrl_bench.envs.mujoco.sim
+    env_kwargs: ClassVar[dict] = {}  # kwargs of the gymnasium v5 env
+    fields: ClassVar[tuple[str, ...]] = ("qpos", "qvel")  # MjData arrays the kernel reads
+    needs_rne: ClassVar[bool] = False  # cfrc_ext needed: call mj_rnePostConstraint after a step
+    qvel_noise: ClassVar[str] = "normal"  # v5 reset: qvel noise "normal" (scaled) or "uniform"
+
+    def __init__(self, params: np.ndarray, models: list, frame_skip: int):
+        self.params = np.asarray(params, dtype=np.float64).reshape(len(models), -1)
+        self.timestep = np.array([m.opt.timestep for m in models], dtype=np.float64)
+        self.dt = self.timestep * frame_skip
+
+    def position(self, S: dict[str, np.ndarray]) -> np.ndarray:
+        """What the reward differentiates across a step (read before and after it)."""
+        return S["qpos"][:, :1].copy()
+
+    def observe(self, S: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def reward(
+        self, before: np.ndarray, S: dict[str, np.ndarray], action: np.ndarray, ctrl: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(reward [E], terminated [E]) of the step that led to state ``S``."""
+        raise NotImplementedError
+
+
+class MujocoFamily(EnvFamily):
+    """A MuJoCo family: the grid comes from ``grid_param``; the env from ``kernel``."""
+
+    kernel: ClassVar[type[Kernel]]
+    physics: ClassVar[str | None] = None  # None, "mass" or "friction": what the parameter scales
+    gym_id: ClassVar[str] = ""  # registered as f"ertrl_bench/{gym_id}-v0"
+
+    def __init__(self, options: MujocoOptions | None = None):
+        self.options = options or MujocoOptions()
+        self.horizon = self.options.horizon
+
+    def train_params(self) -> np.ndarray:
+        return np.array([self.grid_param(i) for i in self.split_indices["train"]])
+
+    def make_raw(self, task: Task):
+        """The env of ``task`` without the time limit (what gymnasium.make wraps)."""
+        from ertrl_bench.envs.mujoco import sim
+
+        return sim.make_env(self, task.param)
+
+    def make(self, task: Task):
+        from gymnasium.wrappers import TimeLimit
+
+        return TimeLimit(self.make_raw(task), max_episode_steps=self.horizon)
+
+    def make_batch(self, tasks: list[Task]):
+        from ertrl_bench.envs.mujoco import sim
+
+        return sim.MujocoBatchEnv(self, tasks)
+
+
+class ScaledPhysicsFamily(MujocoFamily):
+    """Hopper / Walker with body masses or geom frictions scaled by s (PAPER.md)."""
+
+    context_uses_next_obs = True
+
+    def grid_param(self, index):
+        return (float(scale_grid()[index]),)
+
+    def sample_iid_param(self, rng):
+        # log-uniform inside the training range of s
+        lo, hi = np.log(self.train_params()[:, 0].min()), np.log(self.train_params()[:, 0].max())
+        return (float(np.exp(rng.uniform(lo, hi))),)
+
+
+def make_gym_env(family: str, task: int = 0, **kwargs):
+    """gymnasium entry point of ``ertrl_bench/<Id>-v0``: grid task ``task`` (0..39) of ``family``.
+
+    Returns the env without a time limit; the registration adds ``max_episode_steps=200``.
+    """
+    from ertrl_bench.envs.mujoco import FAMILIES
+
+    fam = FAMILIES[family]()
+    index = int(task)
+    if not 0 <= index < fam.n_grid:
+        raise ValueError(f"task must be a grid index in 0..{fam.n_grid - 1}, got {task!r}")
+    from ertrl_bench.envs.mujoco import sim
+
+    return sim.make_env(fam, fam.grid_param(index), **kwargs)

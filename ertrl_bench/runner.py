@@ -1,0 +1,150 @@
+"""Run one RunSpec end to end, and a suite of them through an executor (resumable)."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ertrl_bench.batch import TaskDataset
+from ertrl_bench.config import RunSpec
+from ertrl_bench.data import get_datasets
+from ertrl_bench.errors import ErtrlError
+from ertrl_bench.evaluation import evaluate_tasks, transition_encodings
+from ertrl_bench.plugins import get_registry
+from ertrl_bench.problem import Problem, resolve_device
+from ertrl_bench.store import RunDir
+from ertrl_bench.training import build_agent, meta_train
+
+PROBE_TRANSITIONS = 1000  # per task, PAPER.md's probe
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    status: str  # done | skipped | failed
+    message: str = ""
+    metrics: dict | None = None
+
+
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """One place for every RNG; CPU runs with the same seed repeat bit for bit."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def make_family(spec: RunSpec):
+    entry = get_registry().get("envs", spec.env.type)
+    options = entry.options.model_validate(spec.env.params) if entry.options else None
+    return entry.factory(options)
+
+
+def _final_scores(history: list[dict], last: int) -> dict:
+    """Mean over the last ``last`` evaluations, per split x protocol x task."""
+    window = history[-last:]
+    out: dict = {}
+    for split, by_protocol in window[-1]["per_task"].items():
+        for protocol, tasks in by_protocol.items():
+            for key in tasks:
+                vals = [h["per_task"][split][protocol][key] for h in window]
+                out.setdefault(split, {}).setdefault(protocol, {})[key] = {
+                    m: float(np.mean([v[m] for v in vals])) for m in ("return", "normalized")
+                }
+    return out
+
+
+def _summarise(per_task: dict) -> dict:
+    return {
+        split: {
+            protocol: {m: float(np.mean([v[m] for v in tasks.values()])) for m in ("return", "normalized")}
+            for protocol, tasks in by_protocol.items()
+        }
+        for split, by_protocol in per_task.items()
+    }
+
+
+def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
+    """Run one spec (or skip it if done); failures are recorded, never raised."""
+    rd = RunDir(results_root, spec)
+    rid = spec.run_id()
+    if rd.is_done() and not force:
+        import json
+
+        return Outcome(rid, "skipped", "already done", json.loads(rd.metrics_path.read_text()))
+    device = resolve_device(spec.device)
+    rd.start(str(device))
+    try:
+        metrics = _run(spec, rd, device)
+        return Outcome(rid, "done", metrics=metrics)
+    except KeyboardInterrupt:
+        rd.write_failed("interrupted", traceback.format_exc())
+        raise
+    except ErtrlError as exc:
+        rd.write_failed(str(exc), traceback.format_exc())
+        return Outcome(rid, "failed", str(exc))
+    except Exception as exc:  # a bug in one run must not lose the others' results
+        rd.write_failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return Outcome(rid, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
+    t0 = time.perf_counter()
+    family = make_family(spec)
+    data = get_datasets(family, spec.tier, spec.data, device=torch.device("cpu"))
+    set_seed(spec.seed, spec.train.deterministic)
+    task_data = TaskDataset([data.task_arrays(t) for t in data.tasks], device)
+    rows = {t.key: i for i, t in enumerate(data.tasks)}
+    obs_dim, act_dim = data.arrays[data.tasks[0].key]["obs"].shape[1], data.arrays[data.tasks[0].key]["actions"].shape[1]
+    latent = spec.train.latent_dim or family.hparams.latent_dim
+    problem = Problem(family, obs_dim, act_dim, latent, device)
+    agent = build_agent(spec.method, problem)
+    by_split = {s: family.tasks(s, data.tier.task_seed) for s in spec.eval.splits}
+    train_rows = torch.tensor([rows[t.key] for t in family.tasks("train")], device=device)
+    history: list[dict] = []
+    last_z: dict = {}
+
+    def evaluate(iteration: int, step: int) -> None:
+        per_task: dict = {}
+        for split, tasks in by_split.items():
+            per_task[split], last_z[split] = evaluate_tasks(agent, data, task_data, rows, tasks, spec.eval)
+        history.append({"iteration": iteration, "step": step, "per_task": per_task})
+        summary = _summarise(per_task)
+        rd.log({"iteration": iteration, "step": step, "eval": summary})
+
+    generator = torch.Generator().manual_seed(spec.seed)
+    meta_train(agent, task_data, train_rows, spec.train, rd.log, evaluate, generator)
+
+    per_task = _final_scores(history, spec.train.final_evals)
+    curve = [
+        {"step": h["step"], **{f"{s}/{p}/normalized": v["normalized"]
+                               for s, bp in _summarise(h["per_task"]).items() for p, v in bp.items()}}
+        for h in history
+    ]
+    all_eval = [t for ts in by_split.values() for t in ts]
+    enc_rows = torch.tensor([rows[t.key] for t in all_eval], device=device)
+    encodings = {
+        "task_index": np.array([t.index for t in all_eval]),
+        "task_split": np.array([t.split for t in all_eval]),
+        "task_param": np.stack([family.task_param(t) for t in all_eval]),
+        "zi": transition_encodings(agent, task_data, enc_rows, PROBE_TRANSITIONS),
+    }
+    for protocol in spec.eval.protocols:
+        encodings[f"z_{protocol}"] = np.concatenate([last_z[s][protocol] for s in by_split])
+    rd.write_encodings(encodings)
+    metrics = {
+        "run_id": spec.run_id(), "method": spec.method.name, "env": spec.env.type, "seed": spec.seed,
+        "final": _summarise(per_task), "per_task": per_task, "curve": curve,
+        "wall_s": time.perf_counter() - t0, "dataset": data.path,
+    }
+    rd.write_metrics(metrics)
+    return metrics
