@@ -58,7 +58,9 @@ class TaskDataset:
     def num_tasks(self) -> int:
         return len(self.counts)
 
-    def sample(self, rows: torch.Tensor, n: int, generator: torch.Generator | None = None) -> Transitions:
+    def sample(
+        self, rows: torch.Tensor, n: int, generator: torch.Generator | None = None
+    ) -> Transitions:
         """``n`` transitions (with replacement) from each task in ``rows`` ``[M]``."""
         u = torch.rand((len(rows), n), device=self.device, generator=generator)
         idx = (u * self.counts[rows, None]).long()

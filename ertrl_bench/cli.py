@@ -17,8 +17,12 @@ from rich.table import Table
 
 from ertrl_bench.errors import ErtrlError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Benchmark offline meta-RL context regularizers (ER-TRL, CSRO, FOCAL, ...).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark offline meta-RL context regularizers (ER-TRL, CSRO, FOCAL, ...).",
+)
 datasets_app = typer.Typer(no_args_is_help=True, help="Build, list and verify behavior datasets.")
 analyze_app = typer.Typer(no_args_is_help=True, help="Stand-alone analyses.")
 app.add_typer(datasets_app, name="datasets")
@@ -64,11 +68,15 @@ def run(
         style = {"done": "green", "skipped": "cyan", "failed": "red"}[o.status]
         err.print(f"[{style}]{o.status:>7}[/] {o.run_id} {o.message}")
         outcomes.append(o)
-    out.print(summary_table([o.metrics for o in outcomes if o.metrics], f"{s.name}: normalized return"))
+    out.print(
+        summary_table([o.metrics for o in outcomes if o.metrics], f"{s.name}: normalized return")
+    )
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
-        err.print(f"[red]{len(failed)} run(s) failed[/]; see failed.json in their folders."
-                  " Finished runs are kept; re-run to retry the failed ones.")
+        err.print(
+            f"[red]{len(failed)} run(s) failed[/]; see failed.json in their folders."
+            " Finished runs are kept; re-run to retry the failed ones."
+        )
         raise typer.Exit(1)
 
 
@@ -80,7 +88,9 @@ def summary_table(metrics: list[dict], title: str) -> Table:
     for m in metrics:
         for split, by_p in m["final"].items():
             for protocol, v in by_p.items():
-                cells.setdefault((m["env"], m["method"], split, protocol), []).append(v["normalized"])
+                cells.setdefault((m["env"], m["method"], split, protocol), []).append(
+                    v["normalized"]
+                )
     table = Table(title=title)
     for col in ("env", "method", "split", "context", "normalized return", "seeds"):
         table.add_column(col, justify="right" if col in ("normalized return", "seeds") else "left")
@@ -105,8 +115,11 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     for kind in KINDS:
         table.add_column(kind)
     for r in records:
-        table.add_row(r["name"], f"{r['package']} {r['version'] or ''}".strip(),
-                      *(", ".join(r.get(k, [])) for k in KINDS))
+        table.add_row(
+            r["name"],
+            f"{r['package']} {r['version'] or ''}".strip(),
+            *(", ".join(r.get(k, [])) for k in KINDS),
+        )
     out.print(table)
 
 
@@ -133,12 +146,16 @@ def datasets_build(
     fd = get_datasets(_family(family), tier, device=resolve_device("auto"), rebuild=rebuild)
     manifest = json.loads((Path(fd.path) / "manifest.json").read_text())
     n = sum(len(a["rewards"]) for a in fd.arrays.values())
-    out.print(f"{family} [{tier}]: {len(fd.tasks)} tasks, {n} transitions in {fd.path}"
-              f" ({time.perf_counter() - t0:.1f} s)")
+    out.print(
+        f"{family} [{tier}]: {len(fd.tasks)} tasks, {n} transitions in {fd.path}"
+        f" ({time.perf_counter() - t0:.1f} s)"
+    )
     if "last_build" in manifest:
         b = manifest["last_build"]
-        out.print(f"last build: {b['tasks']} tasks, SAC {b['sac_env_steps_per_s']:.0f} env-steps/s,"
-                  f" collection {b['collect_env_steps_per_s']:.0f} env-steps/s")
+        out.print(
+            f"last build: {b['tasks']} tasks, SAC {b['sac_env_steps_per_s']:.0f} env-steps/s,"
+            f" collection {b['collect_env_steps_per_s']:.0f} env-steps/s"
+        )
 
 
 def _dataset_rows(verify: bool):
@@ -164,8 +181,15 @@ def datasets_list():
         table.add_column(col)
     for d, m, tasks, bad, size in _dataset_rows(verify=True):
         status = "[green]ok" if not bad else f"[red]{len(bad)} bad"
-        table.add_row(m.get("family", d.path.parent.name), m.get("tier", "?"), d.path.name, str(len(tasks)),
-                      str(sum(t["transitions"] for t in tasks.values())), f"{size / 1e6:.1f} MB", status)
+        table.add_row(
+            m.get("family", d.path.parent.name),
+            m.get("tier", "?"),
+            d.path.name,
+            str(len(tasks)),
+            str(sum(t["transitions"] for t in tasks.values())),
+            f"{size / 1e6:.1f} MB",
+            status,
+        )
     out.print(table)
 
 
@@ -180,20 +204,77 @@ def datasets_verify():
         if not bad:
             out.print(f"[green]ok[/] {d.path} ({len(tasks)} tasks)")
     if n_bad:
-        err.print(f"{n_bad} bad file(s): they are rebuilt on next use (or `datasets build --rebuild`).")
+        err.print(
+            f"{n_bad} bad file(s): they are rebuilt on next use (or `datasets build --rebuild`)."
+        )
         raise typer.Exit(1)
 
 
 @app.command()
-def report(results: Path = typer.Argument(..., help="A suite's results folder, e.g. results/smoke.")):
+def report(
+    results: Path = typer.Argument(..., help="A suite's results folder, e.g. results/smoke."),
+):
     """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
     from ertrl_bench.analysis.report import write_report
 
     if not results.is_dir():
-        raise ErtrlError(f"{results}: no such results folder (run a suite first: ertrl-bench run suites/smoke.yaml)")
+        raise ErtrlError(
+            f"{results}: no such results folder (run a suite first: ertrl-bench run suites/smoke.yaml)"
+        )
     rep = write_report(results)
     out.print(rep.rich_table() if hasattr(rep, "rich_table") else rep)
     out.print(f"wrote {results / 'report.md'}")
+
+
+@analyze_app.command("wasserstein")
+def analyze_wasserstein(
+    family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
+    tier: str = typer.Option("smoke", help="Dataset tier: smoke | small | paper."),
+    states: int = typer.Option(64, help="Shared states S, drawn from the train tasks' data."),
+    samples: int = typer.Option(32, help="Actions K sampled per state and policy."),
+    checkpoint: str = typer.Option("last", help="SAC checkpoint step, or first | last."),
+    seed: int = typer.Option(0, help="Seed of the state draw and the action samples."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON record instead."),
+):
+    """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (PAPER.md).
+
+    Builds the family's datasets if missing, draws S states from the union of the training
+    tasks' datasets, samples K actions per state from each training task's stochastic behavior
+    policy and prints the average over task pairs of the state-averaged W2 distance.
+    """
+    from ertrl_bench.analysis.wasserstein import average_pairwise_distance
+    from ertrl_bench.data import get_datasets
+    from ertrl_bench.data.policies import load_behavior_policies, shared_states
+
+    fam = _family(family)
+    fd = get_datasets(fam, tier)
+    train = [t for t in fd.tasks if t.split == "train"]
+    try:
+        shared = shared_states([fd.arrays[t.key] for t in train], states, seed=seed)
+    except ValueError as exc:
+        raise ErtrlError(str(exc)) from None
+    pols = load_behavior_policies(fd.path, train, checkpoint)
+    w2 = average_pairwise_distance(pols.sample_actions(shared, samples, seed=seed))
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "family": family,
+                    "tier": tier,
+                    "checkpoint": pols.checkpoint,
+                    "tasks": len(train),
+                    "states": states,
+                    "samples": samples,
+                    "seed": seed,
+                    "w2": w2,
+                }
+            )
+        )
+    else:
+        out.print(
+            f"{family} [{tier}] checkpoint {pols.checkpoint}: average pairwise W2 over"
+            f" {len(train)} train tasks ({states} states x {samples} actions) = {w2:.4f}"
+        )
 
 
 def main() -> None:
@@ -201,7 +282,8 @@ def main() -> None:
 
     try:
         get_plugin_manager().hook.register_commands(cli=app)
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns a typer.Exit's code here
+        sys.exit(rc if isinstance(rc, int) else 0)
     except ErtrlError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(2)

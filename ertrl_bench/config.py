@@ -274,13 +274,17 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
         if isinstance(method, str):
             table = registry.entries["methods"]
             if method not in table:
-                problems.append(f"{path}: " + unknown_name_message("methods", method, sorted(table)))
+                problems.append(
+                    f"{path}: " + unknown_name_message("methods", method, sorted(table))
+                )
                 return None
             spec = table[method].factory.model_copy(update={"name": method})
         else:
             spec = method
             if spec.name is None:
-                spec = spec.model_copy(update={"name": f"{spec.regularizer.type}-{spec.backbone.type}"})
+                spec = spec.model_copy(
+                    update={"name": f"{spec.regularizer.type}-{spec.backbone.type}"}
+                )
         spec = spec.model_copy(
             update={
                 part: _with_params(getattr(spec, part), suite.component_params)
@@ -294,7 +298,9 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
 
     from ertrl_bench.data.tiers import TIERS, resolve_tier
 
-    all_types = {n for kind in ("encoders", "regularizers", "backbones") for n in registry.entries[kind]}
+    all_types = {
+        n for kind in ("encoders", "regularizers", "backbones") for n in registry.entries[kind]
+    }
     for name in suite.component_params:
         if name not in all_types:
             problems.append(
@@ -308,7 +314,9 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     if suite.grid is not None:
         for i, env in enumerate(suite.grid.envs):
             check_component("envs", env, f"grid.envs[{i}]")
-        methods = [resolve_method(m, f"grid.methods[{j}]") for j, m in enumerate(suite.grid.methods)]
+        methods = [
+            resolve_method(m, f"grid.methods[{j}]") for j, m in enumerate(suite.grid.methods)
+        ]
         for env in suite.grid.envs:
             for m in methods:
                 for seed in suite.grid.seeds:

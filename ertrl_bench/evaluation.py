@@ -35,14 +35,18 @@ def _episode(agent: Agent, env, z: torch.Tensor, horizon: int) -> dict[str, np.n
 
 def _own_context(episodes: list[dict[str, np.ndarray]], device) -> Transitions:
     """The agent's own transitions of several episodes as a masked context ``[E, n, ...]``."""
+
     def cat(key):
         return np.concatenate([ep[key] for ep in episodes], axis=1)
 
     t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=device)  # noqa: E731
     valid = cat("valid")
     return Transitions(
-        obs=t(cat("obs")), actions=t(cat("actions")), rewards=t(cat("rewards"))[..., None],
-        next_obs=t(cat("next_obs")), dones=t(cat("terminals"))[..., None],
+        obs=t(cat("obs")),
+        actions=t(cat("actions")),
+        rewards=t(cat("rewards"))[..., None],
+        next_obs=t(cat("next_obs")),
+        dones=t(cat("terminals"))[..., None],
         task_ids=torch.zeros(valid.shape[0], dtype=torch.long, device=device),
         mask=torch.as_tensor(valid, device=device),
     )
@@ -50,8 +54,12 @@ def _own_context(episodes: list[dict[str, np.ndarray]], device) -> Transitions:
 
 @torch.no_grad()
 def evaluate_tasks(
-    agent: Agent, data: FamilyData, task_data: TaskDataset, rows: dict[str, int],
-    tasks: list[Task], cfg: EvalConfig,
+    agent: Agent,
+    data: FamilyData,
+    task_data: TaskDataset,
+    rows: dict[str, int],
+    tasks: list[Task],
+    cfg: EvalConfig,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Scores ``{protocol: {task_key: {"return", "normalized"}}}`` and the final z per task/run."""
     family, dev = data.family, agent.problem.device
@@ -68,10 +76,16 @@ def evaluate_tasks(
             ctx = None
             for _ in range(episodes):
                 new = task_data.sample(task_rows, cfg.offline_context_per_episode)
-                ctx = new if ctx is None else Transitions(
-                    *(torch.cat([getattr(ctx, f), getattr(new, f)], 1)
-                      for f in ("obs", "actions", "rewards", "next_obs", "dones")),
-                    task_ids=task_rows,
+                ctx = (
+                    new
+                    if ctx is None
+                    else Transitions(
+                        *(
+                            torch.cat([getattr(ctx, f), getattr(new, f)], 1)
+                            for f in ("obs", "actions", "rewards", "next_obs", "dones")
+                        ),
+                        task_ids=task_rows,
+                    )
                 )
                 _, z = agent.infer(ctx)
                 ep = _episode(agent, env, z, family.horizon)
@@ -97,7 +111,9 @@ def evaluate_tasks(
 
 
 @torch.no_grad()
-def transition_encodings(agent: Agent, task_data: TaskDataset, task_rows: torch.Tensor, n: int) -> np.ndarray:
+def transition_encodings(
+    agent: Agent, task_data: TaskDataset, task_rows: torch.Tensor, n: int
+) -> np.ndarray:
     """Per-transition encodings z_i ``[T, n, L]`` of ``n`` dataset transitions per task (the probe's input)."""
     ctx = task_data.sample(task_rows, n)
     z_i, _ = agent.infer(ctx)

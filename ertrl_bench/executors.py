@@ -45,9 +45,7 @@ class RayExecutor:
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise ErtrlError(
-                "the ray executor needs Ray: pip install 'ertrl-bench[ray]'"
-            ) from None
+            raise ErtrlError("the ray executor needs Ray: pip install 'ertrl-bench[ray]'") from None
 
     def map(self, fn: Callable, specs: list) -> Iterator:
         import ray
@@ -55,7 +53,9 @@ class RayExecutor:
         o = self.options
         if not ray.is_initialized():
             ray.init(address=o.address, ignore_reinit_error=True, log_to_driver=False)
-        remote = ray.remote(fn).options(num_cpus=o.num_cpus, num_gpus=o.num_gpus, max_retries=o.max_retries)
+        remote = ray.remote(fn).options(
+            num_cpus=o.num_cpus, num_gpus=o.num_gpus, max_retries=o.max_retries
+        )
         pending = [remote.remote(spec) for spec in specs]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

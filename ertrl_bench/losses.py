@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 
 
-def dml_loss(z: torch.Tensor, task_ids: torch.Tensor, eps: float = 1e-3) -> tuple[torch.Tensor, dict]:
+def dml_loss(
+    z: torch.Tensor, task_ids: torch.Tensor, eps: float = 1e-3
+) -> tuple[torch.Tensor, dict]:
     """Unweighted DML loss of ``z [M, L]`` given each row's task id ``[M]``."""
     m = z.shape[0]
     sq = (z[:, None, :] - z[None, :, :]).pow(2).mean(-1)  # [M, M] mean squared distance

@@ -91,7 +91,9 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
             def register(name, factory, options=None, _table=table, _label=label, _kind=kind):
                 if not isinstance(name, str) or not name:
-                    raise ErtrlError(f"plugin {_label} registered a {SINGULAR[_kind]} without a name")
+                    raise ErtrlError(
+                        f"plugin {_label} registered a {SINGULAR[_kind]} without a name"
+                    )
                 if name in _table:
                     raise ErtrlError(
                         f"{SINGULAR[_kind]} {name!r} is registered twice: by {_table[name].plugin}"
@@ -111,7 +113,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         try:
             pm.load_setuptools_entrypoints("ertrl_bench", name=name)
         except Exception as exc:  # a broken third-party plugin must say who it is
-            raise ErtrlError(f"could not load an ertrl_bench plugin ({name or 'all'}): {exc}") from exc
+            raise ErtrlError(
+                f"could not load an ertrl_bench plugin ({name or 'all'}): {exc}"
+            ) from exc
 
 
 _PM: pluggy.PluginManager | None = None

@@ -66,7 +66,9 @@ def _final_scores(history: list[dict], last: int) -> dict:
 def _summarise(per_task: dict) -> dict:
     return {
         split: {
-            protocol: {m: float(np.mean([v[m] for v in tasks.values()])) for m in ("return", "normalized")}
+            protocol: {
+                m: float(np.mean([v[m] for v in tasks.values()])) for m in ("return", "normalized")
+            }
             for protocol, tasks in by_protocol.items()
         }
         for split, by_protocol in per_task.items()
@@ -104,7 +106,10 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     set_seed(spec.seed, spec.train.deterministic)
     task_data = TaskDataset([data.task_arrays(t) for t in data.tasks], device)
     rows = {t.key: i for i, t in enumerate(data.tasks)}
-    obs_dim, act_dim = data.arrays[data.tasks[0].key]["obs"].shape[1], data.arrays[data.tasks[0].key]["actions"].shape[1]
+    obs_dim, act_dim = (
+        data.arrays[data.tasks[0].key]["obs"].shape[1],
+        data.arrays[data.tasks[0].key]["actions"].shape[1],
+    )
     latent = spec.train.latent_dim or family.hparams.latent_dim
     problem = Problem(family, obs_dim, act_dim, latent, device)
     agent = build_agent(spec.method, problem)
@@ -116,7 +121,9 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     def evaluate(iteration: int, step: int) -> None:
         per_task: dict = {}
         for split, tasks in by_split.items():
-            per_task[split], last_z[split] = evaluate_tasks(agent, data, task_data, rows, tasks, spec.eval)
+            per_task[split], last_z[split] = evaluate_tasks(
+                agent, data, task_data, rows, tasks, spec.eval
+            )
         history.append({"iteration": iteration, "step": step, "per_task": per_task})
         summary = _summarise(per_task)
         rd.log({"iteration": iteration, "step": step, "eval": summary})
@@ -126,8 +133,14 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
 
     per_task = _final_scores(history, spec.train.final_evals)
     curve = [
-        {"step": h["step"], **{f"{s}/{p}/normalized": v["normalized"]
-                               for s, bp in _summarise(h["per_task"]).items() for p, v in bp.items()}}
+        {
+            "step": h["step"],
+            **{
+                f"{s}/{p}/normalized": v["normalized"]
+                for s, bp in _summarise(h["per_task"]).items()
+                for p, v in bp.items()
+            },
+        }
         for h in history
     ]
     all_eval = [t for ts in by_split.values() for t in ts]
@@ -142,9 +155,15 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
         encodings[f"z_{protocol}"] = np.concatenate([last_z[s][protocol] for s in by_split])
     rd.write_encodings(encodings)
     metrics = {
-        "run_id": spec.run_id(), "method": spec.method.name, "env": spec.env.type, "seed": spec.seed,
-        "final": _summarise(per_task), "per_task": per_task, "curve": curve,
-        "wall_s": time.perf_counter() - t0, "dataset": data.path,
+        "run_id": spec.run_id(),
+        "method": spec.method.name,
+        "env": spec.env.type,
+        "seed": spec.seed,
+        "final": _summarise(per_task),
+        "per_task": per_task,
+        "curve": curve,
+        "wall_s": time.perf_counter() - t0,
+        "dataset": data.path,
     }
     rd.write_metrics(metrics)
     return metrics

@@ -64,15 +64,23 @@ class RunDir:
 
 def write_suite_index(root: Path, suite: str, specs: list[RunSpec]) -> Path:
     path = Path(root) / suite / "suite.json"
-    runs = [{"run_id": s.run_id(), "method": s.method.name, "env": s.env.type, "seed": s.seed} for s in specs]
+    runs = [
+        {"run_id": s.run_id(), "method": s.method.name, "env": s.env.type, "seed": s.seed}
+        for s in specs
+    ]
     atomic_write_json(path, {"suite": suite, "runs": runs})
     return path
 
 
 def _git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
         return out.stdout.strip() or None
     except Exception:
         return None

@@ -51,7 +51,9 @@ def build_agent(method: MethodSpec, problem: Problem) -> Agent:
         options = entry.options.model_validate(comp.params) if entry.options else None
         return entry.factory(options, *args)
 
-    encoder = make("encoders", method.encoder, problem.context_dim, problem.latent_dim).to(problem.device)
+    encoder = make("encoders", method.encoder, problem.context_dim, problem.latent_dim).to(
+        problem.device
+    )
     regularizer = make("regularizers", method.regularizer, problem)
     backbone = make("backbones", method.backbone, problem)
     return Agent(method, problem, encoder, regularizer, backbone)
@@ -120,6 +122,8 @@ def meta_train(
                     record = {k: float(v) for k, v in logs.items()}
                     _check_finite(record, global_step)
                     log({"iteration": it, "step": global_step, **record})
-                    pbar.advance(LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY)
+                    pbar.advance(
+                        LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY
+                    )
             if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
                 evaluate(it, global_step)

@@ -73,7 +73,11 @@ class BRAC:
 
     def _kl_dual(self, s, a_pi, a_data, z):
         """Per-sample dual estimate of KL(pi || pi_beta): E_pi[log g] - E_beta[g] + 1, g = softplus(c)."""
-        return torch.log(F.softplus(self._c(s, a_pi, z)) + 1e-8) - F.softplus(self._c(s, a_data, z)) + 1.0
+        return (
+            torch.log(F.softplus(self._c(s, a_pi, z)) + 1e-8)
+            - F.softplus(self._c(s, a_data, z))
+            + 1.0
+        )
 
     def _gradient_penalty(self, s, a_pi, a_data, z):
         eps = torch.rand(a_pi.shape[0], 1, device=a_pi.device)
@@ -106,9 +110,13 @@ class BRAC:
 
         # 2. Q: TD to the target V (z_q may train the encoder: Offline PEARL)
         with torch.no_grad():
-            target = o.reward_scale * r + o.discount * (1 - d) * self.v_target(torch.cat([s2, zr], -1)).squeeze(-1)
+            target = o.reward_scale * r + o.discount * (1 - d) * self.v_target(
+                torch.cat([s2, zr], -1)
+            ).squeeze(-1)
         sa_z = torch.cat([s, a, zq], -1)
-        q_loss = F.mse_loss(self.q1(sa_z).squeeze(-1), target) + F.mse_loss(self.q2(sa_z).squeeze(-1), target)
+        q_loss = F.mse_loss(self.q1(sa_z).squeeze(-1), target) + F.mse_loss(
+            self.q2(sa_z).squeeze(-1), target
+        )
         self.opt_q.zero_grad(set_to_none=True)
         q_loss.backward()
         self.opt_q.step()
@@ -137,9 +145,12 @@ class BRAC:
         self.opt_alpha.step()
         soft_update(self.v_target, self.v, o.tau)
         return {
-            "brac/q_loss": q_loss.detach(), "brac/v_loss": v_loss.detach(),
-            "brac/policy_loss": policy_loss.detach(), "brac/c_loss": c_loss.detach(),
-            "brac/divergence": div.detach().mean(), "brac/alpha": alpha,
+            "brac/q_loss": q_loss.detach(),
+            "brac/v_loss": v_loss.detach(),
+            "brac/policy_loss": policy_loss.detach(),
+            "brac/c_loss": c_loss.detach(),
+            "brac/divergence": div.detach().mean(),
+            "brac/alpha": alpha,
         }
 
     @torch.no_grad()
@@ -148,5 +159,6 @@ class BRAC:
         return a
 
     def state_dict(self) -> dict:
-        return {k: getattr(self, k).state_dict() for k in ("policy", "q1", "q2", "v", "v_target", "c")} | {
-            "log_alpha": self.log_alpha.detach().clone()}
+        return {
+            k: getattr(self, k).state_dict() for k in ("policy", "q1", "q2", "v", "v_target", "c")
+        } | {"log_alpha": self.log_alpha.detach().clone()}

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from ertrl_bench.data.sac import EnsembleActor, train_behavior_policies
 from ertrl_bench.data.store import FORMAT_VERSION, DatasetDir, data_root
 from ertrl_bench.data.tiers import DataTier, resolve_tier
 from ertrl_bench.envs.base import EnvFamily, Task
+from ertrl_bench.errors import ErtrlError
 from ertrl_bench.progress import bar, console
 
 
@@ -37,8 +39,13 @@ class FamilyData:
 
     def task_arrays(self, task: Task) -> dict[str, np.ndarray]:
         a = self.arrays[task.key]
-        return {"obs": a["obs"], "actions": a["actions"], "rewards": a["rewards"],
-                "next_obs": a["next_obs"], "dones": a["terminals"].astype(np.float32)}
+        return {
+            "obs": a["obs"],
+            "actions": a["actions"],
+            "rewards": a["rewards"],
+            "next_obs": a["next_obs"],
+            "dones": a["terminals"].astype(np.float32),
+        }
 
     def r_min(self, task: Task) -> float:
         return float(self.meta[task.key]["r_min"])
@@ -71,8 +78,14 @@ def _policy_bytes(snapshots: dict[int, dict], member: int, meta: dict) -> bytes:
     return buf.getvalue()
 
 
-def build_tasks(family: EnvFamily, tier_name: str, tier: DataTier, tasks: list[Task],
-                ddir: DatasetDir, device: torch.device) -> dict:
+def build_tasks(
+    family: EnvFamily,
+    tier_name: str,
+    tier: DataTier,
+    tasks: list[Task],
+    ddir: DatasetDir,
+    device: torch.device,
+) -> dict:
     """Train the behavior policies of ``tasks`` together and write their datasets."""
     obs_dim, act_dim = family.spaces()
     env = family.make_batch(tasks)
@@ -113,21 +126,51 @@ def build_tasks(family: EnvFamily, tier_name: str, tier: DataTier, tasks: list[T
         arrays = {f: np.concatenate([p[f] for p in parts]) for f in parts[0] if f != "returns"}
         returns = np.concatenate([p["returns"] for p in parts])
         meta = {
-            "index": task.index, "split": task.split, "param": list(task.param),
-            "r_min": float(returns.min()), "r_max": float(returns.max()),
-            "checkpoint_returns": {str(s): float(p["returns"].mean())
-                                   for s, p in zip(tier.checkpoints, parts, strict=True)},
+            "index": task.index,
+            "split": task.split,
+            "param": list(task.param),
+            "r_min": float(returns.min()),
+            "r_max": float(returns.max()),
+            "checkpoint_returns": {
+                str(s): float(p["returns"].mean())
+                for s, p in zip(tier.checkpoints, parts, strict=True)
+            },
         }
         ddir.write_task(task.key, arrays, meta, _policy_bytes(snapshots, ti, policy_meta))
     return stats
 
 
-def get_datasets(family: EnvFamily, tier_name: str, overrides: dict | None = None,
-                 device: torch.device | None = None, rebuild: bool = False) -> FamilyData:
-    """Every task's dataset, building what is missing, corrupted or truncated."""
+def get_datasets(
+    family: EnvFamily,
+    tier_name: str,
+    overrides: dict | None = None,
+    device: torch.device | None = None,
+    rebuild: bool = False,
+    tasks: Sequence[int] | None = None,
+) -> FamilyData:
+    """Every task's dataset, building what is missing, corrupted or truncated.
+
+    ``tasks``: optional task indices (``Task.index``: 0-39 grid, 40+ iid) to build / load instead
+    of all of them (e.g. a quick look at a few tasks); ``FamilyData.tasks`` then holds only
+    those. They live in the same cache folder as the full build, so a later full call builds only
+    the rest. A task's data is one draw from its SAC run, and which tasks train in the same batch
+    changes the random stream, so a task built alone differs (in sample, not in distribution)
+    from the same task built with all others.
+    """
     tier = resolve_tier(tier_name, family.name, overrides)
     device = device or torch.device("cpu")
-    tasks = family.all_tasks(tier.task_seed)
+    all_tasks = family.all_tasks(tier.task_seed)
+    if tasks is None:
+        tasks = all_tasks
+    else:
+        by_index = {t.index: t for t in all_tasks}
+        unknown = [i for i in tasks if i not in by_index]
+        if unknown:
+            raise ErtrlError(
+                f"{family.name}: no task with index {unknown}; available:"
+                f" {min(by_index)}-{max(by_index)}"
+            )
+        tasks = [by_index[i] for i in sorted(set(tasks))]
     ddir = dataset_dir(family, tier_name, tier)
     todo = []
     for t in tasks:
@@ -137,8 +180,14 @@ def get_datasets(family: EnvFamily, tier_name: str, overrides: dict | None = Non
                 console.print(f"[yellow]dataset {ddir.path}/{t.key}: {problem}; regenerating")
             todo.append(t)
     if todo:
-        ddir.set_info({"family": family.name, "tier": tier_name, "tier_values": tier.model_dump(mode="json"),
-                       "format": FORMAT_VERSION})
+        ddir.set_info(
+            {
+                "family": family.name,
+                "tier": tier_name,
+                "tier_values": tier.model_dump(mode="json"),
+                "format": FORMAT_VERSION,
+            }
+        )
         stats = build_tasks(family, tier_name, tier, todo, ddir, device)
         ddir.set_info({"last_build": {**stats, "tasks": len(todo)}})
     arrays, meta = {}, {}

@@ -49,7 +49,10 @@ def rollout_episodes(
 def flatten_valid(ep: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
     """The valid transitions of the episodes in ``rows``, concatenated in order."""
     mask = ep["valid"][rows]
-    flat = {k: ep[k][rows][mask] for k in ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts")}
+    flat = {
+        k: ep[k][rows][mask]
+        for k in ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts")
+    }
     traj = np.repeat(np.arange(len(rows)), mask.sum(1))
     flat["trajectory"] = traj.astype(np.int32)
     return flat

@@ -69,7 +69,13 @@ class TaskReplay:
     def sample(self, batch: int):
         idx = torch.randint(0, self.size, (self.obs.shape[0], batch), device=self.obs.device)
         r = self.rows
-        return self.obs[r, idx], self.act[r, idx], self.rew[r, idx], self.next_obs[r, idx], self.done[r, idx]
+        return (
+            self.obs[r, idx],
+            self.act[r, idx],
+            self.rew[r, idx],
+            self.next_obs[r, idx],
+            self.done[r, idx],
+        )
 
 
 class BatchedSAC:
@@ -80,8 +86,9 @@ class BatchedSAC:
         self.actor = EnsembleActor(tasks, obs_dim, act_dim, cfg.sac_hidden).to(device)
         self.critic = EnsembleCritic(tasks, obs_dim, act_dim, cfg.sac_hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.full((tasks,), math.log(cfg.init_temperature), device=device,
-                                    requires_grad=True)
+        self.log_alpha = torch.full(
+            (tasks,), math.log(cfg.init_temperature), device=device, requires_grad=True
+        )
         self.target_entropy = -float(act_dim)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.sac_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.sac_lr)

@@ -28,7 +28,16 @@ import numpy as np
 from ertrl_bench.errors import DatasetError
 
 FORMAT_VERSION = 1
-ARRAYS = ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts", "checkpoint", "trajectory")
+ARRAYS = (
+    "obs",
+    "actions",
+    "rewards",
+    "next_obs",
+    "terminals",
+    "timeouts",
+    "checkpoint",
+    "trajectory",
+)
 
 
 def data_root() -> Path:
@@ -80,14 +89,20 @@ class DatasetDir:
                 f"{self.manifest_path}: corrupted manifest ({exc}); delete the folder to rebuild"
             ) from None
 
-    def write_task(self, key: str, arrays: dict[str, np.ndarray], meta: dict, policy_bytes: bytes | None):
+    def write_task(
+        self, key: str, arrays: dict[str, np.ndarray], meta: dict, policy_bytes: bytes | None
+    ):
         npz = self.path / f"{key}.npz"
         atomic_write_bytes(npz, lambda f: np.savez(f, **{k: arrays[k] for k in ARRAYS}))
         if policy_bytes is not None:
             atomic_write_bytes(self.path / f"{key}.policy.pt", lambda f: f.write(policy_bytes))
         manifest = self.manifest()
-        manifest["tasks"][key] = {**meta, "file": npz.name, "sha256": sha256(npz),
-                                  "transitions": int(len(arrays["rewards"]))}
+        manifest["tasks"][key] = {
+            **meta,
+            "file": npz.name,
+            "sha256": sha256(npz),
+            "transitions": int(len(arrays["rewards"])),
+        }
         manifest.update({k: v for k, v in meta.items() if k == "_"})
         atomic_write_json(self.manifest_path, manifest)
 

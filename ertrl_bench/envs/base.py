@@ -85,7 +85,12 @@ class EnvFamily(ABC):
         if split == "iid":
             rng = np.random.default_rng([seed, 7919])
             return [
-                Task(self.name, "iid", self.n_grid + k, tuple(float(x) for x in self.sample_iid_param(rng)))
+                Task(
+                    self.name,
+                    "iid",
+                    self.n_grid + k,
+                    tuple(float(x) for x in self.sample_iid_param(rng)),
+                )
                 for k in range(self.n_iid)
             ]
         if split not in self.split_indices:

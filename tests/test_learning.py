@@ -1,0 +1,46 @@
+"""FOCAL really learns: on unseen IID Point-Robot tasks it beats a random policy by a margin.
+
+Budget: the smoke suite's settings (smoke-tier data, 4 x 250 train steps, 64-unit networks),
+one seed (0). Measured when written: FOCAL ~60 normalized (offline context) vs random ~-5.
+Margin required: 30 normalized points.
+"""
+
+import numpy as np
+
+from ertrl_bench.config import load_suite
+from ertrl_bench.data import get_datasets
+from ertrl_bench.data.collect import rollout_episodes
+from ertrl_bench.envs.point_robot import PointRobot
+from ertrl_bench.runner import execute
+
+MARGIN = 30.0
+
+
+def random_policy_normalized(split: str) -> float:
+    fam = PointRobot()
+    data = get_datasets(fam, "smoke")
+    tasks = fam.tasks(split, data.tier.task_seed)
+    rng = np.random.default_rng(0)
+    env = fam.make_batch(tasks)
+    ep = rollout_episodes(
+        env, lambda obs: rng.uniform(-1, 1, obs.shape).astype(np.float32), fam.horizon
+    )
+    norm = [
+        100 * (r - data.r_min(t)) / (data.r_max(t) - data.r_min(t))
+        for r, t in zip(ep["returns"], tasks)
+    ]
+    return float(np.mean(norm))
+
+
+def test_focal_beats_random_on_iid_tasks(tmp_path):
+    suite, specs = load_suite("smoke")
+    (spec,) = [s for s in specs if s.method.name == "focal"]
+    spec = spec.model_copy(
+        update={"device": "cpu", "eval": spec.eval.model_copy(update={"splits": ["iid"]})}
+    )
+    out = execute(spec, tmp_path)
+    assert out.status == "done", out.message
+    focal = out.metrics["final"]["iid"]["offline"]["normalized"]
+    random = random_policy_normalized("iid")
+    print(f"FOCAL iid offline-context normalized {focal:.1f} vs random {random:.1f}")
+    assert focal > random + MARGIN

@@ -1,0 +1,132 @@
+"""The run lifecycle: results layout, resume, --force, determinism, kills, NaN losses."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from pydantic import BaseModel
+
+from ertrl_bench.config import load_suite
+from ertrl_bench.plugins import hookimpl
+from ertrl_bench.runner import execute
+from tests.conftest import tiny_suite, write_suite
+
+
+def _specs(tmp_path, **kw):
+    return load_suite(write_suite(tmp_path / "s.yaml", tiny_suite(**kw)))[1]
+
+
+def _comparable(metrics):
+    return {k: v for k, v in metrics.items() if k not in ("wall_s",)}
+
+
+def test_run_writes_layout_and_resumes(tmp_path):
+    (spec,) = _specs(tmp_path)
+    out = execute(spec, tmp_path / "results")
+    assert out.status == "done", out.message
+    run_dir = tmp_path / "results" / "tiny" / spec.run_id()
+    for name in ("spec.json", "env.json", "log.jsonl", "metrics.json", "encodings.npz"):
+        assert (run_dir / name).exists(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["final"]) == {"train", "moderate"}
+    assert set(metrics["final"]["train"]) == {"offline", "online"}
+    assert len(metrics["per_task"]["train"]["offline"]) == 20
+    lines = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert any("eval" in x for x in lines) and any("brac/q_loss" in x for x in lines)
+    mtime = (run_dir / "metrics.json").stat().st_mtime_ns
+    again = execute(spec, tmp_path / "results")
+    assert again.status == "skipped"
+    assert (run_dir / "metrics.json").stat().st_mtime_ns == mtime
+    forced = execute(spec, tmp_path / "results", force=True)
+    assert forced.status == "done"
+    assert (run_dir / "metrics.json").stat().st_mtime_ns != mtime
+
+
+def test_same_config_and_seed_gives_identical_numbers(tmp_path):
+    (spec,) = _specs(tmp_path)
+    a = execute(spec, tmp_path / "a").metrics
+    b = execute(spec, tmp_path / "b").metrics
+    assert _comparable(a) == _comparable(b)
+    (other,) = _specs(tmp_path, seeds=[1])
+    c = execute(other, tmp_path / "c").metrics
+    assert c["per_task"] != a["per_task"]
+
+
+def test_killed_run_leaves_no_metrics_and_resumes(tmp_path):
+    suite = tiny_suite(name="killme")
+    suite["train"].update(iterations=50, steps_per_iteration=50)
+    path = write_suite(tmp_path / "s.yaml", suite)
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ertrl_bench.cli", "run", str(path), "--results-dir", str(results)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    logs = []
+    while time.time() < deadline and not any(len(p.read_text().splitlines()) >= 2 for p in logs):
+        time.sleep(0.2)
+        logs = list(results.glob("killme/*/log.jsonl"))
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert logs, "the run never started logging"
+    run_dir = logs[0].parent
+    assert not (run_dir / "metrics.json").exists()
+    assert not list(run_dir.glob(".*tmp"))
+    (spec,) = load_suite(path)[1]
+    spec = spec.model_copy(
+        update={"train": spec.train.model_copy(update={"iterations": 1, "steps_per_iteration": 5})}
+    )
+    assert execute(spec, results).status == "done"
+
+
+class _NaNOptions(BaseModel):
+    pass
+
+
+class _NaNRegularizer:
+    """Returns a NaN encoder loss: the run must fail clearly, the others must finish."""
+
+    def __init__(self, options, problem):
+        pass
+
+    def update(self, ctx, z_i, z):
+        return {}
+
+    def encoder_loss(self, ctx, z_i, z):
+        return z.sum() * float("nan"), {"nan/loss": torch.tensor(float("nan"))}
+
+    def joint_parameters(self):
+        return []
+
+    def state_dict(self):
+        return {}
+
+
+class _NaNPlugin:
+    @hookimpl
+    def register_regularizers(self, register):
+        register("nan_reg", _NaNRegularizer, _NaNOptions)
+
+
+def test_nan_loss_fails_that_run_only(tmp_path, register_test_plugin):
+    register_test_plugin(_NaNPlugin(), "nan-plugin")
+    suite = tiny_suite(name="nan", methods=["focal", {"name": "nanny", "regularizer": "nan_reg"}])
+    suite["train"]["steps_per_iteration"] = 50
+    path = write_suite(tmp_path / "s.yaml", suite)
+    outcomes = {s.method.name: execute(s, tmp_path / "r") for s in load_suite(path)[1]}
+    assert outcomes["focal"].status == "done"
+    bad = outcomes["nanny"]
+    assert bad.status == "failed"
+    assert "became nan at train step 50" in bad.message
+    failed = json.loads(
+        (tmp_path / "r" / "nan" / outcomes["nanny"].run_id / "failed.json").read_text()
+    )
+    assert "diverged" in failed["error"]
+    assert not (tmp_path / "r" / "nan" / outcomes["nanny"].run_id / "metrics.json").exists()
