@@ -6,9 +6,15 @@ regularizer but the methods' shared encoder loss: ``ertrl_bench/losses.py``.
 """
 
 from ertrl_bench.plugins import hookimpl
+from ertrl_bench.regularizers.csro import CSROOptions, CSRORegularizer
+from ertrl_bench.regularizers.gan_entropy import GANEntropyOptions, GANEntropyRegularizer
 from ertrl_bench.regularizers.none import NoneOptions, NoRegularizer
+from ertrl_bench.regularizers.unicorn import UnicornOptions, UnicornRegularizer
 
 
 @hookimpl
 def register_regularizers(register):
     register("none", NoRegularizer, NoneOptions)
+    register("csro", CSRORegularizer, CSROOptions)
+    register("gan_entropy", GANEntropyRegularizer, GANEntropyOptions)
+    register("unicorn", UnicornRegularizer, UnicornOptions)

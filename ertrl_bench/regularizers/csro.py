@@ -1,0 +1,156 @@
+"""``csro``: CSRO's CLUB upper bound on I(z_i; x_i), x_i = the transition's (s, a).
+
+A worked example of a regularizer that owns an *estimator network with its own optimizer*:
+
+* ``update`` fits a variational Gaussian q(z | x) = N(mu(x), diag var(x)) (an MLP shaped like
+  the encoder, 200-200-200, mean head + softplus variance) to the **detached** per-transition
+  encodings z_i by maximum likelihood, with its own Adam (lr 3e-4). PAPER.md: loss weight 10.
+* ``encoder_loss`` returns ``weight * (positive - negative)``: the CLUB estimate (Cheng et al.
+  2020) with mu and var held fixed, so its gradient reaches the encoder through z_i only::
+
+      positive = -mean_{i, l} (z_il - mu_il)^2 / var_il            matched pairs (x_i, z_i)
+      negative = -mean_{i, j, l} (z_jl - mu_il)^2 / var_il         all pairs within a task's batch
+
+  Matched pairs score higher than shuffled ones exactly when z_i carries information about x_i,
+  so minimising the gap removes what z_i knows about (s, a) -- in offline meta-RL, mostly the
+  behavior policy -- while the distance-metric loss keeps what it knows about the task.
+
+The all-pairs term is computed in closed form, ``mean_j (z_j - mu_i)^2 = (zbar - mu_i)^2 +
+var_j(z)`` per task and latent dimension, so memory is O(M C L) instead of the authors'
+O(M C^2 L) expansion (numerically the same quantity; ``tests/test_regularizers.py`` checks it
+against the explicit pairwise sum). Means are over latent dimensions too, as in the authors' code
+(``.mean()`` over every element), so ``weight`` has the paper's scale.
+
+Departure (documented, **ours**): the training loop hands a regularizer the *context* batch only,
+so q is fitted on context transitions (the authors do the same: ``club_model(context)``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from ertrl_bench.batch import Transitions
+from ertrl_bench.errors import ErtrlError
+from ertrl_bench.nn import mlp
+from ertrl_bench.problem import Problem
+
+# names accepted in ``csro_inputs`` / ``inputs`` -> the Transitions field they read
+INPUT_FIELDS = {
+    "obs": "obs",
+    "action": "actions",
+    "actions": "actions",
+    "reward": "rewards",
+    "rewards": "rewards",
+    "next_obs": "next_obs",
+}
+
+
+class CSROOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weight: float | None = Field(None, ge=0)  # None -> problem.hparams.csro_weight (10/25/50)
+    inputs: tuple[str, ...] | None = None  # None -> problem.hparams.csro_inputs ((s, a))
+    hidden: tuple[int, ...] = (200, 200, 200)  # same shape as the context encoder
+    lr: float = Field(3e-4, gt=0)  # q's Adam (the authors use the encoder's lr, 3e-4)
+    model_loss_weight: float = Field(10.0, gt=0)  # weight of q's log-likelihood loss (PAPER.md)
+
+
+def _weights(ctx: Transitions) -> torch.Tensor | None:
+    """``[M, C, 1]`` float validity weights, or None when every transition is valid."""
+    return None if ctx.mask is None else ctx.mask.to(ctx.obs.dtype).unsqueeze(-1)
+
+
+def club_terms(
+    z_i: torch.Tensor, mu: torch.Tensor, var: torch.Tensor, w: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CLUB's (positive, negative) on ``[M, C, L]`` tensors; ``w`` ``[M, C, 1]`` masks transitions.
+
+    positive = -mean over valid i and l of (z_i - mu_i)^2 / var_i; negative = the same over all
+    valid pairs (i, j) of one task, z_j against mu_i, var_i (closed form, no C x C tensor).
+    """
+    inv = 1.0 / var
+    if w is None:
+        positive = -((z_i - mu).pow(2) * inv).mean()
+        zbar = z_i.mean(1, keepdim=True)  # [M, 1, L]
+        zvar = (z_i - zbar).pow(2).mean(1, keepdim=True)  # biased: mean over j, j = i included
+        negative = -(((zbar - mu).pow(2) + zvar) * inv).mean()
+        return positive, negative
+    n = w.sum(1, keepdim=True).clamp_min(1.0)  # [M, 1, 1] valid transitions per task
+    total = (w.sum() * z_i.shape[-1]).clamp_min(1.0)
+    positive = -((z_i - mu).pow(2) * inv * w).sum() / total
+    zbar = (z_i * w).sum(1, keepdim=True) / n
+    zvar = ((z_i - zbar).pow(2) * w).sum(1, keepdim=True) / n
+    # each valid i contributes the mean over its task's valid j; then the mean over valid i
+    negative = -((((zbar - mu).pow(2) + zvar) * inv) * w).sum() / total
+    return positive, negative
+
+
+class CSRORegularizer:
+    """CLUB mutual-information upper bound between z_i and (s, a) (CSRO, Gao et al. 2023)."""
+
+    def __init__(self, options: CSROOptions, problem: Problem):
+        hp = problem.hparams
+        self.options = options
+        self.device = problem.device
+        self.weight = hp.csro_weight if options.weight is None else options.weight
+        self.inputs = tuple(hp.csro_inputs if options.inputs is None else options.inputs)
+        unknown = [name for name in self.inputs if name not in INPUT_FIELDS]
+        if unknown or not self.inputs:
+            raise ErtrlError(
+                f"csro inputs {list(self.inputs)}: unknown {unknown}; choose from"
+                f" {sorted(INPUT_FIELDS)}"
+            )
+        dims = {
+            "obs": problem.obs_dim,
+            "actions": problem.act_dim,
+            "rewards": 1,
+            "next_obs": problem.obs_dim,
+        }
+        in_dim = sum(dims[INPUT_FIELDS[name]] for name in self.inputs)
+        self.latent_dim = problem.latent_dim
+        # one MLP, two heads: [mu | pre-softplus variance], as the authors' club_model
+        self.q = mlp(in_dim, options.hidden, 2 * problem.latent_dim).to(self.device)
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=options.lr)
+
+    # --- helpers --------------------------------------------------------------------------------
+    def q_inputs(self, ctx: Transitions) -> torch.Tensor:
+        """x_i: the configured fields of each transition, ``[M, C, K]``."""
+        return torch.cat([getattr(ctx, INPUT_FIELDS[name]) for name in self.inputs], dim=-1)
+
+    def q_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.q(x)
+        mu, pre = out.split(self.latent_dim, dim=-1)
+        return mu, F.softplus(pre) + 1e-6  # floor: var never exactly 0 (inverted below)
+
+    # --- the protocol -------------------------------------------------------------------------
+    def update(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor) -> dict:
+        """One Adam step of q's Gaussian negative log-likelihood on the detached z_i."""
+        mu, var = self.q_params(self.q_inputs(ctx))
+        nll = (z_i.detach() - mu).pow(2) / (2 * var) + 0.5 * torch.log(var)  # [M, C, L]
+        w = _weights(ctx)
+        if w is None:
+            nll = nll.mean()
+        else:
+            nll = (nll * w).sum() / (w.sum() * nll.shape[-1]).clamp_min(1.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        (self.options.model_loss_weight * nll).backward()
+        self.optimizer.step()
+        return {"csro/q_nll": nll.detach()}
+
+    def encoder_loss(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor):
+        with torch.no_grad():  # q is fixed here: the gradient reaches the encoder through z_i
+            mu, var = self.q_params(self.q_inputs(ctx))
+        positive, negative = club_terms(z_i, mu, var, _weights(ctx))
+        club = positive - negative
+        return self.weight * club, {"csro/club": club.detach()}
+
+    def joint_parameters(self) -> list[torch.nn.Parameter]:
+        return []
+
+    def state_dict(self) -> dict:
+        return {"q": self.q.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q.load_state_dict(state["q"])
+        self.optimizer.load_state_dict(state["optimizer"])

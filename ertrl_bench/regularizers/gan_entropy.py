@@ -1,0 +1,184 @@
+"""``gan_entropy``: ER-TRL's regularizer -- maximise the entropy of the behavior policy given z.
+
+The problem. An offline task's dataset is collected by one behavior policy pi_beta, so a context
+encoder trained to tell tasks apart can as well recognise *which policy collected the data*
+(its action statistics are an easy feature) instead of the task. Such z shift when the context
+comes from another policy (online or OOD evaluation). ER-TRL asks z to carry as little
+information about pi_beta as possible: minimise I(Z; pi_beta) = H(pi_beta) - H(pi_beta | Z).
+H(pi_beta) is fixed by the data, so this is maximising H(pi_beta | Z).
+
+How. A conditional GAN models the behavior policy given the representation: a generator
+G(s, z, noise) -> a (MLP 3 x 200, tanh) and a discriminator D(s, a, z) -> [0, 1] (MLP 2 x 256,
+sigmoid), trained with binary cross-entropy (Adam, lr 2e-4, ``gan_steps`` = 5 updates per train
+step) on the context's (s, a) with the detached task z broadcast to the task's transitions
+(``update``). At the GAN's optimum G(s, z, .) samples pi_beta(a | s, z), the action distribution
+of the data *given what z says*. If z identifies the behavior policy, that distribution is as
+narrow as one policy; if z says nothing about it, it is the mixture of all policies that produced
+data with that z, which is broader. So ``encoder_loss`` generates actions with fresh noise and
+the **non-detached** z (the gradient flows into the encoder through G; G's weights are held
+fixed), fits one Gaussian per task (mean and covariance over that task's generated actions; a
+Gaussian upper-bounds the entropy of any distribution with that covariance and has it in closed
+form, 0.5 logdet(2 pi e Sigma)), and returns ``-weight * mean_tasks H``. Descending it moves z to
+where the modelled pi_beta(. | s, z) is broad, i.e. it maximises an estimate of H(pi_beta | Z)
+and so minimises I(Z; pi_beta). The distance-metric loss keeps z informative about the task.
+
+A worked example of a regularizer with *two* networks trained adversarially in ``update`` and a
+loss that differentiates through a frozen network into the encoder (``torch.func.functional_call``
+with detached weights, so ``encoder_loss`` leaves no gradients in G).
+
+Departures (**ours**, each also commented where it happens):
+* The authors train the GAN and compute the entropy on the RL batch (256 transitions per task);
+  the regularizer protocol passes the context batch, so we use the context's transitions.
+* D returns logits and the BCE is ``binary_cross_entropy_with_logits``: the same loss as
+  sigmoid + BCE, computed stably. ``discriminator_prob`` gives the [0, 1] output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch.func import functional_call
+
+from ertrl_bench.batch import Transitions
+from ertrl_bench.nn import mlp
+from ertrl_bench.problem import Problem
+
+
+class GANEntropyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weight: float | None = Field(None, ge=0)  # None -> problem.hparams.gan_weight (2.5 or 5)
+    noise_dim: int = Field(20, gt=0)
+    gan_steps: int = Field(5, ge=0)  # GAN updates per train step
+    lr: float = Field(2e-4, gt=0)  # Adam lr of both G and D
+    generator_hidden: tuple[int, ...] = (200, 200, 200)
+    discriminator_hidden: tuple[int, ...] = (256, 256)
+    jitter: float = Field(1e-5, ge=0)  # added to the covariance's diagonal (authors: 1e-5)
+
+
+def _weights(ctx: Transitions) -> torch.Tensor | None:
+    """``[M, C, 1]`` float validity weights, or None when every transition is valid."""
+    return None if ctx.mask is None else ctx.mask.to(ctx.obs.dtype).unsqueeze(-1)
+
+
+def _bce(logits: torch.Tensor, target: float, w: torch.Tensor | None) -> torch.Tensor:
+    t = torch.full_like(logits, target)
+    if w is None:
+        return F.binary_cross_entropy_with_logits(logits, t)
+    per = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    return (per * w).sum() / w.sum().clamp_min(1.0)
+
+
+def gaussian_entropy(
+    x: torch.Tensor, w: torch.Tensor | None = None, jitter: float = 1e-5
+) -> torch.Tensor:
+    """Entropy ``[M]`` of the Gaussian fitted to each task's samples ``x [M, C, A]``.
+
+    Mean and unbiased covariance over the C samples (valid ones when ``w [M, C, 1]`` is given);
+    H = 0.5 * logdet(2 pi e (Sigma + jitter I)), via a batched Cholesky factor.
+    """
+    a = x.shape[-1]
+    if w is None:
+        n = torch.full((x.shape[0], 1, 1), float(x.shape[1]), device=x.device, dtype=x.dtype)
+        mean = x.mean(1, keepdim=True)
+        diff = x - mean
+    else:
+        n = w.sum(1, keepdim=True)
+        mean = (x * w).sum(1, keepdim=True) / n.clamp_min(1.0)
+        diff = (x - mean) * w
+    cov = diff.transpose(1, 2) @ diff / (n - 1).clamp_min(1.0)  # [M, A, A]
+    cov = cov + jitter * torch.eye(a, device=x.device, dtype=x.dtype)
+    chol = torch.linalg.cholesky(cov)
+    logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return 0.5 * (a * math.log(2 * math.pi * math.e) + logdet)
+
+
+class GANEntropyRegularizer:
+    """ER-TRL: maximise H(pi_beta | Z) through a conditional GAN of the behavior policy."""
+
+    def __init__(self, options: GANEntropyOptions, problem: Problem):
+        self.options = options
+        self.device = problem.device
+        self.weight = problem.hparams.gan_weight if options.weight is None else options.weight
+        ds, da, dz = problem.obs_dim, problem.act_dim, problem.latent_dim
+        self.noise_dim = options.noise_dim
+        self.generator = mlp(ds + dz + options.noise_dim, options.generator_hidden, da)
+        self.generator = self.generator.to(self.device)
+        self.discriminator = mlp(ds + da + dz, options.discriminator_hidden, 1).to(self.device)
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=options.lr)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=options.lr)
+
+    # --- the two networks ---------------------------------------------------------------------
+    def generate(self, obs: torch.Tensor, z_b: torch.Tensor, params: dict | None = None):
+        """Actions ``[M, C, A]`` for states ``obs`` and per-transition ``z_b``, fresh noise."""
+        noise = torch.randn(*obs.shape[:-1], self.noise_dim, device=obs.device, dtype=obs.dtype)
+        inp = torch.cat([obs, z_b, noise], dim=-1)
+        out = (
+            self.generator(inp) if params is None else functional_call(self.generator, params, inp)
+        )
+        return torch.tanh(out)
+
+    def discriminator_logits(self, obs, actions, z_b) -> torch.Tensor:
+        return self.discriminator(torch.cat([obs, actions, z_b], dim=-1))
+
+    def discriminator_prob(self, obs, actions, z_b) -> torch.Tensor:
+        """D(s, a, z) in [0, 1]: the probability that (s, a) is a dataset transition."""
+        return torch.sigmoid(self.discriminator_logits(obs, actions, z_b))
+
+    @staticmethod
+    def broadcast(z: torch.Tensor, ctx: Transitions) -> torch.Tensor:
+        """The task's z ``[M, L]`` repeated for each of its transitions: ``[M, C, L]``."""
+        return z[:, None, :].expand(-1, ctx.obs.shape[1], -1)
+
+    # --- the protocol -------------------------------------------------------------------------
+    def update(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor) -> dict:
+        """``gan_steps`` standard GAN updates (D then G, BCE) on the context's (s, a) and z."""
+        # departure (ours): the context's transitions, not the RL batch (see module docstring)
+        obs, real = ctx.obs, ctx.actions
+        z_b = self.broadcast(z.detach(), ctx)
+        w = _weights(ctx)
+        logs: dict = {}
+        for _ in range(self.options.gan_steps):
+            fake = self.generate(obs, z_b)
+            d_loss = _bce(self.discriminator_logits(obs, real, z_b), 1.0, w) + _bce(
+                self.discriminator_logits(obs, fake.detach(), z_b), 0.0, w
+            )
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.d_optimizer.step()
+            # the generator's loss under the just-updated D, on the same fake actions (authors)
+            g_loss = _bce(self.discriminator_logits(obs, fake, z_b), 1.0, w)
+            self.g_optimizer.zero_grad(set_to_none=True)
+            self.d_optimizer.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.g_optimizer.step()
+            logs = {"gan/d_loss": d_loss.detach(), "gan/g_loss": g_loss.detach()}
+        self.d_optimizer.zero_grad(set_to_none=True)  # leave no stale gradients in D
+        return logs
+
+    def encoder_loss(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor):
+        """-weight * mean over tasks of the entropy of a Gaussian fitted to G(s, z, noise)."""
+        frozen = {k: v.detach() for k, v in self.generator.named_parameters()}
+        fake = self.generate(ctx.obs, self.broadcast(z, ctx), params=frozen)
+        entropy = gaussian_entropy(fake, _weights(ctx), self.options.jitter)  # [M]
+        mean_entropy = entropy.mean()
+        return -self.weight * mean_entropy, {"gan/entropy": mean_entropy.detach()}
+
+    def joint_parameters(self) -> list[torch.nn.Parameter]:
+        return []
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
