@@ -68,6 +68,35 @@ def _check_finite(logs: dict[str, float], step: int) -> None:
             )
 
 
+def make_encoder_optimizer(agent: Agent, lr: float) -> torch.optim.Optimizer:
+    params = [*agent.encoder.parameters(), *agent.regularizer.joint_parameters()]
+    return torch.optim.Adam(params, lr=lr)
+
+
+def train_step(agent: Agent, enc_opt: torch.optim.Optimizer, ctx: Transitions, rl: Transitions) -> dict:
+    """One meta-training step on a meta-batch (steps 2-5 of the module docstring)."""
+    method = agent.method
+    z_i, z = agent.infer(ctx)
+    logs = dict(agent.regularizer.update(ctx, z_i.detach(), z.detach()))
+    enc_loss = z.new_zeros(())
+    if method.encoder_loss == "dml":
+        dml, dml_logs = dml_loss(z, ctx.task_ids, method.dml.eps)
+        enc_loss = enc_loss + method.dml.weight * dml
+        logs.update(dml_logs)
+    reg_loss, reg_logs = agent.regularizer.encoder_loss(ctx, z_i, z)
+    enc_loss = enc_loss + reg_loss
+    logs.update(reg_logs)
+    logs["encoder/loss"] = enc_loss.detach()
+
+    enc_opt.zero_grad(set_to_none=True)
+    if enc_loss.requires_grad:
+        enc_loss.backward(retain_graph=method.encoder_through_q)
+    z_q = z if method.encoder_through_q else z.detach()
+    logs.update(agent.backbone.update(rl, z_q, z.detach()))
+    enc_opt.step()
+    return logs
+
+
 def meta_train(
     agent: Agent,
     data: TaskDataset,
@@ -82,8 +111,7 @@ def meta_train(
     steps = cfg.steps_per_iteration or hp.steps_per_iteration
     meta_batch = cfg.meta_batch or hp.meta_batch
     context_size = cfg.context_size or hp.context_size
-    enc_params = [*agent.encoder.parameters(), *agent.regularizer.joint_parameters()]
-    enc_opt = torch.optim.Adam(enc_params, lr=cfg.encoder_lr)
+    enc_opt = make_encoder_optimizer(agent, cfg.encoder_lr)
     n_train = len(train_rows)
     total = cfg.iterations * steps
     global_step = 0
@@ -99,24 +127,7 @@ def meta_train(
                 ctx = data.sample(rows, context_size, generator=None)
                 rl = data.sample(rows, cfg.rl_batch, generator=None)
 
-                z_i, z = agent.infer(ctx)
-                logs = dict(agent.regularizer.update(ctx, z_i.detach(), z.detach()))
-                enc_loss = z.new_zeros(())
-                if method.encoder_loss == "dml":
-                    dml, dml_logs = dml_loss(z, ctx.task_ids, method.dml.eps)
-                    enc_loss = enc_loss + method.dml.weight * dml
-                    logs.update(dml_logs)
-                reg_loss, reg_logs = agent.regularizer.encoder_loss(ctx, z_i, z)
-                enc_loss = enc_loss + reg_loss
-                logs.update(reg_logs)
-                logs["encoder/loss"] = enc_loss.detach()
-
-                enc_opt.zero_grad(set_to_none=True)
-                if enc_loss.requires_grad:
-                    enc_loss.backward(retain_graph=method.encoder_through_q)
-                z_q = z if method.encoder_through_q else z.detach()
-                logs.update(agent.backbone.update(rl, z_q, z.detach()))
-                enc_opt.step()
+                logs = train_step(agent, enc_opt, ctx, rl)
 
                 if global_step % LOG_EVERY == 0 or global_step == total:
                     record = {k: float(v) for k, v in logs.items()}
