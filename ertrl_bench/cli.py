@@ -273,7 +273,9 @@ def analyze_wasserstein(
     else:
         out.print(
             f"{family} [{tier}] checkpoint {pols.checkpoint}: average pairwise W2 over"
-            f" {len(train)} train tasks ({states} states x {samples} actions) = {w2:.4f}"
+            f" {len(train)} train tasks ({states} states x {samples} actions) = {w2:.4f}",
+            markup=False,  # "[smoke]" is not a rich style
+            highlight=False,
         )
 
 
