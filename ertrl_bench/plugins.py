@@ -148,7 +148,11 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
     global _REGISTRY
     pm = get_plugin_manager()
     pm.register(plugin, name=name)
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except Exception:  # a rejected plugin (misspelt hook) must not stay registered
+        pm.unregister(plugin)
+        raise
     _REGISTRY = None
 
 
