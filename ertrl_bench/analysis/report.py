@@ -155,9 +155,10 @@ def _inspect_run(suite_dir: Path, entry: Mapping[str, Any]) -> RunRecord:
 
 
 def load_runs(suite_dir: str | Path) -> tuple[str, list[RunRecord]]:
-    """Suite name and one ``RunRecord`` per expected run (suite.json), plus stray finished runs.
+    """Suite name and one ``RunRecord`` per expected run (suite.json).
 
-    Without suite.json every sub-folder holding a spec.json, metrics.json or failed.json counts.
+    Folders of runs the current suite.json no longer lists (an edited suite's old runs) are left
+    out. Without suite.json every sub-folder holding a spec.json, metrics.json or failed.json counts.
     """
     suite_dir = Path(suite_dir)
     name, entries = suite_dir.name, []
@@ -171,7 +172,8 @@ def load_runs(suite_dir: str | Path) -> tuple[str, list[RunRecord]]:
             entries = []
     known = {str(e.get("run_id")) for e in entries}
     markers = ("metrics.json", "failed.json", "spec.json")
-    for sub in sorted(p for p in suite_dir.iterdir() if p.is_dir()) if suite_dir.is_dir() else []:
+    subs = sorted(p for p in suite_dir.iterdir() if p.is_dir()) if suite_dir.is_dir() else []
+    for sub in subs if not entries else []:
         if sub.name not in known and any((sub / m).is_file() for m in markers):
             entries.append({"run_id": sub.name})
     return name, [_inspect_run(suite_dir, e) for e in entries]
