@@ -210,17 +210,45 @@ def datasets_verify():
         raise typer.Exit(1)
 
 
+def _suite_diversity(results: Path) -> dict[str, float]:
+    """Behavior-policy diversity of each env of a suite, from its cached datasets (never builds)."""
+    from ertrl_bench.data.policies import behavior_diversity
+
+    seen: dict[str, float] = {}
+    for spec_path in sorted(results.glob("*/spec.json")):
+        spec = json.loads(spec_path.read_text())
+        env = spec["env"]["type"]
+        if env in seen:
+            continue
+        try:
+            res = behavior_diversity(_family(env), spec["tier"], spec.get("data"), build=False)
+        except ErtrlError as exc:
+            err.print(f"diversity of {env}: {exc}")
+            continue
+        if res is not None:
+            seen[env] = res[0]
+    return seen
+
+
 @app.command()
 def report(
     results: Path = typer.Argument(..., help="A suite's results folder, e.g. results/smoke."),
+    diversity: bool = typer.Option(
+        True, help="Compute behavior-policy W2 per env from cached datasets (diversity.json)."
+    ),
 ):
     """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
     from ertrl_bench.analysis.report import write_report
+    from ertrl_bench.data.store import atomic_write_json
 
     if not results.is_dir():
         raise ErtrlError(
             f"{results}: no such results folder (run a suite first: ertrl-bench run suites/smoke.yaml)"
         )
+    if diversity:
+        div = _suite_diversity(results)
+        if div:
+            atomic_write_json(results / "diversity.json", div)
     rep = write_report(results)
     out.print(rep.rich_table() if hasattr(rep, "rich_table") else rep)
     out.print(f"wrote {results / 'report.md'}")
@@ -242,27 +270,19 @@ def analyze_wasserstein(
     tasks' datasets, samples K actions per state from each training task's stochastic behavior
     policy and prints the average over task pairs of the state-averaged W2 distance.
     """
-    from ertrl_bench.analysis.wasserstein import average_pairwise_distance
-    from ertrl_bench.data import get_datasets
-    from ertrl_bench.data.policies import load_behavior_policies, shared_states
+    from ertrl_bench.data.policies import behavior_diversity
 
-    fam = _family(family)
-    fd = get_datasets(fam, tier)
-    train = [t for t in fd.tasks if t.split == "train"]
-    try:
-        shared = shared_states([fd.arrays[t.key] for t in train], states, seed=seed)
-    except ValueError as exc:
-        raise ErtrlError(str(exc)) from None
-    pols = load_behavior_policies(fd.path, train, checkpoint)
-    w2 = average_pairwise_distance(pols.sample_actions(shared, samples, seed=seed))
+    w2, ckpt, n_tasks = behavior_diversity(
+        _family(family), tier, None, states, samples, checkpoint, seed
+    )
     if as_json:
         out.print_json(
             json.dumps(
                 {
                     "family": family,
                     "tier": tier,
-                    "checkpoint": pols.checkpoint,
-                    "tasks": len(train),
+                    "checkpoint": ckpt,
+                    "tasks": n_tasks,
                     "states": states,
                     "samples": samples,
                     "seed": seed,
@@ -272,8 +292,8 @@ def analyze_wasserstein(
         )
     else:
         out.print(
-            f"{family} [{tier}] checkpoint {pols.checkpoint}: average pairwise W2 over"
-            f" {len(train)} train tasks ({states} states x {samples} actions) = {w2:.4f}",
+            f"{family} [{tier}] checkpoint {ckpt}: average pairwise W2 over"
+            f" {n_tasks} train tasks ({states} states x {samples} actions) = {w2:.4f}",
             markup=False,  # "[smoke]" is not a rich style
             highlight=False,
         )

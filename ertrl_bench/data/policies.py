@@ -19,7 +19,7 @@ import torch
 
 from ertrl_bench.data.sac import EnsembleActor
 from ertrl_bench.envs.base import Task
-from ertrl_bench.errors import DatasetError
+from ertrl_bench.errors import DatasetError, ErtrlError
 
 __all__ = ["BehaviorPolicies", "load_behavior_policies", "load_policy_file", "shared_states"]
 
@@ -128,3 +128,38 @@ def shared_states(arrays: Sequence[dict[str, np.ndarray]], n: int, seed: int = 0
         raise ValueError(f"asked for {n} states but the datasets hold only {len(obs)}")
     idx = np.random.default_rng(seed).choice(len(obs), size=n, replace=False)
     return obs[np.sort(idx)]
+
+
+def behavior_diversity(
+    family,
+    tier: str,
+    overrides: dict | None = None,
+    states: int = 64,
+    samples: int = 32,
+    checkpoint: str = "last",
+    seed: int = 0,
+    build: bool = True,
+):
+    """Average pairwise W2 between the training tasks' behavior policies (PAPER.md, ours precisely).
+
+    S shared states are drawn from the union of the training tasks' data; K actions are sampled per
+    state from each task's stochastic policy. Returns ``(w2, checkpoint, n_tasks)``, or ``None``
+    when ``build`` is False and the datasets are not cached.
+    """
+    from ertrl_bench.analysis.wasserstein import average_pairwise_distance
+    from ertrl_bench.data import dataset_dir, get_datasets
+    from ertrl_bench.data.tiers import resolve_tier
+
+    if not build:
+        ddir = dataset_dir(family, tier, resolve_tier(tier, family.name, overrides))
+        if any(ddir.check_task(t.key) is not None for t in family.tasks("train")):
+            return None
+    fd = get_datasets(family, tier, overrides)
+    train = [t for t in fd.tasks if t.split == "train"]
+    try:
+        shared = shared_states([fd.arrays[t.key] for t in train], states, seed=seed)
+    except ValueError as exc:
+        raise ErtrlError(str(exc)) from None
+    pols = load_behavior_policies(fd.path, train, checkpoint)
+    w2 = average_pairwise_distance(pols.sample_actions(shared, samples, seed=seed))
+    return w2, pols.checkpoint, len(train)
