@@ -24,8 +24,14 @@ OBS, ACT, LATENT = 17, 6, 20
 
 def _batch(n, gen):
     r = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
-    return Transitions(r(M, n, OBS), torch.rand(M, n, ACT, generator=gen) * 2 - 1, r(M, n, 1),
-                       r(M, n, OBS), torch.zeros(M, n, 1), torch.arange(M))
+    return Transitions(
+        r(M, n, OBS),
+        torch.rand(M, n, ACT, generator=gen) * 2 - 1,
+        r(M, n, 1),
+        r(M, n, OBS),
+        torch.zeros(M, n, 1),
+        torch.arange(M),
+    )
 
 
 def _step_time(method: MethodSpec, reps: int) -> float:
@@ -52,11 +58,15 @@ def test_ertrl_step_overhead_vs_focal(benchmark):
     def measure():
         # interleave to share the machine's noise between the two
         for name in ("focal", "ertrl", "focal", "ertrl"):
-            times.setdefault(name, []).append(_step_time(methods[name].model_copy(update={"name": name}), 5))
+            times.setdefault(name, []).append(
+                _step_time(methods[name].model_copy(update={"name": name}), 5)
+            )
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     focal, ertrl = min(times["focal"]), min(times["ertrl"])
     ratio = ertrl / focal
     benchmark.extra_info.update(focal_step_s=focal, ertrl_step_s=ertrl, ratio=ratio)
-    print(f"\nFOCAL {focal * 1e3:.1f} ms/step, ER-TRL {ertrl * 1e3:.1f} ms/step, ratio {ratio:.2f}x")
+    print(
+        f"\nFOCAL {focal * 1e3:.1f} ms/step, ER-TRL {ertrl * 1e3:.1f} ms/step, ratio {ratio:.2f}x"
+    )
     assert ratio <= 1.6

@@ -73,7 +73,9 @@ def make_encoder_optimizer(agent: Agent, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr)
 
 
-def train_step(agent: Agent, enc_opt: torch.optim.Optimizer, ctx: Transitions, rl: Transitions) -> dict:
+def train_step(
+    agent: Agent, enc_opt: torch.optim.Optimizer, ctx: Transitions, rl: Transitions
+) -> dict:
     """One meta-training step on a meta-batch (steps 2-5 of the module docstring)."""
     method = agent.method
     z_i, z = agent.infer(ctx)

@@ -10,6 +10,12 @@ import yaml
 os.environ.setdefault("ERTRL_BENCH_QUIET", "1")
 os.environ["ERTRL_BENCH_LOAD_PLUGINS"] = ""  # only built-ins (and what a test registers)
 
+# The tests' networks are tiny: one intra-op thread is faster than two (no OpenMP hand-offs),
+# and it keeps parallel workers from oversubscribing the cores.
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 # A tiny Point-Robot dataset: builds in seconds; tests that need learning use the smoke tier.
 TINY_DATA = {
     "sac_steps": 300,

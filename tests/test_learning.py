@@ -27,7 +27,7 @@ def random_policy_normalized(split: str) -> float:
     )
     norm = [
         100 * (r - data.r_min(t)) / (data.r_max(t) - data.r_min(t))
-        for r, t in zip(ep["returns"], tasks)
+        for r, t in zip(ep["returns"], tasks, strict=True)
     ]
     return float(np.mean(norm))
 

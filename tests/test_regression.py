@@ -24,7 +24,9 @@ def compute(tmp: Path) -> dict:
     from ertrl_bench.runner import execute
     from tests.conftest import tiny_suite, write_suite
 
-    _, specs = load_suite(write_suite(tmp / "s.yaml", tiny_suite(name="reference", methods=METHODS)))
+    _, specs = load_suite(
+        write_suite(tmp / "s.yaml", tiny_suite(name="reference", methods=METHODS))
+    )
     out = {}
     for spec in specs:
         o = execute(spec, tmp / "results")
@@ -42,7 +44,11 @@ def test_tiny_suite_matches_reference(tmp_path):
         for split, by_protocol in by_split.items():
             for protocol, values in by_protocol.items():
                 actual = got[method][split][protocol]["normalized"]
-                assert actual == pytest.approx(values["normalized"], abs=TOLERANCE), (method, split, protocol)
+                assert actual == pytest.approx(values["normalized"], abs=TOLERANCE), (
+                    method,
+                    split,
+                    protocol,
+                )
 
 
 if __name__ == "__main__" and "--write" in sys.argv:

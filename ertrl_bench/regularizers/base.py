@@ -28,7 +28,9 @@ class Regularizer(Protocol):
         """Train the regularizer's own networks on detached encodings; return logs."""
         ...
 
-    def encoder_loss(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def encoder_loss(
+        self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, dict]:
         """A scalar loss (already weighted) whose gradient trains the encoder; and logs."""
         ...
 
