@@ -82,7 +82,7 @@ def test_analyze_wasserstein_command(tiny, monkeypatch):
     monkeypatch.setattr(
         data,
         "get_datasets",
-        lambda fam, tier, **kw: get_datasets(fam, tier, overrides=TINY_DATA, **kw),
+        lambda fam, tier, overrides=None, **kw: get_datasets(fam, tier, overrides=TINY_DATA, **kw),
     )
     before = sorted(p.name for p in Path(tiny.path).parent.rglob("*"))
     runner = CliRunner()

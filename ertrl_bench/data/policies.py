@@ -154,7 +154,7 @@ def behavior_diversity(
         ddir = dataset_dir(family, tier, resolve_tier(tier, family.name, overrides))
         if any(ddir.check_task(t.key) is not None for t in family.tasks("train")):
             return None
-    fd = get_datasets(family, tier, overrides)
+    fd = get_datasets(family, tier, overrides=overrides)
     train = [t for t in fd.tasks if t.split == "train"]
     try:
         shared = shared_states([fd.arrays[t.key] for t in train], states, seed=seed)
