@@ -16,6 +16,7 @@ Conventions shared by every MuJoCo family (PAPER.md, "The eight task families"):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -41,7 +42,7 @@ def direction_grid() -> np.ndarray:
     return np.linspace(0.0, 2.0 * np.pi, N_GRID + 1)[:-1]
 
 
-class Kernel:
+class Kernel(ABC):
     """Reward, termination and observation of one family, vectorised over E envs.
 
     ``params`` is ``[E, p]`` (the tasks' parameters); ``models`` the E MjModels (read for
@@ -63,14 +64,15 @@ class Kernel:
         """What the reward differentiates across a step (read before and after it)."""
         return S["qpos"][:, :1].copy()
 
+    @abstractmethod
     def observe(self, S: dict[str, np.ndarray]) -> np.ndarray:
-        raise NotImplementedError
+        """Observations ``[E, obs_dim]`` of state ``S``."""
 
+    @abstractmethod
     def reward(
         self, before: np.ndarray, S: dict[str, np.ndarray], action: np.ndarray, ctrl: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """(reward [E], terminated [E]) of the step that led to state ``S``."""
-        raise NotImplementedError
 
 
 class MujocoFamily(EnvFamily):

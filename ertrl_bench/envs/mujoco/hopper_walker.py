@@ -15,6 +15,8 @@ The context includes s' (``context_uses_next_obs``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ertrl_bench.envs.base import FamilyHParams
@@ -61,18 +63,8 @@ HOPPER_HPARAMS = FamilyHParams(
     unicorn_weight=15.0,
     eval_episodes=3,
 )
-WALKER_HPARAMS = FamilyHParams(
-    latent_dim=40,
-    context_size=256,
-    meta_batch=16,
-    steps_per_iteration=2000,
-    brac_alpha_init=50.0,
-    brac_alpha_max=10000.0,
-    csro_weight=25.0,
-    gan_weight=5.0,
-    unicorn_weight=7.0,
-    eval_episodes=3,
-)
+# Walker differs from Hopper only in latent size and UNICORN weight (PAPER.md).
+WALKER_HPARAMS = dataclasses.replace(HOPPER_HPARAMS, latent_dim=40, unicorn_weight=7.0)
 
 
 class HopperMass(ScaledPhysicsFamily):
