@@ -293,3 +293,28 @@ def test_batch_matches_gym(name):
     assert rf.truncated.dtype == bool and rf.reward.dtype == np.float32
     if name.startswith(("humanoid", "hopper", "walker")):
         assert any_term  # random actions topple these: resets after termination are exercised
+
+
+@pytest.mark.parametrize("asset", ["half_cheetah.xml", "ant.xml"])
+def test_load_model_matches_mujoco_compile(asset, capfd):
+    """Our compile (settotalmass applied after compiling) equals MuJoCo's, silently."""
+    import os
+
+    import mujoco
+
+    from ertrl_bench.envs.mujoco.sim import load_model
+
+    path = os.path.join(os.path.dirname(gym.__file__), "envs", "mujoco", "assets", asset)
+    capfd.readouterr()
+    ours, _ = load_model(path, 480, 480)
+    assert "deprecated" not in capfd.readouterr().err
+    reference = mujoco.MjModel.from_xml_path(path)  # half_cheetah: warns about settotalmass
+    compared = 0
+    for name in dir(reference):
+        value = getattr(reference, name, None)
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(ours, name), value, err_msg=name)
+            compared += 1
+    assert compared > 50
+    if asset == "half_cheetah.xml":
+        assert ours.body_mass.sum() == pytest.approx(14.0)

@@ -17,6 +17,8 @@ MuJoCo envs.
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import mujoco
 import numpy as np
@@ -49,6 +51,31 @@ def scale_physics(model, data, physics: str | None, s: float) -> None:
         raise ValueError(f"unknown physics change {physics!r}")
 
 
+_TOTALMASS = re.compile(r'\s+settotalmass="([^"]+)"')
+
+
+def load_model(xml_path: str, width: int, height: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
+    """Compile a gymnasium asset as ``MujocoEnv._initialize_simulation`` does.
+
+    One difference: MuJoCo 4 deprecates the compiler's ``settotalmass`` (half_cheetah.xml uses
+    it) and prints a warning per compile, i.e. once per task env. We drop the attribute and
+    apply the same scaling with ``mj_setTotalmass`` + ``mj_setConst``, as the warning suggests;
+    the compiled model is identical array for array (tests/test_mujoco_envs.py).
+    """
+    with open(xml_path) as f:
+        xml = f.read()
+    total = _TOTALMASS.search(xml)
+    if total is None:
+        model = mujoco.MjModel.from_xml_path(xml_path)
+    else:
+        model = mujoco.MjModel.from_xml_string(_TOTALMASS.sub("", xml, count=1))
+        mujoco.mj_setTotalmass(model, float(total.group(1)))
+        mujoco.mj_setConst(model, mujoco.MjData(model))
+    model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
+    model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+    return model, mujoco.MjData(model)
+
+
 class TaskEnvMixin:
     """Turns a gymnasium v5 MuJoCo env into one task of a family (see module docstring)."""
 
@@ -67,18 +94,7 @@ class TaskEnvMixin:
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64)
 
     def _initialize_simulation(self):
-        # MuJoCo 4 warns that half_cheetah.xml's `settotalmass` is deprecated and, by default,
-        # also appends the warning to ./MUJOCO_LOG.TXT: keep the console message, skip the file.
-        cfg = mujoco.MjLogConfig.get()
-        to_file = cfg.logto_file
-        cfg.logto_file = False
-        cfg.set()
-        try:
-            return super()._initialize_simulation()
-        finally:
-            cfg = mujoco.MjLogConfig.get()
-            cfg.logto_file = to_file
-            cfg.set()
+        return load_model(self.fullpath, self.width, self.height)
 
     def _stacked(self) -> dict[str, np.ndarray]:
         return {f: getattr(self.data, f)[None].copy() for f in self.kernel.fields}
