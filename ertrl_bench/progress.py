@@ -1,12 +1,15 @@
 """Progress bars for long work (dataset generation, training, evaluation), via rich.
 
-One shared ``rich.progress.Progress`` so nested stages show as stacked bars. Set
-``ERTRL_BENCH_QUIET=1`` to silence them (the tests do).
+One shared ``rich.progress.Progress`` so nested stages show as stacked bars. When stderr is not
+a terminal (a batch job's log file, ``nohup``), rich draws no live bars, so each stage instead
+prints a plain line at most every ``PLAIN_EVERY_S`` seconds (and when it completes): done/total,
+elapsed, estimated time left. Set ``ERTRL_BENCH_QUIET=1`` to silence both (the tests do).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -20,21 +23,50 @@ from rich.progress import (
 )
 
 console = Console(stderr=True)
+PLAIN_EVERY_S = 30.0
 _progress: Progress | None = None
 _depth = 0
 
 
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
 class _Bar:
-    def __init__(self, progress: Progress | None, task_id):
+    def __init__(self, progress: Progress | None, task_id, description: str = "", total=None):
         self._p, self._id = progress, task_id
+        self._plain = progress is not None and not progress.console.is_terminal
+        self._description, self._total, self._done = description, total, 0.0
+        self._t0 = self._last = time.monotonic()
 
     def advance(self, n: float = 1) -> None:
-        if self._p is not None:
-            self._p.advance(self._id, n)
+        if self._p is None:
+            return
+        self._p.advance(self._id, n)
+        self._done += n
+        if self._plain:
+            self._plain_line()
 
     def update(self, **fields) -> None:
         if self._p is not None:
             self._p.update(self._id, **fields)
+
+    def _plain_line(self) -> None:
+        now = time.monotonic()
+        finished = self._total is not None and self._done >= self._total
+        if now - self._last < PLAIN_EVERY_S and not finished:
+            return
+        self._last = now
+        elapsed = now - self._t0
+        line = f"{self._description}: {self._done:g}"
+        if self._total:
+            line += f"/{self._total:g} ({100 * self._done / self._total:.0f}%)"
+        line += f", {_clock(elapsed)} elapsed"
+        if self._total and not finished and self._done > 0:
+            line += f", ~{_clock(elapsed * (self._total - self._done) / self._done)} left"
+        console.print(line, markup=False, highlight=False)
 
 
 @contextmanager
@@ -59,7 +91,7 @@ def bar(description: str, total: float | None):
     _depth += 1
     task_id = _progress.add_task(description, total=total, info="")
     try:
-        yield _Bar(_progress, task_id)
+        yield _Bar(_progress, task_id, description, total)
     finally:
         _depth -= 1
         _progress.remove_task(task_id) if _depth > 0 else None

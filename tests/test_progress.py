@@ -1,0 +1,41 @@
+"""Progress reporting when stderr is not a terminal (batch jobs, nohup): plain, rate-limited lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from ertrl_bench import progress
+
+
+@pytest.fixture
+def loud(monkeypatch):
+    monkeypatch.delenv("ERTRL_BENCH_QUIET", raising=False)
+
+
+def test_plain_lines_when_not_a_terminal(loud, monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    with progress.bar("SAC behavior policies", 4) as b:
+        for _ in range(4):
+            b.advance()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("SAC behavior")]
+    assert lines[0].startswith("SAC behavior policies: 1/4 (25%),")
+    assert "left" in lines[0]
+    assert lines[3].startswith("SAC behavior policies: 4/4 (100%),")
+    assert "left" not in lines[3]
+
+
+def test_plain_lines_are_rate_limited(loud, monkeypatch, capsys):
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 3600.0)
+    with progress.bar("collect", 1000) as b:
+        for _ in range(1000):
+            b.advance()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("collect:")]
+    assert lines == [lines[-1]] and lines[-1].startswith("collect: 1000/1000 (100%)")
+
+
+def test_quiet_prints_nothing(monkeypatch, capsys):
+    monkeypatch.setenv("ERTRL_BENCH_QUIET", "1")
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    with progress.bar("anything", 3) as b:
+        b.advance(3)
+    assert capsys.readouterr().err == ""
