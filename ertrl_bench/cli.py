@@ -135,15 +135,31 @@ def datasets_build(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
     tier: str = typer.Option("smoke", help="smoke | small | paper"),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
+    save_every: float = typer.Option(
+        10.0,
+        "--save-every",
+        min=0,
+        help="Minutes between saves of the SAC training state, so an interrupted build resumes"
+        " where it stopped (0: never save).",
+    ),
 ):
-    """Train behavior policies for all tasks and collect their datasets (resumable per task)."""
+    """Train behavior policies for all tasks and collect their datasets.
+
+    Resumable: finished tasks are kept, and an interrupted SAC run continues from its last save.
+    """
     import time
 
     from ertrl_bench.data import get_datasets
     from ertrl_bench.problem import resolve_device
 
     t0 = time.perf_counter()
-    fd = get_datasets(_family(family), tier, device=resolve_device("auto"), rebuild=rebuild)
+    fd = get_datasets(
+        _family(family),
+        tier,
+        device=resolve_device("auto"),
+        rebuild=rebuild,
+        save_every_s=save_every * 60 if save_every > 0 else None,
+    )
     manifest = json.loads((Path(fd.path) / "manifest.json").read_text())
     n = sum(len(a["rewards"]) for a in fd.arrays.values())
     out.print(

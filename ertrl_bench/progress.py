@@ -22,7 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # long paths stay whole in log files
 PLAIN_EVERY_S = 30.0
 _progress: Progress | None = None
 _depth = 0

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ertrl_bench.data.collect import flatten_valid, rollout_episodes
-from ertrl_bench.data.sac import EnsembleActor, train_behavior_policies
+from ertrl_bench.data.sac import EnsembleActor, TrainingState, train_behavior_policies
 from ertrl_bench.data.store import FORMAT_VERSION, DatasetDir, data_root
 from ertrl_bench.data.tiers import DataTier, resolve_tier
 from ertrl_bench.envs.base import EnvFamily, Task
@@ -54,6 +54,10 @@ class FamilyData:
         return float(self.meta[task.key]["r_max"])
 
 
+DEFAULT_SAVE_EVERY_S = 600.0  # how often an unfinished build saves its training state
+TRAINING_STATE_FILE = "training-state.pt"
+
+
 def dataset_key(family: EnvFamily, tier: DataTier, tasks: list[Task]) -> str:
     opts = getattr(family, "options", None)
     payload = {
@@ -85,12 +89,21 @@ def build_tasks(
     tasks: list[Task],
     ddir: DatasetDir,
     device: torch.device,
+    save_every_s: float | None = DEFAULT_SAVE_EVERY_S,
 ) -> dict:
-    """Train the behavior policies of ``tasks`` together and write their datasets."""
+    """Train the behavior policies of ``tasks`` together and write their datasets.
+
+    With ``save_every_s``, the training state is saved that often (``TrainingState``), so an
+    interrupted build resumes mid-training; the file is removed once every task is written.
+    """
     obs_dim, act_dim = family.spaces()
     env = family.make_batch(tasks)
+    resume = None
+    if save_every_s is not None:
+        fingerprint = hashlib.sha256(",".join(t.key for t in tasks).encode()).hexdigest()[:12]
+        resume = TrainingState(ddir.path / TRAINING_STATE_FILE, fingerprint, save_every_s)
     sac, snapshots, stats = train_behavior_policies(
-        env, obs_dim, act_dim, tier, device, label=f"{family.name} [{tier_name}] "
+        env, obs_dim, act_dim, tier, device, label=f"{family.name} [{tier_name}] ", resume=resume
     )
     k = tier.trajectories_per_checkpoint
     rep_tasks = [t for t in tasks for _ in range(k)]  # task-major: rows t*k .. t*k+k-1
@@ -137,6 +150,8 @@ def build_tasks(
             },
         }
         ddir.write_task(task.key, arrays, meta, _policy_bytes(snapshots, ti, policy_meta))
+    if resume is not None:
+        resume.remove()
     return stats
 
 
@@ -147,6 +162,7 @@ def get_datasets(
     device: torch.device | None = None,
     rebuild: bool = False,
     tasks: Sequence[int] | None = None,
+    save_every_s: float | None = DEFAULT_SAVE_EVERY_S,
 ) -> FamilyData:
     """Every task's dataset, building what is missing, corrupted or truncated.
 
@@ -156,6 +172,9 @@ def get_datasets(
     the rest. A task's data is one draw from its SAC run, and which tasks train in the same batch
     changes the random stream, so a task built alone differs (in sample, not in distribution)
     from the same task built with all others.
+
+    ``save_every_s``: seconds between saves of an unfinished build's training state (None: never);
+    a rerun after an interruption continues from the last save, with identical results.
     """
     tier = resolve_tier(tier_name, family.name, overrides)
     device = device or torch.device("cpu")
@@ -188,7 +207,9 @@ def get_datasets(
                 "format": FORMAT_VERSION,
             }
         )
-        stats = build_tasks(family, tier_name, tier, todo, ddir, device)
+        if rebuild:
+            (ddir.path / TRAINING_STATE_FILE).unlink(missing_ok=True)
+        stats = build_tasks(family, tier_name, tier, todo, ddir, device, save_every_s)
         ddir.set_info({"last_build": {**stats, "tasks": len(todo)}})
     arrays, meta = {}, {}
     for t in tasks:

@@ -12,15 +12,17 @@ from __future__ import annotations
 import copy
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ertrl_bench.data.store import atomic_write_bytes
 from ertrl_bench.data.tiers import DataTier
 from ertrl_bench.envs.base import BatchEnv
 from ertrl_bench.nn import ensemble_mlp, soft_update, tanh_gaussian_sample
-from ertrl_bench.progress import bar
+from ertrl_bench.progress import bar, console
 
 
 class EnsembleActor(nn.Module):
@@ -77,6 +79,16 @@ class TaskReplay:
             self.done[r, idx],
         )
 
+    _FIELDS = ("obs", "act", "rew", "next_obs", "done")
+
+    def state_dict(self) -> dict:
+        return {**{f: getattr(self, f) for f in self._FIELDS}, "ptr": self.ptr, "size": self.size}
+
+    def load_state_dict(self, state: dict) -> None:
+        for f in self._FIELDS:
+            getattr(self, f).copy_(state[f])
+        self.ptr, self.size = state["ptr"], state["size"]
+
 
 class BatchedSAC:
     """SAC for T tasks at once (PAPER.md's behavior policies; learned temperature per task)."""
@@ -93,6 +105,18 @@ class BatchedSAC:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.sac_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.sac_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.sac_lr)
+
+    _MODULES = ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt")
+
+    def state_dict(self) -> dict:
+        state = {name: getattr(self, name).state_dict() for name in self._MODULES}
+        return {**state, "log_alpha": self.log_alpha.detach().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self._MODULES:
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
 
     def update(self, replay: TaskReplay) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -136,14 +160,70 @@ class BatchedSAC:
         return a.cpu().numpy()
 
 
+class TrainingState:
+    """An interrupted behavior-policy build's state, so a rerun continues where it stopped.
+
+    One ``torch.save`` file beside the datasets, written atomically every ``every_s`` seconds and
+    once more when training ends (so an interruption during collection does not retrain). It
+    holds the SAC networks and optimisers, the replay buffers, the checkpoints taken so far, the
+    envs' state and every RNG, so the resumed build equals an uninterrupted one bit for bit
+    (tests/test_build_resume.py). It is pickled: it is our own cache file, never load one from
+    elsewhere. ``fingerprint`` (the tasks trained) guards against a stale file.
+    """
+
+    def __init__(self, path: Path, fingerprint: str, every_s: float = 600.0):
+        self.path, self.fingerprint, self.every_s = Path(path), fingerprint, every_s
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # truncated / corrupted: start over, say so
+            console.print(f"[yellow]ignoring unreadable training state {self.path}: {exc}")
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            console.print(f"[yellow]ignoring training state {self.path}: other tasks or settings")
+            return None
+        return state
+
+    def save(self, state: dict) -> None:
+        atomic_write_bytes(
+            self.path, lambda f: torch.save({**state, "fingerprint": self.fingerprint}, f)
+        )
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _rng_states(gen: np.random.Generator, device) -> dict:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"numpy": gen.bit_generator.state, "torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_rng_states(gen: np.random.Generator, states: dict, device) -> None:
+    gen.bit_generator.state = states["numpy"]
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and states["cuda"] is not None:
+        torch.cuda.set_rng_state(states["cuda"], device)
+
+
 def train_behavior_policies(
-    env: BatchEnv, obs_dim: int, act_dim: int, cfg: DataTier, device, label: str = ""
+    env: BatchEnv,
+    obs_dim: int,
+    act_dim: int,
+    cfg: DataTier,
+    device,
+    label: str = "",
+    resume: TrainingState | None = None,
 ) -> tuple[BatchedSAC, dict[int, dict], dict]:
     """Train one SAC per env of ``env`` (one env per task); snapshot the actor at checkpoints.
 
+    With ``resume``, training state is saved periodically and a saved state is continued.
     Returns the agent, ``{checkpoint_step: actor_state_dict}`` and timing stats.
     """
     tasks = env.num_envs
+    device = torch.device(device)
     gen = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     sac = BatchedSAC(tasks, obs_dim, act_dim, cfg, device)
@@ -151,9 +231,48 @@ def train_behavior_policies(
     snapshots: dict[int, dict] = {}
     obs = env.reset(seed=cfg.seed)
     wanted = set(cfg.checkpoints)
+    done_steps, elapsed_before = 0, 0.0
+    saved = resume.load() if resume is not None else None
+    if saved is not None:
+        sac.load_state_dict(saved["sac"])
+        replay.load_state_dict(saved["replay"])
+        snapshots = {
+            k: {n: v.to(device) for n, v in sd.items()} for k, sd in saved["snapshots"].items()
+        }
+        env.set_state(saved["env"])
+        obs = saved["obs"]
+        _set_rng_states(gen, saved["rng"], device)
+        done_steps, elapsed_before = saved["step"], saved["elapsed_s"]
+        console.print(f"resuming {label}behavior policies at step {done_steps} ({resume.path})")
+
     t0 = time.perf_counter()
+
+    def save(step: int) -> None:
+        nonlocal resume
+        try:
+            env_state = env.get_state()
+        except NotImplementedError as exc:
+            console.print(f"[yellow]not saving training state (an interruption restarts): {exc}")
+            resume = None
+            return
+        resume.save(
+            {
+                "step": step,
+                "elapsed_s": elapsed_before + time.perf_counter() - t0,
+                "sac": sac.state_dict(),
+                "replay": replay.state_dict(),
+                "snapshots": snapshots,
+                "env": env_state,
+                "obs": obs,
+                "rng": _rng_states(gen, device),
+            }
+        )
+
+    last_save = time.monotonic()
+    reported = done_steps
     with bar(f"SAC behavior policies {label}({tasks} tasks)", cfg.sac_steps) as pbar:
-        for step in range(1, cfg.sac_steps + 1):
+        pbar.advance(done_steps)
+        for step in range(done_steps + 1, cfg.sac_steps + 1):
             if step <= cfg.random_steps:
                 action = gen.uniform(-1, 1, size=(tasks, act_dim)).astype(np.float32)
             else:
@@ -173,7 +292,18 @@ def train_behavior_policies(
             if step in wanted:
                 snapshots[step] = copy.deepcopy(sac.actor.state_dict())
             if step % 100 == 0 or step == cfg.sac_steps:
-                pbar.advance(100 if step % 100 == 0 else step % 100)
-    elapsed = time.perf_counter() - t0
-    stats = {"sac_wall_s": elapsed, "sac_env_steps_per_s": tasks * cfg.sac_steps / elapsed}
+                pbar.advance(step - reported)
+                reported = step
+            if resume is not None and (
+                step == cfg.sac_steps or time.monotonic() - last_save >= resume.every_s
+            ):
+                save(step)
+                last_save = time.monotonic()
+    elapsed = elapsed_before + time.perf_counter() - t0
+    trained = tasks * (cfg.sac_steps - done_steps)
+    stats = {
+        "sac_wall_s": elapsed,
+        "sac_env_steps_per_s": trained / max(time.perf_counter() - t0, 1e-9),
+        "resumed_at_step": done_steps,
+    }
     return sac, snapshots, stats

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -140,6 +141,16 @@ class BatchEnv(ABC):
     @abstractmethod
     def step(self, actions: np.ndarray) -> StepResult:
         """Step every env with actions in [-1, 1]."""
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue stepping bit for bit (physics, episode clocks, reset
+        RNGs): lets an interrupted behavior-policy build resume. Optional: an env family that
+        cannot provide it raises ``NotImplementedError`` and its builds restart instead."""
+        raise NotImplementedError(f"{type(self).__name__} cannot save its state")
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``get_state`` returned (on an env built for the same tasks)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restore its state")
 
 
 @dataclass

@@ -72,6 +72,12 @@ class PointRobotBatch(BatchEnv):
             self.pos.copy(), reward, np.zeros(self.num_envs, bool), self.t >= self.horizon
         )
 
+    def get_state(self):
+        return {"pos": self.pos.copy(), "t": self.t.copy()}
+
+    def set_state(self, state):
+        self.pos, self.t = state["pos"].copy(), state["t"].copy()
+
 
 class PointRobot(EnvFamily):
     name = "point-robot"

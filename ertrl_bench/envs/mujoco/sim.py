@@ -234,6 +234,34 @@ class MujocoBatchEnv(BatchEnv):
             self.t >= self.horizon,
         )
 
+    _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # everything mj_step reads, warm start too
+
+    def get_state(self):
+        physics = []
+        for m, d in zip(self.models, self.datas, strict=True):
+            buf = np.empty(mujoco.mj_stateSize(m, self._STATE_SPEC))
+            mujoco.mj_getState(m, d, buf, self._STATE_SPEC)
+            physics.append(buf)
+        return {
+            "physics": physics,
+            "stacked": {f: v.copy() for f, v in self.S.items()},
+            "t": self.t.copy(),
+            "rngs": [None if r is None else r.bit_generator.state for r in self._rngs],
+        }
+
+    def set_state(self, state):
+        for m, d, buf in zip(self.models, self.datas, state["physics"], strict=True):
+            mujoco.mj_setState(m, d, buf, self._STATE_SPEC)
+        for f, v in state["stacked"].items():
+            self.S[f][:] = v
+        self.t = state["t"].copy()
+        for i, rng_state in enumerate(state["rngs"]):
+            if rng_state is None:
+                self._rngs[i] = None
+            else:
+                self._rngs[i], _ = seeding.np_random(0)
+                self._rngs[i].bit_generator.state = rng_state
+
     def close(self):
         for env in self._templates.values():
             env.close()

@@ -1,0 +1,132 @@
+"""An interrupted behavior-policy build resumes where it stopped and equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ertrl_bench.data import TRAINING_STATE_FILE, dataset_dir, get_datasets
+from ertrl_bench.data.sac import TrainingState, train_behavior_policies
+from ertrl_bench.data.tiers import resolve_tier
+from ertrl_bench.envs.base import ListBatchEnv
+from ertrl_bench.envs.mujoco import HopperMass
+from ertrl_bench.envs.point_robot import PointRobot, PointRobotBatch
+from tests.conftest import TINY_DATA
+
+SMALL_SAC = {"sac_hidden": (16, 16), "sac_batch": 16}
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(env, steps: int):
+    """Make ``env.step`` raise on its ``steps + 1``-th call (as a Ctrl-C would)."""
+    real_step, calls = env.step, [0]
+
+    def step(actions):
+        calls[0] += 1
+        if calls[0] > steps:
+            raise Interrupted
+        return real_step(actions)
+
+    env.step = step
+    return env
+
+
+def assert_same_training(a, b):
+    (sac_a, snaps_a, _), (sac_b, snaps_b, _) = a, b
+    assert snaps_a.keys() == snaps_b.keys()
+    for step in snaps_a:
+        for name in snaps_a[step]:
+            torch.testing.assert_close(snaps_a[step][name], snaps_b[step][name], rtol=0, atol=0)
+    for p, q in zip(sac_a.critic.parameters(), sac_b.critic.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "make_env",
+    [
+        pytest.param(lambda: PointRobot().make_batch(PointRobot().tasks("train")[:4]), id="point"),
+        # Hopper terminates early, so resets (and their reset-noise RNGs) happen mid-training
+        pytest.param(lambda: HopperMass().make_batch(HopperMass().tasks("train")[:3]), id="hopper"),
+    ],
+)
+def test_resumed_training_is_bit_identical(make_env, tmp_path):
+    cfg = resolve_tier(
+        "smoke",
+        "point-robot",
+        {**TINY_DATA, "sac_steps": 240, "checkpoints": [120, 240], **SMALL_SAC},
+    )
+    env = make_env()
+    dims = (env.obs_dim, env.act_dim)
+    reference = train_behavior_policies(env, *dims, cfg, "cpu")
+
+    state = TrainingState(tmp_path / "state.pt", "tasks", every_s=0.0)  # save after every step
+    with pytest.raises(Interrupted):
+        train_behavior_policies(interrupt_after(make_env(), 170), *dims, cfg, "cpu", resume=state)
+    assert torch.load(state.path, weights_only=False)["step"] == 170
+    resumed = train_behavior_policies(make_env(), *dims, cfg, "cpu", resume=state)
+    assert resumed[2]["resumed_at_step"] == 170
+    assert_same_training(reference, resumed)
+
+
+def test_interrupted_build_resumes_and_cleans_up(tmp_path, monkeypatch):
+    fam = PointRobot()
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "uninterrupted"))
+    reference = get_datasets(fam, "smoke", TINY_DATA)
+
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "interrupted"))
+    real_step = PointRobotBatch.step
+    calls = [0]
+
+    def flaky_step(self, actions):
+        calls[0] += 1
+        if calls[0] > 200:
+            raise Interrupted
+        return real_step(self, actions)
+
+    monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
+    with pytest.raises(Interrupted):
+        get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0)
+    state_file = dataset_dir(fam, "smoke", resolve_tier("smoke", fam.name, TINY_DATA)).path
+    state_file = state_file / TRAINING_STATE_FILE
+    assert state_file.exists()
+    monkeypatch.setattr(PointRobotBatch, "step", real_step)
+    resumed = get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0)
+    assert not state_file.exists()  # removed once every task is written
+    for task in reference.tasks:
+        for name, array in reference.arrays[task.key].items():
+            np.testing.assert_array_equal(resumed.arrays[task.key][name], array, err_msg=name)
+
+
+def test_stale_or_corrupted_state_is_ignored(tmp_path, capsys):
+    cfg = resolve_tier("smoke", "point-robot", {**TINY_DATA, **SMALL_SAC})
+    fam = PointRobot()
+    make = lambda: fam.make_batch(fam.tasks("train")[:2])  # noqa: E731
+    state = TrainingState(tmp_path / "state.pt", "tasks-A", every_s=0.0)
+    with pytest.raises(Interrupted):
+        train_behavior_policies(interrupt_after(make(), 150), 2, 2, cfg, "cpu", resume=state)
+
+    other = TrainingState(state.path, "tasks-B", every_s=1e9)
+    out = train_behavior_policies(make(), 2, 2, cfg, "cpu", resume=other)
+    assert out[2]["resumed_at_step"] == 0
+    assert "other tasks or settings" in capsys.readouterr().err
+
+    state.path.write_bytes(b"truncated")
+    out = train_behavior_policies(make(), 2, 2, cfg, "cpu", resume=state)
+    assert out[2]["resumed_at_step"] == 0
+    assert "unreadable training state" in capsys.readouterr().err
+
+
+def test_envs_without_state_still_train(tmp_path, capsys):
+    """A generic gymnasium env list cannot save its state: training goes on, without saves."""
+    cfg = resolve_tier("smoke", "point-robot", {**TINY_DATA, **SMALL_SAC})
+    fam = PointRobot()
+    env = ListBatchEnv([fam.make(t) for t in fam.tasks("train")[:2]])
+    state = TrainingState(tmp_path / "state.pt", "tasks", every_s=0.0)
+    _, snapshots, _ = train_behavior_policies(env, 2, 2, cfg, "cpu", resume=state)
+    assert sorted(snapshots) == cfg.checkpoints
+    assert not state.path.exists()
+    assert "not saving training state" in capsys.readouterr().err
