@@ -48,7 +48,7 @@ class DataTier(Strict):
 # and batch 128 one batched update of 50 tasks takes ~95 ms on 2 threads (256 x 256 / batch 256:
 # ~4x that), so 30k SAC steps per task cost ~45 min; the rest (env steps, checkpoint
 # collection: 50 tasks x 10 checkpoints x 10 trajectories) is minutes. Measured wall-clock of
-# `ertrl-bench datasets build cheetah-vel --tier small`: see README "Dataset tiers".
+# `ertrl-bench datasets build cheetah-vel --tier small`: 44 min (README, "Data").
 _SMALL = dict(
     sac_steps=30_000,
     random_steps=2_000,
