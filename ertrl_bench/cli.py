@@ -48,21 +48,30 @@ def run(
     results_dir: Path = typer.Option(Path("results"), help="Where results/<suite>/<run-id>/ go."),
     force: bool = typer.Option(False, "--force", help="Re-run finished runs too."),
     executor: str = typer.Option("local", help="local | ray (pip install 'ertrl-bench[ray]')."),
+    executor_opt: list[str] = typer.Option(
+        [],
+        "--executor-opt",
+        help="KEY=VALUE option of the executor, repeatable (ray: address, num_cpus, num_gpus,"
+        " max_retries); see `ertrl-bench plugins`.",
+    ),
     device: str | None = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
 ):
     """Validate, then run every run of a suite (finished runs are skipped: resumable)."""
     from ertrl_bench.config import load_suite
     from ertrl_bench.plugins import get_registry
-    from ertrl_bench.runner import execute
+    from ertrl_bench.runner import execute, prepare_datasets
     from ertrl_bench.store import write_suite_index
 
     s, specs = load_suite(suite)
     if device is not None:
         specs = [sp.model_copy(update={"device": device}) for sp in specs]
     entry = get_registry().get("executors", executor)
-    ex = entry.factory(entry.options() if entry.options else None)
+    ex = entry.factory(_executor_options(executor, entry.options, executor_opt))
     write_suite_index(results_dir, s.name, specs)
     err.print(f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}")
+    if getattr(ex, "parallel", False):
+        err.print("building the runs' datasets first (each once), then dispatching the runs")
+        prepare_datasets(specs, results_dir, force)
     outcomes = []
     for o in ex.map(partial(execute, results_root=results_dir, force=force), specs):
         style = {"done": "green", "skipped": "cyan", "failed": "red"}[o.status]
@@ -78,6 +87,29 @@ def run(
             " Finished runs are kept; re-run to retry the failed ones."
         )
         raise typer.Exit(1)
+
+
+def _executor_options(name: str, model, pairs: list[str]):
+    """``--executor-opt KEY=VALUE`` pairs, validated by the executor's options model."""
+    from pydantic import ValidationError
+
+    from ertrl_bench.config import format_validation_error
+
+    raw: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ErtrlError(f"--executor-opt {pair!r}: expected KEY=VALUE, e.g. num_cpus=2")
+        raw[key.strip()] = value.strip()
+    if model is None:
+        if raw:
+            raise ErtrlError(f"executor {name!r} takes no options (got {', '.join(raw)})")
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(format_validation_error(exc, prefix="--executor-opt"))
+        raise ErtrlError(f"executor {name!r}: {problems}") from None
 
 
 def summary_table(metrics: list[dict], title: str) -> Table:

@@ -1,7 +1,10 @@
 """Executors run a list of RunSpecs: ``local`` (in-process, sequential) and ``ray`` (optional).
 
 An executor is ``factory(options) -> obj`` with ``map(fn, specs) -> iterator of outcomes`` in
-completion order. ``fn`` is a picklable callable taking one RunSpec.
+completion order. ``fn`` is a picklable callable taking one RunSpec. An executor whose runs go
+on at the same time sets ``parallel = True``: the CLI then builds the datasets the runs need
+once, before dispatching them, instead of letting concurrent runs build the same one.
+Options come from ``ertrl-bench run --executor ray --executor-opt num_cpus=2 ...``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ class LocalOptions(BaseModel):
 
 class LocalExecutor:
     """One run after another in this process (progress bars stay readable)."""
+
+    parallel = False
 
     def __init__(self, options: LocalOptions | None = None):
         self.options = options
@@ -40,6 +45,8 @@ class RayOptions(BaseModel):
 class RayExecutor:
     """One Ray task per run; results come back as they finish (``ray.wait``)."""
 
+    parallel = True
+
     def __init__(self, options: RayOptions | None = None):
         self.options = options or RayOptions()
         try:
@@ -53,13 +60,18 @@ class RayExecutor:
         o = self.options
         if not ray.is_initialized():
             ray.init(address=o.address, ignore_reinit_error=True, log_to_driver=False)
-        remote = ray.remote(fn).options(
+        # ray.remote takes plain functions only (fn is often a functools.partial)
+        remote = ray.remote(_call).options(
             num_cpus=o.num_cpus, num_gpus=o.num_gpus, max_retries=o.max_retries
         )
-        pending = [remote.remote(spec) for spec in specs]
+        pending = [remote.remote(fn, spec) for spec in specs]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
+
+
+def _call(fn: Callable, spec):
+    return fn(spec)
 
 
 @hookimpl

@@ -72,7 +72,8 @@ def register_methods(register):
 def register_executors(register):
     """Register run executors: ``register(name, factory, options_model)``.
 
-    ``factory(options) -> Executor`` with ``map(run_fn, specs) -> iterator of outcomes``.
+    ``factory(options) -> Executor`` with ``map(run_fn, specs) -> iterator of outcomes`` and
+    ``parallel: bool`` (True: the CLI builds the runs' datasets before dispatching them).
     """
 
 

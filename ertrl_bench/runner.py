@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -75,13 +76,31 @@ def _summarise(per_task: dict) -> dict:
     }
 
 
+def prepare_datasets(specs: list[RunSpec], results_root: Path, force: bool = False) -> None:
+    """Build (or check) every dataset the unfinished runs need, each once, in this process.
+
+    For parallel executors: without it, concurrent runs of one family would each build the same
+    dataset. A dataset that fails here is left to its runs, which record the error as theirs.
+    """
+    groups: dict[str, RunSpec] = {}
+    for spec in specs:
+        if force or not RunDir(results_root, spec).is_done():
+            key = json.dumps(
+                [spec.env.model_dump(mode="json"), spec.tier, spec.data], sort_keys=True
+            )
+            groups.setdefault(key, spec)
+    for spec in groups.values():
+        try:
+            get_datasets(make_family(spec), spec.tier, spec.data, device=torch.device("cpu"))
+        except ErtrlError:
+            continue
+
+
 def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
     """Run one spec (or skip it if done); failures are recorded, never raised."""
     rd = RunDir(results_root, spec)
     rid = spec.run_id()
     if rd.is_done() and not force:
-        import json
-
         return Outcome(rid, "skipped", "already done", json.loads(rd.metrics_path.read_text()))
     device = resolve_device(spec.device)
     rd.start(str(device))
