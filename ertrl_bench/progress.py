@@ -3,7 +3,8 @@
 One shared ``rich.progress.Progress`` so nested stages show as stacked bars. When stderr is not
 a terminal (a batch job's log file, ``nohup``), rich draws no live bars, so each stage instead
 prints a plain line at most every ``PLAIN_EVERY_S`` seconds (and when it completes): done/total,
-elapsed, estimated time left. Set ``ERTRL_BENCH_QUIET=1`` to silence both (the tests do).
+elapsed, estimated time left (at the rate since the previous line). Set ``ERTRL_BENCH_QUIET=1``
+to silence both (the tests do).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class _Bar:
         self._plain = progress is not None and not progress.console.is_terminal
         self._description, self._total, self._done = description, total, 0.0
         self._t0 = self._last = time.monotonic()
+        self._done_at_last = 0.0
 
     def advance(self, n: float = 1) -> None:
         if self._p is None:
@@ -58,14 +60,17 @@ class _Bar:
         finished = self._total is not None and self._done >= self._total
         if now - self._last < PLAIN_EVERY_S and not finished:
             return
-        self._last = now
+        # ETA from the rate since the previous line: stages change speed (SAC's random-action
+        # warm-up is fast, its learning steps are not), so the all-time average misleads
+        window, rate_done = now - self._last, self._done - self._done_at_last
+        self._last, self._done_at_last = now, self._done
         elapsed = now - self._t0
         line = f"{self._description}: {self._done:g}"
         if self._total:
             line += f"/{self._total:g} ({100 * self._done / self._total:.0f}%)"
         line += f", {_clock(elapsed)} elapsed"
-        if self._total and not finished and self._done > 0:
-            line += f", ~{_clock(elapsed * (self._total - self._done) / self._done)} left"
+        if self._total and not finished and rate_done > 0:
+            line += f", ~{_clock(window * (self._total - self._done) / rate_done)} left"
         console.print(line, markup=False, highlight=False)
 
 

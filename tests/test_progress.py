@@ -39,3 +39,18 @@ def test_quiet_prints_nothing(monkeypatch, capsys):
     with progress.bar("anything", 3) as b:
         b.advance(3)
     assert capsys.readouterr().err == ""
+
+
+def test_eta_follows_the_recent_rate(loud, monkeypatch, capsys):
+    """A fast warm-up must not make the estimate optimistic once the slow phase starts."""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 10.0)
+    with progress.bar("train", 100) as b:
+        for step in range(20):
+            clock[0] += 1.0 if step < 10 else 10.0  # 10 fast steps, then 10 x slower
+            b.advance()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("train:")]
+    assert lines[0].startswith("train: 10/100 (10%)") and lines[0].endswith("~0:01:30 left")
+    # 80 steps left at the recent 10 s/step = 800 s (the all-time average would say 0:07:20)
+    assert lines[-1].startswith("train: 20/100 (20%)") and lines[-1].endswith("~0:13:20 left")
