@@ -200,7 +200,8 @@ def test_task_stays_decodable(trained, kind):
     assert trained[kind]["probe"]["task"] > 0.9  # 8 classes: chance 0.125
 
 
-def _gan_w2_before_after(n_tasks: int, updates: int) -> tuple[float, float]:
+def _gan_w2_during_training(n_tasks: int, updates: int, every: int) -> tuple[float, list[float]]:
+    """W2^2 before GAN training, and after every ``every`` ``update`` calls."""
     torch.manual_seed(0)
     data = {name: t[:n_tasks] for name, t in make_data().items()}
     # the paper's GAN lr (2e-4): at 1e-3 this small GAN oscillates (W2 up and down by 3x)
@@ -214,12 +215,14 @@ def _gan_w2_before_after(n_tasks: int, updates: int) -> tuple[float, float]:
     def z_of(enc_input, mask=None):  # the "encoder": the dataset's code
         return None, codes
 
-    before = gan_w2(z_of, reg, data, n_tasks)
+    before, during = gan_w2(z_of, reg, data, n_tasks), []
     g = torch.Generator().manual_seed(2)
-    for _ in range(updates):
+    for i in range(updates):
         ctx = context(data, kk, bb, torch.randint(0, N, (len(kk), C), generator=g))
         reg.update(ctx, None, codes)
-    return before, gan_w2(z_of, reg, data, n_tasks)
+        if (i + 1) % every == 0:
+            during.append(gan_w2(z_of, reg, data, n_tasks))
+    return before, during
 
 
 def test_gan_learns_the_behavior_policy():
@@ -227,19 +230,26 @@ def test_gan_learns_the_behavior_policy():
 
     z is held fixed at a code per dataset (it names task and behavior), so the GAN's target
     pi_beta(a | s, z) is that dataset's behavior policy. Fast variant: 2 tasks x 2 policies,
-    1000 ``update`` calls x 5 GAN steps (measured W2^2 0.56 -> 0.15; at 600 calls still 0.69).
+    1600 ``update`` calls x 5 GAN steps. Even at the paper's lr the GAN oscillates, so one
+    snapshot's W2 is noisy (after 1000 calls: 0.07-0.46 over torch seeds 0-5, and 0.15 vs 0.46
+    for seed 0 on two CPUs whose float rounding differs): the test averages the last four
+    snapshots (1000, 1200, 1400, 1600 calls).
+    Measured over torch seeds 0-5: before 0.52-0.58, late mean 0.15-0.31.
     (Inside ER-TRL the encoder also moves z to where G is
     broad, so G models the policy *mixture* that z no longer tells apart: no fixed target.)
     """
-    before, after = _gan_w2_before_after(n_tasks=2, updates=1000)
-    assert after < 0.6 * before, (after, before)
+    before, during = _gan_w2_during_training(n_tasks=2, updates=1600, every=200)
+    late = float(np.mean(during[-4:]))
+    assert late < 0.7 * before, (late, before, during)
 
 
 @pytest.mark.slow
 def test_gan_learns_the_behavior_policy_all_datasets():
-    """The same on all 16 datasets (measured: W2^2 0.56 -> ~0.2-0.26 over seeds)."""
-    before, after = _gan_w2_before_after(n_tasks=K, updates=1600)
-    assert after < 0.6 * before, (after, before)
+    """The same on all 16 datasets, which take twice the updates: measured W2^2 0.56 before,
+    0.26 as the mean of the snapshots at 2600-3200 calls (at 1000-1600 calls still 0.42)."""
+    before, during = _gan_w2_during_training(n_tasks=K, updates=3200, every=200)
+    late = float(np.mean(during[-4:]))
+    assert late < 0.7 * before, (late, before, during)
 
 
 # --- CSRO ---------------------------------------------------------------------------------------
