@@ -36,17 +36,15 @@ def _clock(seconds: float) -> str:
 
 
 class _Bar:
-    def __init__(self, progress: Progress | None, task_id, description: str = "", total=None):
-        self._p, self._id = progress, task_id
-        self._plain = progress is not None and not progress.console.is_terminal
+    def __init__(self, progress: Progress | None, task_id, description="", total=None, plain=False):
+        self._p, self._id, self._plain = progress, task_id, plain
         self._description, self._total, self._done = description, total, 0.0
         self._t0 = self._last = time.monotonic()
         self._done_at_last = 0.0
 
     def advance(self, n: float = 1) -> None:
-        if self._p is None:
-            return
-        self._p.advance(self._id, n)
+        if self._p is not None:
+            self._p.advance(self._id, n)
         self._done += n
         if self._plain:
             self._plain_line()
@@ -80,6 +78,9 @@ def bar(description: str, total: float | None):
     global _progress, _depth
     if os.environ.get("ERTRL_BENCH_QUIET"):
         yield _Bar(None, None)
+        return
+    if not console.is_terminal:  # a log file: plain lines only (rich would add bar drawings)
+        yield _Bar(None, None, description, total, plain=True)
         return
     if _progress is None:
         _progress = Progress(

@@ -54,3 +54,16 @@ def test_eta_follows_the_recent_rate(loud, monkeypatch, capsys):
     assert lines[0].startswith("train: 10/100 (10%)") and lines[0].endswith("~0:01:30 left")
     # 80 steps left at the recent 10 s/step = 800 s (the all-time average would say 0:07:20)
     assert lines[-1].startswith("train: 20/100 (20%)") and lines[-1].endswith("~0:13:20 left")
+
+
+def test_log_files_get_no_bar_drawing(loud, monkeypatch, capsys):
+    """rich would print the finished bars once more on stop, cut to 80 columns: noise in a log."""
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    with progress.bar("outer", 2) as outer:
+        with progress.bar("inner", 2) as inner:
+            inner.advance(2)
+        outer.advance(2)
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        ln for ln in err.splitlines() if ln.startswith(("outer: ", "inner: "))
+    ], err
