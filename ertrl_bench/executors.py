@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat
+from pydantic import NonNegativeInt, PositiveFloat
 
+from ertrl_bench.config import Strict
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.plugins import hookimpl
 
 
-class LocalOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LocalOptions(Strict):
+    """No options."""
 
 
 class LocalExecutor:
@@ -34,8 +35,7 @@ class LocalExecutor:
             yield fn(spec)
 
 
-class RayOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RayOptions(Strict):
     address: str | None = None  # None: start a local Ray; "auto": join a running cluster
     num_cpus: PositiveFloat = 1.0  # per run
     num_gpus: float = 0.0  # per run (e.g. 0.25 to pack four runs on a GPU)

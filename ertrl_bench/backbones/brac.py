@@ -15,15 +15,15 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+from pydantic import PositiveFloat, PositiveInt
 
 from ertrl_bench.batch import Transitions
+from ertrl_bench.config import Strict
 from ertrl_bench.nn import mlp, soft_update, tanh_gaussian_sample
 from ertrl_bench.problem import Problem
 
 
-class BRACOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BRACOptions(Strict):
     hidden: tuple[PositiveInt, ...] = (256, 256, 256)
     lr: PositiveFloat = 3e-4  # policy, Q, V
     c_lr: PositiveFloat = 1e-4

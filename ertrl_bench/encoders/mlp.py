@@ -6,14 +6,13 @@ Deterministic (no information bottleneck), PAPER.md: 200-200-200, latent 20 (40 
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from ertrl_bench.config import Strict
 from ertrl_bench.nn import mlp
 
 
-class MLPEncoderOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MLPEncoderOptions(Strict):
     hidden: tuple[int, ...] = (200, 200, 200)
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
+from ertrl_bench.config import Strict
 from ertrl_bench.envs.base import BatchEnv, EnvFamily, FamilyHParams, StepResult, Task
 
 MAX_STEP = 0.1
 
 
-class PointRobotOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PointRobotOptions(Strict):
     horizon: int = 20
 
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ertrl_bench.batch import Transitions
+from ertrl_bench.config import Strict
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import Problem
@@ -47,8 +48,7 @@ INPUT_FIELDS = {
 }
 
 
-class CSROOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CSROOptions(Strict):
     weight: float | None = Field(None, ge=0)  # None -> problem.hparams.csro_weight (10/25/50)
     inputs: tuple[str, ...] | None = None  # None -> problem.hparams.csro_inputs ((s, a))
     hidden: tuple[int, ...] = (200, 200, 200)  # same shape as the context encoder

@@ -39,16 +39,16 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch.func import functional_call
 
 from ertrl_bench.batch import Transitions
+from ertrl_bench.config import Strict
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import Problem
 
 
-class GANEntropyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GANEntropyOptions(Strict):
     weight: float | None = Field(None, ge=0)  # None -> problem.hparams.gan_weight (2.5 or 5)
     noise_dim: int = Field(20, gt=0)
     gan_steps: int = Field(5, ge=0)  # GAN updates per train step

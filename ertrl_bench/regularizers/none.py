@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
 
+from ertrl_bench.config import Strict
 from ertrl_bench.problem import Problem
 
 
-class NoneOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NoneOptions(Strict):
+    """No options."""
 
 
 class NoRegularizer:

@@ -19,15 +19,15 @@ used.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ertrl_bench.batch import Transitions
+from ertrl_bench.config import Strict
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import Problem
 
 
-class UnicornOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UnicornOptions(Strict):
     weight: float | None = Field(None, ge=0)  # None -> problem.hparams.unicorn_weight
     hidden: tuple[int, ...] = (256, 256)
     min_std: float = Field(1e-3, gt=0)  # floor of the normalising std
