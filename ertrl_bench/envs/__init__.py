@@ -2,13 +2,11 @@
 
 from ertrl_bench.envs.base import EnvFamily, Task
 from ertrl_bench.envs.mujoco import FAMILIES as MUJOCO_FAMILIES
-from ertrl_bench.envs.mujoco import MujocoOptions, register_gym_envs
+from ertrl_bench.envs.mujoco import MujocoOptions
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
 from ertrl_bench.plugins import hookimpl
 
 __all__ = ["EnvFamily", "Task"]
-
-register_gym_envs()  # gymnasium.make("ertrl_bench/CheetahVel-v0", task=12) etc.
 
 
 @hookimpl

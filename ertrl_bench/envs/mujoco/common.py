@@ -20,15 +20,14 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
+from ertrl_bench.config import Strict
 from ertrl_bench.envs.base import EnvFamily, Task
 
 N_GRID = 40
 
 
-class MujocoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MujocoOptions(Strict):
     horizon: int = 200
 
 
@@ -118,19 +117,3 @@ class ScaledPhysicsFamily(MujocoFamily):
         # log-uniform inside the training range of s
         lo, hi = np.log(self.train_params()[:, 0].min()), np.log(self.train_params()[:, 0].max())
         return (float(np.exp(rng.uniform(lo, hi))),)
-
-
-def make_gym_env(family: str, task: int = 0, **kwargs):
-    """gymnasium entry point of ``ertrl_bench/<Id>-v0``: grid task ``task`` (0..39) of ``family``.
-
-    Returns the env without a time limit; the registration adds ``max_episode_steps=200``.
-    """
-    from ertrl_bench.envs.mujoco import FAMILIES
-
-    fam = FAMILIES[family]()
-    index = int(task)
-    if not 0 <= index < fam.n_grid:
-        raise ValueError(f"task must be a grid index in 0..{fam.n_grid - 1}, got {task!r}")
-    from ertrl_bench.envs.mujoco import sim
-
-    return sim.make_env(fam, fam.grid_param(index), **kwargs)
