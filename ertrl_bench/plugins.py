@@ -288,10 +288,10 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                         " ERTRL_BENCH_LOAD_PLUGINS"
                     )
                 if _kind == "methods":
-                    if not isinstance(factory, BaseModel):
+                    if not isinstance(factory, BaseModel | dict):
                         raise PluginError(
-                            f"{_who}: method {name!r} must be registered as"
-                            f" register(name, MethodSpec(...)), got {factory!r}"
+                            f"{_who}: method {name!r} must be registered as register(name,"
+                            f" spec), spec a MethodSpec or its dict, got {factory!r}"
                         )
                 else:
                     if not callable(factory):
@@ -619,7 +619,10 @@ def describe_component(name: str) -> list[dict]:
         record = {"kind": SINGULAR[kind], "name": name, "plugin": entry.plugin}
         if kind == "methods":
             spec = entry.factory
-            record["method"] = spec.model_dump(mode="json", exclude={"name"})
+            if isinstance(spec, dict):
+                record["method"] = {k: v for k, v in spec.items() if k != "name"}
+            else:
+                record["method"] = spec.model_dump(mode="json", exclude={"name"})
             record["options"] = []
         else:
             record["options_model"] = entry.options.__name__
@@ -639,9 +642,8 @@ def component_text(record: dict) -> list[str]:
     if record.get("summary"):
         lines.append(f"  {record['summary']}")
     if "method" in record:
-        m = record["method"]
-        parts = [f"{k}: {v['type']}" for k, v in m.items() if isinstance(v, dict) and "type" in v]
-        lines.append(f"  a named method: {', '.join(parts)}, encoder_loss: {m.get('encoder_loss')}")
+        parts = [f"{k}: {_short(v)}" for k, v in record["method"].items()]
+        lines.append(f"  a named method: {', '.join(parts)}")
         lines.append("  (its options are its components': `ertrl-bench plugins --options <type>`)")
         return lines
     if not record["options"]:
@@ -658,6 +660,17 @@ def component_text(record: dict) -> list[str]:
         if opt["description"]:
             lines.append(f"      {opt['description']}")
     return lines
+
+
+def _short(value: Any) -> str:
+    """A method's part as its component names: ``{type: x, params: {}}`` -> ``x``."""
+    if isinstance(value, dict) and "type" in value:
+        return str(value["type"]) + (
+            f" {json_text(value['params'])}" if value.get("params") else ""
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return json_text(value) if not isinstance(value, str) else value
 
 
 def json_text(value: Any) -> str:

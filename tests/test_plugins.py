@@ -875,3 +875,69 @@ def test_no_import_cycles_in_the_env_packages():
 
     for mod in graph:
         visit(mod, [])
+
+
+# ---------------------------------------------------------------------------------------------
+# The template packages under plugins/: each one's plugin module, registered with
+# register_test_plugin, runs in a tiny suite (their own unit tests: `pytest plugins/<name>`)
+
+TEMPLATES = {
+    "attention": ("ertrl-bench-attention", "ertrl_bench_attention.plugin"),
+    "td3bc": ("ertrl-bench-td3bc", "ertrl_bench_td3bc.plugin"),
+    "linegoal": ("ertrl-bench-linegoal", "ertrl_bench_linegoal.plugin"),
+}
+
+
+def _template(name, monkeypatch):
+    import importlib
+
+    folder, module = TEMPLATES[name]
+    monkeypatch.syspath_prepend(str(REPO / "plugins" / folder))
+    return importlib.import_module(module)
+
+
+def _run_template(tmp_path, suite) -> tuple:
+    _, specs = load_suite(_write(tmp_path, suite))
+    (spec,) = specs
+    outcome = execute(spec, tmp_path / "results")
+    assert outcome.status == "done", outcome.message
+    log = tmp_path / "results" / suite["name"] / outcome.run_id / "log.jsonl"
+    return outcome, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_template_encoder_runs(tmp_path, data_dir, monkeypatch, register_test_plugin):
+    pytest.importorskip(
+        "ertrl_bench.components", reason="the template is built as factory(options, problem)"
+    )
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(data_dir))
+    register_test_plugin(_template("attention", monkeypatch), "attention")
+    method = {"name": "focal-attn", "encoder": {"type": "attention", "params": TINY_NETS}}
+    outcome, records = _run_template(tmp_path, _suite([method], name="tmpl-attention"))
+    assert outcome.metrics["method"] == "focal-attn"
+    assert any("encoder/loss" in r for r in records)
+
+
+def test_template_backbone_runs(tmp_path, data_dir, monkeypatch, register_test_plugin):
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(data_dir))
+    register_test_plugin(_template("td3bc", monkeypatch), "td3bc")
+    method = {"name": "focal-td3bc", "backbone": {"type": "td3bc", "params": TINY_NETS}}
+    _, records = _run_template(tmp_path, _suite([method], name="tmpl-td3bc"))
+    assert any("td3bc/critic_loss" in r for r in records)
+    assert any("td3bc/actor_loss" in r for r in records)
+
+
+def test_template_env_family_runs(tmp_path, data_dir, monkeypatch, register_test_plugin):
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(data_dir))
+    register_test_plugin(_template("linegoal", monkeypatch), "linegoal")
+    outcome, _ = _run_template(tmp_path, _suite(["focal"], envs=["line-goal"], name="tmpl-line"))
+    assert outcome.metrics["env"] == "line-goal"
+    assert list((data_dir / "line-goal").glob("*/manifest.json"))  # its own dataset cache
+
+
+def test_templates_declare_their_entry_point():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    for name, (folder, module) in TEMPLATES.items():
+        meta = tomllib.loads((REPO / "plugins" / folder / "pyproject.toml").read_text())
+        assert meta["project"]["entry-points"]["ertrl_bench"] == {name: module}
+        assert (REPO / "plugins" / folder / "tests").is_dir()
