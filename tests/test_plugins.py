@@ -463,40 +463,55 @@ def test_example_plugin_penalty_masks_padding(monkeypatch):
     assert z_i.grad[0, 1].abs().sum() == 0
 
 
+INSTALLABLE = {
+    "l2reg": ("ertrl-bench-l2reg", {"regularizers": ["l2_context"], "methods": ["focal_l2"]}),
+    "attention": ("ertrl-bench-attention", {"encoders": ["attention"]}),
+    "td3bc": ("ertrl-bench-td3bc", {"backbones": ["td3bc"]}),
+    "linegoal": ("ertrl-bench-linegoal", {"envs": ["line-goal"]}),
+}
+
+
 @pytest.mark.slow
-def test_example_plugin_installs_for_real(tmp_path):
-    # pip, setuptools and ertrl-bench itself come from this environment (--system-site-packages
-    # --without-pip, --no-build-isolation): nothing needs the network, and the venv's bundled
-    # old setuptools (no bdist_wheel) does not shadow this environment's.
+@pytest.mark.parametrize("name", sorted(INSTALLABLE))
+def test_plugin_packages_install_for_real(tmp_path, name):
+    """pip-installs each package under plugins/ into a venv; its entry point is then found."""
+    # pip, setuptools and ertrl-bench itself come from this environment (a .pth file adds its
+    # site-packages to the venv; --without-pip, --no-build-isolation): nothing needs the network.
+    # (--system-site-packages would see the *base* interpreter's packages when this environment
+    # is itself a venv, with no torch and maybe an old setuptools.)
+    folder, registers = INSTALLABLE[name]
     venv = tmp_path / "venv"
     try:
         subprocess.run(
-            [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+            [sys.executable, "-m", "venv", "--without-pip", str(venv)],
             check=True,
             capture_output=True,
         )
     except subprocess.CalledProcessError as exc:
         pytest.skip(f"cannot create a venv: {exc.stderr.decode()[-300:]}")
     py = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    src = tmp_path / "ertrl-bench-l2reg"  # build from a copy: no build/ in the repo
-    shutil.copytree(L2REG, src, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"))
+    site_dir = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    parent = [p for p in sys.path if p.endswith("site-packages")]
+    Path(site_dir, "_parent_env.pth").write_text("\n".join(parent) + "\n")
+    src = tmp_path / folder  # build from a copy: no build/ in the repo
+    shutil.copytree(
+        REPO / "plugins" / folder,
+        src,
+        ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"),
+    )
     pip = subprocess.run(
-        [
-            str(py),
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--no-build-isolation",
-            "--no-deps",
-            "-q",
-            str(src),
-        ],
+        [str(py), "-m", "pip", "install", "--no-index", "--no-build-isolation", "--no-deps", "-q"]
+        + [str(src)],
         capture_output=True,
         text=True,
     )
     if pip.returncode != 0:
-        pytest.skip(f"pip could not install the example plugin: {pip.stderr[-500:]}")
+        pytest.skip(f"pip could not install {folder}: {pip.stderr[-500:]}")
     env = {k: v for k, v in os.environ.items() if k != "ERTRL_BENCH_LOAD_PLUGINS"}
     out = subprocess.run(
         [str(py), "-m", "ertrl_bench.cli", "plugins", "--json"],
@@ -506,10 +521,9 @@ def test_example_plugin_installs_for_real(tmp_path):
         cwd=tmp_path,
         check=True,
     )
-    records = json.loads(out.stdout)
-    (record,) = [r for r in records if r["name"] == "l2reg"]
-    assert record["package"] == "ertrl-bench-l2reg" and record["version"] == "0.1.0"
-    assert record["regularizers"] == ["l2_context"] and record["methods"] == ["focal_l2"]
+    (record,) = [r for r in json.loads(out.stdout) if r["name"] == name]
+    assert record["package"] == folder and record["version"] == "0.1.0"
+    assert {k: record[k] for k in registers} == registers
     # ...and the allowlist turns it off again
     off = subprocess.run(
         [str(py), "-m", "ertrl_bench.cli", "plugins", "--json"],
@@ -519,7 +533,7 @@ def test_example_plugin_installs_for_real(tmp_path):
         cwd=tmp_path,
         check=True,
     )
-    assert "l2reg" not in {r["name"] for r in json.loads(off.stdout)}
+    assert name not in {r["name"] for r in json.loads(off.stdout)}
 
 
 # ---------------------------------------------------------------------------------------------
