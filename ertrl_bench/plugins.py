@@ -179,23 +179,23 @@ def check_plugin_hooks(pm: pluggy.PluginManager, plugin: object) -> None:
                 f" {_did_you_mean(caller.name, hooks)}rename it to one of: {', '.join(hooks)}"
             )
         implemented.add(caller.name)
-    unmarked = []
-    for name in _own_functions(plugin):
-        if name in implemented:
-            continue
-        if name in hooks or difflib.get_close_matches(name, hooks, n=1, cutoff=0.85):
-            unmarked.append(name)
+    own = [n for n in _own_functions(plugin) if n not in implemented]
+    unmarked = [n for n in own if n in hooks]  # a hook's exact name without @hookimpl
     if unmarked:
-        hint = "; ".join(
-            f"{n!r}: {_did_you_mean(n, hooks)}" if n not in hooks else repr(n) for n in unmarked
-        )
         raise PluginError(
-            f"{who}: {hint} is not decorated with @hookimpl, so ertrl-bench never calls it;"
-            " add `from ertrl_bench.plugins import hookimpl` and put `@hookimpl` above it"
+            f"{who}: {', '.join(map(repr, unmarked))} is not decorated with @hookimpl, so"
+            " ertrl-bench never calls it; add `from ertrl_bench.plugins import hookimpl` and"
+            " put `@hookimpl` above it"
         )
     if not implemented:
+        # a near-miss name (a helper like register_my_envs is fine when a real hook exists)
+        near = [n for n in own if difflib.get_close_matches(n, hooks, n=1, cutoff=0.85)]
+        hint = "".join(
+            f" {n!r} looks like a hook: {_did_you_mean(n, hooks)}(and mark it @hookimpl)."
+            for n in near
+        )
         raise PluginError(
-            f"{who} registers nothing: it has no @hookimpl function. Implement one of"
+            f"{who} registers nothing: it has no @hookimpl function.{hint} Implement one of"
             f" {', '.join(hooks)} (see docs/plugins.md)"
         )
 
