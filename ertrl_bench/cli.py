@@ -266,13 +266,13 @@ def _suite_diversity(results: Path) -> dict[str, float]:
     for spec_path in sorted(results.glob("*/spec.json")):
         try:
             spec = json.loads(spec_path.read_text())
-            env = spec["env"]["type"]
+            env, tier = spec["env"]["type"], spec["tier"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # the report names unreadable run files itself
         if env in seen:
             continue
         try:
-            res = behavior_diversity(_family(env), spec["tier"], spec.get("data"), build=False)
+            res = behavior_diversity(_family(env), tier, spec.get("data"), build=False)
         except ErtrlError as exc:
             err.print(f"diversity of {env}: {exc}")
             continue
