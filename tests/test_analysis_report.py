@@ -285,6 +285,7 @@ def test_curve_figure_has_a_panel_per_split_and_protocol(suite):
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[:3] == [f"point_robot: IID (train) / {p}" for p in PROTOCOLS]
     assert len(titles) == 12 and "point_robot: OOD (moderate) / non_prior" in titles
+    assert "point_robot: extreme / online" in titles and "point_robot: iid / offline" in titles
     ax = next(a for a in fig.axes if a.get_title() == "point_robot: OOD (moderate) / online")
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ertrl (n=3)", "focal (n=3)"]
     line = ax.get_lines()[0]  # ertrl's mean over seeds at every step
@@ -369,9 +370,12 @@ def test_nan_scores_are_missing_never_printed_and_all_nan_runs_listed(tmp_path):
     # Tasks without a normalized score: counted per env (train/012 degenerate, moderate 5, 6
     # NaN, all 44 of the all-NaN run).
     section = md.split("## Tasks without a normalized score", 1)[1].split("##", 1)[0]
-    assert "point_robot: 44 task(s)" in section
-    assert "train/offline/task-012" in section and "return finite" in section
-    assert "moderate/offline/task-005" in section
+    assert "point_robot: 44 task(s) without a normalized score" in section
+    assert "train/task-012 (offline, online, non_prior): 5 run(s)" in section
+    assert "return finite in 12 of 15" in section  # 4 runs degenerate, the all-NaN run NaN
+    assert "- ... and 24 more" in section  # 20 listed
+    assert "moderate/task-005 (offline, online, non_prior): 5 run(s)" in section
+    assert "train/task-010 (offline, online, non_prior): 1 run(s) [focal s7]; NaN return" in section
     assert report.missing["point_robot"]["train/online/task-012"][0].startswith("ertrl s0")
     with open(suite / "returns.csv") as fh:
         assert "nan" not in fh.read().lower()
@@ -388,7 +392,8 @@ def test_degenerate_ranges_only_counted(tmp_path):
     _index(suite, [{"run_id": "r0", "method": "ertrl", "env": "point_robot", "seed": 0}], "deg")
     report = write_report(suite, reps=50, probe=False, figures=False)
     md = report.path.read_text()
-    assert "point_robot: 2 task(s) (6 task x protocol cells)" in md
+    assert "point_robot: 2 task(s) without a normalized score in at least one run (6 task" in md
+    assert "train/task-010 (offline, online, non_prior): 1 run(s) [ertrl s0]; degenerate" in md
     assert "R_min = R_max" in md
     assert _row(report, "ertrl", "extreme", "online")["n_tasks"] == 9
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .load import RunRecord
-from .tables import PROTOCOL_ORDER, curve_keys, curve_series, ordered, split_label
+from .tables import PROTOCOL_ORDER, curve_keys, curve_series, ordered, split_label, split_title
 
 __all__ = ["build_curve_figure", "curve_figure", "zmap_figure", "gain_figure"]
 
@@ -34,7 +34,7 @@ def build_curve_figure(env: str, runs: Sequence[RunRecord]):
     for i, split in enumerate(splits):
         for j, proto in enumerate(protos):
             ax = axes[i, j]
-            title = f"{env}: {split_label(split)} ({split}) / {proto}"
+            title = f"{env}: {split_title(split)} / {proto}"
             if (split, proto) not in pairs:
                 ax.set_title(title + ": no data")
                 ax.axis("off")
@@ -124,7 +124,8 @@ def gain_figure(grows: Sequence[Mapping], path: Path) -> Path | None:
             ax=ax,
         )  # fmt: skip
         split = sub[0]["split"]
-        ax.set_title(f"{proto}, {split_label(split)} ({split}): " + ax.get_title(), fontsize=9)
+        title = ax.get_title().replace("ER-TRL gain vs diversity: ", "")
+        ax.set_title(f"{proto} context, {split_title(split)}\n{title}", fontsize=9)
         ax.set_ylabel(f"ER-TRL {split_label(split)} gain over best baseline")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -92,7 +92,7 @@ def plot_learning_curves(
         (line,) = ax.plot(steps, center, label=f"{name} (n={n_runs})")
         ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xlabel("gradient step")
-    ax.set_ylabel(f"{ylabel} ({aggregate.upper()})")
+    ax.set_ylabel(f"{ylabel} ({aggregate}, 95% CI)")
     if title:
         ax.set_title(title)
     if curves:

@@ -281,15 +281,32 @@ def _missing_markdown(missing: Mapping[str, Mapping[str, list[str]]], limit: int
         "means the evaluation itself produced no number."
     )
     lines.append("")
-    for env, by_task in missing.items():
-        tasks = sorted({k.split("/")[0] + "/" + k.split("/", 2)[2] for k in by_task})
-        lines.append(f"- {env}: {len(tasks)} task(s) ({len(by_task)} task x protocol cells)")
-        for key in list(by_task)[:limit]:
-            runs = by_task[key]
-            lines.append(f"  - {key}: {len(runs)} run(s): {', '.join(runs[:5])}"
-                         + (" ..." if len(runs) > 5 else ""))  # fmt: skip
-        if len(by_task) > limit:
-            lines.append(f"  - ... and {len(by_task) - limit} more")
+    for env, by_cell in missing.items():
+        tasks: dict[str, dict] = {}  # split/task -> protocols, runs, reasons
+        for key, labels in by_cell.items():
+            split, proto, task = key.split("/", 2)
+            t = tasks.setdefault(f"{split}/{task}", {"protocols": [], "runs": set(), "finite": 0})
+            t["protocols"].append(proto)
+            t["runs"].update(label.split(" (")[0] for label in labels)
+            t["finite"] += sum("return finite" in label for label in labels)
+            t["cells"] = t.get("cells", 0) + len(labels)
+        lines.append(
+            f"- {env}: {len(tasks)} task(s) without a normalized score in at least one run"
+            f" ({len(by_cell)} task x protocol cells)"
+        )
+        for name, t in list(tasks.items())[:limit]:
+            runs = sorted(t["runs"])
+            shown = ", ".join(runs[:6]) + (" ..." if len(runs) > 6 else "")
+            why = (
+                "degenerate range (return finite)" if t["finite"] == t["cells"]
+                else "NaN return" if t["finite"] == 0
+                else f"return finite in {t['finite']} of {t['cells']}"
+            )  # fmt: skip
+            lines.append(
+                f"  - {name} ({', '.join(t['protocols'])}): {len(runs)} run(s) [{shown}]; {why}"
+            )
+        if len(tasks) > limit:
+            lines.append(f"  - ... and {len(tasks) - limit} more")
     return lines + [""]
 
 

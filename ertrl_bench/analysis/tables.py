@@ -36,6 +36,7 @@ __all__ = [
     "GAIN_COLUMNS",
     "ordered",
     "split_label",
+    "split_title",
     "score_cells",
     "return_rows",
     "ttest_rows",
@@ -83,6 +84,12 @@ def ordered(values: Iterable[str], order: Sequence[str] = ()) -> list[str]:
 
 def split_label(split: str) -> str:
     return SPLIT_LABELS.get(split, split)
+
+
+def split_title(split: str) -> str:
+    """``"OOD (moderate)"``, or the bare name when the paper has no other name for it."""
+    label = split_label(split)
+    return f"{label} ({split})" if label != split else split
 
 
 # --------------------------------------------------------------------------- score cells
