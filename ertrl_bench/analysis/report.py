@@ -115,7 +115,7 @@ class Report:
         for r in self.rows:
             if protocol is None or r["protocol"] == protocol:
                 table.add_row(
-                    r["env"], r["method"], SPLIT_HEADERS.get(r["split"], r["split"]),
+                    r["env"], r["method"], r["group"],
                     r["protocol"], f"{r['n_seeds']}/{r['n_expected']}", _fmt_ci(r), _fmt_ms(r),
                 )  # fmt: skip
         return table
