@@ -499,3 +499,6 @@ def test_empty_broken_and_root_folders(tmp_path):
     (tmp_path / "nothing").mkdir()
     with pytest.raises(ErtrlError, match="no suite results here"):
         write_report(tmp_path / "nothing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ErtrlError, match="a file, not a results folder"):
+        write_report(tmp_path / "file")

@@ -200,19 +200,28 @@ def load_runs(suite_dir: str | Path) -> tuple[str, list[RunRecord]]:
 def suite_dirs(path: str | Path) -> list[Path]:
     """The suite folders under ``path``: ``[path]`` for a suite, its suites for a results root.
 
-    Raises ``ErtrlError`` when ``path`` is neither (no suite.json, no run folders, no suites).
+    Raises ``ErtrlError`` naming ``path`` when it is neither (no suite.json, no run folders, no
+    suites), is not a folder, or cannot be listed.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ErtrlError(f"{path}: a file, not a results folder (pass e.g. results/smoke)")
     if not path.is_dir():
         raise ErtrlError(
             f"{path}: no such results folder (run a suite first: ertrl-bench run suites/smoke.yaml)"
         )
-    if (path / "suite.json").is_file() or any(_is_run_dir(p) for p in path.iterdir()):
-        return [path]
-    suites = sorted(
-        p for p in path.iterdir()
-        if p.is_dir() and ((p / "suite.json").is_file() or any(_is_run_dir(q) for q in p.iterdir()))
-    )  # fmt: skip
+    try:
+        if (path / "suite.json").is_file() or any(_is_run_dir(p) for p in path.iterdir()):
+            return [path]
+        suites = sorted(
+            p for p in path.iterdir()
+            if p.is_dir()
+            and ((p / "suite.json").is_file() or any(_is_run_dir(q) for q in p.iterdir()))
+        )  # fmt: skip
+    except OSError as exc:
+        raise ErtrlError(
+            f"{exc.filename or path}: cannot read the results ({exc.strerror})"
+        ) from None
     if not suites:
         raise ErtrlError(
             f"{path}: no suite results here (no suite.json and no run folders); pass a suite's "
