@@ -308,7 +308,10 @@ def report(
                 except OSError as exc:
                     raise ErtrlError(f"{suite_dir}: cannot write diversity.json ({exc})") from None
         rep = write_report(suite_dir, gain_split=gain_split)
-        out.print(rep.rich_table())
+        if out.is_terminal:
+            out.print(rep.rich_table())
+        else:  # piped: plain lines, not a table cut to 80 columns
+            print("\n".join(rep.plain_lines()))
         if rep.warnings:
             err.print(f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}")
         out.print(f"wrote {rep.path}")

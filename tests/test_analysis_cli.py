@@ -54,6 +54,10 @@ def test_cli_report_on_results_root_reports_each_suite(tmp_path):
         assert f"# Results: {name}" in md and "runs finished" in md
         assert f"wrote {root / name / 'report.md'}" in res.stdout
     assert not (root / "report.md").exists()
+    # Piped output: plain tab-separated lines, nothing cut.
+    lines = [line.split("\t") for line in res.stdout.splitlines() if "\t" in line]
+    assert lines[0] == ["env", "method", "split", "protocol", "seeds", "IQM [95% CI]", "mean ± std"]
+    assert ["point_robot", "ertrl", "OOD", "non_prior", "2/2"] in [row[:5] for row in lines]
     assert "Traceback" not in res.stderr
 
 

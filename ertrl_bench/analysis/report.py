@@ -105,6 +105,15 @@ class Report:
             (p for p in ("non_prior", "non-prior") if p in self.pearson), next(iter(self.pearson))
         )
 
+    def plain_lines(self) -> list[str]:
+        """The main table as tab-separated lines (for pipes and files: never cut to 80 columns)."""
+        head = ["env", "method", "split", "protocol", "seeds", "IQM [95% CI]", "mean ± std"]
+        return ["\t".join(head)] + [
+            "\t".join([r["env"], r["method"], r["group"], r["protocol"],
+                       f"{r['n_seeds']}/{r['n_expected']}", _fmt_ci(r), _fmt_ms(r)])
+            for r in self.rows
+        ]  # fmt: skip
+
     def rich_table(self, protocol: str | None = None):
         """The main table as a ``rich.table.Table`` (optionally one protocol only)."""
         from rich.table import Table
