@@ -1,7 +1,8 @@
 """Result analysis: IQM + bootstrap CIs, t-tests, W2 diversity, the z-probe, plots, the report.
 
 The suite report is split by job: ``load`` (read runs through ``ertrl_bench.results_schema``),
-``tables`` (numbers), ``figures`` (PNGs), ``report`` (the orchestrator that writes the files).
+``tables`` (numbers), ``figures`` (PNGs), ``markdown`` (report.md), ``report`` (the orchestrator
+that writes the files).
 
 Submodules are imported lazily so ``import ertrl_bench.analysis`` stays cheap (no matplotlib or
 scikit-learn until a function that needs them is used).
