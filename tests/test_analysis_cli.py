@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ertrl_bench.analysis.report import write_report
@@ -140,3 +141,17 @@ def test_report_on_a_real_tiny_run(tmp_path):
     assert "1 of 1 runs finished" in md and "## Learning curves" in md
     assert (root / s.name / "curves_point-robot.png").is_file()
     assert len(report.curve_rows) == 2 * len(protocols) * 2  # splits x protocols x evaluations
+
+
+def test_runner_summary_and_curve_skip_tasks_without_a_normalized_score():
+    from ertrl_bench.runner import _summarise
+
+    tasks = {
+        "a": {"return": 1.0, "normalized": 10.0},
+        "b": {"return": 3.0, "normalized": float("nan")},  # R_min = R_max (data's NaN)
+        "c": {"return": 2.0, "normalized": None},
+    }
+    out = _summarise({"train": {"offline": tasks}})["train"]["offline"]
+    assert out == {"return": 2.0, "normalized": 10.0}  # not NaN: the curve keeps its split
+    gone = _summarise({"train": {"offline": {"b": tasks["b"]}}})["train"]["offline"]
+    assert np.isnan(gone["normalized"]) and gone["return"] == 3.0
