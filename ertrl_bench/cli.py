@@ -297,6 +297,8 @@ def report(
     from ertrl_bench.analysis.report import check_writable, suite_dirs, write_report
     from ertrl_bench.data.store import atomic_write_json
 
+    if gain_split not in ("train", "iid", "moderate", "extreme"):
+        raise ErtrlError(f"--gain-split {gain_split!r}: choose train, iid, moderate or extreme")
     dirs = suite_dirs(results)  # one suite, or each suite of a results root
     for suite_dir in dirs:
         check_writable(suite_dir)

@@ -62,18 +62,30 @@ def test_cli_report_on_results_root_reports_each_suite(tmp_path):
     assert "Traceback" not in res.stderr
 
 
-def test_cli_report_errors_name_the_path_and_exit_2(tmp_path):
+def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """The real entry point (``ertrl_bench.cli.main``) in-process: exit code and flat stderr."""
+    from ertrl_bench import cli
+
+    monkeypatch.setattr(sys, "argv", ["ertrl-bench", "report", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    return exc.value.code, " ".join(capsys.readouterr().err.split())
+
+
+def test_cli_report_errors_name_the_path_and_exit_2(tmp_path, monkeypatch, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    for target, message in (
-        (empty, "no suite results here"),
-        (tmp_path / "nope", "no such results folder"),
+    (tmp_path / "file").write_text("x")
+    for args, message in (
+        ((empty,), f"{empty}: no suite results here"),
+        ((tmp_path / "nope",), f"{tmp_path / 'nope'}: no such results folder"),
+        ((tmp_path / "file",), f"{tmp_path / 'file'}: a file, not a results folder"),
+        ((empty, "--gain-split", "ood"), "--gain-split 'ood': choose train, iid, moderate"),
     ):
-        res = _cli(target, "--no-diversity")
-        assert res.returncode == 2, res.stderr
-        assert str(target) in res.stderr and message in res.stderr
-        assert "Traceback" not in res.stderr
-    # A suite whose report cannot be written (report.md is a folder: fails even for root).
+        code, stderr = _main(monkeypatch, capsys, *args, "--no-diversity")
+        assert code == 2 and message in stderr and "Traceback" not in stderr
+    # Through a real subprocess: a suite whose report cannot be written (report.md is a folder,
+    # so it fails even for root).
     suite = _small_suite(tmp_path / "s", "s", methods=("ertrl",))
     (suite / "report.md").mkdir()
     res = _cli(suite, "--no-diversity")
