@@ -21,7 +21,13 @@ from ertrl_bench.data.sac import EnsembleActor
 from ertrl_bench.envs.base import Task
 from ertrl_bench.errors import DatasetError, ErtrlError
 
-__all__ = ["BehaviorPolicies", "load_behavior_policies", "load_policy_file", "shared_states"]
+__all__ = [
+    "BehaviorPolicies",
+    "load_behavior_policies",
+    "load_policy_file",
+    "sample_mixture_actions",
+    "shared_states",
+]
 
 
 def load_policy_file(path: str | Path) -> dict:
@@ -130,23 +136,51 @@ def shared_states(arrays: Sequence[dict[str, np.ndarray]], n: int, seed: int = 0
     return obs[np.sort(idx)]
 
 
+def sample_mixture_actions(
+    path: str | Path, tasks: Sequence[Task], states, samples: int, seed: int = 0
+) -> tuple[np.ndarray, list[int]]:
+    """Actions of each task's *checkpoint mixture* -- the policy that produced its data.
+
+    A task's dataset holds the same number of trajectories from each SAC checkpoint, so its
+    behavior policy is the equal-weight mixture over checkpoints. Stratified draw: ceil(samples
+    / C) actions per checkpoint and state (C checkpoints). Returns ``([T, S, K, da], steps)``
+    with K = C * ceil(samples / C); ``seed`` makes the draw repeatable.
+    """
+    tasks = list(tasks)
+    first = load_policy_file(Path(path) / f"{tasks[0].key}.policy.pt")
+    steps = sorted(int(s) for s in first["checkpoints"])
+    per = -(-int(samples) // len(steps))
+    parts = [
+        load_behavior_policies(path, tasks, step).sample_actions(states, per, seed=seed + 7919 * i)
+        for i, step in enumerate(steps)
+    ]
+    return np.concatenate(parts, axis=2), steps
+
+
 def behavior_diversity(
     family,
     tier: str,
     overrides: dict | None = None,
-    states: int = 64,
-    samples: int = 32,
-    checkpoint: str = "last",
+    states: int = 32,
+    samples: int = 4096,
+    checkpoint: str = "mixture",
     seed: int = 0,
     build: bool = True,
-):
-    """Average pairwise W2 between the training tasks' behavior policies (PAPER.md, ours precisely).
+    method: str = "sliced",
+    n_projections: int = 64,
+) -> dict | None:
+    """Behavior-policy diversity of a family's training tasks, with its same-policy floor.
 
-    S shared states are drawn from the union of the training tasks' data; K actions are sampled per
-    state from each task's stochastic policy. Returns ``(w2, checkpoint, n_tasks)``, or ``None``
-    when ``build`` is False and the datasets are not cached.
+    docs/paper.md (ours, precisely): S shared states are drawn from the union of the training
+    tasks' data; K actions per state are sampled from each task's behavior policy -- by default
+    the checkpoint mixture that produced the data (``checkpoint="mixture"``), else one checkpoint
+    (a step, ``first`` or ``last``). Returns the record ``{"w2", "floor", "floor_ratio",
+    "method", "checkpoint", "checkpoints", "tasks", "states", "samples", "seed"}`` (``w2`` the
+    mean pairwise distance, ``floor`` two draws of the same policy: see
+    ``analysis.wasserstein.diversity_with_floor``), or ``None`` when ``build`` is False and the
+    datasets are not cached.
     """
-    from ertrl_bench.analysis.wasserstein import average_pairwise_distance
+    from ertrl_bench.analysis.wasserstein import diversity_with_floor
     from ertrl_bench.data import dataset_dir, get_datasets
     from ertrl_bench.data.tiers import resolve_tier
 
@@ -160,6 +194,28 @@ def behavior_diversity(
         shared = shared_states([fd.arrays[t.key] for t in train], states, seed=seed)
     except ValueError as exc:
         raise ErtrlError(str(exc)) from None
-    pols = load_behavior_policies(fd.path, train, checkpoint)
-    w2 = average_pairwise_distance(pols.sample_actions(shared, samples, seed=seed))
-    return w2, pols.checkpoint, len(train)
+    if checkpoint == "mixture":
+        draw_a, steps = sample_mixture_actions(fd.path, train, shared, samples, seed=seed)
+        draw_b, _ = sample_mixture_actions(fd.path, train, shared, samples, seed=seed + 1)
+        label: int | str = "mixture"
+    else:
+        pols = load_behavior_policies(fd.path, train, checkpoint)
+        draw_a = pols.sample_actions(shared, samples, seed=seed)
+        draw_b = pols.sample_actions(shared, samples, seed=seed + 1)
+        steps, label = [pols.checkpoint], pols.checkpoint
+    w2, floor = diversity_with_floor(
+        draw_a, draw_b, method=method, n_projections=n_projections, seed=seed
+    )
+    return {
+        "w2": w2,
+        "floor": floor,
+        "floor_ratio": floor / w2 if w2 > 0 else float("inf"),
+        "method": method,
+        "checkpoint": label,
+        "checkpoints": steps,
+        "tasks": len(train),
+        "states": int(len(shared)),
+        "samples": int(draw_a.shape[2]),
+        "projections": n_projections if method == "sliced" else None,
+        "seed": seed,
+    }
