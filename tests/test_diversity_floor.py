@@ -59,12 +59,14 @@ def test_floor_falls_with_samples_where_exact_w2_stays_high():
 def test_mixture_draws_every_checkpoint(tiny):
     train = [t for t in tiny.tasks if t.split == "train"][:3]
     states = shared_states([tiny.arrays[t.key] for t in train], 4, seed=0)
-    acts, steps = sample_mixture_actions(tiny.path, train, states, 15, seed=2)
+    (acts, again), steps = sample_mixture_actions(tiny.path, train, states, 15, seeds=(2, 5))
     assert steps == [150, 300] and acts.shape == (3, 4, 16, 2)  # 8 per checkpoint
-    first = load_behavior_policies(tiny.path, train, 150).sample_actions(states, 8, seed=2)
-    np.testing.assert_array_equal(acts[:, :, :8], first)  # stratified: checkpoint 150 ...
-    last = load_behavior_policies(tiny.path, train, 300).sample_actions(states, 8, seed=2 + 7919)
-    np.testing.assert_array_equal(acts[:, :, 8:], last)  # ... and checkpoint 300
+    assert not np.array_equal(acts, again)  # independent draws
+    for ti in (0, 2):  # stratified: 8 actions of checkpoint 150, then 8 of checkpoint 300
+        for ci, step in enumerate(steps):
+            pol = load_behavior_policies(tiny.path, [train[ti]], step)
+            want = pol.sample_actions(states, 8, seed=2 + 7919 * ci + 100003 * ti)[0]
+            np.testing.assert_array_equal(acts[ti, :, 8 * ci : 8 * ci + 8], want)
 
 
 def test_family_value_dominates_its_same_policy_floor(tiny):

@@ -136,25 +136,51 @@ def shared_states(arrays: Sequence[dict[str, np.ndarray]], n: int, seed: int = 0
     return obs[np.sort(idx)]
 
 
+def _single_policy(blob: dict, task: Task, step: int) -> BehaviorPolicies:
+    """One task's policy at checkpoint ``step`` from its already loaded policy file."""
+    actor = EnsembleActor(1, blob["obs_dim"], blob["act_dim"], tuple(blob["hidden"]))
+    sd = {int(k): v for k, v in blob["checkpoints"].items()}[step]
+    actor.load_state_dict({name: v[None] for name, v in sd.items()})
+    actor.eval()
+    return BehaviorPolicies(actor, [task], step, blob["obs_dim"], blob["act_dim"])
+
+
 def sample_mixture_actions(
-    path: str | Path, tasks: Sequence[Task], states, samples: int, seed: int = 0
-) -> tuple[np.ndarray, list[int]]:
+    path: str | Path,
+    tasks: Sequence[Task],
+    states,
+    samples: int,
+    seeds: Sequence[int] = (0,),
+) -> tuple[list[np.ndarray], list[int]]:
     """Actions of each task's *checkpoint mixture* -- the policy that produced its data.
 
     A task's dataset holds the same number of trajectories from each SAC checkpoint, so its
     behavior policy is the equal-weight mixture over checkpoints. Stratified draw: ceil(samples
-    / C) actions per checkpoint and state (C checkpoints). Returns ``([T, S, K, da], steps)``
-    with K = C * ceil(samples / C); ``seed`` makes the draw repeatable.
+    / C) actions per checkpoint and state (C checkpoints), so K = C * ceil(samples / C).
+    One independent draw ``[T, S, K, da]`` per seed in ``seeds`` (task t, checkpoint i of draw
+    ``seed`` uses torch seed ``seed + 7919 * i + 100003 * t``). Each task's policy file is
+    read once, one task at a time (paper-size files hold 18 checkpoints of a 2 x 1024 actor).
+    Returns ``(draws, steps)``.
     """
     tasks = list(tasks)
-    first = load_policy_file(Path(path) / f"{tasks[0].key}.policy.pt")
-    steps = sorted(int(s) for s in first["checkpoints"])
-    per = -(-int(samples) // len(steps))
-    parts = [
-        load_behavior_policies(path, tasks, step).sample_actions(states, per, seed=seed + 7919 * i)
-        for i, step in enumerate(steps)
-    ]
-    return np.concatenate(parts, axis=2), steps
+    steps: list[int] | None = None
+    out = [[] for _ in seeds]
+    for ti, task in enumerate(tasks):
+        blob = load_policy_file(Path(path) / f"{task.key}.policy.pt")
+        mine = sorted(int(s) for s in blob["checkpoints"])
+        if steps is None:
+            steps = mine
+        elif mine != steps:
+            raise DatasetError(f"{path}/{task.key}.policy.pt: checkpoints differ from the others")
+        per = -(-int(samples) // len(steps))
+        pols = [_single_policy(blob, task, step) for step in steps]
+        for d, seed in enumerate(seeds):
+            parts = [
+                p.sample_actions(states, per, seed=seed + 7919 * i + 100003 * ti)[0]
+                for i, p in enumerate(pols)
+            ]
+            out[d].append(np.concatenate(parts, axis=1))  # [S, K, da]
+    return [np.stack(d) for d in out], steps or []
 
 
 def behavior_diversity(
@@ -195,8 +221,9 @@ def behavior_diversity(
     except ValueError as exc:
         raise ErtrlError(str(exc)) from None
     if checkpoint == "mixture":
-        draw_a, steps = sample_mixture_actions(fd.path, train, shared, samples, seed=seed)
-        draw_b, _ = sample_mixture_actions(fd.path, train, shared, samples, seed=seed + 1)
+        (draw_a, draw_b), steps = sample_mixture_actions(
+            fd.path, train, shared, samples, seeds=(seed, seed + 1_000_000)
+        )
         label: int | str = "mixture"
     else:
         pols = load_behavior_policies(fd.path, train, checkpoint)
