@@ -360,9 +360,10 @@ def test_time_limit():
 
 
 # --- the batched stepper reproduces the gymnasium envs bit for bit -------------------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_batch_matches_gym(name):
-    fam = family(name, horizon=40)
+@pytest.mark.parametrize("name,contact", CONTACT_CASES)
+def test_batch_matches_gym(name, contact):
+    opts = {} if contact is None else {"contact_cost": contact}
+    fam = family(name, horizon=40, **opts)
     tasks = [grid_task(fam, i) for i in (3, 17, 17, 36)]
     fast, slow = fam.make_batch(tasks), ListBatchEnv([fam.make(t) for t in tasks])
     assert (fast.num_envs, fast.obs_dim, fast.act_dim) == (
