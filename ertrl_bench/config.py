@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from ertrl_bench.analysis.probe import ProbeConfig
 from ertrl_bench.errors import ConfigError, ErtrlError
 
 
@@ -95,6 +96,7 @@ class EvalConfig(Strict):
         "moderate",
         "extreme",
     ]
+    probe: ProbeConfig = ProbeConfig()  # the end-of-run z probe (docs/paper.md "Probe")
 
     @model_validator(mode="after")
     def _online_needs_a_scored_episode(self):

@@ -365,7 +365,10 @@ def _load_diversity(suite_dir: Path, diversity) -> dict[str, float] | None:
         diversity = path
     if isinstance(diversity, (str, Path)):
         diversity = _read_json(Path(diversity))
-    return {str(k): float(v) for k, v in dict(diversity).items()}
+    # a value is a number or a record {"w2": value, "floor": same-policy floor, ...}
+    return {
+        str(k): float(v["w2"] if isinstance(v, Mapping) else v) for k, v in dict(diversity).items()
+    }
 
 
 def gain_rows(
