@@ -203,12 +203,15 @@ def run_protocol(
             starting[:] = False
         active = ~done
         o = torch.as_tensor(obs, dtype=torch.float32, device=dev)
-        actions = np.zeros((E, act_dim), np.float32)
+        actions = np.zeros((E, act_dim), np.float32)  # idle runs step with zero actions
         det, sto = active & ~explore, active & explore
-        if det.any():
-            actions[det] = agent.backbone.act(o, z, deterministic=True).cpu().numpy()[det]
-        if sto.any():
-            actions[sto] = agent.backbone.act(o, z, deterministic=False).cpu().numpy()[sto]
+        for m, deterministic in ((det, True), (sto, False)):
+            if m.all():
+                actions[:] = agent.backbone.act(o, z, deterministic).cpu().numpy()
+            elif m.any():
+                i = torch.as_tensor(all_rows[m], device=dev)
+                actions[m] = agent.backbone.act(o[i], z[i], deterministic).cpu().numpy()
+        if sto.any():  # exploration: uniform random while too little is counted
             rand = sto & (rollout_start + t_ep < budget.random_until)
             actions[rand] = rng.uniform(-1.0, 1.0, (int(rand.sum()), act_dim))
         res = env.step(actions)
