@@ -115,6 +115,17 @@ class EvalConfig(Strict):
         "extreme",
     ]
 
+    @model_validator(mode="after")
+    def _z_gets_inferred(self):
+        for name in ("online_min_transitions", "non_prior_min_transitions"):
+            value = getattr(self, name)
+            if self.transitions is not None and value is not None and value >= self.transitions:
+                raise ValueError(
+                    f"{name} ({value}) must be less than transitions ({self.transitions}):"
+                    " otherwise z is never inferred before the scored episode"
+                )
+        return self
+
 
 class RunEntry(Strict):
     """One explicit run of a suite."""

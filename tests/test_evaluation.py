@@ -229,3 +229,9 @@ def test_budget_met_exactly_when_episodes_end_early(protocol):
         for ctx in agent.contexts:
             acts = ctx.actions[ctx.mask][:, 0].numpy()
             assert not (acts == 0.5).any() and len(acts) >= 20
+
+
+def test_a_threshold_at_or_above_the_budget_is_rejected():
+    with pytest.raises(ValueError, match="never inferred"):
+        EvalConfig(transitions=400, online_min_transitions=400)
+    EvalConfig(transitions=600, online_min_transitions=400, non_prior_min_transitions=400)
