@@ -305,7 +305,7 @@ def test_hparams_and_flags():
         15,
         7,
     ]
-    assert hp["ant-goal"].eval_episodes == 4 and hp["cheetah-vel"].eval_episodes == 3
+    assert hp["ant-goal"].eval_transitions == 800 and hp["cheetah-vel"].eval_transitions == 600
     assert hp["cheetah-vel"].csro_inputs == ("obs", "action")
     for n in NAMES:
         assert FAMILIES[n].context_uses_next_obs == n.startswith(("hopper", "walker"))

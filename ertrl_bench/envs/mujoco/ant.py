@@ -44,7 +44,7 @@ ANT_HPARAMS = FamilyHParams(
     csro_weight=50.0,
     gan_weight=5.0,
     unicorn_weight=1.5,
-    eval_episodes=4,
+    eval_transitions=800,
 )
 
 

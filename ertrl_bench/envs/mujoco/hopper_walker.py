@@ -75,7 +75,7 @@ HOPPER_HPARAMS = FamilyHParams(
     csro_weight=25.0,
     gan_weight=5.0,
     unicorn_weight=15.0,
-    eval_episodes=3,
+    eval_transitions=600,
 )
 # Walker differs from Hopper only in latent size and UNICORN weight (PAPER.md).
 WALKER_HPARAMS = dataclasses.replace(HOPPER_HPARAMS, latent_dim=40, unicorn_weight=7.0)

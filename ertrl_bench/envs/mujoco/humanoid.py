@@ -85,7 +85,7 @@ class HumanoidDir(MujocoFamily):
         csro_weight=50.0,
         gan_weight=2.5,
         unicorn_weight=1.5,
-        eval_episodes=3,
+        eval_transitions=600,
     )
 
     def grid_param(self, index):
