@@ -267,12 +267,15 @@ def _suite_diversity(results: Path) -> dict[str, dict]:
 
     seen: dict[str, dict] = {}
     for spec_path in sorted(results.glob("*/spec.json")):
-        spec = json.loads(spec_path.read_text())
-        env = spec["env"]["type"]
+        try:
+            spec = json.loads(spec_path.read_text())
+            env, tier = spec["env"]["type"], spec["tier"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # the report names unreadable run files itself
         if env in seen:
             continue
         try:
-            res = behavior_diversity(_family(env), spec["tier"], spec.get("data"), build=False)
+            res = behavior_diversity(_family(env), tier, spec.get("data"), build=False)
         except ErtrlError as exc:
             err.print(f"diversity of {env}: {exc}")
             continue
@@ -283,26 +286,40 @@ def _suite_diversity(results: Path) -> dict[str, dict]:
 
 @app.command()
 def report(
-    results: Path = typer.Argument(..., help="A suite's results folder, e.g. results/smoke."),
+    results: Path = typer.Argument(
+        ..., help="A suite's results folder (results/smoke), or the results root: every suite."
+    ),
     diversity: bool = typer.Option(
         True, help="Compute behavior-policy W2 per env from cached datasets (diversity.json)."
     ),
+    gain_split: str = typer.Option(
+        "moderate", help="Split of ER-TRL's gain vs diversity (moderate = the paper's OOD)."
+    ),
 ):
     """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
-    from ertrl_bench.analysis.report import write_report
+    from ertrl_bench.analysis.report import check_writable, suite_dirs, write_report
     from ertrl_bench.data.store import atomic_write_json
 
-    if not results.is_dir():
-        raise ErtrlError(
-            f"{results}: no such results folder (run a suite first: ertrl-bench run suites/smoke.yaml)"
-        )
-    if diversity:
-        div = _suite_diversity(results)
-        if div:
-            atomic_write_json(results / "diversity.json", div)
-    rep = write_report(results)
-    out.print(rep.rich_table() if hasattr(rep, "rich_table") else rep)
-    out.print(f"wrote {results / 'report.md'}")
+    if gain_split not in ("train", "iid", "moderate", "extreme"):
+        raise ErtrlError(f"--gain-split {gain_split!r}: choose train, iid, moderate or extreme")
+    dirs = suite_dirs(results)  # one suite, or each suite of a results root
+    for suite_dir in dirs:
+        check_writable(suite_dir)
+        if diversity:
+            div = _suite_diversity(suite_dir)
+            if div:
+                try:
+                    atomic_write_json(suite_dir / "diversity.json", div)
+                except OSError as exc:
+                    raise ErtrlError(f"{suite_dir}: cannot write diversity.json ({exc})") from None
+        rep = write_report(suite_dir, gain_split=gain_split)
+        if out.is_terminal:
+            out.print(rep.rich_table())
+        else:  # piped: plain lines, not a table cut to 80 columns
+            print("\n".join(rep.plain_lines()))
+        if rep.warnings:
+            err.print(f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}")
+        out.print(f"wrote {rep.path}")
 
 
 @analyze_app.command("wasserstein")

@@ -65,11 +65,19 @@ def _final_scores(history: list[dict], last: int) -> dict:
     return out
 
 
+def _finite_mean(values) -> float:
+    """Mean of the finite values (a task without a normalized score, R_min = R_max, would
+    otherwise blank its split's mean and curve); NaN if none. The report names such tasks."""
+    arr = np.array([np.nan if v is None else v for v in values], dtype=float)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
+
+
 def _summarise(per_task: dict) -> dict:
     return {
         split: {
             protocol: {
-                m: float(np.mean([v[m] for v in tasks.values()])) for m in ("return", "normalized")
+                m: _finite_mean([v[m] for v in tasks.values()]) for m in ("return", "normalized")
             }
             for protocol, tasks in by_protocol.items()
         }

@@ -56,6 +56,9 @@ class RunDir:
         atomic_write_bytes(self.path / "encodings.npz", lambda f: np.savez_compressed(f, **arrays))
 
     def write_metrics(self, metrics: dict) -> None:
+        from ertrl_bench.results_schema import validate_metrics  # the shape the report reads
+
+        validate_metrics(metrics)
         atomic_write_json(self.metrics_path, metrics)
 
     def write_failed(self, error: str, traceback: str) -> None:
