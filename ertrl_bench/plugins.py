@@ -616,7 +616,7 @@ def describe_component(name: str) -> list[dict]:
         entry = registry.entries[kind].get(name)
         if entry is None:
             continue
-        record = {"kind": SINGULAR[kind], "name": name, "plugin": entry.plugin}
+        record = {"kind": SINGULAR[kind], "name": name, "plugin": entry.plugin, "registry": kind}
         if kind == "methods":
             spec = entry.factory
             if isinstance(spec, dict):
@@ -626,7 +626,9 @@ def describe_component(name: str) -> list[dict]:
             record["options"] = []
         else:
             record["options_model"] = entry.options.__name__
-            doc = inspect.getdoc(entry.factory) or ""
+            factory = entry.factory
+            own = factory.__dict__.get("__doc__") if inspect.isclass(factory) else factory.__doc__
+            doc = inspect.cleandoc(own or "")
             record["summary"] = doc.split("\n\n")[0].replace("\n", " ")
             record["options"] = options_schema(entry.options)
         found.append(record)
@@ -649,10 +651,15 @@ def component_text(record: dict) -> list[str]:
     if not record["options"]:
         lines.append("  no options")
         return lines
-    lines.append(
-        f"  Options ({record['options_model']}; in a suite: {{type: {record['name']},"
-        f" params: {{...}}}} or component_params: {{{record['name']}: {{...}}}}):"
+    n = record["name"]
+    usage = {
+        "envs": f"in a suite: envs: [{{type: {n}, params: {{...}}}}]",
+        "executors": f"ertrl-bench run SUITE --executor {n} --executor-opt KEY=VALUE",
+    }.get(
+        record["registry"],
+        f"in a suite: {{type: {n}, params: {{...}}}}, or component_params: {{{n}: {{...}}}}",
     )
+    lines.append(f"  Options ({record['options_model']}; {usage}):")
     for opt in record["options"]:
         extra = f" ({', '.join(opt['constraints'])})" if opt["constraints"] else ""
         default = "required" if opt["required"] else f"default {json_text(opt['default'])}"
