@@ -179,6 +179,47 @@ class BRAC:
         policy_loss = (logp - q_new + alpha * div).mean() + reg
         return v_loss, policy_loss, div.detach()
 
+    # --- the three phases of a step (separate methods: the step benchmark times each) ---------
+    def _update_c(self, batch: Transitions, z: torch.Tensor, sample_rl) -> torch.Tensor:
+        """Dual critic c: maximise the KL estimate (- penalty), each c-step on a fresh batch."""
+        for _ in range(self.o.c_steps):
+            cb = batch if sample_rl is None else sample_rl()
+            sc, ac, zc = _flat(cb.obs), _flat(cb.actions), _broadcast(z, cb.obs.shape[1])
+            with torch.no_grad():
+                mean, log_std = self._pi_params(torch.cat([sc, zc], -1))
+                a_pi, _ = tanh_gaussian_from_noise(mean, log_std, torch.randn_like(mean))
+            u = torch.rand(a_pi.shape[0], 1, device=a_pi.device, dtype=a_pi.dtype)
+            c_loss = self._c_loss_fn(sc, zc, a_pi, ac, u)
+            self.opt_c.zero_grad(set_to_none=True)
+            c_loss.backward(inputs=list(self.c.parameters()))
+            self.opt_c.step()
+        return c_loss
+
+    def _update_q(self, s, a, s2, r, d, zr, zq) -> torch.Tensor:
+        """Q: TD to the target V (z_q may train the encoder: Offline PEARL)."""
+        q_loss = self._q_loss_fn(s, a, s2, r, d, zr, zq)
+        self.opt_q.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.opt_q.step()
+        return q_loss
+
+    def _update_actor(self, s, a, zr):
+        """V and policy from fresh policy actions (the actor's loss trains the actor only), then
+        alpha: SGD (lr ``alpha_lr``) on the raw alpha towards the target divergence."""
+        o = self.o
+        alpha = self.alpha()
+        noise = torch.randn(s.shape[0], a.shape[1], device=s.device, dtype=s.dtype)
+        v_loss, policy_loss, div = self._actor_fn(s, a, zr, noise, alpha)
+        self.opt_v.zero_grad(set_to_none=True)
+        v_loss.backward(inputs=list(self.v.parameters()))
+        self.opt_v.step()
+        self.opt_policy.zero_grad(set_to_none=True)
+        policy_loss.backward(inputs=list(self.policy.parameters()))
+        self.opt_policy.step()
+        div_mean = div.mean()
+        self.raw_alpha.add_(o.alpha_lr * (div_mean - o.target_divergence))
+        return v_loss, policy_loss, div_mean, alpha
+
     # --- protocol ------------------------------------------------------------------------------
     def update(
         self,
@@ -190,47 +231,15 @@ class BRAC:
         """One BRAC step; ``sample_rl()`` draws a fresh RL batch of the same tasks for each c-step
         (None: the c-steps reuse ``batch``)."""
         o = self.o
-        m, b = batch.obs.shape[:2]
+        b = batch.obs.shape[1]
         s, a, s2 = _flat(batch.obs), _flat(batch.actions), _flat(batch.next_obs)
         r, d = batch.rewards.reshape(-1), batch.dones.reshape(-1)
         zr = _broadcast(z, b)
         zq = _broadcast(z_q, b)
 
-        # 1. dual critic c: maximise the KL estimate (- penalty), each step on a fresh batch
-        for _ in range(o.c_steps):
-            cb = batch if sample_rl is None else sample_rl()
-            bc = cb.obs.shape[1]
-            zc = zr if bc == b else _broadcast(z, bc)
-            sc, ac = _flat(cb.obs), _flat(cb.actions)
-            with torch.no_grad():
-                mean, log_std = self._pi_params(torch.cat([sc, zc], -1))
-                a_pi, _ = tanh_gaussian_from_noise(mean, log_std, torch.randn_like(mean))
-            u = torch.rand(a_pi.shape[0], 1, device=a_pi.device, dtype=a_pi.dtype)
-            c_loss = self._c_loss_fn(sc, zc, a_pi, ac, u)
-            self.opt_c.zero_grad(set_to_none=True)
-            c_loss.backward(inputs=list(self.c.parameters()))
-            self.opt_c.step()
-
-        # 2. Q: TD to the target V (z_q may train the encoder: Offline PEARL)
-        q_loss = self._q_loss_fn(s, a, s2, r, d, zr, zq)
-        self.opt_q.zero_grad(set_to_none=True)
-        q_loss.backward()
-        self.opt_q.step()
-
-        # 3. V and policy from fresh policy actions; the actor's loss trains the actor only
-        alpha = self.alpha()
-        noise = torch.randn(s.shape[0], a.shape[1], device=s.device, dtype=s.dtype)
-        v_loss, policy_loss, div = self._actor_fn(s, a, zr, noise, alpha)
-        self.opt_v.zero_grad(set_to_none=True)
-        v_loss.backward(inputs=list(self.v.parameters()))
-        self.opt_v.step()
-        self.opt_policy.zero_grad(set_to_none=True)
-        policy_loss.backward(inputs=list(self.policy.parameters()))
-        self.opt_policy.step()
-
-        # 4. alpha: SGD (lr alpha_lr) on the raw alpha towards the target divergence
-        div_mean = div.mean()
-        self.raw_alpha.add_(o.alpha_lr * (div_mean - o.target_divergence))
+        c_loss = self._update_c(batch, z, sample_rl)
+        q_loss = self._update_q(s, a, s2, r, d, zr, zq)
+        v_loss, policy_loss, div_mean, alpha = self._update_actor(s, a, zr)
         soft_update(self.v_target, self.v, o.tau)
         return {
             "brac/q_loss": q_loss.detach(),
