@@ -221,7 +221,7 @@ def test_brac_learns_point_robot_tasks_with_an_oracle_z():
     """z = one-hot train-task id: the backbone alone must reach the goals of the training tasks.
 
     Smoke-tier Point-Robot data; 8 tasks x 64 transitions per step, 64 x 64 networks, 600
-    steps. Measured when written: 52-67 normalized vs random -21 (mean over the 30 train tasks).
+    steps. Measured when written: 52-67 normalized vs random -21 (mean over the train tasks).
     """
     from ertrl_bench.data import get_datasets
     from ertrl_bench.data.collect import rollout_episodes
