@@ -12,7 +12,8 @@ Setting: Cheetah-Vel's dimensions and paper sizes (16 tasks, context 100, RL bat
   unfused computation of the same numbers (``brac_reference.py``) and against today's step
   before #10.7/#14.2 (``_today_brac.py``: another algorithm -- log-alpha Adam, BRAC's gradient
   penalty, one batch for the c-steps -- shown for reference). All three in one process, stepped
-  in turn so they share the machine's noise; median step time. The allocator setting
+  in turn so they share the machine's noise; median CPU time (``time.process_time``) per step, as
+  wall time on a shared machine swung +-30% between consecutive steps. The allocator setting
   (``ertrl_bench.nn.tune_allocator``) is process-wide, so all three run with it; the script
   mode with ``ERTRL_BENCH_DEFAULT_ALLOCATOR=1`` times a baseline without it.
 
@@ -208,11 +209,11 @@ def test_fused_step_speedup(benchmark, method):
     def measure():
         for run in runs.values():
             _step(*run)  # warm-up
-        for _ in range(4):  # step by step, interleaved: the variants share the machine's noise
+        for _ in range(6):  # step by step, interleaved: the variants share the machine's noise
             for v, run in runs.items():
-                t0 = time.perf_counter()
+                t0 = time.process_time()  # CPU time: less sensitive than wall time to other jobs
                 _step(*run)
-                times[v].append(time.perf_counter() - t0)
+                times[v].append(time.process_time() - t0)
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     best = {v: float(np.median(t)) for v, t in times.items()}
