@@ -82,9 +82,8 @@ class PointRobotBatch(BatchEnv):
 class PointRobot(EnvFamily):
     name = "point-robot"
     context_uses_next_obs = False
-    hparams = FamilyHParams(
-        latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200, brac_alpha_init=50.0
-    )
+    hparams = FamilyHParams(latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200)
+    component_defaults = {"brac": {"alpha_init": 50.0}}
 
     def __init__(self, options: PointRobotOptions | None = None):
         self.options = options or PointRobotOptions()

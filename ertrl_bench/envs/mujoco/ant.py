@@ -38,13 +38,14 @@ ANT_HPARAMS = FamilyHParams(
     context_size=512,
     meta_batch=10,
     steps_per_iteration=2000,
-    brac_alpha_init=500.0,
-    brac_alpha_max=2000.0,
-    csro_weight=50.0,
-    gan_weight=5.0,
-    unicorn_weight=1.5,
     eval_episodes=4,
 )
+ANT_COMPONENT_DEFAULTS = {
+    "brac": {"alpha_init": 500.0, "alpha_max": 2000.0},
+    "csro": {"weight": 50.0},
+    "gan_entropy": {"weight": 5.0},
+    "unicorn": {"weight": 1.5},
+}
 
 
 def contact_cost(cfrc_ext: np.ndarray) -> np.ndarray:
@@ -98,6 +99,7 @@ class AntDir(MujocoFamily):
     gym_id = "AntDir"
     kernel = AntDirKernel
     hparams = ANT_HPARAMS
+    component_defaults = ANT_COMPONENT_DEFAULTS
 
     def grid_param(self, index):
         return (float(direction_grid()[index]),)
@@ -116,6 +118,7 @@ class AntGoal(MujocoFamily):
     gym_id = "AntGoal"
     kernel = AntGoalKernel
     hparams = ANT_HPARAMS
+    component_defaults = ANT_COMPONENT_DEFAULTS
     split_indices = {
         "train": tuple(range(0, 20)),
         "moderate": tuple(range(20, 30)),
