@@ -153,6 +153,10 @@ def train_step(
     return logs
 
 
+def _num(v) -> float:
+    return float(v.detach().float().sum()) if isinstance(v, torch.Tensor) else float(v)
+
+
 def check_finite(agent, logs, parts, update_logs, backbone_logs, step: int) -> None:
     """One fused ``isfinite`` over the sum of every logged number (one device sync per step).
 
@@ -165,20 +169,20 @@ def check_finite(agent, logs, parts, update_logs, backbone_logs, step: int) -> N
         return
 
     def bad(d: dict) -> list[str]:
-        return [k for k, v in d.items() if not math.isfinite(float(v))]
+        return [k for k, v in d.items() if not math.isfinite(_num(v))]
 
     culprits = [
-        f"{agent.labels[n]}: encoder loss {float(v)}" for n, v in parts.items() if bad({n: v})
+        f"{agent.labels[n]}: encoder loss {_num(v)}" for n, v in parts.items() if bad({n: v})
     ]
     culprits += [
-        f"{agent.labels[n]}: update() logged {', '.join(f'{k}={float(d[k])}' for k in bad(d))}"
+        f"{agent.labels[n]}: update() logged {', '.join(f'{k}={_num(d[k])}' for k in bad(d))}"
         for n, d in update_logs.items()
         if bad(d)
     ]
     if bad(backbone_logs):
         culprits.append(
             f"{agent.labels[agent.method.backbone.type]}: "
-            + ", ".join(f"{k}={float(backbone_logs[k])}" for k in bad(backbone_logs))
+            + ", ".join(f"{k}={_num(backbone_logs[k])}" for k in bad(backbone_logs))
         )
     if not culprits:
         culprits = [
