@@ -175,10 +175,10 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
 
 
 def _family(name: str):
-    from ertrl_bench.plugins import get_registry
+    from ertrl_bench.components import create
+    from ertrl_bench.config import Component
 
-    entry = get_registry().get("envs", name)
-    return entry.factory(entry.options() if entry.options else None)
+    return create("envs", Component(type=name))
 
 
 @datasets_app.command("build")

@@ -474,3 +474,13 @@ def test_validate_dry_run_fails_fast_on_a_broken_plugin(tmp_path):
     assert "ok focal on point-robot" in out
     assert "FAILED vec on point-robot" in out
     assert "encoder loss 'vec_loss' (plugin brokenplug)" in out and "0-dim" in out
+
+
+def test_no_import_cycle_through_methods():
+    """config -> plugins -> methods must not lead back to config (methods register dicts)."""
+    code = (
+        "import sys; import ertrl_bench.methods, ertrl_bench.regularizers, ertrl_bench.encoders;"
+        "print('ertrl_bench.config' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
