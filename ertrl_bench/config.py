@@ -406,24 +406,26 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
             continue
         triples.append((run.env, m, run.seed, train, evalc))
 
-    if not problems and suite.tier in TIERS:
+    check_tiers = not problems and suite.tier in TIERS
+    # every component's options, resolved per family (names known: options checked here)
+    resolved = {}
+    for env, m, _, _, _ in triples:
+        if m is None or env.type not in registry.entries["envs"]:
+            continue
+        key = (env.model_dump_json(), m.model_dump_json())
+        if key not in resolved:
+            resolved[key] = resolve_params(m, env, method_paths.get(id(m), str(m.name)))
+    if check_tiers:
         for env in {t[0].type for t in triples}:
             try:
                 resolve_tier(suite.tier, env, suite.data)
             except ErtrlError as exc:
                 problems.append(f"data: {exc}")
     if problems:
-        raise ConfigError(source, problems)
+        raise ConfigError(source, list(dict.fromkeys(problems)))
 
     from ertrl_bench.components import component_versions
 
-    resolved = {}
-    for env, m, _, _, _ in triples:
-        key = (env.model_dump_json(), m.model_dump_json())
-        if key not in resolved:
-            resolved[key] = resolve_params(m, env, method_paths.get(id(m), str(m.name)))
-    if problems:
-        raise ConfigError(source, list(dict.fromkeys(problems)))
     specs = []
     for env, m, seed, train, evalc in triples:
         m = resolved[(env.model_dump_json(), m.model_dump_json())]
