@@ -484,3 +484,21 @@ def test_no_import_cycle_through_methods():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_dry_run_every_named_method(tmp_path):
+    from ertrl_bench.dryrun import dry_run
+
+    methods = ["focal", "csro", "ertrl", "unicorn", "offline_pearl"]
+    params = {
+        "mlp": SMALL,
+        "brac": SMALL,
+        "csro": SMALL,
+        "unicorn": SMALL,
+        "gan_entropy": {"generator_hidden": [16], "discriminator_hidden": [16]},
+    }
+    suite = tiny_suite(methods=methods, component_params=params)
+    _, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
+    results = dry_run(specs)
+    assert [r.run for r in results] == [f"{m} on point-robot" for m in methods]
+    assert all(r.ok for r in results), [r.message for r in results if not r.ok]
