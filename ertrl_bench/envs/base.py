@@ -45,7 +45,8 @@ class FamilyHParams:
     context_size: int = 100
     meta_batch: int = 16
     steps_per_iteration: int = 2000
-    eval_episodes: int = 3  # episodes of one evaluation run: 600 steps (800 = 4 for Ant)
+    # budget of one evaluation run in transitions (docs/paper.md): 600, 800 for Ant families
+    eval_transitions: int = 600
 
 
 class EnvFamily(ABC):

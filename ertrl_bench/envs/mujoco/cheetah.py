@@ -37,7 +37,7 @@ class CheetahVel(MujocoFamily):
         context_size=100,
         meta_batch=16,
         steps_per_iteration=1000,
-        eval_episodes=3,
+        eval_transitions=600,
     )
     component_defaults = {
         "brac": {"alpha_init": 50.0, "alpha_max": 2000.0},
