@@ -101,7 +101,7 @@ class TrainConfig(Strict):
 
     iterations: PositiveInt = 100
     steps_per_iteration: PositiveInt | None = None  # 2000 (1000 for Cheetah-Vel)
-    meta_batch: PositiveInt | None = None  # tasks per train step: 16 (10 for Ant)
+    meta_batch: PositiveInt | None = None  # tasks per train step: 16 (every family)
     rl_batch: PositiveInt = 256  # transitions per task for the RL losses
     context_size: PositiveInt | None = None  # context transitions per task: 100..512
     latent_dim: PositiveInt | None = None  # size of z: 20 (40 for Walker)
@@ -109,6 +109,10 @@ class TrainConfig(Strict):
     eval_every: PositiveInt = 1  # iterations between evaluations
     final_evals: PositiveInt = 5  # the reported score is the mean of the last N evaluations
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
+    # authors: every trajectory's last transition is terminal (time-limit ends too); "env": only
+    # true terminations (ertrl_bench.batch.TaskDataset)
+    terminals: Literal["trajectory_end", "env"] = "trajectory_end"
+    compile: bool = False  # torch.compile the backbone's losses (GPU; README "Speed")
 
 
 class EvalConfig(Strict):

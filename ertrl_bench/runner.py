@@ -130,7 +130,9 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     family = make_family(spec)
     data = get_datasets(family, spec.tier, spec.data, device=torch.device("cpu"))
     set_seed(spec.seed, spec.train.deterministic)
-    task_data = TaskDataset([data.task_arrays(t) for t in data.tasks], device)
+    task_data = TaskDataset(
+        [data.task_arrays(t) for t in data.tasks], device, terminals=spec.train.terminals
+    )
     rows = {t.key: i for i, t in enumerate(data.tasks)}
     obs_dim, act_dim = (
         data.arrays[data.tasks[0].key]["obs"].shape[1],

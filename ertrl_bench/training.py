@@ -216,6 +216,8 @@ def meta_train(
     meta_batch = cfg.meta_batch or hp.meta_batch
     context_size = cfg.context_size or hp.context_size
     enc_opt = make_encoder_optimizer(agent, cfg.encoder_lr)
+    if cfg.compile and hasattr(agent.backbone, "compile"):
+        agent.backbone.compile()  # torch.compile the backbone's losses (README "Speed")
     n_train = len(train_rows)
     total = cfg.iterations * steps
     global_step = 0

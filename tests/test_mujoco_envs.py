@@ -290,7 +290,7 @@ def test_hparams_and_flags():
     ]
     assert hp["cheetah-vel"].context_size == 100 and hp["ant-dir"].context_size == 512
     assert hp["hopper-mass"].context_size == hp["humanoid-dir"].context_size == 256
-    assert hp["ant-goal"].meta_batch == 10 and hp["walker-friction"].meta_batch == 16
+    assert hp["ant-goal"].meta_batch == 16 and hp["walker-friction"].meta_batch == 16
     assert (
         hp["cheetah-vel"].steps_per_iteration == 1000 and hp["ant-dir"].steps_per_iteration == 2000
     )

@@ -37,7 +37,7 @@ TORSO = 1  # body id of "torso" in gymnasium's ant.xml (v5's main_body)
 ANT_HPARAMS = FamilyHParams(
     latent_dim=20,
     context_size=512,
-    meta_batch=10,
+    meta_batch=16,  # the Ant configs say 10, but the authors' code reads meta_batch = 16
     steps_per_iteration=2000,
     eval_transitions=800,
 )
