@@ -146,9 +146,14 @@ class Backbone(Protocol):
         z: torch.Tensor,
         sample_rl: Callable[[], Transitions] | None = None,
     ) -> Logs:
-        """One step on the RL batch ``[M, B, ...]``; ``z`` detached, ``z_q`` may carry gradient
-        to the encoder (use it only in the critic's loss); ``sample_rl()`` draws a fresh RL batch
-        of the same task rows (BRAC's extra critic steps)."""
+        """One gradient step on ``batch`` ``[M, B, ...]`` for tasks with representation ``z [M, L]``.
+
+        ``z`` is detached. ``z_q`` is the same values but may carry gradient to the encoder
+        (Offline PEARL): use it, and only it, in the critic's loss. ``sample_rl()``, when given,
+        returns a fresh RL batch of the same tasks (same rows, same z) for inner steps that
+        draw their own data (BRAC's c-steps); without it, reuse ``batch``. The training loop
+        passes it only to an ``update`` that accepts a ``sample_rl`` keyword.
+        """
         ...
 
     def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
