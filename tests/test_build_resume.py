@@ -56,7 +56,7 @@ def assert_same_training(a, b):
 def test_resumed_training_is_bit_identical(make_env, tmp_path):
     cfg = resolve_tier(
         "smoke",
-        "point-robot",
+        PointRobot,
         {**TINY_DATA, "sac_steps": 240, "checkpoints": [120, 240], **SMALL_SAC},
     )
     env = make_env()
@@ -90,7 +90,7 @@ def test_interrupted_build_resumes_and_cleans_up(tmp_path, monkeypatch):
     monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
     with pytest.raises(Interrupted):
         get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0)
-    state_file = dataset_dir(fam, "smoke", resolve_tier("smoke", fam.name, TINY_DATA)).path
+    state_file = dataset_dir(fam, "smoke", resolve_tier("smoke", fam, TINY_DATA)).path
     state_file = state_file / TRAINING_STATE_FILE
     assert state_file.exists()
     monkeypatch.setattr(PointRobotBatch, "step", real_step)
@@ -102,7 +102,7 @@ def test_interrupted_build_resumes_and_cleans_up(tmp_path, monkeypatch):
 
 
 def test_stale_or_corrupted_state_is_ignored(tmp_path, capsys):
-    cfg = resolve_tier("smoke", "point-robot", {**TINY_DATA, **SMALL_SAC})
+    cfg = resolve_tier("smoke", PointRobot, {**TINY_DATA, **SMALL_SAC})
     fam = PointRobot()
     make = lambda: fam.make_batch(fam.tasks("train")[:2])  # noqa: E731
     state = TrainingState(tmp_path / "state.pt", "tasks-A", every_s=0.0)
@@ -122,7 +122,7 @@ def test_stale_or_corrupted_state_is_ignored(tmp_path, capsys):
 
 def test_envs_without_state_still_train(tmp_path, capsys):
     """A generic gymnasium env list cannot save its state: training goes on, without saves."""
-    cfg = resolve_tier("smoke", "point-robot", {**TINY_DATA, **SMALL_SAC})
+    cfg = resolve_tier("smoke", PointRobot, {**TINY_DATA, **SMALL_SAC})
     fam = PointRobot()
     env = ListBatchEnv([fam.make(t) for t in fam.tasks("train")[:2]])
     state = TrainingState(tmp_path / "state.pt", "tasks", every_s=0.0)

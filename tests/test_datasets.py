@@ -175,8 +175,8 @@ def test_family_sets_its_own_tier_budget_and_cli_passes_family_options(own_cache
         data_tiers = {"smoke": {**PointRobot.data_tiers["smoke"], "trajectories_per_checkpoint": 9}}
 
     assert resolve_tier("smoke", ShortPointRobot()).trajectories_per_checkpoint == 9
-    assert resolve_tier("smoke", "point-robot").sac_steps == 1_500  # by registered name
-    assert resolve_tier("smoke", "point-robot").trajectories_per_checkpoint == 4
+    assert resolve_tier("smoke", PointRobot).sac_steps == 1_500  # the class will do
+    assert resolve_tier("smoke", PointRobot).trajectories_per_checkpoint == 4
     over = resolve_tier("smoke", ShortPointRobot(), {"trajectories_per_checkpoint": 3})
     assert over.trajectories_per_checkpoint == 3
     with pytest.raises(Exception, match="sac_stepz: unknown field"):

@@ -154,7 +154,7 @@ def behavior_diversity(
     when ``build`` is False and the datasets are not cached.
     """
     from ertrl_bench.analysis.wasserstein import average_pairwise_distance
-    from ertrl_bench.data.build import dataset_dir, get_datasets
+    from ertrl_bench.data import dataset_dir, get_datasets
     from ertrl_bench.data.tiers import resolve_tier
 
     if not build:

@@ -88,14 +88,12 @@ TIERS: dict[str, dict] = {"paper": {}, "small": _SMALL, "smoke": _SMOKE}
 
 def family_tier_values(family, tier: str) -> dict:
     """``family``'s own values for ``tier`` (``EnvFamily.data_tiers``); ``family`` is a family
-    object or class, or a registered name (looked up in the plugin registry)."""
+    object or class (a registry entry's factory; a factory function has none: generic values)."""
     if isinstance(family, str):
-        from ertrl_bench.plugins import get_registry
-
-        try:
-            family = get_registry().get("envs", family).factory
-        except Exception:  # unknown name: the caller reports it; generic values here
-            return {}
+        raise TypeError(
+            f"resolve_tier needs the family (object or class), not its name {family!r}: its"
+            " data_tiers decide its tier values"
+        )
     tiers = getattr(family, "data_tiers", None) or {}
     if not isinstance(tiers, dict) or not isinstance(tiers.get(tier, {}), dict):
         raise ErtrlError(f"{getattr(family, 'name', family)}: data_tiers must map tier -> dict")
@@ -114,7 +112,7 @@ def _format(exc: ValidationError) -> str:
 
 
 def resolve_tier(tier: str, family, overrides: dict | None = None) -> DataTier:
-    """The DataTier of ``tier`` for ``family`` (object, class or registered name): the generic
+    """The DataTier of ``tier`` for ``family`` (object or class): the generic
     tier, then the family's ``data_tiers[tier]``, then a suite's ``data:`` overrides."""
     if tier not in TIERS:
         raise ErtrlError(f"unknown tier {tier!r}; available: {', '.join(TIERS)}")
