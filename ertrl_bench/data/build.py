@@ -201,7 +201,8 @@ def build_tasks(
         per = task_bytes(tier, obs_dim, act_dim, family.horizon)
         console.print(
             f"{family.name} [{tier_name}]: {len(tasks)} tasks in {len(plan)} groups"
-            f" (~{format_bytes(per)} per task, budget {format_bytes(max_memory or 0)})"
+            f" (~{format_bytes(per)} per task, budget"
+            f" {format_bytes(max_memory) if max_memory else 'none'})"
         )
     total: dict = {"groups": len(plan), "sac_wall_s": 0.0, "trained_tasks": 0}
     steps = collect_rate = 0.0
