@@ -315,90 +315,106 @@ def datasets_verify():
         raise typer.Exit(2)
 
 
-def _suite_diversity(results: Path) -> dict[str, float]:
-    """Behavior-policy diversity of each env of a suite, from its cached datasets (never builds)."""
+def _suite_diversity(results: Path) -> dict[str, dict]:
+    """Behavior-policy diversity of each env of a suite, from its cached datasets (never builds).
+
+    ``{env: record}``: ``record["w2"]`` the value, ``record["floor"]`` its same-policy floor.
+    """
     from ertrl_bench.data.policies import behavior_diversity
 
-    seen: dict[str, float] = {}
+    seen: dict[str, dict] = {}
     for spec_path in sorted(results.glob("*/spec.json")):
-        spec = json.loads(spec_path.read_text())
-        env = spec["env"]["type"]
+        try:
+            spec = json.loads(spec_path.read_text())
+            env, tier = spec["env"]["type"], spec["tier"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # the report names unreadable run files itself
         if env in seen:
             continue
         try:
-            res = behavior_diversity(_family(env), spec["tier"], spec.get("data"), build=False)
+            res = behavior_diversity(_family(env), tier, spec.get("data"), build=False)
         except ErtrlError as exc:
             err.print(f"diversity of {env}: {exc}")
             continue
         if res is not None:
-            seen[env] = res[0]
+            seen[env] = res
     return seen
 
 
 @app.command()
 def report(
-    results: Path = typer.Argument(..., help="A suite's results folder, e.g. results/smoke."),
+    results: Path = typer.Argument(
+        ..., help="A suite's results folder (results/smoke), or the results root: every suite."
+    ),
     diversity: bool = typer.Option(
         True, help="Compute behavior-policy W2 per env from cached datasets (diversity.json)."
     ),
+    gain_split: str = typer.Option(
+        "moderate", help="Split of ER-TRL's gain vs diversity (moderate = the paper's OOD)."
+    ),
 ):
     """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
-    from ertrl_bench.analysis.report import write_report
+    from ertrl_bench.analysis.report import check_writable, suite_dirs, write_report
     from ertrl_bench.data.store import atomic_write_json
 
-    if not results.is_dir():
-        raise ErtrlError(
-            f"{results}: no such results folder (run a suite first: ertrl-bench run suites/smoke.yaml)"
-        )
-    if diversity:
-        div = _suite_diversity(results)
-        if div:
-            atomic_write_json(results / "diversity.json", div)
-    rep = write_report(results)
-    out.print(rep.rich_table() if hasattr(rep, "rich_table") else rep)
-    out.print(f"wrote {results / 'report.md'}")
+    if gain_split not in ("train", "iid", "moderate", "extreme"):
+        raise ErtrlError(f"--gain-split {gain_split!r}: choose train, iid, moderate or extreme")
+    dirs = suite_dirs(results)  # one suite, or each suite of a results root
+    for suite_dir in dirs:
+        check_writable(suite_dir)
+        if diversity:
+            div = _suite_diversity(suite_dir)
+            if div:
+                try:
+                    atomic_write_json(suite_dir / "diversity.json", div)
+                except OSError as exc:
+                    raise ErtrlError(f"{suite_dir}: cannot write diversity.json ({exc})") from None
+        rep = write_report(suite_dir, gain_split=gain_split)
+        if out.is_terminal:
+            out.print(rep.rich_table())
+        else:  # piped: plain lines, not a table cut to 80 columns
+            print("\n".join(rep.plain_lines()))
+        if rep.warnings:
+            err.print(f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}")
+        out.print(f"wrote {rep.path}")
 
 
 @analyze_app.command("wasserstein")
 def analyze_wasserstein(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
     tier: str = typer.Option("smoke", help="Dataset tier: smoke | small | paper."),
-    states: int = typer.Option(64, help="Shared states S, drawn from the train tasks' data."),
-    samples: int = typer.Option(32, help="Actions K sampled per state and policy."),
-    checkpoint: str = typer.Option("last", help="SAC checkpoint step, or first | last."),
+    states: int = typer.Option(32, help="Shared states S, drawn from the train tasks' data."),
+    samples: int = typer.Option(4096, help="Actions K sampled per state and policy."),
+    checkpoint: str = typer.Option(
+        "mixture", help="mixture (the checkpoints that made the data), a SAC step, first | last."
+    ),
+    method: str = typer.Option("sliced", help="sliced (default) | exact W2, see the docs."),
     seed: int = typer.Option(0, help="Seed of the state draw and the action samples."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON record instead."),
 ):
     """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (PAPER.md).
 
     Builds the family's datasets if missing, draws S states from the union of the training
-    tasks' datasets, samples K actions per state from each training task's stochastic behavior
-    policy and prints the average over task pairs of the state-averaged W2 distance.
+    tasks' datasets, samples K actions per state from each training task's behavior policy (the
+    checkpoint mixture that produced its data) and prints the average over task pairs of the
+    state-averaged W2 distance, beside its same-policy floor (two draws of one policy).
     """
     from ertrl_bench.data.policies import behavior_diversity
 
-    w2, ckpt, n_tasks = behavior_diversity(
-        _family(family), tier, None, states, samples, checkpoint, seed
+    if method not in ("sliced", "exact"):
+        raise ErtrlError(f"--method {method!r}: choose sliced or exact")
+    rec = behavior_diversity(
+        _family(family), tier, None, states, samples, checkpoint, seed, method=method
     )
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "family": family,
-                    "tier": tier,
-                    "checkpoint": ckpt,
-                    "tasks": n_tasks,
-                    "states": states,
-                    "samples": samples,
-                    "seed": seed,
-                    "w2": w2,
-                }
-            )
-        )
+        out.print_json(json.dumps({"family": family, "tier": tier, **rec}))
     else:
+        warn = "" if rec["floor_ratio"] < 0.1 else "  (floor >= 10% of the value: raise --samples)"
         out.print(
-            f"{family} [{tier}] checkpoint {ckpt}: average pairwise W2 over"
-            f" {n_tasks} train tasks ({states} states x {samples} actions) = {w2:.4f}",
+            f"{family} [{tier}] checkpoint {rec['checkpoint']}: average pairwise {method} W2 over"
+            f" {rec['tasks']} train tasks ({rec['states']} states x {rec['samples']} actions) ="
+            f" {rec['w2']:.4f}; same-policy floor {rec['floor']:.4f}"
+            f" ({100 * rec['floor_ratio']:.1f}% of the value){warn}",
             markup=False,  # "[smoke]" is not a rich style
             highlight=False,
         )

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from ertrl_bench.analysis.probe import ProbeConfig
 from ertrl_bench.errors import ConfigError, ErtrlError
 
 
@@ -71,7 +72,7 @@ class TrainConfig(Strict):
 
     iterations: PositiveInt = 100
     steps_per_iteration: PositiveInt | None = None  # 2000 (1000 for Cheetah-Vel)
-    meta_batch: PositiveInt | None = None  # tasks per train step: 16 (10 for Ant)
+    meta_batch: PositiveInt | None = None  # tasks per train step: 16 (every family)
     rl_batch: PositiveInt = 256  # transitions per task for the RL losses
     context_size: PositiveInt | None = None  # context transitions per task: 100..512
     latent_dim: PositiveInt | None = None  # size of z: 20 (40 for Walker)
@@ -79,34 +80,56 @@ class TrainConfig(Strict):
     eval_every: PositiveInt = 1  # iterations between evaluations
     final_evals: PositiveInt = 5  # the reported score is the mean of the last N evaluations
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
+    # authors: every trajectory's last transition is terminal (time-limit ends too); "env": only
+    # true terminations (ertrl_bench.batch.TaskDataset)
+    terminals: Literal["trajectory_end", "env"] = "trajectory_end"
+    compile: bool = False  # torch.compile the backbone's losses (GPU; README "Speed")
 
 
 class EvalConfig(Strict):
-    """Evaluation protocol (PAPER.md): per task, runs of ``episodes`` episodes; score = last one."""
+    """Evaluation protocols (docs/paper.md "Evaluation"; ``ertrl_bench/evaluation.py``).
+
+    A run's budget is counted in transitions: whole episodes until ``transitions`` are spent
+    (the last one cut at it); the score is the last episode's return (deterministic actions).
+    Every ``None`` takes the family's value.
+    """
 
     runs_per_task: PositiveInt = 2
-    episodes: PositiveInt | None = None  # None = family value: 3 (600 steps), 4 for Ant
+    # budget-counted transitions of one run: None = the family's (600; 800 for Ant families)
+    transitions: PositiveInt | None = None
+    # offline: dataset transitions of the task that join the context before each episode
     offline_context_per_episode: PositiveInt = 200
-    online_exploration_episodes: NonNegativeInt = 2
-    protocols: list[Literal["offline", "online"]] = ["offline", "online"]
+    # online: z = 0 until this many of the run's own transitions exist, then z is inferred from
+    # all of them before each episode. None = 2 x the family's horizon (400; the authors'
+    # num_exp_traj_eval x max_path_length)
+    online_min_transitions: PositiveInt | None = None
+    # non_prior: z = 0 until this many evaluation transitions are counted, then z is inferred
+    # from the exploration context after each evaluation episode. None = 2 x horizon (400)
+    non_prior_min_transitions: PositiveInt | None = None
+    # non_prior: exploration transitions (whole episodes) before each evaluation episode.
+    # None = the family's horizon (200)
+    non_prior_exploration_transitions: PositiveInt | None = None
+    # non_prior: an exploration action is uniform random while (evaluation transitions counted
+    # + steps into the exploration episode) is below this. None = half the budget (300; 400 Ant)
+    non_prior_random_transitions: NonNegativeInt | None = None
+    protocols: list[Literal["offline", "online", "non_prior"]] = ["offline", "online", "non_prior"]
     splits: list[Literal["train", "iid", "moderate", "extreme"]] = [
         "train",
         "iid",
         "moderate",
         "extreme",
     ]
+    probe: ProbeConfig = ProbeConfig()  # the end-of-run z probe (docs/paper.md "Probe")
 
     @model_validator(mode="after")
-    def _online_needs_a_scored_episode(self):
-        if (
-            "online" in self.protocols
-            and self.episodes is not None
-            and self.online_exploration_episodes >= self.episodes
-        ):
-            raise ValueError(
-                f"online_exploration_episodes ({self.online_exploration_episodes}) must be less"
-                f" than episodes ({self.episodes}): the last episode is the scored one"
-            )
+    def _z_gets_inferred(self):
+        for name in ("online_min_transitions", "non_prior_min_transitions"):
+            value = getattr(self, name)
+            if self.transitions is not None and value is not None and value >= self.transitions:
+                raise ValueError(
+                    f"{name} ({value}) must be less than transitions ({self.transitions}):"
+                    " otherwise z is never inferred before the scored episode"
+                )
         return self
 
 

@@ -46,6 +46,7 @@ class FamilyData:
             "rewards": a["rewards"],
             "next_obs": a["next_obs"],
             "dones": a["terminals"].astype(np.float32),
+            "trajectory": a["trajectory"],  # for TaskDataset(terminals="trajectory_end")
         }
 
     def r_min(self, task: Task) -> float:

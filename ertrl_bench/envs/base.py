@@ -49,7 +49,8 @@ class FamilyHParams:
     csro_inputs: tuple[str, ...] = ("obs", "action")  # what CLUB's q(z | x) conditions on
     gan_weight: float = 5.0
     unicorn_weight: float = 1.5
-    eval_episodes: int = 3  # episodes of one evaluation run: 600 steps (800 = 4 for Ant)
+    # budget of one evaluation run in transitions (docs/paper.md): 600, 800 for Ant families
+    eval_transitions: int = 600
 
 
 class EnvFamily(ABC):

@@ -9,6 +9,8 @@ the goal is 10 steps away, 200 steps would only repeat the same state).
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -112,6 +114,8 @@ class PointRobot(EnvFamily):
     def __init__(self, options: PointRobotOptions | None = None):
         self.options = options or PointRobotOptions()
         self.horizon = self.options.horizon
+        # evaluation budget: 3 episodes, as the paper's 600 transitions at horizon 200 (**ours**)
+        self.hparams = dataclasses.replace(self.hparams, eval_transitions=3 * self.horizon)
 
     def grid_param(self, index):
         angle = np.linspace(0, np.pi, self.n_grid)[index]
