@@ -441,7 +441,7 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     if check_tiers:
         for env in {t[0].type for t in triples}:
             try:
-                resolve_tier(suite.tier, env, suite.data)
+                resolve_tier(suite.tier, registry.get("envs", env).factory, suite.data)
             except ErtrlError as exc:
                 problems.append(f"data: {exc}")
     if problems:

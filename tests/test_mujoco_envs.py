@@ -185,7 +185,7 @@ def test_env_options_enter_the_dataset_key():
     from ertrl_bench.data import dataset_key
     from ertrl_bench.data.tiers import resolve_tier
 
-    tier = resolve_tier("smoke", "ant-dir", None)
+    tier = resolve_tier("smoke", family("ant-dir"), None)
 
     def key(name, **opts):
         fam = family(name, **opts)

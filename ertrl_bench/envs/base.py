@@ -68,6 +68,9 @@ class EnvFamily(ABC):
         "moderate": DEFAULT_MODERATE,
         "extreme": DEFAULT_EXTREME,
     }
+    # Per-tier dataset values of this family, e.g. {"smoke": {"sac_steps": 1500, ...}}: fields of
+    # ertrl_bench.data.tiers.DataTier overriding the generic tier (a suite's data: overrides both)
+    data_tiers: dict[str, dict[str, Any]] = {}
 
     # --- what a family defines -----------------------------------------------------------------
     @abstractmethod
