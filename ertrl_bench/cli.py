@@ -34,12 +34,31 @@ SUITE_HELP = "A suite YAML file, or a built-in suite name (smoke, iid, ood, pape
 
 
 @app.command()
-def validate(suite: str = typer.Argument(..., help=SUITE_HELP)):
+def validate(
+    suite: str = typer.Argument(..., help=SUITE_HELP),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Also build every run's components and take one train and one evaluation step on"
+        " tiny random data (seconds; no dataset is built).",
+    ),
+):
     """Check a suite without running it; report every error at once."""
     from ertrl_bench.config import load_suite
 
     s, specs = load_suite(suite)
     out.print(f"[green]{suite}: valid[/] — suite {s.name!r}, {len(specs)} run(s), tier {s.tier}")
+    if dry_run:
+        from ertrl_bench.dryrun import dry_run as _dry_run
+
+        results = _dry_run(specs)
+        for r in results:
+            mark = "[green]ok[/]" if r.ok else "[red]FAILED[/]"
+            out.print(f"  {mark} {r.run} ({r.seconds:.1f} s)" + ("" if r.ok else f": {r.message}"))
+        failed = [r for r in results if not r.ok]
+        if failed:
+            err.print(f"[red]{len(failed)} of {len(results)} dry run(s) failed[/]")
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -25,3 +25,27 @@ def register_test_plugin():
     finally:
         for name in registered:
             unregister_plugin(name)
+
+
+# Conformance checkers for plugin components (like gymnasium's check_env): see
+# ertrl_bench.conformance.
+from ertrl_bench.conformance import (  # noqa: E402
+    ConformanceError,
+    check_backbone,
+    check_encoder,
+    check_env_family,
+    check_regularizer,
+    tiny_problem,
+    tiny_transitions,
+)
+
+__all__ = [
+    "ConformanceError",
+    "check_backbone",
+    "check_encoder",
+    "check_env_family",
+    "check_regularizer",
+    "register_test_plugin",
+    "tiny_problem",
+    "tiny_transitions",
+]

@@ -84,9 +84,8 @@ class PointRobotBatch(BatchEnv):
 class PointRobot(EnvFamily):
     name = "point-robot"
     context_uses_next_obs = False
-    hparams = FamilyHParams(
-        latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200, brac_alpha_init=50.0
-    )
+    hparams = FamilyHParams(latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200)
+    component_defaults = {"brac": {"alpha_init": 50.0}}
     # Dataset tiers (ours): episodes are 20 steps, so Point-Robot needs fewer SAC steps
     data_tiers = {
         "smoke": dict(
