@@ -49,9 +49,10 @@ class BRAC:
         self.v = mlp(ds + dz, o.hidden, 1).to(dev)
         self.v_target = copy.deepcopy(self.v).requires_grad_(False)
         self.c = mlp(ds + da + dz, o.hidden, 1).to(dev)
-        hp = problem.hparams
-        self.alpha_max = o.alpha_max if o.alpha_max is not None else hp.brac_alpha_max
-        alpha_init = o.alpha_init if o.alpha_init is not None else hp.brac_alpha_init
+        hp = {"alpha_init": 500.0, "alpha_max": 2000.0}
+        hp.update(getattr(problem.family, "component_defaults", {}).get("brac", {}))
+        self.alpha_max = o.alpha_max if o.alpha_max is not None else hp["alpha_max"]
+        alpha_init = o.alpha_init if o.alpha_init is not None else hp["alpha_init"]
         self.log_alpha = torch.tensor(math.log(alpha_init), device=dev, requires_grad=True)
         self.opt_policy = torch.optim.Adam(self.policy.parameters(), lr=o.lr)
         self.opt_q = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=o.lr)

@@ -64,7 +64,9 @@ def _setup(method_name: str, device: torch.device, variant: str = "fused"):
     entry = get_registry().get("envs", "cheetah-vel")
     family = entry.factory(entry.options() if entry.options else None)
     problem = Problem(family, OBS, ACT, LATENT, device)
-    method = METHODS[method_name].model_copy(update={"name": method_name})
+    from ertrl_bench.config import MethodSpec
+
+    method = MethodSpec.model_validate({**METHODS[method_name], "name": method_name})
     agent = build_agent(method, problem)
     if variant == "reference":
         from ertrl_bench.backbones.brac_reference import ReferenceBRAC
@@ -130,8 +132,6 @@ def step_time(method_name: str, variant: str, reps: int, device: str = "cpu") ->
 
 def anatomy(method_name: str, device: torch.device, reps: int) -> dict[str, float]:
     """Mean seconds per step of each part (timers wrapped around the real ``train_step``)."""
-    import ertrl_bench.training as training
-
     agent, opt, data = _setup(method_name, device)
     sync = _sync(device)
     times: dict[str, float] = defaultdict(float)
@@ -148,26 +148,21 @@ def anatomy(method_name: str, device: torch.device, reps: int) -> dict[str, floa
         return wrapper
 
     agent.encoder.forward = timed(agent.encoder.forward, "encoder")
-    reg = agent.regularizer
-    reg.update = timed(reg.update, "regularizer update")
-    reg.encoder_loss = timed(reg.encoder_loss, "encoder loss")
+    for reg in agent.losses.values():  # every encoder loss (dml included) of the method
+        reg.update = timed(reg.update, "regularizer update")
+        reg.encoder_loss = timed(reg.encoder_loss, "encoder loss")
     bb = agent.backbone
     bb._update_c = timed(bb._update_c, "dual critic")
     bb._update_q = timed(bb._update_q, "Q")
     bb._update_actor = timed(bb._update_actor, "V + actor")
-    dml = training.dml_loss
-    training.dml_loss = timed(dml, "encoder loss")
-    try:
-        _step(agent, opt, data)  # warm-up
-        sync()
-        times.clear()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            _step(agent, opt, data)
-        sync()
-        total = time.perf_counter() - t0
-    finally:
-        training.dml_loss = dml
+    _step(agent, opt, data)  # warm-up
+    sync()
+    times.clear()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        _step(agent, opt, data)
+    sync()
+    total = time.perf_counter() - t0
     out = {k: times[k] / reps for k in PARTS}
     out["rest"] = total / reps - sum(out.values())
     out["total"] = total / reps

@@ -34,6 +34,21 @@ class Transitions:
     def num_tasks(self) -> int:
         return self.obs.shape[0]
 
+    def weights(self) -> torch.Tensor | None:
+        """``[M, N, 1]`` float validity weights (1 valid, 0 padding), or None when all are valid."""
+        return None if self.mask is None else self.mask.to(self.obs.dtype).unsqueeze(-1)
+
+
+def masked_mean(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x [M, N, K]`` over its valid elements; ``w [M, N, 1]`` from ``weights()``.
+
+    ``w`` None = every element valid (the plain mean). Every encoder loss that averages over
+    transitions uses this, so padded online contexts are handled the same way everywhere.
+    """
+    if w is None:
+        return x.mean()
+    return (x * w).sum() / (w.sum() * x.shape[-1]).clamp_min(1.0)
+
 
 def _mark_trajectory_ends(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``d`` with ``dones`` set on the last transition of each trajectory (ids in ``trajectory``)."""

@@ -34,12 +34,31 @@ SUITE_HELP = "A suite YAML file, or a built-in suite name (smoke, iid, ood, pape
 
 
 @app.command()
-def validate(suite: str = typer.Argument(..., help=SUITE_HELP)):
+def validate(
+    suite: str = typer.Argument(..., help=SUITE_HELP),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Also build every run's components and take one train and one evaluation step on"
+        " tiny random data (seconds; no dataset is built).",
+    ),
+):
     """Check a suite without running it; report every error at once."""
     from ertrl_bench.config import load_suite
 
     s, specs = load_suite(suite)
     out.print(f"[green]{suite}: valid[/] — suite {s.name!r}, {len(specs)} run(s), tier {s.tier}")
+    if dry_run:
+        from ertrl_bench.dryrun import dry_run as _dry_run
+
+        results = _dry_run(specs)
+        for r in results:
+            mark = "[green]ok[/]" if r.ok else "[red]FAILED[/]"
+            out.print(f"  {mark} {r.run} ({r.seconds:.1f} s)" + ("" if r.ok else f": {r.message}"))
+        failed = [r for r in results if not r.ok]
+        if failed:
+            err.print(f"[red]{len(failed)} of {len(results)} dry run(s) failed[/]")
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -174,11 +193,31 @@ def plugins(
     out.print(table)
 
 
-def _family(name: str):
+def _family(name: str, env_opt: list[str] | tuple = ()):
+    """The registered env family ``name``, with ``--env-opt KEY=VALUE`` options validated by its
+    options model."""
+    from pydantic import ValidationError
+
+    from ertrl_bench.config import format_validation_error
     from ertrl_bench.plugins import get_registry
 
     entry = get_registry().get("envs", name)
-    return entry.factory(entry.options() if entry.options else None)
+    raw: dict[str, str] = {}
+    for pair in env_opt:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ErtrlError(f"--env-opt {pair!r}: expected KEY=VALUE, e.g. horizon=30")
+        raw[key.strip()] = value.strip()
+    if entry.options is None:
+        if raw:
+            raise ErtrlError(f"env family {name!r} takes no options (got {', '.join(raw)})")
+        return entry.factory(None)
+    try:
+        opts = entry.options.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(format_validation_error(exc, prefix="--env-opt"))
+        raise ErtrlError(f"env family {name!r}: {problems}") from None
+    return entry.factory(opts)
 
 
 @datasets_app.command("build")
@@ -193,6 +232,18 @@ def datasets_build(
         help="Minutes between saves of the SAC training state, so an interrupted build resumes"
         " where it stopped (0: never save).",
     ),
+    max_memory: str = typer.Option(
+        "auto",
+        "--max-memory",
+        help="Memory the build may use, e.g. 16GiB: the behavior policies train in task groups"
+        " that fit (same data as one group). auto: 80% of the device's free memory.",
+    ),
+    env_opt: list[str] = typer.Option(
+        [],
+        "--env-opt",
+        help="KEY=VALUE option of the env family, repeatable (e.g. horizon=30); see"
+        " `ertrl-bench plugins`. Must match the suite's env params to share its data.",
+    ),
 ):
     """Train behavior policies for all tasks and collect their datasets.
 
@@ -201,15 +252,18 @@ def datasets_build(
     import time
 
     from ertrl_bench.data import get_datasets
+    from ertrl_bench.data.memory import parse_bytes
     from ertrl_bench.problem import resolve_device
 
+    budget = "auto" if max_memory.strip().lower() == "auto" else parse_bytes(max_memory)
     t0 = time.perf_counter()
     fd = get_datasets(
-        _family(family),
+        _family(family, env_opt),
         tier,
         device=resolve_device("auto"),
         rebuild=rebuild,
         save_every_s=save_every * 60 if save_every > 0 else None,
+        max_memory=budget,
     )
     manifest = json.loads((Path(fd.path) / "manifest.json").read_text())
     n = sum(len(a["rewards"]) for a in fd.arrays.values())
@@ -220,8 +274,15 @@ def datasets_build(
     if "last_build" in manifest:
         b = manifest["last_build"]
         out.print(
-            f"last build: {b['tasks']} tasks, SAC {b['sac_env_steps_per_s']:.0f} env-steps/s,"
+            f"last build: {b['tasks']} tasks in {b.get('groups', 1)} group(s),"
+            f" SAC {b['sac_env_steps_per_s']:.0f} env-steps/s,"
             f" collection {b['collect_env_steps_per_s']:.0f} env-steps/s"
+        )
+    degenerate = [t.key for t in fd.degenerate_tasks()]
+    if degenerate:
+        err.print(
+            f"[yellow]{len(degenerate)} task(s) with R_min = R_max (normalised return undefined,"
+            f" reported as NaN): {', '.join(degenerate)}"
         )
 
 
@@ -229,10 +290,12 @@ def _dataset_rows(verify: bool):
     from ertrl_bench.data.store import DatasetDir, data_root
 
     root = data_root()
-    for manifest in sorted(root.glob("*/*/manifest.json")):
-        d = DatasetDir(manifest.parent)
+    folders = {p.parent for p in root.glob("*/*/manifest.json")}
+    folders |= {p.parent for p in root.glob("*/*/task-*.npz")}
+    for folder in sorted(folders):
+        d = DatasetDir(folder)
         m = d.manifest()
-        tasks = m.get("tasks", {})
+        tasks = m["tasks"]
         bad = [k for k in tasks if d.check_task(k) is not None] if verify else []
         size = sum(f.stat().st_size for f in d.path.iterdir() if f.is_file())
         yield d, m, tasks, bad, size
@@ -246,11 +309,17 @@ def datasets_list():
     table = Table(title=f"datasets in {data_root()}")
     for col in ("family", "tier", "folder", "tasks", "transitions", "size", "checksums"):
         table.add_column(col)
+    incomplete = []
     for d, m, tasks, bad, size in _dataset_rows(verify=True):
-        status = "[green]ok" if not bad else f"[red]{len(bad)} bad"
+        message = d.incomplete_message()
+        if message:
+            incomplete.append(f"{d.path}: {message}")
+        status = (
+            "[red]incomplete" if message else "[green]ok" if not bad else f"[red]{len(bad)} bad"
+        )
         table.add_row(
-            m.get("family", d.path.parent.name),
-            m.get("tier", "?"),
+            str(m.get("family", d.path.parent.name)),
+            str(m.get("tier", d.path.name.rsplit("-", 1)[0])),
             d.path.name,
             str(len(tasks)),
             str(sum(t["transitions"] for t in tasks.values())),
@@ -258,23 +327,30 @@ def datasets_list():
             status,
         )
     out.print(table)
+    for line in incomplete:
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 @datasets_app.command("verify")
 def datasets_verify():
-    """Re-check every cached file against its checksum; exit 1 if any is bad."""
+    """Re-check every cached file (data and behavior policies) against its checksum and every
+    manifest; exit 2 if anything is bad or incomplete."""
     n_bad = 0
     for d, _m, tasks, bad, _size in _dataset_rows(verify=True):
+        message = d.incomplete_message()
+        if message:
+            err.print(f"{d.path}: {message}", soft_wrap=True, markup=False, highlight=False)
+            n_bad += 1
         for k in bad:
-            err.print(f"[red]{d.path}/{k}: {d.check_task(k)}")
+            err.print(f"{d.path}/{k}: {d.check_task(k)}", soft_wrap=True, markup=False)
         n_bad += len(bad)
-        if not bad:
+        if not bad and not message:
             out.print(f"[green]ok[/] {d.path} ({len(tasks)} tasks)")
     if n_bad:
         err.print(
-            f"{n_bad} bad file(s): they are rebuilt on next use (or `datasets build --rebuild`)."
+            f"{n_bad} problem(s): bad files are rebuilt on next use (or `datasets build --rebuild`)."
         )
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
 
 def _suite_diversity(results: Path) -> dict[str, dict]:

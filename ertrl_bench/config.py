@@ -2,8 +2,9 @@
 
 Component options (encoder, regularizer, backbone, env family) live next to their component and
 are looked up through the plugin registry; per-family paper values (latent size, context size,
-loss weights...) live on the family (``ertrl_bench.envs.base.FamilyHParams``), and an option set
-to ``None`` means "the family's paper value".
+...) live on the family (``ertrl_bench.envs.base.FamilyHParams``); per-family component options
+(loss weights, BRAC's alpha) live on the family too (``EnvFamily.component_defaults``) and are
+resolved into each RunSpec by ``expand_suite``.
 """
 
 from __future__ import annotations
@@ -47,24 +48,52 @@ class Component(Strict):
         return {"type": value} if isinstance(value, str) else value
 
 
-class DMLOptions(Strict):
-    """FOCAL's distance-metric loss on the pooled z of a meta-batch (PAPER.md: weight 10, eps 1e-3)."""
-
-    weight: float = Field(10.0, ge=0)
-    eps: PositiveFloat = 1e-3
-
-
 class MethodSpec(Strict):
-    """A method: encoder + encoder loss + regularizer + backbone (see ``ertrl_bench.methods``)."""
+    """A method: an encoder, a list of encoder losses and a backbone (see ``ertrl_bench.methods``).
+
+    ``encoder_losses`` are summed into the encoder's objective each train step (FOCAL's ``dml``
+    is one of them, like ``csro``); an empty list and ``encoder_through_q`` is Offline PEARL.
+    """
 
     name: str | None = None
     encoder: Component = Component(type="mlp")
-    encoder_loss: Literal["dml", "none"] = "dml"
-    dml: DMLOptions = DMLOptions()
-    regularizer: Component = Component(type="none")
+    encoder_losses: list[Component] = Field(default_factory=lambda: [Component(type="dml")])
     backbone: Component = Component(type="brac")
     # Offline PEARL: the critic's loss also trains the encoder. All other methods detach z.
     encoder_through_q: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_old_keys(cls, value):
+        if isinstance(value, dict) and ({"regularizer", "encoder_loss", "dml"} & set(value)):
+            raise ValueError(
+                "`encoder_loss`, `dml` and `regularizer` were replaced by one list,"
+                " `encoder_losses`, e.g. `encoder_losses: [dml, {type: csro, params: {weight: 5}}]`"
+                " (FOCAL's DML is the `dml` loss)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _unique_losses(self):
+        types = [c.type for c in self.encoder_losses]
+        dup = sorted({t for t in types if types.count(t) > 1})
+        if dup:
+            raise ValueError(f"encoder_losses lists {', '.join(dup)} more than once")
+        return self
+
+    def default_name(self) -> str:
+        return "-".join([*(c.type for c in self.encoder_losses), self.backbone.type])
+
+    def components(self) -> list[tuple[str, Component, str]]:
+        """``(registry kind, component, suite path)`` of every part."""
+        return [
+            ("encoders", self.encoder, "encoder"),
+            *(
+                ("regularizers", c, f"encoder_losses[{k}]")
+                for k, c in enumerate(self.encoder_losses)
+            ),
+            ("backbones", self.backbone, "backbone"),
+        ]
 
 
 class TrainConfig(Strict):
@@ -186,10 +215,16 @@ class RunSpec(Strict):
     train: TrainConfig
     eval: EvalConfig
     device: str = "auto"
+    # "kind/name" -> "package version" of each component's plugin (recorded, not hashed)
+    versions: dict[str, str] = Field(default_factory=dict)
 
     def run_id(self) -> str:
-        """Stable id: method-env-seed plus a hash of the resolved spec (device excluded)."""
-        payload = self.model_dump(mode="json", exclude={"device"})
+        """Stable id: method-env-seed plus a hash of the resolved spec (device, versions excluded).
+
+        The method's component params are the *resolved* options (family defaults included), so
+        changing a family's default weight changes the id.
+        """
+        payload = self.model_dump(mode="json", exclude={"device", "versions"})
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.method.name}-{self.env.type}-s{self.seed}-{digest}"
 
@@ -266,11 +301,6 @@ def _merge(base: BaseModel, overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _with_params(comp: Component, component_params: dict[str, dict]) -> Component:
-    extra = component_params.get(comp.type)
-    return comp.model_copy(update={"params": {**extra, **comp.params}}) if extra else comp
-
-
 def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     """Resolve methods by name, check every plugin name and option, and expand the grid.
 
@@ -281,13 +311,13 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     registry = get_registry()
     problems: list[str] = []
 
-    def check_component(kind: str, comp: Component, path: str) -> None:
+    def check_component(kind: str, comp: Component, path: str, check_options=True) -> None:
         table = registry.entries[kind]
         if comp.type not in table:
             problems.append(f"{path}: " + unknown_name_message(kind, comp.type, sorted(table)))
             return
         options = table[comp.type].options
-        if options is not None:
+        if options is not None and check_options:
             try:
                 options.model_validate(comp.params)
             except ValidationError as exc:
@@ -301,33 +331,77 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
                     f"{path}: " + unknown_name_message("methods", method, sorted(table))
                 )
                 return None
-            spec = table[method].factory.model_copy(update={"name": method})
+            registered = table[method].factory  # a MethodSpec or its dict
+            try:
+                spec = MethodSpec.model_validate(
+                    registered.model_dump() if isinstance(registered, BaseModel) else registered
+                )
+            except ValidationError as exc:
+                problems.extend(format_validation_error(exc, prefix=f"{path} ({method})"))
+                return None
+            spec = spec.model_copy(update={"name": method})
         else:
             spec = method
             if spec.name is None:
-                spec = spec.model_copy(
-                    update={"name": f"{spec.regularizer.type}-{spec.backbone.type}"}
-                )
-        spec = spec.model_copy(
-            update={
-                part: _with_params(getattr(spec, part), suite.component_params)
-                for part in ("encoder", "regularizer", "backbone")
+                spec = spec.model_copy(update={"name": spec.default_name()})
+        ok = True
+        for kind, comp, part in spec.components():
+            n = len(problems)
+            check_component(kind, comp, f"{path}.{part}", check_options=False)
+            ok = ok and len(problems) == n
+        if ok:
+            method_paths[id(spec)] = path
+        return spec if ok else None
+
+    families: dict[str, Any] = {}
+    method_paths: dict[int, str] = {}  # id(resolved MethodSpec) -> its YAML path
+
+    def family_defaults(env: Component) -> dict[str, dict]:
+        key = json.dumps(env.model_dump(mode="json"), sort_keys=True)
+        if key not in families:
+            from ertrl_bench.components import create
+
+            try:
+                families[key] = dict(getattr(create("envs", env), "component_defaults", {}))
+            except ErtrlError as exc:
+                problems.append(f"env {env.type}: {exc}")
+                families[key] = {}
+        return families[key]
+
+    def resolve_params(m: MethodSpec, env: Component, path: str) -> MethodSpec:
+        """Each component's options, resolved: option default < family default <
+        suite component_params < the method's own params (recorded in the RunSpec)."""
+        defaults = family_defaults(env)
+        update: dict[str, Any] = {}
+        losses = []
+        for kind, comp, part in m.components():
+            params = {
+                **defaults.get(comp.type, {}),
+                **suite.component_params.get(comp.type, {}),
+                **comp.params,
             }
-        )
-        check_component("encoders", spec.encoder, f"{path}.encoder")
-        check_component("regularizers", spec.regularizer, f"{path}.regularizer")
-        check_component("backbones", spec.backbone, f"{path}.backbone")
-        return spec
+            options = registry.entries[kind][comp.type].options
+            if options is not None:
+                try:
+                    params = options.model_validate(params).model_dump(mode="json")
+                except ValidationError as exc:
+                    problems.extend(format_validation_error(exc, prefix=f"{path}.{part}.params"))
+            resolved = comp.model_copy(update={"params": params})
+            if kind == "regularizers":
+                losses.append(resolved)
+            else:
+                update[part] = resolved
+        return m.model_copy(update={**update, "encoder_losses": losses})
 
     from ertrl_bench.data.tiers import TIERS, resolve_tier
 
     all_types = {
         n for kind in ("encoders", "regularizers", "backbones") for n in registry.entries[kind]
-    }
+    }  # component_params may also name a component no method of this suite uses
     for name in suite.component_params:
         if name not in all_types:
             problems.append(
-                f"component_params.{name}: no encoder, regularizer or backbone is named {name!r};"
+                f"component_params.{name}: no encoder, encoder loss or backbone is named {name!r};"
                 f" available: {', '.join(sorted(all_types))}"
             )
     if suite.tier not in TIERS:
@@ -355,29 +429,46 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
             continue
         triples.append((run.env, m, run.seed, train, evalc))
 
-    if not problems and suite.tier in TIERS:
+    check_tiers = not problems and suite.tier in TIERS
+    # every component's options, resolved per family (names known: options checked here)
+    resolved = {}
+    for env, m, _, _, _ in triples:
+        if m is None or env.type not in registry.entries["envs"]:
+            continue
+        key = (env.model_dump_json(), m.model_dump_json())
+        if key not in resolved:
+            resolved[key] = resolve_params(m, env, method_paths.get(id(m), str(m.name)))
+    if check_tiers:
         for env in {t[0].type for t in triples}:
             try:
-                resolve_tier(suite.tier, env, suite.data)
+                resolve_tier(suite.tier, registry.get("envs", env).factory, suite.data)
             except ErtrlError as exc:
                 problems.append(f"data: {exc}")
     if problems:
-        raise ConfigError(source, problems)
+        raise ConfigError(source, list(dict.fromkeys(problems)))
 
-    specs = [
-        RunSpec(
-            suite=suite.name,
-            env=env,
-            method=m,
-            seed=seed,
-            tier=suite.tier,
-            data=suite.data,
-            train=train,
-            eval=evalc,
-            device=suite.device,
+    from ertrl_bench.components import component_versions
+
+    specs = []
+    for env, m, seed, train, evalc in triples:
+        m = resolved[(env.model_dump_json(), m.model_dump_json())]
+        versions = component_versions(
+            [("envs", env.type), *((kind, c.type) for kind, c, _ in m.components())]
         )
-        for env, m, seed, train, evalc in triples
-    ]
+        specs.append(
+            RunSpec(
+                suite=suite.name,
+                env=env,
+                method=m,
+                seed=seed,
+                tier=suite.tier,
+                data=suite.data,
+                train=train,
+                eval=evalc,
+                device=suite.device,
+                versions=versions,
+            )
+        )
     seen: dict[str, int] = {}
     for k, s in enumerate(specs):
         rid = s.run_id()

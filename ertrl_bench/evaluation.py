@@ -287,8 +287,7 @@ def evaluate_tasks(
         per_task = {}
         for i, t in enumerate(tasks):
             r = float(returns[i].mean())
-            lo, hi = data.r_min(t), data.r_max(t)
-            per_task[t.key] = {"return": r, "normalized": 100.0 * (r - lo) / max(hi - lo, 1e-8)}
+            per_task[t.key] = {"return": r, "normalized": data.normalized(t, r)}  # NaN: R_min=R_max
         scores[protocol] = per_task
     if hasattr(env, "close"):
         env.close()

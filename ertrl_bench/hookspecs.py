@@ -10,9 +10,11 @@ Each ``register_*`` hook receives a ``register`` callable. Call it once per comp
     register("csro", CSRORegularizer, CSROOptions)   # name, factory, pydantic options model
 
 The options model validates the ``params`` of a suite's ``{type: csro, params: {...}}``
-before any work starts; the factory is called with the validated options plus the problem it
-runs on (see ``ertrl_bench.components`` for the exact constructor signatures and protocols).
-A name registered twice is an error naming both plugins.
+before any work starts (after merging the family's ``component_defaults``). ONE factory
+signature: ``factory(options, problem)`` (``ertrl_bench.problem.Problem``); env families and
+executors, which exist before any problem, are called as ``factory(options)``. Every component
+is built through ``ertrl_bench.components.create``, which also holds the protocols (what each
+kind must do). A name registered twice is an error naming both plugins.
 """
 
 from __future__ import annotations
@@ -34,19 +36,23 @@ def register_envs(register):
 def register_encoders(register):
     """Register context encoders: ``register(name, factory, options_model)``.
 
-    ``factory(options, input_dim, latent_dim) -> Encoder`` (a ``torch.nn.Module`` mapping a
-    context ``[tasks, n, features]`` to per-transition ``z_i [tasks, n, latent]`` and the pooled
-    ``z [tasks, latent]``).
+    ``factory(options, problem) -> Encoder``: a ``torch.nn.Module`` called as
+    ``encoder(x, mask)`` with a context ``x [tasks, n, problem.context_dim]`` and ``mask [tasks,
+    n]`` bool (True = a valid transition; None = all valid; padded online contexts pass one), and
+    returning per-transition ``z_i [tasks, n, problem.latent_dim]`` and the pooled ``z [tasks,
+    latent]``, which must ignore masked transitions. See ``ertrl_bench.components.Encoder``.
     """
 
 
 @hookspec
 def register_regularizers(register):
-    """Register context regularizers: ``register(name, factory, options_model)``.
+    """Register encoder losses ("regularizers"): ``register(name, factory, options_model)``.
 
-    ``factory(options, problem) -> Regularizer`` with ``encoder_loss(ctx, z_i, z)`` (added to the
-    encoder objective) and ``update(ctx, z_i, z)`` (trains the regularizer's own networks on
-    detached encodings). See ``ertrl_bench.regularizers.base.Regularizer``.
+    ``factory(options, problem) -> EncoderLoss`` with ``update(batch) -> logs`` (trains the
+    loss's own networks on the detached batch) and ``encoder_loss(batch) -> (loss, logs)``
+    (a 0-dim loss added to the encoder objective); ``batch`` is a
+    ``ertrl_bench.components.StepBatch`` (context and RL batches, z_i, z, task ids, the
+    encoder). A method lists them: ``encoder_losses: [dml, csro]``. See docs/plugins.md.
     """
 
 
@@ -54,17 +60,18 @@ def register_regularizers(register):
 def register_backbones(register):
     """Register offline RL backbones: ``register(name, factory, options_model)``.
 
-    ``factory(options, problem) -> Backbone`` with ``update(batch, z_q, z) -> logs`` and
-    ``act(obs, z, deterministic) -> actions``. See ``ertrl_bench.backbones.base.Backbone``.
+    ``factory(options, problem) -> Backbone`` with ``update(batch, z_q, z, sample_rl=None) ->
+    logs`` and ``act(obs, z, deterministic) -> actions``. See ``ertrl_bench.components.Backbone``.
     """
 
 
 @hookspec
 def register_methods(register):
-    """Register named methods: ``register(name, MethodSpec)``.
+    """Register named methods: ``register(name, MethodSpec or dict)``.
 
-    A method is a named combination of encoder, encoder loss, regularizer and backbone
-    (``ertrl_bench.config.MethodSpec``), usable in a suite by name (``method: ertrl``).
+    A method is an encoder, a list of encoder losses and a backbone
+    (``ertrl_bench.config.MethodSpec``, e.g. ``{"encoder_losses": ["dml", "csro"]}``), usable in
+    a suite by name (``method: ertrl``).
     """
 
 

@@ -67,18 +67,6 @@ def tanh_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor, deterministi
     return action, normal_logp - correction
 
 
-def tanh_gaussian_log_prob(mean, log_std, action, eps: float = 1e-6):
-    """log pi(a) of a given tanh-squashed action (for the BRAC divergence on dataset actions)."""
-    log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-    a = action.clamp(-1 + eps, 1 - eps)
-    pre = torch.atanh(a)
-    normal_logp = (
-        -0.5 * ((pre - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-    ).sum(-1)
-    correction = torch.log1p(-a.pow(2) + eps).sum(-1)
-    return normal_logp - correction
-
-
 def tanh_gaussian_from_noise(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor):
     """Tanh-Gaussian action ``tanh(mean + std * noise)`` and its log-probability.
 

@@ -619,10 +619,11 @@ def describe_component(name: str) -> list[dict]:
         record = {"kind": SINGULAR[kind], "name": name, "plugin": entry.plugin, "registry": kind}
         if kind == "methods":
             spec = entry.factory
-            if isinstance(spec, dict):
-                record["method"] = {k: v for k, v in spec.items() if k != "name"}
-            else:
-                record["method"] = spec.model_dump(mode="json", exclude={"name"})
+            if isinstance(spec, dict):  # methods are registered as dicts: show every part
+                from ertrl_bench.config import MethodSpec
+
+                spec = MethodSpec.model_validate(spec)
+            record["method"] = spec.model_dump(mode="json", exclude={"name"})
             record["options"] = []
         else:
             record["options_model"] = entry.options.__name__

@@ -1,7 +1,9 @@
-"""What a component is built for: the task family, the dimensions, the device.
+"""What a component is built for: the task family, the dimensions, the device, the data scale.
 
-Every encoder, regularizer and backbone factory receives its validated options and a
-``Problem``; per-family paper values come from ``problem.hparams``.
+Encoders, encoder losses (regularizers) and backbones are built by ``factory(options,
+problem)`` (``ertrl_bench.components``); the options already hold the resolved per-family values
+(``EnvFamily.component_defaults``), so a component reads only sizes, the device and, where it
+normalises, ``problem.stats`` from here.
 """
 
 from __future__ import annotations
@@ -14,15 +16,37 @@ from ertrl_bench.envs.base import EnvFamily, FamilyHParams
 
 
 @dataclass(frozen=True)
+class DataStats:
+    """Scale of one training task's offline data (UNICORN normalises its targets with it).
+
+    As the authors: the task at position ``n_train // 2 - 1`` of the training tasks
+    (docs/paper.md, UNICORN). Per-dimension ``obs_std [ds]``; scalars for the reward.
+    """
+
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    reward_mean: torch.Tensor
+    reward_std: torch.Tensor
+
+    @classmethod
+    def of(cls, obs: torch.Tensor, rewards: torch.Tensor) -> DataStats:
+        """Statistics of ``obs [N, ds]`` and ``rewards [N] or [N, 1]`` (population std)."""
+        r = rewards.reshape(-1)
+        return cls(obs.mean(0), obs.std(0, unbiased=False), r.mean(), r.std(unbiased=False))
+
+
+@dataclass(frozen=True)
 class Problem:
     family: EnvFamily
     obs_dim: int
     act_dim: int
     latent_dim: int
     device: torch.device
+    stats: DataStats | None = None  # None: no dataset yet (checkers); UNICORN then uses a batch
 
     @property
     def hparams(self) -> FamilyHParams:
+        """The family's training-schedule values (latent size, context size, meta-batch...)."""
         return self.family.hparams
 
     @property
@@ -33,6 +57,16 @@ class Problem:
     def context_dim(self) -> int:
         """Features of one context transition: (s, a, r[, s'])."""
         return self.obs_dim + self.act_dim + 1 + (self.obs_dim if self.uses_next_obs else 0)
+
+
+def reference_stats(data, train_rows: torch.Tensor) -> DataStats:
+    """``DataStats`` of the training task at position ``n_train // 2 - 1`` (the authors' choice).
+
+    ``data`` is a ``TaskDataset``; ``train_rows`` its rows of the training tasks, in order.
+    """
+    row = int(train_rows[max(len(train_rows) // 2 - 1, 0)])
+    n = int(data.counts[row])
+    return DataStats.of(data.data["obs"][row, :n], data.data["rewards"][row, :n])
 
 
 def resolve_device(name: str) -> torch.device:

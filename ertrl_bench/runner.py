@@ -15,12 +15,12 @@ import torch
 
 from ertrl_bench.analysis.probe import probe_agent
 from ertrl_bench.batch import TaskDataset
+from ertrl_bench.components import create
 from ertrl_bench.config import RunSpec
 from ertrl_bench.data import get_datasets
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
-from ertrl_bench.plugins import get_registry
-from ertrl_bench.problem import Problem, resolve_device
+from ertrl_bench.problem import Problem, reference_stats, resolve_device
 from ertrl_bench.store import RunDir
 from ertrl_bench.training import build_agent, meta_train
 
@@ -46,9 +46,7 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
 
 
 def make_family(spec: RunSpec):
-    entry = get_registry().get("envs", spec.env.type)
-    options = entry.options.model_validate(spec.env.params) if entry.options else None
-    return entry.factory(options)
+    return create("envs", spec.env)
 
 
 def _final_scores(history: list[dict], last: int) -> dict:
@@ -141,10 +139,11 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
         data.arrays[data.tasks[0].key]["actions"].shape[1],
     )
     latent = spec.train.latent_dim or family.hparams.latent_dim
-    problem = Problem(family, obs_dim, act_dim, latent, device)
+    train_rows = torch.tensor([rows[t.key] for t in family.tasks("train")], device=device)
+    stats = reference_stats(task_data, train_rows)
+    problem = Problem(family, obs_dim, act_dim, latent, device, stats)
     agent = build_agent(spec.method, problem)
     by_split = {s: family.tasks(s, data.tier.task_seed) for s in spec.eval.splits}
-    train_rows = torch.tensor([rows[t.key] for t in family.tasks("train")], device=device)
     history: list[dict] = []
     last_z: dict = {}
 

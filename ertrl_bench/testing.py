@@ -15,6 +15,9 @@ your plugin module does not clash with its installed copy, and another installed
 break your tests. No ``conftest.py`` trick (``ERTRL_BENCH_LOAD_PLUGINS``) is needed. Everything
 is checked at registration: a broken plugin raises ``ertrl_bench.plugins.PluginError`` with one
 message naming the plugin and the fix (see docs/plugins.md).
+
+The conformance checkers ``check_regularizer``, ``check_encoder``, ``check_backbone`` and
+``check_env_family`` (``ertrl_bench.conformance``) are importable from here too.
 """
 
 from __future__ import annotations
@@ -33,3 +36,27 @@ def register_test_plugin():
             return plugin
 
         yield _register
+
+
+# Conformance checkers for plugin components (like gymnasium's check_env): see
+# ertrl_bench.conformance.
+from ertrl_bench.conformance import (  # noqa: E402
+    ConformanceError,
+    check_backbone,
+    check_encoder,
+    check_env_family,
+    check_regularizer,
+    tiny_problem,
+    tiny_transitions,
+)
+
+__all__ = [
+    "ConformanceError",
+    "check_backbone",
+    "check_encoder",
+    "check_env_family",
+    "check_regularizer",
+    "register_test_plugin",
+    "tiny_problem",
+    "tiny_transitions",
+]

@@ -79,7 +79,8 @@ def _policy_mean(agent: BRAC, pre_tanh_mean: float) -> None:
 def test_alpha_moves_by_sgd_on_raw_alpha_towards_the_target_divergence(above):
     torch.manual_seed(0)
     # c_lr tiny: the critic stays what we set, so the divergence is known
-    agent = BRAC(BRACOptions(hidden=(16,), c_lr=1e-12), _problem())
+    # Point-Robot's alpha_init (its component_defaults, resolved into the options by a suite)
+    agent = BRAC(BRACOptions(hidden=(16,), c_lr=1e-12, alpha_init=50.0), _problem())
     _policy_mean(agent, 2.0)  # policy actions ~ +0.96; the data's are -0.9
     if above:  # c high on policy actions, low on data ones: divergence ~ log(softplus(17)) + 1
         _set_critic(agent, 3.0)
@@ -88,7 +89,7 @@ def test_alpha_moves_by_sgd_on_raw_alpha_towards_the_target_divergence(above):
     g = torch.Generator().manual_seed(0)
     z = torch.zeros(M, L)
     alpha0 = float(agent.raw_alpha)
-    assert alpha0 == 50.0  # Point-Robot's alpha_init
+    assert alpha0 == 50.0
     logs = agent.update(_batch(g, actions=-0.9), z, z)
     div = float(logs["brac/divergence"])
     step = float(agent.raw_alpha) - alpha0

@@ -28,7 +28,7 @@ def test_valid_suite_expands_grid(tmp_path):
     )
     assert len(specs) == 4
     assert len({s.run_id() for s in specs}) == 4
-    assert specs[0].method.backbone.params == {"hidden": [16]}  # component_params applied
+    assert specs[0].method.backbone.params["hidden"] == [16]  # component_params applied
 
 
 def test_every_error_reported_at_once_with_yaml_paths(tmp_path):
@@ -36,7 +36,7 @@ def test_every_error_reported_at_once_with_yaml_paths(tmp_path):
     suite["runs"] = [
         {"env": "point-robot", "method": "focal"},
         {"env": "point-robot", "method": "focal", "seed": 1},
-        {"env": "point-robot", "method": {"regularizer": "csr0"}},
+        {"env": "point-robot", "method": {"encoder_losses": ["dml", "csr0"]}},
         {"env": "point-robbot", "method": "focal"},
     ]
     suite["train"]["steps_per_iteration"] = -5
@@ -54,7 +54,7 @@ def test_every_error_reported_at_once_with_yaml_paths(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_suite(path)
     text = str(info.value)
-    assert "runs[2].method.regularizer: unknown regularizer 'csr0'; available: " in text
+    assert "runs[2].method.encoder_losses[1]: unknown regularizer 'csr0'; available: " in text
     assert "none" in text.split("'csr0'")[1].splitlines()[0]
     assert "runs[3].env: unknown env family 'point-robbot'" in text
     assert len(info.value.problems) == 2

@@ -22,7 +22,7 @@ LATENT = 8
 
 
 class _Family(PointRobot):
-    hparams = FamilyHParams(latent_dim=LATENT, csro_weight=10.0)
+    hparams = FamilyHParams(latent_dim=LATENT)
 
 
 def _ctx(g: torch.Generator, m: int = 8, c: int = 64) -> Transitions:

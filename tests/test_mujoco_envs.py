@@ -185,7 +185,7 @@ def test_env_options_enter_the_dataset_key():
     from ertrl_bench.data import dataset_key
     from ertrl_bench.data.tiers import resolve_tier
 
-    tier = resolve_tier("smoke", "ant-dir", None)
+    tier = resolve_tier("smoke", family("ant-dir"), None)
 
     def key(name, **opts):
         fam = family(name, **opts)
@@ -294,19 +294,21 @@ def test_hparams_and_flags():
     assert (
         hp["cheetah-vel"].steps_per_iteration == 1000 and hp["ant-dir"].steps_per_iteration == 2000
     )
-    assert hp["ant-dir"].brac_alpha_init == 500 and hp["hopper-mass"].brac_alpha_init == 50
-    assert hp["walker-mass"].brac_alpha_max == 10000 and hp["humanoid-dir"].brac_alpha_max == 2000
+    cd = {n: FAMILIES[n].component_defaults for n in NAMES}  # per-family component options
+    assert (
+        cd["ant-dir"]["brac"]["alpha_init"] == 500 and cd["hopper-mass"]["brac"]["alpha_init"] == 50
+    )
+    assert cd["walker-mass"]["brac"]["alpha_max"] == 10000
+    assert cd["humanoid-dir"]["brac"]["alpha_max"] == 2000
     assert [
-        hp[n].csro_weight for n in ("cheetah-vel", "hopper-mass", "ant-goal", "humanoid-dir")
+        cd[n]["csro"]["weight"] for n in ("cheetah-vel", "hopper-mass", "ant-goal", "humanoid-dir")
     ] == [10, 25, 50, 50]
-    assert hp["humanoid-dir"].gan_weight == 2.5 and hp["walker-mass"].gan_weight == 5
-    assert [hp[n].unicorn_weight for n in ("ant-dir", "hopper-friction", "walker-friction")] == [
-        1.5,
-        15,
-        7,
-    ]
+    assert cd["humanoid-dir"]["gan_entropy"]["weight"] == 2.5
+    assert cd["walker-mass"]["gan_entropy"]["weight"] == 5
+    assert [
+        cd[n]["unicorn"]["weight"] for n in ("ant-dir", "hopper-friction", "walker-friction")
+    ] == [1.5, 15, 7]
     assert hp["ant-goal"].eval_transitions == 800 and hp["cheetah-vel"].eval_transitions == 600
-    assert hp["cheetah-vel"].csro_inputs == ("obs", "action")
     for n in NAMES:
         assert FAMILIES[n].context_uses_next_obs == n.startswith(("hopper", "walker"))
 

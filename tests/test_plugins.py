@@ -108,14 +108,14 @@ class CountingRegularizer:
         self.calls = calls
         calls["regularizer/init"] += 1
 
-    def update(self, ctx, z_i, z):
-        assert not z_i.requires_grad and not z.requires_grad  # detached, as documented
+    def update(self, batch):
+        assert not batch.z_i.requires_grad and not batch.z.requires_grad  # detached, as documented
         self.calls["regularizer/update"] += 1
         return {}
 
-    def encoder_loss(self, ctx, z_i, z):
+    def encoder_loss(self, batch):
         self.calls["regularizer/encoder_loss"] += 1
-        loss = self.weight * z.pow(2).mean()
+        loss = self.weight * batch.z.pow(2).mean()
         return loss, {"counting/calls": float(self.calls["regularizer/encoder_loss"])}
 
     def joint_parameters(self):
@@ -144,9 +144,9 @@ class EveryHookPlugin:
 
     @hookimpl
     def register_encoders(self, register):
-        def encoder(options, input_dim, latent_dim):
+        def encoder(options, problem):
             self.calls["encoder"] += 1
-            return MLPEncoder(options, input_dim, latent_dim)
+            return MLPEncoder(options, problem)
 
         register("counted-mlp", encoder, MLPEncoderOptions)
 
@@ -172,7 +172,7 @@ class EveryHookPlugin:
             "counted",
             MethodSpec(
                 encoder=Component(type="counted-mlp"),
-                regularizer=Component(type="counting", params={"weight": 0.05}),
+                encoder_losses=[Component(type="counting", params={"weight": 0.05})],
                 backbone=Component(type="counted-brac"),
             ),
         )
@@ -199,7 +199,7 @@ def test_every_hook_end_to_end(tmp_path, data_dir, monkeypatch, register_test_pl
     suite["component_params"].update({"counted-mlp": TINY_NETS, "counted-brac": TINY_NETS})
     _, specs = load_suite(_write(tmp_path, suite))
     (spec,) = specs
-    assert spec.method.regularizer.params == {"weight": 0.05}
+    assert spec.method.encoder_losses[0].params == {"weight": 0.05}
     assert spec.method.encoder.params == TINY_NETS  # component_params reach plugin components
     entry = reg.get("executors", "counting-local")
     executor = entry.factory(entry.options())
@@ -226,10 +226,10 @@ def test_registration_is_undone_after_a_test():
 
 
 def test_unknown_plugin_component_is_a_config_error(tmp_path):
-    path = _write(tmp_path, _suite([{"name": "x", "regularizer": "counting"}]))
+    path = _write(tmp_path, _suite([{"name": "x", "encoder_losses": ["counting"]}]))
     with pytest.raises(ConfigError) as exc:
         load_suite(path)
-    assert "grid.methods[0].regularizer: unknown regularizer 'counting'" in str(exc.value)
+    assert "grid.methods[0].encoder_losses[0]: unknown regularizer 'counting'" in str(exc.value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,17 +428,18 @@ def test_example_plugin_validates_and_runs(tmp_path, data_dir, monkeypatch, regi
     from ertrl_bench_l2reg import plugin as l2reg
 
     register_test_plugin(l2reg, "l2reg")
-    custom = {"name": "l2-strong", "regularizer": {"type": "l2_context", "params": {"weight": 1}}}
+    strong = {"type": "l2_context", "params": {"weight": 1}}
+    custom = {"name": "l2-strong", "encoder_losses": ["dml", strong]}
     _, specs = load_suite(_write(tmp_path, _suite(["focal_l2", custom])))
     by_name = {s.method.name: s for s in specs}
-    assert by_name["focal_l2"].method.regularizer.type == "l2_context"
-    assert by_name["focal_l2"].method.encoder_loss == "dml"
-    assert by_name["l2-strong"].method.regularizer.params == {"weight": 1}
+    losses = by_name["focal_l2"].method.encoder_losses
+    assert [c.type for c in losses] == ["dml", "l2_context"]
+    assert by_name["l2-strong"].method.encoder_losses[1].params == {"weight": 1}
 
-    bad = {"name": "typo", "regularizer": {"type": "l2_context", "params": {"weigth": 1}}}
+    bad = {"name": "typo", "encoder_losses": [{"type": "l2_context", "params": {"weigth": 1}}]}
     with pytest.raises(ConfigError) as exc:
         load_suite(_write(tmp_path, _suite([bad], name="bad")))
-    assert "grid.methods[0].regularizer.params.weigth: unknown field" in str(exc.value)
+    assert "grid.methods[0].encoder_losses[0].params.weigth: unknown field" in str(exc.value)
 
     outcome = execute(by_name["focal_l2"], tmp_path / "results")
     assert outcome.status == "done", outcome.message
@@ -453,12 +454,14 @@ def test_example_plugin_penalty_masks_padding(monkeypatch):
     class P:
         device = torch.device("cpu")
 
-    class Ctx:
-        mask = torch.tensor([[True, False]])
+    from ertrl_bench.components import StepBatch
+    from ertrl_bench.testing import tiny_problem, tiny_transitions
 
+    ctx = tiny_transitions(tiny_problem(), 1, 2, mask=torch.tensor([[True, False]]))
     reg = L2ContextRegularizer(L2ContextOptions(weight=2.0), P())
     z_i = torch.tensor([[[3.0, 4.0], [100.0, 0.0]]], requires_grad=True)
-    loss, logs = reg.encoder_loss(Ctx(), z_i, z_i.mean(1))
+    batch = StepBatch(ctx, ctx, z_i, z_i.mean(1), encode=lambda t: (None, None))
+    loss, logs = reg.encoder_loss(batch)
     assert loss.item() == pytest.approx(2.0 * 25.0)  # the padded transition does not count
     loss.backward()
     assert z_i.grad[0, 1].abs().sum() == 0
@@ -806,7 +809,7 @@ def test_cli_plugins_options_lists_defaults_and_descriptions(register_test_plugi
     assert by_name["weight"]["constraints"] == [">= 0"]
 
     method = CliRunner().invoke(app, ["plugins", "--options", "ertrl"])
-    assert "regularizer: gan_entropy" in method.output
+    assert "encoder: mlp, encoder_losses: [dml, gan_entropy], backbone: brac" in method.output
 
     unknown = CliRunner().invoke(app, ["plugins", "--options", "gan_entropi"])
     assert isinstance(unknown.exception, ErtrlError)

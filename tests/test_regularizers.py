@@ -40,12 +40,13 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from ertrl_bench.batch import Transitions
+from ertrl_bench.batch import TaskDataset, Transitions
+from ertrl_bench.components import StepBatch
 from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
 from ertrl_bench.envs.base import FamilyHParams
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.losses import dml_loss
-from ertrl_bench.problem import Problem
+from ertrl_bench.problem import DataStats, Problem, reference_stats
 from ertrl_bench.regularizers.csro import CSROOptions, CSRORegularizer, club_terms
 from ertrl_bench.regularizers.gan_entropy import (
     GANEntropyOptions,
@@ -61,13 +62,18 @@ SMALL = (64, 64)
 
 
 class LeakyFamily(PointRobot):
-    """Only its hparams matter here: Ant's regularizer weights (PAPER.md), latent 8."""
+    """Only its hparams matter here: latent 8."""
 
-    hparams = FamilyHParams(latent_dim=LATENT, csro_weight=50.0, gan_weight=5.0)
+    hparams = FamilyHParams(latent_dim=LATENT)
 
 
-def problem(family=None, obs_dim=2, act_dim=2) -> Problem:
-    return Problem(family or LeakyFamily(), obs_dim, act_dim, LATENT, CPU)
+def problem(family=None, obs_dim=2, act_dim=2, stats=None) -> Problem:
+    return Problem(family or LeakyFamily(), obs_dim, act_dim, LATENT, CPU, stats)
+
+
+def sb(ctx, z_i, z, rl=None) -> StepBatch:
+    """A ``StepBatch`` as the training loop builds it (the RL batch defaults to the context)."""
+    return StepBatch(ctx, ctx if rl is None else rl, z_i, z, encode=lambda t: (None, None))
 
 
 def make_data(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -91,8 +97,8 @@ def context(data, k: torch.Tensor, b: torch.Tensor, idx: torch.Tensor) -> Transi
 def make_regularizer(kind: str, prob: Problem):
     if kind == "none":
         return NoRegularizer(NoneOptions(), prob)
-    if kind == "csro":
-        return CSRORegularizer(CSROOptions(hidden=SMALL), prob)
+    if kind == "csro":  # Ant's weight (docs/paper.md)
+        return CSRORegularizer(CSROOptions(hidden=SMALL, weight=50.0), prob)
     return GANEntropyRegularizer(
         GANEntropyOptions(generator_hidden=SMALL, discriminator_hidden=SMALL, lr=1e-3), prob
     )
@@ -103,7 +109,7 @@ def train(kind: str, steps: int, seed: int = 0):
     torch.manual_seed(seed)
     data = make_data()
     prob = problem()
-    enc = MLPEncoder(MLPEncoderOptions(hidden=SMALL), 5, LATENT)
+    enc = MLPEncoder(MLPEncoderOptions(hidden=SMALL), problem())  # (s, a, r): 5 features
     reg = make_regularizer(kind, prob)
     opt = torch.optim.Adam(enc.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(seed + 1)
@@ -111,9 +117,11 @@ def train(kind: str, steps: int, seed: int = 0):
     for _ in range(steps):
         b = torch.randint(0, B, (K,), generator=g)  # each task's dataset this step: random policy
         ctx = context(data, tasks, b, torch.randint(0, N, (K, C), generator=g))
+        rl = context(data, tasks, b, torch.randint(0, N, (K, C), generator=g))  # same datasets
         z_i, z = enc(ctx.features(False))
-        reg.update(ctx, z_i.detach(), z.detach())
-        loss, _ = reg.encoder_loss(ctx, z_i, z)
+        batch = sb(ctx, z_i, z, rl)
+        reg.update(batch.detached())
+        loss, _ = reg.encoder_loss(batch)
         dml, _ = dml_loss(z, ctx.task_ids)
         opt.zero_grad()
         (10.0 * dml + loss).backward()
@@ -219,7 +227,7 @@ def _gan_w2_during_training(n_tasks: int, updates: int, every: int) -> tuple[flo
     g = torch.Generator().manual_seed(2)
     for i in range(updates):
         ctx = context(data, kk, bb, torch.randint(0, N, (len(kk), C), generator=g))
-        reg.update(ctx, None, codes)
+        reg.update(sb(ctx, None, codes))
         if (i + 1) % every == 0:
             during.append(gan_w2(z_of, reg, data, n_tasks))
     return before, during
@@ -278,9 +286,9 @@ def _fit_club(z_of, steps=150):
     g = torch.Generator().manual_seed(1)
     for _ in range(steps):
         ctx = _random_ctx(g, c=32)
-        reg.update(ctx, z_of(ctx), None)
+        reg.update(sb(ctx, z_of(ctx), None))
     ctx = _random_ctx(g)
-    return float(reg.encoder_loss(ctx, z_of(ctx), None)[1]["csro/club"])
+    return float(reg.encoder_loss(sb(ctx, z_of(ctx), None))[1]["csro/club"])
 
 
 def _random_ctx(g, m=8, c=64, ds=2, da=2) -> Transitions:
@@ -341,7 +349,7 @@ def test_entropy_gradient_spreads_the_generated_actions():
     before = spread()
     g_before = [p.detach().clone() for p in reg.generator.parameters()]
     for _ in range(100):
-        loss, logs = reg.encoder_loss(ctx, None, z)
+        loss, logs = reg.encoder_loss(sb(ctx, None, z))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -357,7 +365,7 @@ def test_gan_update_trains_only_its_networks():
     ctx = _random_ctx(torch.Generator().manual_seed(4), m=4, c=16)
     z = torch.randn(4, LATENT, requires_grad=True)
     before = [p.detach().clone() for p in reg.discriminator.parameters()]
-    logs = reg.update(ctx, None, z.detach())
+    logs = reg.update(sb(ctx, None, z.detach()))
     assert set(logs) == {"gan/d_loss", "gan/g_loss"} and z.grad is None
     assert not all(
         torch.equal(a, b) for a, b in zip(before, reg.discriminator.parameters(), strict=True)
@@ -390,46 +398,132 @@ def test_masked_transitions_are_ignored():
         torch.manual_seed(0)
         reg = cls(opts, problem())
         torch.manual_seed(1)
-        a, _ = reg.encoder_loss(padded, z_i, z)
+        a, _ = reg.encoder_loss(sb(padded, z_i, z))
         if cls is GANEntropyRegularizer:  # its noise has the padded shape: vary the garbage
             padded.obs[:, 6:] = -7.0
             torch.manual_seed(1)
-            b, _ = reg.encoder_loss(padded, z_i, z)
+            b, _ = reg.encoder_loss(sb(padded, z_i, z))
         else:
-            b, _ = reg.encoder_loss(valid, z_i[:, :6], z)
+            b, _ = reg.encoder_loss(sb(valid, z_i[:, :6], z))
         torch.testing.assert_close(a, b)
     x = torch.randn(3, 10, 2, generator=g)
     w = mask.float().unsqueeze(-1)
     torch.testing.assert_close(gaussian_entropy(x, w), gaussian_entropy(x[:, :6]))
 
 
-# --- UNICORN ------------------------------------------------------------------------------------
+# --- the RL batch: ER-TRL's GAN and entropy, UNICORN's decoder --------------------------------
 
 
-def test_unicorn_decoder_loss_decreases_and_normalises_with_running_stats():
+def _two_batches(g, m=3, c=5, b=12):
+    """A context and an RL batch of the same tasks; the context holds NaN (must not be read)."""
+    rl = _random_ctx(g, m=m, c=b)
+    ctx = _random_ctx(g, m=m, c=c)
+    for t in (ctx.obs, ctx.actions, ctx.rewards, ctx.next_obs):
+        t.fill_(float("nan"))
+    return ctx, rl
+
+
+def test_gan_trains_and_measures_entropy_on_the_rl_batch():
+    """The authors' GAN sees the RL batch's (s, a) (docs/paper.md, ER-TRL): D's real rows are
+    exactly the RL batch's, and G is conditioned on the RL batch's states."""
+    g = torch.Generator().manual_seed(8)
+    ctx, rl = _two_batches(g)
+    z = torch.randn(3, LATENT, generator=g)
+    reg = GANEntropyRegularizer(GANEntropyOptions(generator_hidden=SMALL, gan_steps=1), problem())
+    seen = []
+    hook = reg.discriminator.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    g_in = []
+    hook_g = reg.generator.register_forward_hook(lambda mod, inp, out: g_in.append(inp[0]))
+    logs = reg.update(sb(ctx, z[:, None].expand(-1, 5, -1), z, rl).detached())
+    hook.remove()
+    hook_g.remove()
+    real = torch.cat([rl.obs, rl.actions, z[:, None].expand(-1, 12, -1)], -1)
+    torch.testing.assert_close(seen[0], real)  # the first D call: real rows
+    assert seen[0].shape[:2] == (3, 12) and all(x.shape[:2] == (3, 12) for x in seen)
+    torch.testing.assert_close(g_in[0][..., :2], rl.obs)
+    assert all(math.isfinite(float(v)) for v in logs.values())  # the NaN context is never read
+    zg = z.clone().requires_grad_(True)
+    loss, _ = reg.encoder_loss(sb(ctx, None, zg, rl))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(zg.grad).all() and zg.grad.abs().sum() > 0
+
+
+def _task_dataset(seed=0, tasks=6, n=40):
+    """Tasks whose state and reward scales differ, so which task gives the statistics shows."""
+    rng = np.random.default_rng(seed)
+    per = []
+    for k in range(tasks):
+        obs = rng.normal(size=(n, 2)) * (k + 1) + 3 * k
+        per.append(
+            {
+                "obs": obs,
+                "actions": rng.uniform(-1, 1, (n, 2)),
+                "rewards": rng.normal(size=n) * (k + 1) + 10 * k,
+                "next_obs": obs + rng.normal(size=(n, 2)),
+                "dones": np.zeros(n),
+            }
+        )
+    return TaskDataset(per, CPU)
+
+
+def test_reference_stats_are_one_training_tasks():
+    """docs/paper.md, UNICORN: statistics of the training task at position n_train // 2 - 1."""
+    data = _task_dataset()
+    train_rows = torch.tensor([5, 1, 4, 2])  # n_train = 4 -> position 1 -> dataset row 1
+    stats = reference_stats(data, train_rows)
+    obs, r = data.data["obs"][1], data.data["rewards"][1, :, 0]
+    torch.testing.assert_close(stats.obs_std, obs.std(0, unbiased=False))
+    torch.testing.assert_close(stats.reward_mean, r.mean())
+    torch.testing.assert_close(stats.reward_std, r.std(unbiased=False))
+
+
+def test_unicorn_targets_scaled_not_centred_and_on_the_rl_batch():
+    g = torch.Generator().manual_seed(9)
+    ctx, rl = _two_batches(g)
+    stats = DataStats(
+        obs_mean=torch.tensor([5.0, -5.0]),  # must not be used: s' - s is not centred
+        obs_std=torch.tensor([2.0, 4.0]),
+        reward_mean=torch.tensor(3.0),
+        reward_std=torch.tensor(0.5),
+    )
+    reg = UnicornRegularizer(UnicornOptions(hidden=SMALL), problem(stats=stats))
+    y = reg.normalised_targets(rl)
+    d = rl.next_obs - rl.obs
+    torch.testing.assert_close(y[..., 0], d[..., 0] / 2.0)
+    torch.testing.assert_close(y[..., 1], d[..., 1] / 4.0)
+    torch.testing.assert_close(y[..., 2], (rl.rewards[..., 0] - 3.0) / 0.5)
+    z = torch.randn(3, LATENT, generator=g, requires_grad=True)
+    loss, logs = reg.encoder_loss(sb(ctx, None, z, rl))
+    assert torch.isfinite(loss)  # the NaN context is never read
+    loss.backward()
+    assert z.grad.abs().sum() > 0
+
+
+def test_unicorn_decoder_loss_decreases():
     torch.manual_seed(0)
     data = make_data()
-    enc = MLPEncoder(MLPEncoderOptions(hidden=SMALL), 5, LATENT)
-    reg = UnicornRegularizer(UnicornOptions(hidden=SMALL), problem())
+    enc = MLPEncoder(MLPEncoderOptions(hidden=SMALL), problem())  # (s, a, r): 5 features
+    flat = {k: v.reshape(-1, v.shape[-1]) for k, v in data.items()}
+    reg = UnicornRegularizer(
+        UnicornOptions(hidden=SMALL),
+        problem(stats=DataStats.of(flat["obs"], flat["rewards"])),
+    )
     opt = torch.optim.Adam(list(enc.parameters()) + reg.joint_parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(1)
-    seen, mses = [], []
+    mses = []
     for _ in range(300):
         b = torch.randint(0, B, (K,), generator=g)
         ctx = context(data, torch.arange(K), b, torch.randint(0, N, (K, C), generator=g))
+        rl = context(data, torch.arange(K), b, torch.randint(0, N, (K, C), generator=g))
         z_i, z = enc(ctx.features(False))
-        reg.update(ctx, z_i.detach(), z.detach())
-        seen.append(reg.targets(ctx).reshape(-1, 3))
-        loss, logs = reg.encoder_loss(ctx, z_i, z)
+        batch = sb(ctx, z_i, z, rl)
+        reg.update(batch.detached())
+        loss, logs = reg.encoder_loss(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
         mses.append(float(logs["unicorn/mse"]))
     assert np.mean(mses[-20:]) < 0.3 * np.mean(mses[:20]), (mses[:3], mses[-3:])
-    allt = torch.cat(seen).double()
-    mean, std = reg.normaliser(ctx)
-    torch.testing.assert_close(mean.double(), allt.mean(0), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(std.double(), allt.std(0, unbiased=False), rtol=1e-4, atol=1e-5)
     assert [p.data_ptr() for p in reg.joint_parameters()] == [
         p.data_ptr() for p in reg.decoder.parameters()
     ]
@@ -437,7 +531,7 @@ def test_unicorn_decoder_loss_decreases_and_normalises_with_running_stats():
 
 # --- defaults, registration ---------------------------------------------------------------------
 
-# PAPER.md's per-family values: (csro weight, gan weight, unicorn weight)
+# docs/paper.md's per-family values: (csro weight, gan weight, unicorn weight)
 PAPER_WEIGHTS = {
     "cheetahvel": (10.0, 2.5, 1.5),
     "antdir": (50.0, 5.0, 1.5),
@@ -451,45 +545,51 @@ PAPER_WEIGHTS = {
 
 
 def test_option_defaults_are_the_papers():
-    hp = FamilyHParams(csro_weight=25.0, gan_weight=2.5, unicorn_weight=7.0, csro_inputs=("obs",))
-    fam = type("F", (PointRobot,), {"hparams": hp})()
-    prob = problem(fam)
-    csro = CSRORegularizer(CSROOptions(), prob)
-    assert (csro.weight, csro.inputs) == (25.0, ("obs",))
+    assert CSROOptions().weight == 10.0 and CSROOptions().inputs == ("obs", "action")
     assert CSROOptions().hidden == (200, 200, 200) and CSROOptions().lr == 3e-4
     assert CSROOptions().model_loss_weight == 10.0
-    gan = GANEntropyRegularizer(GANEntropyOptions(), prob)
     o = GANEntropyOptions()
-    assert gan.weight == 2.5 and (o.noise_dim, o.gan_steps, o.lr) == (20, 5, 2e-4)
+    assert o.weight == 5.0 and (o.noise_dim, o.gan_steps, o.lr) == (20, 5, 2e-4)
     assert (o.generator_hidden, o.discriminator_hidden) == ((200, 200, 200), (256, 256))
-    assert UnicornRegularizer(UnicornOptions(), prob).weight == 7.0
-    assert UnicornOptions().hidden == (256, 256)
-    # an explicit value wins over the family's
-    assert CSRORegularizer(CSROOptions(weight=1.0), prob).weight == 1.0
+    assert UnicornOptions().weight == 1.5 and UnicornOptions().hidden == (256, 256)
+    assert CSRORegularizer(CSROOptions(weight=1.0), problem()).weight == 1.0
     with pytest.raises(pydantic.ValidationError):
         CSROOptions(wieght=1.0)  # extra="forbid"
 
 
-def test_registered_families_carry_the_papers_weights():
+def test_registered_families_carry_the_papers_weights(tmp_path):
+    """The weights a suite resolves for each family (option default < family default)."""
+    from ertrl_bench.config import load_suite
     from ertrl_bench.plugins import get_registry
+    from tests.conftest import write_suite
 
-    for entry in get_registry().entries["envs"].values():
-        key = "".join(ch for ch in entry.name.lower() if ch.isalnum())
-        if key not in PAPER_WEIGHTS:
-            continue  # ours (point-robot) or a plugin's family
-        hp = entry.factory.hparams
-        got = (hp.csro_weight, hp.gan_weight, hp.unicorn_weight)
-        assert got == PAPER_WEIGHTS[key], (entry.name, got)
-        assert tuple(hp.csro_inputs) == ("obs", "action"), entry.name  # (s, a) in every family
+    envs = [n for n in get_registry().names("envs") if n.replace("-", "") in PAPER_WEIGHTS]
+    assert len(envs) == 8
+    suite = {"name": "w", "tier": "paper", "grid": {"envs": envs, "methods": ["csro", "ertrl"]}}
+    suite["grid"]["methods"].append("unicorn")
+    _, specs = load_suite(write_suite(tmp_path / "w.yaml", suite))
+    got: dict = {}
+    for spec in specs:
+        for loss in spec.method.encoder_losses:
+            got.setdefault(spec.env.type.replace("-", ""), {})[loss.type] = loss.params
+    for env, (csro, gan, uni) in PAPER_WEIGHTS.items():
+        assert got[env]["csro"]["weight"] == csro, env
+        assert got[env]["gan_entropy"]["weight"] == gan, env
+        assert got[env]["unicorn"]["weight"] == uni, env
+        assert got[env]["csro"]["inputs"] == ["obs", "action"], env  # (s, a) in every family
+        assert got[env]["dml"] == {"weight": 10.0, "eps": 1e-3}
 
 
 def test_registered_and_named_methods():
+    from ertrl_bench.config import MethodSpec
     from ertrl_bench.methods import METHODS
     from ertrl_bench.plugins import get_registry
 
     reg = get_registry()
-    assert {"none", "csro", "gan_entropy", "unicorn"} <= set(reg.names("regularizers"))
-    for method, regularizer in [("csro", "csro"), ("ertrl", "gan_entropy"), ("unicorn", "unicorn")]:
-        spec = METHODS[method]
-        assert spec.encoder_loss == "dml" and spec.regularizer.type == regularizer
+    assert {"dml", "csro", "gan_entropy", "unicorn"} <= set(reg.names("regularizers"))
+    for method, loss in [("csro", "csro"), ("ertrl", "gan_entropy"), ("unicorn", "unicorn")]:
+        spec = MethodSpec.model_validate(METHODS[method])
+        assert [c.type for c in spec.encoder_losses] == ["dml", loss]
         assert not spec.encoder_through_q
+    pearl = MethodSpec.model_validate(METHODS["offline_pearl"])
+    assert pearl.encoder_losses == [] and pearl.encoder_through_q

@@ -95,11 +95,11 @@ class _NaNRegularizer:
     def __init__(self, options, problem):
         pass
 
-    def update(self, ctx, z_i, z):
+    def update(self, batch):
         return {}
 
-    def encoder_loss(self, ctx, z_i, z):
-        return z.sum() * float("nan"), {"nan/loss": torch.tensor(float("nan"))}
+    def encoder_loss(self, batch):
+        return batch.z.sum() * float("nan"), {"nan/loss": torch.tensor(float("nan"))}
 
     def joint_parameters(self):
         return []
@@ -116,14 +116,18 @@ class _NaNPlugin:
 
 def test_nan_loss_fails_that_run_only(tmp_path, register_test_plugin):
     register_test_plugin(_NaNPlugin(), "nan-plugin")
-    suite = tiny_suite(name="nan", methods=["focal", {"name": "nanny", "regularizer": "nan_reg"}])
-    suite["train"]["steps_per_iteration"] = 50
+    nanny = {"name": "nanny", "encoder_losses": ["dml", "nan_reg"]}
+    suite = tiny_suite(name="nan", methods=["focal", nanny])
     path = write_suite(tmp_path / "s.yaml", suite)
     outcomes = {s.method.name: execute(s, tmp_path / "r") for s in load_suite(path)[1]}
     assert outcomes["focal"].status == "done"
     bad = outcomes["nanny"]
     assert bad.status == "failed"
-    assert "became nan at train step 50" in bad.message
+    # checked every step, and the component is named (not dml, which stays finite)
+    assert "non-finite at train step 1: encoder loss 'nan_reg' (plugin nan-plugin)" in bad.message
+    run_dir = tmp_path / "r" / "nan" / bad.run_id
+    records = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert records[-1] == {"iteration": 0, "step": 1, "diverged": True}
     failed = json.loads(
         (tmp_path / "r" / "nan" / outcomes["nanny"].run_id / "failed.json").read_text()
     )

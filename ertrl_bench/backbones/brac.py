@@ -61,8 +61,8 @@ class BRACOptions(Strict):
     reward_scale: PositiveFloat = 5.0
     discount: float = 0.99
     tau: PositiveFloat = 0.005
-    alpha_init: PositiveFloat | None = None  # None -> family value (500; 50 Cheetah/Hopper/Walker)
-    alpha_max: PositiveFloat | None = None  # None -> family value (2000; 10000 Hopper/Walker)
+    alpha_init: PositiveFloat = 500.0  # families: component_defaults (50 Cheetah/Hopper/Walker)
+    alpha_max: PositiveFloat = 2000.0  # families: component_defaults (10000 Hopper/Walker)
     alpha_lr: PositiveFloat = 1.0  # authors: SGD on the raw alpha, lr 1
     target_divergence: float = 0.05
     penalty: Literal["output", "gradient"] = "output"  # authors: output (see module docstring)
@@ -111,9 +111,7 @@ class BRAC:
         self.v = mlp(ds + dz, o.hidden, 1).to(dev)
         self.v_target = copy.deepcopy(self.v).requires_grad_(False)
         self.c = mlp(ds + da + dz, o.hidden, 1).to(dev)
-        hp = problem.hparams
-        self.alpha_max = o.alpha_max if o.alpha_max is not None else hp.brac_alpha_max
-        alpha_init = o.alpha_init if o.alpha_init is not None else hp.brac_alpha_init
+        self.alpha_max, alpha_init = o.alpha_max, o.alpha_init
         self.raw_alpha = torch.tensor(float(alpha_init), device=dev)  # plain SGD, no optimizer
         self.opt_policy = torch.optim.Adam(self.policy.parameters(), lr=o.lr)
         self.opt_q = torch.optim.Adam(self.q.parameters(), lr=o.lr)

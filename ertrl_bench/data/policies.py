@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ertrl_bench.data.sac import EnsembleActor
+from ertrl_bench.data.store import DatasetDir
 from ertrl_bench.envs.base import Task
 from ertrl_bench.errors import DatasetError, ErtrlError
 
@@ -105,6 +106,12 @@ def load_behavior_policies(
     tasks = list(tasks)
     if not tasks:
         raise ValueError("no tasks given")
+    ddir = DatasetDir(Path(path))
+    if ddir.manifest_path.exists():  # checksums (a bare folder of policy files is allowed)
+        for t in tasks:
+            problem = ddir.check_task(t.key)
+            if problem is not None:
+                raise DatasetError(f"{path}/{t.key}: {problem}")
     blobs = [load_policy_file(Path(path) / f"{t.key}.policy.pt") for t in tasks]
     first = blobs[0]
     steps = sorted(int(s) for s in first["checkpoints"])
@@ -211,7 +218,7 @@ def behavior_diversity(
     from ertrl_bench.data.tiers import resolve_tier
 
     if not build:
-        ddir = dataset_dir(family, tier, resolve_tier(tier, family.name, overrides))
+        ddir = dataset_dir(family, tier, resolve_tier(tier, family, overrides))
         if any(ddir.check_task(t.key) is not None for t in family.tasks("train")):
             return None
     fd = get_datasets(family, tier, overrides=overrides)

@@ -1,6 +1,8 @@
 """The paper's context encoder: an MLP on single transitions, tanh output, mean over the context.
 
-Deterministic (no information bottleneck), PAPER.md: 200-200-200, latent 20 (40 for Walker).
+Deterministic (no information bottleneck), docs/paper.md: 200-200-200, latent 20 (40 for Walker).
+Built by ``MLPEncoder(options, problem)``: input ``problem.context_dim``, output
+``problem.latent_dim``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from torch import nn
 
 from ertrl_bench.config import Strict
 from ertrl_bench.nn import mlp
+from ertrl_bench.problem import Problem
 
 
 class MLPEncoderOptions(Strict):
@@ -19,10 +22,10 @@ class MLPEncoderOptions(Strict):
 class MLPEncoder(nn.Module):
     """``forward(x [M, N, K], mask [M, N] | None) -> (z_i [M, N, L], z [M, L])``."""
 
-    def __init__(self, options: MLPEncoderOptions, input_dim: int, latent_dim: int):
+    def __init__(self, options: MLPEncoderOptions, problem: Problem):
         super().__init__()
-        self.net = mlp(input_dim, options.hidden, latent_dim)
-        self.latent_dim = latent_dim
+        self.net = mlp(problem.context_dim, options.hidden, problem.latent_dim)
+        self.latent_dim = problem.latent_dim
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
         z_i = torch.tanh(self.net(x))

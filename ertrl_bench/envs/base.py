@@ -37,18 +37,14 @@ class Task:
 
 @dataclass(frozen=True)
 class FamilyHParams:
-    """Per-family paper values (PAPER.md); a component option left ``None`` takes these."""
+    """Per-family training-schedule values (docs/paper.md); a train option left ``None`` takes
+    these. Per-family *component* options (loss weights, BRAC's alpha) are
+    ``EnvFamily.component_defaults``."""
 
     latent_dim: int = 20
     context_size: int = 100
     meta_batch: int = 16
     steps_per_iteration: int = 2000
-    brac_alpha_init: float = 500.0
-    brac_alpha_max: float = 2000.0
-    csro_weight: float = 10.0
-    csro_inputs: tuple[str, ...] = ("obs", "action")  # what CLUB's q(z | x) conditions on
-    gan_weight: float = 5.0
-    unicorn_weight: float = 1.5
     # budget of one evaluation run in transitions (docs/paper.md): 600, 800 for Ant families
     eval_transitions: int = 600
 
@@ -60,6 +56,11 @@ class EnvFamily(ABC):
     horizon: int = 200
     context_uses_next_obs: bool = False
     hparams: FamilyHParams = FamilyHParams()
+    # Per-family options of components, keyed by component name like a suite's
+    # ``component_params`` (e.g. ``{"csro": {"weight": 25}}``); a plugin component can have them
+    # too. Precedence when a suite is expanded: the option's default < these < the suite's
+    # component_params < the method's own params; the resolved values go into the run's spec.
+    component_defaults: dict[str, dict[str, Any]] = {}
     n_grid: int = 40
     n_iid: int = 10
     split_indices: dict[str, tuple[int, ...]] = {
@@ -67,6 +68,9 @@ class EnvFamily(ABC):
         "moderate": DEFAULT_MODERATE,
         "extreme": DEFAULT_EXTREME,
     }
+    # Per-tier dataset values of this family, e.g. {"smoke": {"sac_steps": 1500, ...}}: fields of
+    # ertrl_bench.data.tiers.DataTier overriding the generic tier (a suite's data: overrides both)
+    data_tiers: dict[str, dict[str, Any]] = {}
 
     # --- what a family defines -----------------------------------------------------------------
     @abstractmethod

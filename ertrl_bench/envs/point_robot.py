@@ -83,9 +83,31 @@ class PointRobotBatch(BatchEnv):
 class PointRobot(EnvFamily):
     name = "point-robot"
     context_uses_next_obs = False
-    hparams = FamilyHParams(
-        latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200, brac_alpha_init=50.0
-    )
+    hparams = FamilyHParams(latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200)
+    component_defaults = {"brac": {"alpha_init": 50.0}}
+    # Dataset tiers (ours): episodes are 20 steps, so Point-Robot needs fewer SAC steps
+    data_tiers = {
+        "smoke": dict(
+            sac_steps=1_500,
+            random_steps=200,
+            checkpoints=[300, 600, 900, 1_200, 1_500],
+            trajectories_per_checkpoint=4,
+            sac_hidden=(64, 64),
+            sac_batch=128,
+            sac_lr=1e-3,
+            buffer_size=1_500,
+        ),
+        "small": dict(
+            sac_steps=10_000,
+            random_steps=1_000,
+            checkpoints=[2_000, 4_000, 6_000, 8_000, 10_000],
+            trajectories_per_checkpoint=20,
+            sac_hidden=(128, 128),
+            sac_batch=256,
+            sac_lr=1e-3,
+            buffer_size=10_000,
+        ),
+    }
 
     def __init__(self, options: PointRobotOptions | None = None):
         self.options = options or PointRobotOptions()

@@ -26,8 +26,10 @@ O(M C^2 L) expansion (numerically the same quantity; ``tests/test_regularizers.p
 against the explicit pairwise sum). Means are over latent dimensions too, as in the authors' code
 (``.mean()`` over every element), so ``weight`` has the paper's scale.
 
-Departure (documented, **ours**): the training loop hands a regularizer the *context* batch only,
-so q is fitted on context transitions (the authors do the same: ``club_model(context)``).
+q is fitted, and CLUB computed, on the *context* batch (``batch.ctx``): z_i exists only for
+context transitions, and the authors do the same (``club_model(context)``). Per-family weights
+(10 / 25 / 50) and inputs ((s, a) for Hopper/Walker) are ``component_defaults["csro"]`` on the
+family (docs/paper.md, CSRO).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ertrl_bench.batch import Transitions
+from ertrl_bench.batch import Transitions, masked_mean
+from ertrl_bench.components import StepBatch
 from ertrl_bench.config import Strict
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.nn import mlp
@@ -54,19 +57,14 @@ INPUT_FIELDS = {
 
 
 class CSROOptions(Strict):
-    weight: float | None = Field(None, ge=0)  # None -> problem.hparams.csro_weight (10/25/50)
-    inputs: tuple[str, ...] | None = None  # None -> problem.hparams.csro_inputs ((s, a))
+    weight: float = Field(10.0, ge=0)  # families override it: component_defaults["csro"]
+    inputs: tuple[str, ...] = ("obs", "action")  # what q(z | x) conditions on
     hidden: tuple[int, ...] = (200, 200, 200)  # same shape as the context encoder
     lr: float = Field(3e-4, gt=0)  # q's Adam (the authors use the encoder's lr, 3e-4)
     model_loss_weight: float = Field(10.0, gt=0)  # weight of q's log-likelihood loss (PAPER.md)
     # tanh on all of q's outputs (the authors' net: mu in [-1, 1], var in [0.313, 1.313]);
     # False = the unbounded form, whose estimate explodes when z_i ~ f(s, a) -- comparison only
     bounded: bool = True
-
-
-def _weights(ctx: Transitions) -> torch.Tensor | None:
-    """``[M, C, 1]`` float validity weights, or None when every transition is valid."""
-    return None if ctx.mask is None else ctx.mask.to(ctx.obs.dtype).unsqueeze(-1)
 
 
 def club_terms(
@@ -98,11 +96,10 @@ class CSRORegularizer:
     """CLUB mutual-information upper bound between z_i and (s, a) (CSRO, Gao et al. 2023)."""
 
     def __init__(self, options: CSROOptions, problem: Problem):
-        hp = problem.hparams
         self.options = options
         self.device = problem.device
-        self.weight = hp.csro_weight if options.weight is None else options.weight
-        self.inputs = tuple(hp.csro_inputs if options.inputs is None else options.inputs)
+        self.weight = options.weight
+        self.inputs = tuple(options.inputs)
         unknown = [name for name in self.inputs if name not in INPUT_FIELDS]
         if unknown or not self.inputs:
             raise ErtrlError(
@@ -136,24 +133,22 @@ class CSRORegularizer:
         return mu, F.softplus(pre) + 1e-6  # floor: var never exactly 0 (inverted below)
 
     # --- the protocol -------------------------------------------------------------------------
-    def update(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor) -> dict:
+    def update(self, batch: StepBatch) -> dict:
         """One Adam step of q's Gaussian negative log-likelihood on the detached z_i."""
+        ctx = batch.ctx
         mu, var = self.q_params(self.q_inputs(ctx))
-        nll = (z_i.detach() - mu).pow(2) / (2 * var) + 0.5 * torch.log(var)  # [M, C, L]
-        w = _weights(ctx)
-        if w is None:
-            nll = nll.mean()
-        else:
-            nll = (nll * w).sum() / (w.sum() * nll.shape[-1]).clamp_min(1.0)
+        nll = (batch.z_i.detach() - mu).pow(2) / (2 * var) + 0.5 * torch.log(var)  # [M, C, L]
+        nll = masked_mean(nll, ctx.weights())
         self.optimizer.zero_grad(set_to_none=True)
         (self.options.model_loss_weight * nll).backward()
         self.optimizer.step()
         return {"csro/q_nll": nll.detach()}
 
-    def encoder_loss(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor):
+    def encoder_loss(self, batch: StepBatch):
+        ctx = batch.ctx
         with torch.no_grad():  # q is fixed here: the gradient reaches the encoder through z_i
             mu, var = self.q_params(self.q_inputs(ctx))
-        positive, negative = club_terms(z_i, mu, var, _weights(ctx))
+        positive, negative = club_terms(batch.z_i, mu, var, ctx.weights())
         club = positive - negative
         return self.weight * club, {"csro/club": club.detach()}
 

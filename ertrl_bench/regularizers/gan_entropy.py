@@ -10,13 +10,13 @@ H(pi_beta) is fixed by the data, so this is maximising H(pi_beta | Z).
 How. A conditional GAN models the behavior policy given the representation: a generator
 G(s, z, noise) -> a (MLP 3 x 200, tanh) and a discriminator D(s, a, z) -> [0, 1] (MLP 2 x 256,
 sigmoid), trained with binary cross-entropy (Adam, lr 2e-4, ``gan_steps`` = 5 updates per train
-step) on the context's (s, a) with the detached task z broadcast to the task's transitions
-(``update``). At the GAN's optimum G(s, z, .) samples pi_beta(a | s, z), the action distribution
+step) on the **RL batch**'s (s, a) (``batch.rl``, 256 per task, as the authors; docs/paper.md,
+ER-TRL) with the detached task z broadcast to the task's transitions (``update``). At the GAN's optimum G(s, z, .) samples pi_beta(a | s, z), the action distribution
 of the data *given what z says*. If z identifies the behavior policy, that distribution is as
 narrow as one policy; if z says nothing about it, it is the mixture of all policies that produced
 data with that z, which is broader. So ``encoder_loss`` generates actions with fresh noise and
 the **non-detached** z (the gradient flows into the encoder through G; G's weights are held
-fixed), fits one Gaussian per task (mean and covariance over that task's generated actions; a
+fixed), on the RL batch's states, fits one Gaussian per task (mean and covariance over that task's generated actions; a
 Gaussian upper-bounds the entropy of any distribution with that covariance and has it in closed
 form, 0.5 logdet(2 pi e Sigma)), and returns ``-weight * mean_tasks H``. Descending it moves z to
 where the modelled pi_beta(. | s, z) is broad, i.e. it maximises an estimate of H(pi_beta | Z)
@@ -26,10 +26,7 @@ A worked example of a regularizer with *two* networks trained adversarially in `
 loss that differentiates through a frozen network into the encoder (``torch.func.functional_call``
 with detached weights, so ``encoder_loss`` leaves no gradients in G).
 
-Departures (**ours**, each also commented where it happens):
-* The authors train the GAN and compute the entropy on the RL batch (256 transitions per task);
-  the regularizer protocol passes the context batch, so we use the context's transitions.
-* D returns logits and the BCE is ``binary_cross_entropy_with_logits``: the same loss as
+Departure (**ours**): D returns logits and the BCE is ``binary_cross_entropy_with_logits``: the same loss as
   sigmoid + BCE, computed stably. ``discriminator_prob`` gives the [0, 1] output.
 """
 
@@ -42,14 +39,15 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch.func import functional_call
 
-from ertrl_bench.batch import Transitions
+from ertrl_bench.batch import Transitions, masked_mean
+from ertrl_bench.components import StepBatch
 from ertrl_bench.config import Strict
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import Problem
 
 
 class GANEntropyOptions(Strict):
-    weight: float | None = Field(None, ge=0)  # None -> problem.hparams.gan_weight (2.5 or 5)
+    weight: float = Field(5.0, ge=0)  # families override it: component_defaults (2.5 or 5)
     noise_dim: int = Field(20, gt=0)
     gan_steps: int = Field(5, ge=0)  # GAN updates per train step
     lr: float = Field(2e-4, gt=0)  # Adam lr of both G and D
@@ -58,17 +56,9 @@ class GANEntropyOptions(Strict):
     jitter: float = Field(1e-5, ge=0)  # added to the covariance's diagonal (authors: 1e-5)
 
 
-def _weights(ctx: Transitions) -> torch.Tensor | None:
-    """``[M, C, 1]`` float validity weights, or None when every transition is valid."""
-    return None if ctx.mask is None else ctx.mask.to(ctx.obs.dtype).unsqueeze(-1)
-
-
 def _bce(logits: torch.Tensor, target: float, w: torch.Tensor | None) -> torch.Tensor:
     t = torch.full_like(logits, target)
-    if w is None:
-        return F.binary_cross_entropy_with_logits(logits, t)
-    per = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
-    return (per * w).sum() / w.sum().clamp_min(1.0)
+    return masked_mean(F.binary_cross_entropy_with_logits(logits, t, reduction="none"), w)
 
 
 def gaussian_entropy(
@@ -101,7 +91,7 @@ class GANEntropyRegularizer:
     def __init__(self, options: GANEntropyOptions, problem: Problem):
         self.options = options
         self.device = problem.device
-        self.weight = problem.hparams.gan_weight if options.weight is None else options.weight
+        self.weight = options.weight
         ds, da, dz = problem.obs_dim, problem.act_dim, problem.latent_dim
         self.noise_dim = options.noise_dim
         self.generator = mlp(ds + dz + options.noise_dim, options.generator_hidden, da)
@@ -128,17 +118,17 @@ class GANEntropyRegularizer:
         return torch.sigmoid(self.discriminator_logits(obs, actions, z_b))
 
     @staticmethod
-    def broadcast(z: torch.Tensor, ctx: Transitions) -> torch.Tensor:
-        """The task's z ``[M, L]`` repeated for each of its transitions: ``[M, C, L]``."""
-        return z[:, None, :].expand(-1, ctx.obs.shape[1], -1)
+    def broadcast(z: torch.Tensor, t: Transitions) -> torch.Tensor:
+        """The task's z ``[M, L]`` repeated for each of its transitions: ``[M, B, L]``."""
+        return StepBatch.broadcast(z, t.obs.shape[1])
 
     # --- the protocol -------------------------------------------------------------------------
-    def update(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor) -> dict:
-        """``gan_steps`` standard GAN updates (D then G, BCE) on the context's (s, a) and z."""
-        # departure (ours): the context's transitions, not the RL batch (see module docstring)
-        obs, real = ctx.obs, ctx.actions
-        z_b = self.broadcast(z.detach(), ctx)
-        w = _weights(ctx)
+    def update(self, batch: StepBatch) -> dict:
+        """``gan_steps`` standard GAN updates (D then G, BCE) on the RL batch's (s, a) and z."""
+        rl = batch.rl
+        obs, real = rl.obs, rl.actions
+        z_b = self.broadcast(batch.z.detach(), rl)
+        w = rl.weights()
         logs: dict = {}
         for _ in range(self.options.gan_steps):
             fake = self.generate(obs, z_b)
@@ -158,11 +148,12 @@ class GANEntropyRegularizer:
         self.d_optimizer.zero_grad(set_to_none=True)  # leave no stale gradients in D
         return logs
 
-    def encoder_loss(self, ctx: Transitions, z_i: torch.Tensor, z: torch.Tensor):
+    def encoder_loss(self, batch: StepBatch):
         """-weight * mean over tasks of the entropy of a Gaussian fitted to G(s, z, noise)."""
+        rl = batch.rl
         frozen = {k: v.detach() for k, v in self.generator.named_parameters()}
-        fake = self.generate(ctx.obs, self.broadcast(z, ctx), params=frozen)
-        entropy = gaussian_entropy(fake, _weights(ctx), self.options.jitter)  # [M]
+        fake = self.generate(rl.obs, self.broadcast(batch.z, rl), params=frozen)
+        entropy = gaussian_entropy(fake, rl.weights(), self.options.jitter)  # [M]
         mean_entropy = entropy.mean()
         return -self.weight * mean_entropy, {"gan/entropy": mean_entropy.detach()}
 

@@ -1,9 +1,14 @@
-"""``none``: no regularizer (FOCAL, Offline PEARL). The smallest complete regularizer."""
+"""``none``: an encoder loss that is always zero. The smallest complete encoder loss.
+
+No named method uses it (a method without encoder losses lists none: ``encoder_losses: []``);
+it stays as the minimal worked example and for suites written before encoder-loss lists.
+"""
 
 from __future__ import annotations
 
 import torch
 
+from ertrl_bench.components import StepBatch
 from ertrl_bench.config import Strict
 from ertrl_bench.problem import Problem
 
@@ -16,10 +21,10 @@ class NoRegularizer:
     def __init__(self, options: NoneOptions, problem: Problem):
         self.device = problem.device
 
-    def update(self, ctx, z_i, z) -> dict:
+    def update(self, batch: StepBatch) -> dict:
         return {}
 
-    def encoder_loss(self, ctx, z_i, z):
+    def encoder_loss(self, batch: StepBatch):
         return torch.zeros((), device=self.device), {}
 
     def joint_parameters(self):

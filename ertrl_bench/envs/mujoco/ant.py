@@ -39,13 +39,14 @@ ANT_HPARAMS = FamilyHParams(
     context_size=512,
     meta_batch=16,  # the Ant configs say 10, but the authors' code reads meta_batch = 16
     steps_per_iteration=2000,
-    brac_alpha_init=500.0,
-    brac_alpha_max=2000.0,
-    csro_weight=50.0,
-    gan_weight=5.0,
-    unicorn_weight=1.5,
     eval_transitions=800,
 )
+ANT_COMPONENT_DEFAULTS = {
+    "brac": {"alpha_init": 500.0, "alpha_max": 2000.0},
+    "csro": {"weight": 50.0},
+    "gan_entropy": {"weight": 5.0},
+    "unicorn": {"weight": 1.5},
+}
 
 
 def contact_cost(cfrc_ext: np.ndarray) -> np.ndarray:
@@ -111,6 +112,7 @@ class AntDir(MujocoFamily):
     gym_id = "AntDir"
     kernel = AntDirKernel
     hparams = ANT_HPARAMS
+    component_defaults = ANT_COMPONENT_DEFAULTS
     options_model = ContactOptions
 
     def grid_param(self, index):
@@ -130,6 +132,7 @@ class AntGoal(MujocoFamily):
     gym_id = "AntGoal"
     kernel = AntGoalKernel
     hparams = ANT_HPARAMS
+    component_defaults = ANT_COMPONENT_DEFAULTS
     options_model = ContactOptions
     split_indices = {
         "train": tuple(range(0, 20)),

@@ -37,13 +37,14 @@ class CheetahVel(MujocoFamily):
         context_size=100,
         meta_batch=16,
         steps_per_iteration=1000,
-        brac_alpha_init=50.0,
-        brac_alpha_max=2000.0,
-        csro_weight=10.0,
-        gan_weight=2.5,
-        unicorn_weight=1.5,
         eval_transitions=600,
     )
+    component_defaults = {
+        "brac": {"alpha_init": 50.0, "alpha_max": 2000.0},
+        "csro": {"weight": 10.0},
+        "gan_entropy": {"weight": 2.5},
+        "unicorn": {"weight": 1.5},
+    }
 
     def grid_param(self, index):
         return (float(np.linspace(0.1, 4.0, N_GRID)[index]),)

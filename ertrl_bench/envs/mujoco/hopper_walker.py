@@ -70,15 +70,17 @@ HOPPER_HPARAMS = FamilyHParams(
     context_size=256,
     meta_batch=16,
     steps_per_iteration=2000,
-    brac_alpha_init=50.0,
-    brac_alpha_max=10000.0,
-    csro_weight=25.0,
-    gan_weight=5.0,
-    unicorn_weight=15.0,
     eval_transitions=600,
 )
-# Walker differs from Hopper only in latent size and UNICORN weight (PAPER.md).
-WALKER_HPARAMS = dataclasses.replace(HOPPER_HPARAMS, latent_dim=40, unicorn_weight=7.0)
+HOPPER_COMPONENT_DEFAULTS = {
+    "brac": {"alpha_init": 50.0, "alpha_max": 10000.0},
+    "csro": {"weight": 25.0},
+    "gan_entropy": {"weight": 5.0},
+    "unicorn": {"weight": 15.0},
+}
+# Walker differs from Hopper only in latent size and UNICORN weight (docs/paper.md).
+WALKER_HPARAMS = dataclasses.replace(HOPPER_HPARAMS, latent_dim=40)
+WALKER_COMPONENT_DEFAULTS = {**HOPPER_COMPONENT_DEFAULTS, "unicorn": {"weight": 7.0}}
 
 
 class HopperMass(ScaledPhysicsFamily):
@@ -87,6 +89,7 @@ class HopperMass(ScaledPhysicsFamily):
     kernel = HopperKernel
     physics = "mass"
     hparams = HOPPER_HPARAMS
+    component_defaults = HOPPER_COMPONENT_DEFAULTS
 
 
 class HopperFriction(ScaledPhysicsFamily):
@@ -95,11 +98,13 @@ class HopperFriction(ScaledPhysicsFamily):
     kernel = HopperKernel
     physics = "friction"
     hparams = HOPPER_HPARAMS
+    component_defaults = HOPPER_COMPONENT_DEFAULTS
 
 
 class WalkerFamily(ScaledPhysicsFamily):
     kernel = WalkerKernel
     hparams = WALKER_HPARAMS
+    component_defaults = WALKER_COMPONENT_DEFAULTS
     options_model = WalkerOptions
 
     def env_kwargs(self) -> dict:

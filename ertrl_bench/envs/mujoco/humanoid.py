@@ -80,13 +80,14 @@ class HumanoidDir(MujocoFamily):
         context_size=256,
         meta_batch=16,
         steps_per_iteration=2000,
-        brac_alpha_init=500.0,
-        brac_alpha_max=2000.0,
-        csro_weight=50.0,
-        gan_weight=2.5,
-        unicorn_weight=1.5,
         eval_transitions=600,
     )
+    component_defaults = {
+        "brac": {"alpha_init": 500.0, "alpha_max": 2000.0},
+        "csro": {"weight": 50.0},
+        "gan_entropy": {"weight": 2.5},
+        "unicorn": {"weight": 1.5},
+    }
 
     def grid_param(self, index):
         return (float(direction_grid()[index]),)

@@ -1,16 +1,19 @@
 """The plugin module named by the ``ertrl_bench`` entry point in ``pyproject.toml``.
 
-``l2_context`` penalises the mean squared norm of the per-transition encodings ``z_i``::
+``l2_context`` is an encoder loss that penalises the mean squared norm of the per-transition
+encodings ``z_i``::
 
     loss = weight * mean_i ||z_i||^2        (padded transitions of online contexts excluded)
 
 It keeps the latent space from drifting to large norms, where FOCAL's distance-metric loss
 (which pushes different tasks' ``z`` apart) can otherwise grow without bound. It has no networks
-of its own, so ``update`` does nothing. ``focal_l2`` is FOCAL (DML) plus this penalty.
+of its own, so ``update`` does nothing. ``focal_l2`` is FOCAL (``dml``) plus this penalty.
 
-Copy this file to write your own regularizer: an options model (pydantic, ``extra="forbid"``
-so a misspelt option in a suite is an error), a class with the four methods of
-``ertrl_bench.regularizers.base.Regularizer``, and the ``register_*`` hooks at the bottom.
+Copy this file to write your own encoder loss (docs/plugins.md, "Regularizers and encoder
+losses"): an options model (pydantic, ``extra="forbid"`` so a misspelt option in a suite is an
+error), a class with the four methods of ``ertrl_bench.components.EncoderLoss`` -- each receives
+one ``ertrl_bench.components.StepBatch`` -- and the ``register_*`` hooks at the bottom. Check it
+with ``ertrl_bench.testing.check_regularizer`` (see ``tests/test_l2reg.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ertrl_bench.config import Component, MethodSpec
+from ertrl_bench.batch import masked_mean
+from ertrl_bench.components import StepBatch
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.problem import Problem
 
@@ -36,18 +40,13 @@ class L2ContextRegularizer:
 
     def __init__(self, options: L2ContextOptions, problem: Problem):
         self.weight = options.weight
-        self.device = problem.device
 
-    def update(self, ctx, z_i: torch.Tensor, z: torch.Tensor) -> dict:
+    def update(self, batch: StepBatch) -> dict:
         return {}  # no networks of its own to train
 
-    def encoder_loss(self, ctx, z_i: torch.Tensor, z: torch.Tensor):
-        sq = z_i.pow(2).sum(-1)  # [M, C]
-        if ctx.mask is not None:
-            m = ctx.mask.to(sq.dtype)
-            penalty = (sq * m).sum() / m.sum().clamp_min(1.0)
-        else:
-            penalty = sq.mean()
+    def encoder_loss(self, batch: StepBatch):
+        sq = batch.z_i.pow(2).sum(-1, keepdim=True)  # [M, C, 1]
+        penalty = masked_mean(sq, batch.ctx.weights())  # padded transitions excluded
         return self.weight * penalty, {"l2_context/sq_norm": penalty.detach()}
 
     def joint_parameters(self) -> list[torch.nn.Parameter]:
@@ -64,7 +63,5 @@ def register_regularizers(register):
 
 @hookimpl
 def register_methods(register):
-    register(
-        "focal_l2",
-        MethodSpec(encoder_loss="dml", regularizer=Component(type="l2_context")),
-    )
+    # a method: encoder (default mlp) + encoder losses + backbone (default brac)
+    register("focal_l2", {"encoder_losses": ["dml", "l2_context"]})

@@ -17,8 +17,10 @@ from pydantic import ValidationError
 
 from ertrl_bench import plugins
 from ertrl_bench.batch import Transitions
-from ertrl_bench.config import load_suite
+from ertrl_bench.components import StepBatch
+from ertrl_bench.config import MethodSpec, load_suite
 from ertrl_bench.errors import ConfigError
+from ertrl_bench.testing import check_regularizer
 
 
 def _suite(tmp_path, methods, name="l2"):
@@ -60,25 +62,33 @@ def _ctx(m, n, mask=None):
     return Transitions(zeros, zeros, zeros[..., :1], zeros, zeros[..., :1], torch.arange(m), mask)
 
 
+def _batch(ctx, z_i):
+    return StepBatch(ctx, ctx, z_i, z_i.mean(1), encode=lambda t: (None, None))
+
+
 def test_registers_regularizer_and_method(register_test_plugin):
     register_test_plugin(l2reg, "l2reg")
     reg = plugins.get_registry()
     assert reg.get("regularizers", "l2_context").plugin == "l2reg"
-    spec = reg.get("methods", "focal_l2").factory
-    assert spec.encoder_loss == "dml" and spec.regularizer.type == "l2_context"
+    spec = MethodSpec.model_validate(reg.get("methods", "focal_l2").factory)
+    assert [c.type for c in spec.encoder_losses] == ["dml", "l2_context"]
+
+
+def test_passes_the_conformance_checker():
+    check_regularizer(L2ContextRegularizer, L2ContextOptions())
 
 
 def test_penalty_value_gradient_and_mask():
     reg = L2ContextRegularizer(L2ContextOptions(weight=0.5), _Problem())
     z_i = torch.tensor([[[3.0, 4.0], [0.0, 1.0]]], requires_grad=True)  # norms^2: 25, 1
-    loss, logs = reg.encoder_loss(_ctx(1, 2), z_i, z_i.mean(1))
+    loss, logs = reg.encoder_loss(_batch(_ctx(1, 2), z_i))
     assert loss.item() == pytest.approx(0.5 * 13.0)
     assert float(logs["l2_context/sq_norm"]) == pytest.approx(13.0)
     loss.backward()
     assert torch.allclose(z_i.grad, 0.5 * 2 * z_i.detach() / 2)
-    masked, _ = reg.encoder_loss(_ctx(1, 2, torch.tensor([[True, False]])), z_i, z_i.mean(1))
+    masked, _ = reg.encoder_loss(_batch(_ctx(1, 2, torch.tensor([[True, False]])), z_i))
     assert masked.item() == pytest.approx(0.5 * 25.0)
-    assert reg.update(_ctx(1, 2), z_i.detach(), z_i.detach().mean(1)) == {}
+    assert reg.update(_batch(_ctx(1, 2), z_i).detached()) == {}
 
 
 def test_options_are_strict():
@@ -90,11 +100,12 @@ def test_options_are_strict():
 
 def test_suite_using_the_plugin_validates(tmp_path, register_test_plugin):
     register_test_plugin(l2reg, "l2reg")
-    custom = {"name": "l2-strong", "regularizer": {"type": "l2_context", "params": {"weight": 1}}}
+    strong = {"type": "l2_context", "params": {"weight": 1}}
+    custom = {"name": "l2-strong", "encoder_losses": ["dml", strong]}
     _, specs = load_suite(_suite(tmp_path, ["focal_l2", custom]))
     assert {s.method.name for s in specs} == {"focal_l2", "l2-strong"}
-    bad = {"name": "bad", "regularizer": {"type": "l2_context", "params": {"weigth": 1}}}
-    with pytest.raises(ConfigError, match=r"regularizer\.params\.weigth: unknown field"):
+    bad = {"name": "bad", "encoder_losses": [{"type": "l2_context", "params": {"weigth": 1}}]}
+    with pytest.raises(ConfigError, match=r"encoder_losses\[0\]\.params\.weigth: unknown field"):
         load_suite(_suite(tmp_path, [bad], name="bad"))
 
 

@@ -1,0 +1,39 @@
+"""``dml``: FOCAL's distance-metric loss on the pooled z of a meta-batch, as an encoder loss.
+
+Every named method but Offline PEARL lists it first (``ertrl_bench.methods``). The loss itself
+is ``ertrl_bench.losses.dml_loss`` (docs/paper.md, FOCAL): weight 10, eps 1e-3.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, PositiveFloat
+
+from ertrl_bench.components import StepBatch
+from ertrl_bench.config import Strict
+from ertrl_bench.losses import dml_loss
+from ertrl_bench.problem import Problem
+
+
+class DMLOptions(Strict):
+    weight: float = Field(10.0, ge=0, description="Multiplier of the distance-metric loss.")
+    eps: PositiveFloat = Field(1e-3, description="epsilon of both terms (docs/paper.md).")
+
+
+class DMLLoss:
+    """``weight * (pull same-task z together + push different tasks' z apart)``."""
+
+    def __init__(self, options: DMLOptions, problem: Problem):
+        self.weight, self.eps = options.weight, options.eps
+
+    def update(self, batch: StepBatch) -> dict:
+        return {}  # no networks of its own
+
+    def encoder_loss(self, batch: StepBatch):
+        loss, logs = dml_loss(batch.z, batch.task_ids, self.eps)
+        return self.weight * loss, logs
+
+    def joint_parameters(self) -> list:
+        return []
+
+    def state_dict(self) -> dict:
+        return {}
