@@ -6,7 +6,7 @@ Deterministic (no information bottleneck), PAPER.md: 200-200-200, latent 20 (40 
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PositiveInt
 from torch import nn
 
 from ertrl_bench.nn import mlp
@@ -14,7 +14,7 @@ from ertrl_bench.nn import mlp
 
 class MLPEncoderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hidden: tuple[int, ...] = (200, 200, 200)
+    hidden: tuple[PositiveInt, ...] = (200, 200, 200)
 
 
 class MLPEncoder(nn.Module):

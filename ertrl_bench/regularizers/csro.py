@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 from ertrl_bench.batch import Transitions
 from ertrl_bench.errors import ErtrlError
@@ -51,9 +51,18 @@ class CSROOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     weight: float | None = Field(None, ge=0)  # None -> problem.hparams.csro_weight (10/25/50)
     inputs: tuple[str, ...] | None = None  # None -> problem.hparams.csro_inputs ((s, a))
-    hidden: tuple[int, ...] = (200, 200, 200)  # same shape as the context encoder
+    hidden: tuple[PositiveInt, ...] = (200, 200, 200)  # same shape as the context encoder
     lr: float = Field(3e-4, gt=0)  # q's Adam (the authors use the encoder's lr, 3e-4)
     model_loss_weight: float = Field(10.0, gt=0)  # weight of q's log-likelihood loss (PAPER.md)
+
+    @field_validator("inputs")
+    @classmethod
+    def _known_inputs(cls, value):
+        unknown = [name for name in value or () if name not in INPUT_FIELDS]
+        if unknown or value == ():
+            what = f"unknown {', '.join(map(repr, unknown))}" if unknown else "empty"
+            raise ValueError(f"{what}; choose from {', '.join(INPUT_FIELDS)}")
+        return value
 
 
 def _weights(ctx: Transitions) -> torch.Tensor | None:

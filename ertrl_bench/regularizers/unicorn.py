@@ -19,7 +19,7 @@ used.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from ertrl_bench.batch import Transitions
 from ertrl_bench.nn import mlp
@@ -29,7 +29,7 @@ from ertrl_bench.problem import Problem
 class UnicornOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     weight: float | None = Field(None, ge=0)  # None -> problem.hparams.unicorn_weight
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[PositiveInt, ...] = (256, 256)
     min_std: float = Field(1e-3, gt=0)  # floor of the normalising std
 
 
