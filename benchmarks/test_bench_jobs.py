@@ -1,0 +1,52 @@
+"""Suite throughput: the local executor with ``--jobs N`` (N processes x T torch threads) vs one
+run after another in one process, on this machine.
+
+Setting: 2 x cores Point-Robot runs (tiny data, small networks, a few hundred train steps each),
+datasets built before timing. Reported: runs per minute of each and the ratio (parallel /
+sequential). With idle cores the ratio approaches N for runs this small (one thread each is
+enough); a busy machine lowers it. Run: ``tox -e bench`` or
+``pytest benchmarks/test_bench_jobs.py -m bench -s -p no:cacheprovider``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from ertrl_bench.config import load_suite
+from ertrl_bench.executors import LocalExecutor, LocalOptions, usable_cores
+from ertrl_bench.runner import prepare_datasets, run_suite
+from tests.conftest import tiny_suite, write_suite
+
+
+@pytest.mark.bench
+def test_jobs_throughput_vs_sequential(tmp_path):
+    cores = usable_cores()
+    if cores < 2:
+        pytest.skip("one usable core: nothing to parallelise")
+    suite = tiny_suite(name="bench-jobs", seeds=list(range(2 * cores)))
+    suite["train"].update(iterations=4, steps_per_iteration=100)
+    suite["component_params"] = {"mlp": {"hidden": [64, 64]}, "brac": {"hidden": [64, 64]}}
+    specs = load_suite(write_suite(tmp_path / "s.yaml", suite))[1]
+    prepare_datasets(specs, tmp_path / "warm")
+
+    torch.set_num_threads(cores)  # sequential: one run at a time gets every core
+    t0 = time.perf_counter()
+    seq = run_suite(specs, tmp_path / "seq", LocalExecutor(LocalOptions(jobs=1)))
+    t_seq = time.perf_counter() - t0
+    par_ex = LocalExecutor()  # the default: one process per core, cores // N threads each
+    jobs, threads = par_ex.plan(len(specs))
+    t0 = time.perf_counter()
+    par = run_suite(specs, tmp_path / "par", par_ex)
+    t_par = time.perf_counter() - t0
+
+    assert [o.status for o in seq] == [o.status for o in par] == ["done"] * len(specs)
+    ratio = t_seq / t_par
+    print(
+        f"\n{len(specs)} runs on {cores} cores: sequential {t_seq:.1f} s"
+        f" ({60 * len(specs) / t_seq:.1f} runs/min), --jobs {jobs} x {threads} thread(s)"
+        f" {t_par:.1f} s ({60 * len(specs) / t_par:.1f} runs/min): {ratio:.2f}x"
+    )
+    assert ratio > 1.0, "parallel runs were slower than sequential ones"
