@@ -454,3 +454,12 @@ def test_ctrl_c_exits_130_and_says_what_is_kept(tmp_path):
     assert proc.returncode == 130, stderr
     assert "interrupted; finished runs are kept, rerun to resume" in stderr
     assert "Traceback" not in stderr
+
+
+def test_suite_folder_in_results_is_a_file(capsys, tmp_path):
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "tiny").write_text("not a folder")
+    code, text = run_main(capsys, "run", _suite(tmp_path), "--results-dir", results)
+    assert_user_error(code, text, str(results / "tiny"))
+    assert (results / "tiny").read_text() == "not a folder"
