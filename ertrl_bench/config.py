@@ -38,6 +38,7 @@ Seed = Annotated[int, Field(ge=0, lt=2**32)]
 # the paper's largest values are far below them (docs/paper.md: 200k steps, batches of 256).
 MAX_COUNT = 1_000_000
 Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+MAX_TRAIN_STEPS = 100_000_000  # 500x the paper's 200k steps per run
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
@@ -123,6 +124,16 @@ class TrainConfig(Strict):
     eval_every: Count = 1  # iterations between evaluations
     final_evals: Count = 5  # the reported score is the mean of the last N evaluations
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
+
+    @model_validator(mode="after")
+    def _total_steps_bounded(self):
+        total = self.iterations * (self.steps_per_iteration or 2000)
+        if total > MAX_TRAIN_STEPS:
+            raise ValueError(
+                f"iterations x steps_per_iteration = {total:,} train steps; at most"
+                f" {MAX_TRAIN_STEPS:,} (the paper trains 200,000, docs/paper.md)"
+            )
+        return self
 
 
 class EvalConfig(Strict):

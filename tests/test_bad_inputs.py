@@ -225,6 +225,10 @@ SUITES = {
         _grid_suite(train__iterations="1e12"),
         "train.iterations: Input should be a valid integer",
     ),
+    "total-steps": (
+        _grid_suite(train__iterations=10**6, train__steps_per_iteration=10**5),
+        "train: iterations x steps_per_iteration = 100,000,000,000 train steps; at most",
+    ),
     "iterations-zero": (_grid_suite(train__iterations=0), "train.iterations: Input should be"),
     "steps-huge": (
         _grid_suite(train__steps_per_iteration=10**9),
