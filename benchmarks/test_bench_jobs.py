@@ -1,7 +1,7 @@
 """Suite throughput: the local executor with ``--jobs N`` (N processes x T torch threads) vs one
 run after another in one process, on this machine.
 
-Setting: 2 x cores Point-Robot runs (tiny data, small networks, a few hundred train steps each),
+Setting: 2 x cores Point-Robot runs (tiny data and networks, 200 train steps, 2 evaluations each),
 datasets built before timing. Reported: runs per minute of each and the ratio (parallel /
 sequential). With idle cores the ratio approaches N for runs this small (one thread each is
 enough); a busy machine lowers it. Run: ``tox -e bench`` or
@@ -27,8 +27,7 @@ def test_jobs_throughput_vs_sequential(tmp_path):
     if cores < 2:
         pytest.skip("one usable core: nothing to parallelise")
     suite = tiny_suite(name="bench-jobs", seeds=list(range(2 * cores)))
-    suite["train"].update(iterations=4, steps_per_iteration=100)
-    suite["component_params"] = {"mlp": {"hidden": [64, 64]}, "brac": {"hidden": [64, 64]}}
+    suite["train"].update(iterations=2, steps_per_iteration=100)
     specs = load_suite(write_suite(tmp_path / "s.yaml", suite))[1]
     prepare_datasets(specs, tmp_path / "warm")
 
