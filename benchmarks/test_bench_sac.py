@@ -62,7 +62,7 @@ def test_batched_vs_sequential_sac(benchmark, size, threads):
     torch.set_num_threads(threads)
     try:
         fam = CheetahVel()
-        cfg = resolve_tier("small", fam.name, {**SCHEDULE, **SIZES[size]})
+        cfg = resolve_tier("small", fam, {**SCHEDULE, **SIZES[size]})
         obs_dim, act_dim = fam.spaces()
         tasks = fam.tasks("train")[:N_TASKS]
         device = torch.device("cpu")

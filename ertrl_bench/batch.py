@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -34,13 +35,35 @@ class Transitions:
         return self.obs.shape[0]
 
 
+def _mark_trajectory_ends(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``d`` with ``dones`` set on the last transition of each trajectory (ids in ``trajectory``)."""
+    if "trajectory" not in d:
+        raise ValueError("terminals='trajectory_end' needs the data's per-transition 'trajectory'")
+    traj = np.asarray(d["trajectory"]).reshape(-1)
+    last = np.append(traj[1:] != traj[:-1], True)
+    dones = np.asarray(d["dones"], dtype=np.float32).reshape(len(traj), -1).copy()
+    dones[last] = 1.0
+    return {**d, "dones": dones}
+
+
 class TaskDataset:
     """All tasks' offline data as padded tensors on the training device.
 
     Tasks may hold different numbers of transitions (terminations); ``counts`` records each.
+    ``terminals="trajectory_end"`` marks every trajectory's last transition terminal (``dones``
+    = 1), time-limit ends included, as the authors' code does (docs/paper.md, "Defects that
+    shaped their numbers"); it needs each task's ``trajectory`` ids. ``"env"`` keeps the data's
+    own ``dones`` (true terminations only; a time-limit end bootstraps).
     """
 
-    def __init__(self, per_task: list[dict[str, np.ndarray]], device: torch.device):
+    def __init__(
+        self,
+        per_task: list[dict[str, np.ndarray]],
+        device: torch.device,
+        terminals: Literal["env", "trajectory_end"] = "env",
+    ):
+        if terminals == "trajectory_end":
+            per_task = [_mark_trajectory_ends(d) for d in per_task]
         self.device = device
         self.counts = torch.tensor([len(d["rewards"]) for d in per_task], device=device)
         n_max = int(self.counts.max())

@@ -177,11 +177,31 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     out.print(table)
 
 
-def _family(name: str):
+def _family(name: str, env_opt: list[str] | tuple = ()):
+    """The registered env family ``name``, with ``--env-opt KEY=VALUE`` options validated by its
+    options model."""
+    from pydantic import ValidationError
+
+    from ertrl_bench.config import format_validation_error
     from ertrl_bench.plugins import get_registry
 
     entry = get_registry().get("envs", name)
-    return entry.factory(entry.options() if entry.options else None)
+    raw: dict[str, str] = {}
+    for pair in env_opt:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ErtrlError(f"--env-opt {pair!r}: expected KEY=VALUE, e.g. horizon=30")
+        raw[key.strip()] = value.strip()
+    if entry.options is None:
+        if raw:
+            raise ErtrlError(f"env family {name!r} takes no options (got {', '.join(raw)})")
+        return entry.factory(None)
+    try:
+        opts = entry.options.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(format_validation_error(exc, prefix="--env-opt"))
+        raise ErtrlError(f"env family {name!r}: {problems}") from None
+    return entry.factory(opts)
 
 
 @datasets_app.command("build")
@@ -196,6 +216,18 @@ def datasets_build(
         help="Minutes between saves of the SAC training state, so an interrupted build resumes"
         " where it stopped (0: never save).",
     ),
+    max_memory: str = typer.Option(
+        "auto",
+        "--max-memory",
+        help="Memory the build may use, e.g. 16GiB: the behavior policies train in task groups"
+        " that fit (same data as one group). auto: 80% of the device's free memory.",
+    ),
+    env_opt: list[str] = typer.Option(
+        [],
+        "--env-opt",
+        help="KEY=VALUE option of the env family, repeatable (e.g. horizon=30); see"
+        " `ertrl-bench plugins`. Must match the suite's env params to share its data.",
+    ),
 ):
     """Train behavior policies for all tasks and collect their datasets.
 
@@ -204,15 +236,18 @@ def datasets_build(
     import time
 
     from ertrl_bench.data import get_datasets
+    from ertrl_bench.data.memory import parse_bytes
     from ertrl_bench.problem import resolve_device
 
+    budget = "auto" if max_memory.strip().lower() == "auto" else parse_bytes(max_memory)
     t0 = time.perf_counter()
     fd = get_datasets(
-        _family(family),
+        _family(family, env_opt),
         tier,
         device=resolve_device("auto"),
         rebuild=rebuild,
         save_every_s=save_every * 60 if save_every > 0 else None,
+        max_memory=budget,
     )
     manifest = json.loads((Path(fd.path) / "manifest.json").read_text())
     n = sum(len(a["rewards"]) for a in fd.arrays.values())
@@ -223,8 +258,15 @@ def datasets_build(
     if "last_build" in manifest:
         b = manifest["last_build"]
         out.print(
-            f"last build: {b['tasks']} tasks, SAC {b['sac_env_steps_per_s']:.0f} env-steps/s,"
+            f"last build: {b['tasks']} tasks in {b.get('groups', 1)} group(s),"
+            f" SAC {b['sac_env_steps_per_s']:.0f} env-steps/s,"
             f" collection {b['collect_env_steps_per_s']:.0f} env-steps/s"
+        )
+    degenerate = [t.key for t in fd.degenerate_tasks()]
+    if degenerate:
+        err.print(
+            f"[yellow]{len(degenerate)} task(s) with R_min = R_max (normalised return undefined,"
+            f" reported as NaN): {', '.join(degenerate)}"
         )
 
 
@@ -232,10 +274,12 @@ def _dataset_rows(verify: bool):
     from ertrl_bench.data.store import DatasetDir, data_root
 
     root = data_root()
-    for manifest in sorted(root.glob("*/*/manifest.json")):
-        d = DatasetDir(manifest.parent)
+    folders = {p.parent for p in root.glob("*/*/manifest.json")}
+    folders |= {p.parent for p in root.glob("*/*/task-*.npz")}
+    for folder in sorted(folders):
+        d = DatasetDir(folder)
         m = d.manifest()
-        tasks = m.get("tasks", {})
+        tasks = m["tasks"]
         bad = [k for k in tasks if d.check_task(k) is not None] if verify else []
         size = sum(f.stat().st_size for f in d.path.iterdir() if f.is_file())
         yield d, m, tasks, bad, size
@@ -249,11 +293,17 @@ def datasets_list():
     table = Table(title=f"datasets in {data_root()}")
     for col in ("family", "tier", "folder", "tasks", "transitions", "size", "checksums"):
         table.add_column(col)
+    incomplete = []
     for d, m, tasks, bad, size in _dataset_rows(verify=True):
-        status = "[green]ok" if not bad else f"[red]{len(bad)} bad"
+        message = d.incomplete_message()
+        if message:
+            incomplete.append(f"{d.path}: {message}")
+        status = (
+            "[red]incomplete" if message else "[green]ok" if not bad else f"[red]{len(bad)} bad"
+        )
         table.add_row(
-            m.get("family", d.path.parent.name),
-            m.get("tier", "?"),
+            str(m.get("family", d.path.parent.name)),
+            str(m.get("tier", d.path.name.rsplit("-", 1)[0])),
             d.path.name,
             str(len(tasks)),
             str(sum(t["transitions"] for t in tasks.values())),
@@ -261,115 +311,136 @@ def datasets_list():
             status,
         )
     out.print(table)
+    for line in incomplete:
+        out.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 @datasets_app.command("verify")
 def datasets_verify():
-    """Re-check every cached file against its checksum; exit 1 if any is bad."""
+    """Re-check every cached file (data and behavior policies) against its checksum and every
+    manifest; exit 2 if anything is bad or incomplete."""
     n_bad = 0
     for d, _m, tasks, bad, _size in _dataset_rows(verify=True):
+        message = d.incomplete_message()
+        if message:
+            err.print(f"{d.path}: {message}", soft_wrap=True, markup=False, highlight=False)
+            n_bad += 1
         for k in bad:
-            err.print(f"[red]{d.path}/{k}: {d.check_task(k)}")
+            err.print(f"{d.path}/{k}: {d.check_task(k)}", soft_wrap=True, markup=False)
         n_bad += len(bad)
-        if not bad:
+        if not bad and not message:
             out.print(f"[green]ok[/] {d.path} ({len(tasks)} tasks)")
     if n_bad:
         err.print(
-            f"{n_bad} bad file(s): they are rebuilt on next use (or `datasets build --rebuild`)."
+            f"{n_bad} problem(s): bad files are rebuilt on next use (or `datasets build --rebuild`)."
         )
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
 
-def _suite_diversity(results: Path) -> dict[str, float]:
-    """Behavior-policy diversity of each env of a suite, from its cached datasets (never builds)."""
+def _suite_diversity(results: Path) -> dict[str, dict]:
+    """Behavior-policy diversity of each env of a suite, from its cached datasets (never builds).
+
+    ``{env: record}``: ``record["w2"]`` the value, ``record["floor"]`` its same-policy floor.
+    """
     from ertrl_bench.data.policies import behavior_diversity
 
-    seen: dict[str, float] = {}
+    seen: dict[str, dict] = {}
     for spec_path in sorted(results.glob("*/spec.json")):
-        spec = json.loads(spec_path.read_text())
-        env = spec["env"]["type"]
+        try:
+            spec = json.loads(spec_path.read_text())
+            env, tier = spec["env"]["type"], spec["tier"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # the report names unreadable run files itself
         if env in seen:
             continue
         try:
-            res = behavior_diversity(_family(env), spec["tier"], spec.get("data"), build=False)
+            res = behavior_diversity(_family(env), tier, spec.get("data"), build=False)
         except ErtrlError as exc:
             err.print(f"diversity of {env}: {exc}")
             continue
         if res is not None:
-            seen[env] = res[0]
+            seen[env] = res
     return seen
 
 
 @app.command()
 def report(
-    results: Path = typer.Argument(..., help="A suite's results folder, e.g. results/smoke."),
+    results: Path = typer.Argument(
+        ..., help="A suite's results folder (results/smoke), or the results root: every suite."
+    ),
     diversity: bool = typer.Option(
         True, help="Compute behavior-policy W2 per env from cached datasets (diversity.json)."
     ),
+    gain_split: str = typer.Option(
+        "moderate", help="Split of ER-TRL's gain vs diversity (moderate = the paper's OOD)."
+    ),
 ):
     """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
-    from ertrl_bench.analysis.report import write_report
+    from ertrl_bench.analysis.report import check_writable, suite_dirs, write_report
     from ertrl_bench.data.store import atomic_write_json
-    from ertrl_bench.store import check_writable_dir
 
-    if not results.is_dir():
-        raise ErtrlError(
-            f"{results}: no such results folder (run a suite first: ertrl-bench run suites/smoke.yaml)"
-        )
-    check_writable_dir(results, "results folder for the report")
-    if diversity:
-        div = _suite_diversity(results)
-        if div:
-            atomic_write_json(results / "diversity.json", div)
-    rep = write_report(results)
-    out.print(rep.rich_table() if hasattr(rep, "rich_table") else rep)
-    out.print(f"wrote {results / 'report.md'}")
+    if gain_split not in ("train", "iid", "moderate", "extreme"):
+        raise ErtrlError(f"--gain-split {gain_split!r}: choose train, iid, moderate or extreme")
+    dirs = suite_dirs(results)  # one suite, or each suite of a results root
+    for suite_dir in dirs:
+        check_writable(suite_dir)
+        if diversity:
+            div = _suite_diversity(suite_dir)
+            if div:
+                try:
+                    atomic_write_json(suite_dir / "diversity.json", div)
+                except OSError as exc:
+                    raise ErtrlError(f"{suite_dir}: cannot write diversity.json ({exc})") from None
+        rep = write_report(suite_dir, gain_split=gain_split)
+        if out.is_terminal:
+            out.print(rep.rich_table())
+        else:  # piped: plain lines, not a table cut to 80 columns
+            print("\n".join(rep.plain_lines()))
+        if rep.warnings:
+            err.print(f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}")
+        out.print(f"wrote {rep.path}")
 
 
 @analyze_app.command("wasserstein")
 def analyze_wasserstein(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
     tier: str = typer.Option("smoke", help="Dataset tier: smoke | small | paper."),
-    states: int = typer.Option(64, help="Shared states S, drawn from the train tasks' data."),
-    samples: int = typer.Option(32, help="Actions K sampled per state and policy."),
-    checkpoint: str = typer.Option("last", help="SAC checkpoint step, or first | last."),
+    states: int = typer.Option(32, help="Shared states S, drawn from the train tasks' data."),
+    samples: int = typer.Option(4096, help="Actions K sampled per state and policy."),
+    checkpoint: str = typer.Option(
+        "mixture", help="mixture (the checkpoints that made the data), a SAC step, first | last."
+    ),
+    method: str = typer.Option("sliced", help="sliced (default) | exact W2, see the docs."),
     seed: int = typer.Option(0, help="Seed of the state draw and the action samples."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON record instead."),
 ):
     """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (PAPER.md).
 
     Builds the family's datasets if missing, draws S states from the union of the training
-    tasks' datasets, samples K actions per state from each training task's stochastic behavior
-    policy and prints the average over task pairs of the state-averaged W2 distance.
+    tasks' datasets, samples K actions per state from each training task's behavior policy (the
+    checkpoint mixture that produced its data) and prints the average over task pairs of the
+    state-averaged W2 distance, beside its same-policy floor (two draws of one policy).
     """
     from ertrl_bench.data.policies import behavior_diversity
 
-    if checkpoint not in ("first", "last") and not checkpoint.isdigit():
+    if checkpoint not in ("first", "last", "mixture") and not checkpoint.isdigit():
         raise ErtrlError(
-            f"--checkpoint {checkpoint!r}: expected a SAC step (e.g. 3000), first or last"
+            f"--checkpoint {checkpoint!r}: expected a SAC step (e.g. 3000), mixture, first or last"
         )
-    w2, ckpt, n_tasks = behavior_diversity(
-        _family(family), tier, None, states, samples, checkpoint, seed
+    if method not in ("sliced", "exact"):
+        raise ErtrlError(f"--method {method!r}: choose sliced or exact")
+    rec = behavior_diversity(
+        _family(family), tier, None, states, samples, checkpoint, seed, method=method
     )
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "family": family,
-                    "tier": tier,
-                    "checkpoint": ckpt,
-                    "tasks": n_tasks,
-                    "states": states,
-                    "samples": samples,
-                    "seed": seed,
-                    "w2": w2,
-                }
-            )
-        )
+        out.print_json(json.dumps({"family": family, "tier": tier, **rec}))
     else:
+        warn = "" if rec["floor_ratio"] < 0.1 else "  (floor >= 10% of the value: raise --samples)"
         out.print(
-            f"{family} [{tier}] checkpoint {ckpt}: average pairwise W2 over"
-            f" {n_tasks} train tasks ({states} states x {samples} actions) = {w2:.4f}",
+            f"{family} [{tier}] checkpoint {rec['checkpoint']}: average pairwise {method} W2 over"
+            f" {rec['tasks']} train tasks ({rec['states']} states x {rec['samples']} actions) ="
+            f" {rec['w2']:.4f}; same-policy floor {rec['floor']:.4f}"
+            f" ({100 * rec['floor_ratio']:.1f}% of the value){warn}",
             markup=False,  # "[smoke]" is not a rich style
             highlight=False,
         )

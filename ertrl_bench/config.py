@@ -20,11 +20,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveFloat,
+    PositiveInt,
     ValidationError,
     model_validator,
 )
 
+from ertrl_bench.analysis.probe import ProbeConfig
 from ertrl_bench.errors import ConfigError, ErtrlError
 
 # Names that become folder names (suite, method): a safe slug, never a path. No separators, no
@@ -116,7 +119,7 @@ class TrainConfig(Strict):
 
     iterations: Count = 100
     steps_per_iteration: Count | None = None  # 2000 (1000 for Cheetah-Vel)
-    meta_batch: Annotated[int, Field(gt=0, le=10_000)] | None = None  # tasks per step: 16 (10 Ant)
+    meta_batch: Annotated[int, Field(gt=0, le=10_000)] | None = None  # tasks per step: 16 (all)
     rl_batch: Count = 256  # transitions per task for the RL losses
     context_size: Count | None = None  # context transitions per task: 100..512
     latent_dim: Annotated[int, Field(gt=0, le=100_000)] | None = None  # size of z: 20 (40 Walker)
@@ -124,6 +127,10 @@ class TrainConfig(Strict):
     eval_every: Count = 1  # iterations between evaluations
     final_evals: Count = 5  # the reported score is the mean of the last N evaluations
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
+    # authors: every trajectory's last transition is terminal (time-limit ends too); "env": only
+    # true terminations (ertrl_bench.batch.TaskDataset)
+    terminals: Literal["trajectory_end", "env"] = "trajectory_end"
+    compile: bool = False  # torch.compile the backbone's losses (GPU; README "Speed")
 
     @model_validator(mode="after")
     def _total_steps_bounded(self):
@@ -137,31 +144,49 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
-    """Evaluation protocol (PAPER.md): per task, runs of ``episodes`` episodes; score = last one."""
+    """Evaluation protocols (docs/paper.md "Evaluation"; ``ertrl_bench/evaluation.py``).
+
+    A run's budget is counted in transitions: whole episodes until ``transitions`` are spent
+    (the last one cut at it); the score is the last episode's return (deterministic actions).
+    Every ``None`` takes the family's value.
+    """
 
     runs_per_task: Annotated[int, Field(gt=0, le=10_000)] = 2
-    episodes: Annotated[int, Field(gt=0, le=10_000)] | None = None  # None = family: 3, 4 for Ant
+    # budget-counted transitions of one run: None = the family's (600; 800 for Ant families)
+    transitions: Count | None = None
+    # offline: dataset transitions of the task that join the context before each episode
     offline_context_per_episode: Count = 200
-    online_exploration_episodes: Annotated[int, Field(ge=0, le=10_000)] = 2
-    protocols: list[Literal["offline", "online"]] = ["offline", "online"]
+    # online: z = 0 until this many of the run's own transitions exist, then z is inferred from
+    # all of them before each episode. None = 2 x the family's horizon (400; the authors'
+    # num_exp_traj_eval x max_path_length)
+    online_min_transitions: PositiveInt | None = None
+    # non_prior: z = 0 until this many evaluation transitions are counted, then z is inferred
+    # from the exploration context after each evaluation episode. None = 2 x horizon (400)
+    non_prior_min_transitions: PositiveInt | None = None
+    # non_prior: exploration transitions (whole episodes) before each evaluation episode.
+    # None = the family's horizon (200)
+    non_prior_exploration_transitions: PositiveInt | None = None
+    # non_prior: an exploration action is uniform random while (evaluation transitions counted
+    # + steps into the exploration episode) is below this. None = half the budget (300; 400 Ant)
+    non_prior_random_transitions: NonNegativeInt | None = None
+    protocols: list[Literal["offline", "online", "non_prior"]] = ["offline", "online", "non_prior"]
     splits: list[Literal["train", "iid", "moderate", "extreme"]] = [
         "train",
         "iid",
         "moderate",
         "extreme",
     ]
+    probe: ProbeConfig = ProbeConfig()  # the end-of-run z probe (docs/paper.md "Probe")
 
     @model_validator(mode="after")
-    def _online_needs_a_scored_episode(self):
-        if (
-            "online" in self.protocols
-            and self.episodes is not None
-            and self.online_exploration_episodes >= self.episodes
-        ):
-            raise ValueError(
-                f"online_exploration_episodes ({self.online_exploration_episodes}) must be less"
-                f" than episodes ({self.episodes}): the last episode is the scored one"
-            )
+    def _z_gets_inferred(self):
+        for name in ("online_min_transitions", "non_prior_min_transitions"):
+            value = getattr(self, name)
+            if self.transitions is not None and value is not None and value >= self.transitions:
+                raise ValueError(
+                    f"{name} ({value}) must be less than transitions ({self.transitions}):"
+                    " otherwise z is never inferred before the scored episode"
+                )
         return self
 
 
@@ -555,7 +580,7 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     if not problems and suite.tier in TIERS:
         for env in {t[0].type for t in triples}:
             try:
-                resolve_tier(suite.tier, env, suite.data)
+                resolve_tier(suite.tier, registry.get("envs", env).factory, suite.data)
             except ErtrlError as exc:
                 problems.append(f"data: {exc}")
     if problems:

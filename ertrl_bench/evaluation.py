@@ -1,16 +1,58 @@
-"""Evaluation protocols (PAPER.md): offline and online context, normalised return.
+"""Evaluation protocols (docs/paper.md "Evaluation"): offline, online and non-prior context.
 
-Per task and run, ``episodes`` episodes with deterministic actions; the score is the **last**
-episode's return. All tasks x runs are stepped together in one ``BatchEnv``.
-- offline: before each episode, ``offline_context_per_episode`` random transitions of the
-  task's dataset join the context, and z is inferred from the whole context;
-- online: z = 0 for the first ``online_exploration_episodes`` episodes; afterwards z is
-  inferred from every transition the agent collected itself in that task so far.
+**Budget.** A run's budget is counted in *transitions*: ``EvalConfig.transitions`` (None = the
+family's ``FamilyHParams.eval_transitions``: 600, 800 for Ant families; Point-Robot, ours, uses
+3 x its horizon). Episodes are rolled whole until the budget is spent, the last one cut at it,
+so a family whose episodes end early (Hopper, Walker, Ant-Dir, Humanoid) plays more of them.
+The score is the return of the run's **last** counted episode, with deterministic actions;
+a task's score is the mean over its ``runs_per_task`` runs.
+
+**Protocols** (our reading of the paper and of the authors' evaluation code, precisely):
+
+- ``offline``: before each episode, ``offline_context_per_episode`` (200) transitions drawn
+  uniformly (with replacement) from the task's own dataset join the run's context, and z is
+  inferred from the whole context (all draws so far).
+- ``online``: z = 0 (the prior) while fewer than ``online_min_transitions`` (None = 2 x
+  horizon = 400) of the run's own transitions exist; from then on, before each episode, z is
+  inferred from *all* of the run's own transitions (every episode's, the z = 0 ones included).
+  Only the agent's own transitions are ever in the context.
+- ``non_prior`` (CSRO's; the paper's headline protocol): the run alternates
+  (a) an **exploration rollout** with the *stochastic* policy and the current z: whole
+  episodes until at least ``non_prior_exploration_transitions`` (None = horizon = 200)
+  exploration transitions have been collected in this rollout; all of them join the context.
+  An exploration action is replaced by a uniform random one in [-1, 1]^d while
+  ``c + t < non_prior_random_transitions`` (None = half the budget: 300, 400 for Ant), where
+  ``c`` is the number of evaluation transitions counted when the rollout started and ``t`` the
+  step inside the current exploration episode (the authors' ``np_online_rollout`` with
+  ``epsilon_decay``). With 200-step episodes this makes the first 300 exploration steps random
+  (the whole first rollout and half the second);
+  (b) one deterministic **evaluation episode** with the current z, cut at the budget; it does
+  *not* join the context and only these transitions count against the budget.
+  z = 0 until ``non_prior_min_transitions`` (None = 2 x horizon = 400) evaluation transitions
+  are counted; after each evaluation episode that leaves the count at or above it, z is
+  inferred from the whole exploration context and used by the next rollout and episode (the
+  authors infer after the evaluation episode, not after the exploration rollout: with
+  200-step episodes the scored third episode uses z from the first two exploration rollouts).
+
+Departures (README "Departures"): z before inference is 0 (the prior's mean), where the
+authors' PEARL-style agent samples z from the prior; after inference we use the encoder's z,
+not a sample from a posterior.
+
+**Batching.** All tasks x runs are stepped together in one ``BatchEnv``; every run keeps its
+own clock (episode step, budget count, phase), so episode boundaries that differ between runs
+(early termination) are handled by vectorised bookkeeping and per-env ``reset(mask=...)``. z is
+inferred, batched over the runs that need it at that step, from masked variable-size contexts
+(``Transitions.mask``). A run that has spent its budget idles: it is still stepped with zero
+actions (the ``BatchEnv`` steps every env) but its transitions are discarded.
+
 Normalised return = 100 * (R - R_min) / (R_max - R_min), with the task's lowest and highest
 behavior-policy returns seen in data collection (``FamilyData.r_min/r_max``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,38 +60,200 @@ import torch
 from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.config import EvalConfig
 from ertrl_bench.data import FamilyData
-from ertrl_bench.data.collect import rollout_episodes
-from ertrl_bench.envs.base import Task
+from ertrl_bench.envs.base import BatchEnv, EnvFamily, Task
 from ertrl_bench.training import Agent
 
+PROTOCOLS = ("offline", "online", "non_prior")
 
-def _episode(agent: Agent, env, z: torch.Tensor, horizon: int) -> dict[str, np.ndarray]:
-    dev = agent.problem.device
 
-    def policy(obs):
+@dataclass(frozen=True)
+class Budget:
+    """The resolved numbers of one evaluation (``EvalConfig`` with the family's defaults)."""
+
+    transitions: int
+    horizon: int
+    offline_per_episode: int
+    online_min: int
+    non_prior_min: int
+    exploration: int
+    random_until: int
+
+    @classmethod
+    def resolve(cls, cfg: EvalConfig, family: EnvFamily) -> Budget:
+        total = cfg.transitions or family.hparams.eval_transitions
+        h = family.horizon
+        rnd = cfg.non_prior_random_transitions
+        return cls(
+            transitions=total,
+            horizon=h,
+            offline_per_episode=cfg.offline_context_per_episode,
+            online_min=cfg.online_min_transitions or 2 * h,
+            non_prior_min=cfg.non_prior_min_transitions or 2 * h,
+            exploration=cfg.non_prior_exploration_transitions or h,
+            random_until=total // 2 if rnd is None else rnd,
+        )
+
+
+class ContextBuffer:
+    """Per-run contexts of different lengths: padded numpy arrays ``[E, cap, ...]`` + lengths."""
+
+    KEYS = ("obs", "actions", "rewards", "next_obs", "dones")
+
+    def __init__(self, n: int, obs_dim: int, act_dim: int, cap: int = 256):
+        self.dims = {"obs": obs_dim, "actions": act_dim, "rewards": 1, "next_obs": obs_dim}
+        self.dims["dones"] = 1
+        self.len = np.zeros(n, np.int64)
+        self.buf = {k: np.zeros((n, cap, d), np.float32) for k, d in self.dims.items()}
+
+    def _reserve(self, need: int) -> None:
+        cap = self.buf["obs"].shape[1]
+        if need <= cap:
+            return
+        new = max(need, 2 * cap)
+        for k, b in self.buf.items():
+            grown = np.zeros((b.shape[0], new, b.shape[2]), np.float32)
+            grown[:, :cap] = b
+            self.buf[k] = grown
+
+    def append(self, rows: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """Append ``values[k] [len(rows), m, d]`` to the contexts of ``rows``."""
+        m = values["obs"].shape[1]
+        self._reserve(int(self.len[rows].max()) + m)
+        pos = self.len[rows, None] + np.arange(m)
+        for k in self.KEYS:
+            self.buf[k][rows[:, None], pos] = values[k].reshape(len(rows), m, -1)
+        self.len[rows] += m
+
+    def transitions(self, rows: np.ndarray, device) -> Transitions:
+        """The contexts of ``rows`` as one masked ``Transitions [len(rows), max_len, ...]``."""
+        n = max(int(self.len[rows].max()), 1)
+        t = lambda k: torch.as_tensor(self.buf[k][rows, :n], device=device)  # noqa: E731
+        mask = np.arange(n)[None, :] < self.len[rows, None]
+        return Transitions(
+            *(t(k) for k in self.KEYS),
+            task_ids=torch.zeros(len(rows), dtype=torch.long, device=device),
+            mask=torch.as_tensor(mask, device=device),
+        )
+
+
+@dataclass
+class ProtocolResult:
+    """What one protocol produced for every run (env) of the batch."""
+
+    returns: np.ndarray  # [E] the last counted episode's return
+    z: np.ndarray  # [E, L] the z of that episode
+    episodes: np.ndarray  # [E] counted episodes played
+    transitions: np.ndarray  # [E] counted transitions (== the budget)
+    context: ContextBuffer  # the final context (offline draws / own / exploration transitions)
+
+
+@torch.no_grad()
+def run_protocol(
+    agent: Agent,
+    env: BatchEnv,
+    protocol: str,
+    budget: Budget,
+    offline_sample: Callable[[np.ndarray, int], Transitions] | None = None,
+    seed: int = 0,
+) -> ProtocolResult:
+    """Play one protocol in every env of ``env`` at once (one run per env).
+
+    ``offline_sample(rows, n)`` returns ``n`` dataset transitions of the tasks of env ``rows``
+    (offline protocol only). ``seed`` drives env resets and the random exploration actions.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; available: {', '.join(PROTOCOLS)}")
+    if protocol == "offline" and offline_sample is None:
+        raise ValueError("the offline protocol needs offline_sample")
+    dev, latent = agent.problem.device, agent.problem.latent_dim
+    E, act_dim = env.num_envs, env.act_dim
+    rng = np.random.default_rng(seed)
+    ctx = ContextBuffer(E, env.obs_dim, act_dim)
+    z = torch.zeros(E, latent, device=dev)
+    count = np.zeros(E, np.int64)  # transitions counted against the budget
+    episodes = np.zeros(E, np.int64)  # counted (scored-kind) episodes
+    t_ep = np.zeros(E, np.int64)  # step inside the current episode
+    ep_ret = np.zeros(E, np.float64)
+    last_ret = np.zeros(E, np.float64)
+    last_z = np.zeros((E, latent), np.float32)
+    done = np.zeros(E, bool)
+    non_prior = protocol == "non_prior"
+    explore = np.full(E, non_prior)  # the current episode is an exploration one
+    explored = np.zeros(E, np.int64)  # exploration transitions of the current rollout
+    rollout_start = np.zeros(E, np.int64)  # ``count`` when the current rollout started
+    starting = np.ones(E, bool)
+    all_rows = np.arange(E)
+
+    def infer(m: np.ndarray) -> None:
+        rows = all_rows[m]
+        if len(rows):
+            _, zr = agent.infer(ctx.transitions(rows, dev))
+            z[torch.as_tensor(rows, device=dev)] = zr
+
+    obs = env.reset(seed=seed)
+    while not done.all():
+        if starting.any():  # what happens before an episode starts
+            if protocol == "offline":
+                rows = all_rows[starting]
+                new = offline_sample(rows, budget.offline_per_episode)
+                ctx.append(rows, {k: getattr(new, k).cpu().numpy() for k in ContextBuffer.KEYS})
+                infer(starting)
+            elif protocol == "online":
+                infer(starting & (count >= budget.online_min))
+            starting[:] = False
+        active = ~done
         o = torch.as_tensor(obs, dtype=torch.float32, device=dev)
-        return agent.backbone.act(o, z, deterministic=True).cpu().numpy()
-
-    return rollout_episodes(env, policy, horizon)
-
-
-def _own_context(episodes: list[dict[str, np.ndarray]], device) -> Transitions:
-    """The agent's own transitions of several episodes as a masked context ``[E, n, ...]``."""
-
-    def cat(key):
-        return np.concatenate([ep[key] for ep in episodes], axis=1)
-
-    t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=device)  # noqa: E731
-    valid = cat("valid")
-    return Transitions(
-        obs=t(cat("obs")),
-        actions=t(cat("actions")),
-        rewards=t(cat("rewards"))[..., None],
-        next_obs=t(cat("next_obs")),
-        dones=t(cat("terminals"))[..., None],
-        task_ids=torch.zeros(valid.shape[0], dtype=torch.long, device=device),
-        mask=torch.as_tensor(valid, device=device),
-    )
+        actions = np.zeros((E, act_dim), np.float32)  # idle runs step with zero actions
+        det, sto = active & ~explore, active & explore
+        for m, deterministic in ((det, True), (sto, False)):
+            if m.all():
+                actions[:] = agent.backbone.act(o, z, deterministic).cpu().numpy()
+            elif m.any():
+                i = torch.as_tensor(all_rows[m], device=dev)
+                actions[m] = agent.backbone.act(o[i], z[i], deterministic).cpu().numpy()
+        if sto.any():  # exploration: uniform random while too little is counted
+            rand = sto & (rollout_start + t_ep < budget.random_until)
+            actions[rand] = rng.uniform(-1.0, 1.0, (int(rand.sum()), act_dim))
+        res = env.step(actions)
+        rec = active & explore if non_prior else active & (protocol == "online")
+        if rec.any():
+            rows = all_rows[rec]
+            ctx.append(
+                rows,
+                {
+                    "obs": obs[rows, None],
+                    "actions": actions[rows, None],
+                    "rewards": res.reward[rows, None],
+                    "next_obs": res.next_obs[rows, None],
+                    "dones": res.terminated[rows, None].astype(np.float32),
+                },
+            )
+        counted = active & ~explore
+        ep_ret += np.where(active, res.reward, 0.0)
+        t_ep += active
+        count += counted
+        explored += active & explore
+        ended = active & (
+            res.terminated | (t_ep >= budget.horizon) | (counted & (count >= budget.transitions))
+        )
+        scored_end = ended & ~explore
+        if scored_end.any():
+            last_ret[scored_end] = ep_ret[scored_end]
+            last_z[scored_end] = z.cpu().numpy()[scored_end]
+            episodes += scored_end
+            done |= scored_end & (count >= budget.transitions)
+            if non_prior:
+                infer(scored_end & ~done & (count >= budget.non_prior_min))
+                nxt = scored_end & ~done  # an exploration rollout comes next
+                explore[nxt], explored[nxt], rollout_start[nxt] = True, 0, count[nxt]
+        if non_prior:
+            explore[ended & explore & (explored >= budget.exploration)] = False
+        ep_ret[ended], t_ep[ended] = 0.0, 0
+        starting = ended & ~done
+        # finished episodes restart; idle runs are reset too so their physics stays sane
+        reset = ended | (done & (res.terminated | res.truncated))
+        obs = env.reset(mask=reset) if reset.any() else res.next_obs
+    return ProtocolResult(last_ret, last_z, episodes, count, ctx)
 
 
 @torch.no_grad()
@@ -61,49 +265,29 @@ def evaluate_tasks(
     tasks: list[Task],
     cfg: EvalConfig,
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Scores ``{protocol: {task_key: {"return", "normalized"}}}`` and the final z per task/run."""
+    """Scores ``{protocol: {task_key: {"return", "normalized"}}}`` and the final z per protocol
+    ``[tasks, runs, L]`` (the z of each run's scored episode)."""
     family, dev = data.family, agent.problem.device
-    episodes = cfg.episodes or family.hparams.eval_episodes
+    budget = Budget.resolve(cfg, family)
     runs = cfg.runs_per_task
     rep = [t for t in tasks for _ in range(runs)]  # task-major
     env = family.make_batch(rep)
     task_rows = torch.tensor([rows[t.key] for t in rep], device=dev)
-    latent = agent.problem.latent_dim
+
+    def offline_sample(env_rows: np.ndarray, n: int) -> Transitions:
+        return task_data.sample(task_rows[torch.as_tensor(env_rows, device=dev)], n)
+
     scores: dict[str, dict] = {}
     final_z: dict[str, np.ndarray] = {}
     for protocol in cfg.protocols:
-        if protocol == "offline":
-            ctx = None
-            for _ in range(episodes):
-                new = task_data.sample(task_rows, cfg.offline_context_per_episode)
-                ctx = (
-                    new
-                    if ctx is None
-                    else Transitions(
-                        *(
-                            torch.cat([getattr(ctx, f), getattr(new, f)], 1)
-                            for f in ("obs", "actions", "rewards", "next_obs", "dones")
-                        ),
-                        task_ids=task_rows,
-                    )
-                )
-                _, z = agent.infer(ctx)
-                ep = _episode(agent, env, z, family.horizon)
-        else:
-            own: list[dict] = []
-            z = torch.zeros(len(rep), latent, device=dev)
-            for e in range(episodes):
-                if e >= cfg.online_exploration_episodes and own:
-                    _, z = agent.infer(_own_context(own, dev))
-                ep = _episode(agent, env, z, family.horizon)
-                own.append(ep)
-        returns = ep["returns"].reshape(len(tasks), runs)
-        final_z[protocol] = z.reshape(len(tasks), runs, latent).cpu().numpy()
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))  # reproducible under the run's seed
+        out = run_protocol(agent, env, protocol, budget, offline_sample, seed)
+        returns = out.returns.reshape(len(tasks), runs)
+        final_z[protocol] = out.z.reshape(len(tasks), runs, -1)
         per_task = {}
         for i, t in enumerate(tasks):
             r = float(returns[i].mean())
-            lo, hi = data.r_min(t), data.r_max(t)
-            per_task[t.key] = {"return": r, "normalized": 100.0 * (r - lo) / max(hi - lo, 1e-8)}
+            per_task[t.key] = {"return": r, "normalized": data.normalized(t, r)}  # NaN: R_min=R_max
         scores[protocol] = per_task
     if hasattr(env, "close"):
         env.close()

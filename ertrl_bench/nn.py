@@ -79,6 +79,47 @@ def tanh_gaussian_log_prob(mean, log_std, action, eps: float = 1e-6):
     return normal_logp - correction
 
 
+def tanh_gaussian_from_noise(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor):
+    """Tanh-Gaussian action ``tanh(mean + std * noise)`` and its log-probability.
+
+    ``log_std`` is used as given (the caller clamps it); the noise comes in as an argument so a
+    compiled caller and an eager one can share the same random numbers.
+    """
+    pre = mean + log_std.exp() * noise
+    normal_logp = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    correction = (2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))).sum(-1)
+    return torch.tanh(pre), normal_logp - correction
+
+
+_ALLOCATOR_TUNED = False
+
+
+def tune_allocator(threshold: int = 32 << 20) -> bool:
+    """Keep freed CPU tensors of up to ``threshold`` bytes in the process heap (glibc only).
+
+    glibc hands allocations above its mmap threshold (128 KiB at first) straight to the kernel
+    and gives them back on free, so every fresh ``[4096, 256]`` activation of a paper-size train
+    step page-faults in zeroed memory again: measured 0.74 ms for a ReLU that takes 0.17 ms on
+    reused memory. Raising the mmap and trim thresholds reuses the memory (the fix PyTorch's CPU
+    tuning guide gets from jemalloc/tcmalloc). Numbers are unchanged. Returns whether it applied.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, threshold) == 1
+        ok = ok and libc.mallopt(m_trim_threshold, 4 * threshold) == 1
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to tune
+        return False
+    _ALLOCATOR_TUNED = ok
+    return ok
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     with torch.no_grad():
         for t, s in zip(target.parameters(), source.parameters(), strict=True):

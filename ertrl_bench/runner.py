@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ertrl_bench.analysis.probe import probe_agent
 from ertrl_bench.batch import TaskDataset
 from ertrl_bench.config import RunSpec
 from ertrl_bench.data import get_datasets
 from ertrl_bench.errors import ErtrlError
-from ertrl_bench.evaluation import evaluate_tasks, transition_encodings
+from ertrl_bench.evaluation import evaluate_tasks
 from ertrl_bench.plugins import get_registry
 from ertrl_bench.problem import Problem, resolve_device
 from ertrl_bench.store import RunDir
 from ertrl_bench.training import build_agent, meta_train
 
-PROBE_TRANSITIONS = 1000  # per task, PAPER.md's probe
+PROBE_SPLITS = ("train", "moderate")  # the probe's tasks (docs/paper.md "Probe")
 
 
 @dataclass
@@ -66,11 +67,19 @@ def _final_scores(history: list[dict], last: int) -> dict:
     return out
 
 
+def _finite_mean(values) -> float:
+    """Mean of the finite values (a task without a normalized score, R_min = R_max, would
+    otherwise blank its split's mean and curve); NaN if none. The report names such tasks."""
+    arr = np.array([np.nan if v is None else v for v in values], dtype=float)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
+
+
 def _summarise(per_task: dict) -> dict:
     return {
         split: {
             protocol: {
-                m: float(np.mean([v[m] for v in tasks.values()])) for m in ("return", "normalized")
+                m: _finite_mean([v[m] for v in tasks.values()]) for m in ("return", "normalized")
             }
             for protocol, tasks in by_protocol.items()
         }
@@ -174,7 +183,9 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     family = make_family(spec)
     data = get_datasets(family, spec.tier, spec.data, device=torch.device("cpu"))
     set_seed(spec.seed, spec.train.deterministic)
-    task_data = TaskDataset([data.task_arrays(t) for t in data.tasks], device)
+    task_data = TaskDataset(
+        [data.task_arrays(t) for t in data.tasks], device, terminals=spec.train.terminals
+    )
     rows = {t.key: i for i, t in enumerate(data.tasks)}
     obs_dim, act_dim = (
         data.arrays[data.tasks[0].key]["obs"].shape[1],
@@ -214,12 +225,11 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
         for h in history
     ]
     all_eval = [t for ts in by_split.values() for t in ts]
-    enc_rows = torch.tensor([rows[t.key] for t in all_eval], device=device)
+    # the final z's per task and run (the z map); the probe's per-transition z_i are not kept
     encodings = {
         "task_index": np.array([t.index for t in all_eval]),
         "task_split": np.array([t.split for t in all_eval]),
         "task_param": np.stack([family.task_param(t) for t in all_eval]),
-        "zi": transition_encodings(agent, task_data, enc_rows, PROBE_TRANSITIONS),
     }
     for protocol in spec.eval.protocols:
         encodings[f"z_{protocol}"] = np.concatenate([last_z[s][protocol] for s in by_split])
@@ -235,5 +245,17 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
         "wall_s": time.perf_counter() - t0,
         "dataset": data.path,
     }
+    probe_tasks = [t for s in PROBE_SPLITS for t in family.tasks(s, data.tier.task_seed)]
+    if spec.eval.probe.enabled and probe_tasks:
+        t_probe = time.perf_counter()
+        metrics["probe"], metrics["probe_protocol"] = probe_agent(
+            agent,
+            task_data,
+            torch.tensor([rows[t.key] for t in probe_tasks], device=device),
+            np.stack([family.task_param(t) for t in probe_tasks]),
+            spec.eval.probe,
+            seed=spec.seed,
+        )
+        rd.log({"probe": metrics["probe"], "probe_s": time.perf_counter() - t_probe})
     rd.write_metrics(metrics)
     return metrics

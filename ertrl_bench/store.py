@@ -6,7 +6,7 @@
     results/<suite>/<run_id>/spec.json     the resolved RunSpec
     results/<suite>/<run_id>/env.json      versions, git SHA, device, plugins
     results/<suite>/<run_id>/log.jsonl     training log (one JSON object per line)
-    results/<suite>/<run_id>/encodings.npz z's for the probe and the z map
+    results/<suite>/<run_id>/encodings.npz final z's per task for the z map (compressed)
     results/<suite>/<run_id>/metrics.json  final scores (the "done" marker)
     results/<suite>/<run_id>/failed.json   why a run failed (removed when it re-runs)
     results/<suite>/<run_id>/.lock         held (flock) by the process running it: pid + host
@@ -150,9 +150,12 @@ class RunDir:
             f.write(json.dumps(record) + "\n")
 
     def write_encodings(self, arrays: dict[str, np.ndarray]) -> None:
-        atomic_write_bytes(self.path / "encodings.npz", lambda f: np.savez(f, **arrays))
+        atomic_write_bytes(self.path / "encodings.npz", lambda f: np.savez_compressed(f, **arrays))
 
     def write_metrics(self, metrics: dict) -> None:
+        from ertrl_bench.results_schema import validate_metrics  # the shape the report reads
+
+        validate_metrics(metrics)
         atomic_write_json(self.metrics_path, metrics)
 
     def write_failed(self, error: str, traceback: str) -> None:

@@ -74,7 +74,11 @@ def make_encoder_optimizer(agent: Agent, lr: float) -> torch.optim.Optimizer:
 
 
 def train_step(
-    agent: Agent, enc_opt: torch.optim.Optimizer, ctx: Transitions, rl: Transitions
+    agent: Agent,
+    enc_opt: torch.optim.Optimizer,
+    ctx: Transitions,
+    rl: Transitions,
+    sample_rl: Callable[[], Transitions] | None = None,
 ) -> dict:
     """One meta-training step on a meta-batch (steps 2-5 of the module docstring)."""
     method = agent.method
@@ -94,7 +98,7 @@ def train_step(
     if enc_loss.requires_grad:
         enc_loss.backward(retain_graph=method.encoder_through_q)
     z_q = z if method.encoder_through_q else z.detach()
-    logs.update(agent.backbone.update(rl, z_q, z.detach()))
+    logs.update(agent.backbone.update(rl, z_q, z.detach(), sample_rl=sample_rl))
     enc_opt.step()
     return logs
 
@@ -114,6 +118,8 @@ def meta_train(
     meta_batch = cfg.meta_batch or hp.meta_batch
     context_size = cfg.context_size or hp.context_size
     enc_opt = make_encoder_optimizer(agent, cfg.encoder_lr)
+    if cfg.compile and hasattr(agent.backbone, "compile"):
+        agent.backbone.compile()  # torch.compile the backbone's losses (README "Speed")
     n_train = len(train_rows)
     total = cfg.iterations * steps
     global_step = 0
@@ -129,7 +135,9 @@ def meta_train(
                 ctx = data.sample(rows, context_size, generator=None)
                 rl = data.sample(rows, cfg.rl_batch, generator=None)
 
-                logs = train_step(agent, enc_opt, ctx, rl)
+                logs = train_step(
+                    agent, enc_opt, ctx, rl, lambda rows=rows: data.sample(rows, cfg.rl_batch)
+                )
 
                 if global_step % LOG_EVERY == 0 or global_step == total:
                     record = {k: float(v) for k, v in logs.items()}

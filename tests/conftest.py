@@ -24,6 +24,9 @@ TINY_DATA = {
     "trajectories_per_checkpoint": 2,
 }
 TINY_NETS = {"mlp": {"hidden": [16]}, "brac": {"hidden": [16]}}
+# The end-of-run probe, shrunk (the paper's: 1000 transitions per task, 200 test, 5 resamples,
+# an SVR on 24k rows: ~7.5 min per run on CPU).
+TINY_PROBE = {"transitions": 20, "test": 5, "resamples": 2}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,7 +52,7 @@ def tiny_suite(name: str = "tiny", methods=("focal",), seeds=(0,), **extra) -> d
             "context_size": 8,
             "final_evals": 1,
         },
-        "eval": {"runs_per_task": 1, "splits": ["train", "moderate"]},
+        "eval": {"runs_per_task": 1, "splits": ["train", "moderate"], "probe": TINY_PROBE},
         "component_params": TINY_NETS,
         "grid": {"envs": ["point-robot"], "methods": list(methods), "seeds": list(seeds)},
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 from scipy.linalg import sqrtm
 from scipy.optimize import linear_sum_assignment
 
@@ -13,9 +14,11 @@ from ertrl_bench.analysis.stats import (
     Interval,
     interval_estimates,
     iqm,
+    mean_ci,
     mean_std,
     stratified_bootstrap,
     stratified_bootstrap_ci,
+    welch_ttest,
 )
 from ertrl_bench.analysis.wasserstein import (
     average_pairwise_distance,
@@ -245,12 +248,39 @@ def _png_ok(path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_curve_band_iqm_and_ci():
+def test_curve_band_mean_t_interval_and_iqm_bootstrap():
     values = np.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0], [100.0, np.nan]])
-    center, low, high = plots.curve_band(values, reps=200)
+    center, low, high = plots.curve_band(values, aggregate="iqm", reps=200)
     assert center[0] == pytest.approx(iqm(values[:, 0]))
     assert center[1] == pytest.approx(iqm([10.0, 20.0, 30.0]))  # NaN dropped
     assert np.all(low <= center) and np.all(center <= high)
+    # Default: mean over seeds with scipy's t interval.
+    center, low, high = plots.curve_band(values)
+    ref = sps.t.interval(0.95, 2, loc=20.0, scale=sps.sem([10.0, 20.0, 30.0]))
+    assert center[1] == 20.0 and (low[1], high[1]) == pytest.approx(ref)
+
+
+def test_mean_ci_matches_scipy_and_degenerate_cases():
+    vals = [1.0, 4.0, 2.5, 7.0, np.nan]
+    iv = mean_ci(vals, 0.9)
+    ref = sps.t.interval(0.9, 3, loc=np.mean(vals[:4]), scale=sps.sem(vals[:4]))
+    assert iv.point == pytest.approx(3.625) and (iv.low, iv.high) == pytest.approx(ref)
+    assert mean_ci([5.0]) == Interval(5.0, 5.0, 5.0)
+    assert np.isnan(mean_ci([np.nan]).point)
+
+
+def test_welch_ttest_is_scipys_unequal_variance_test():
+    a, b = [10.0, 12.0, 11.5, 13.0, 9.0], [8.0, 8.5, 7.0]
+    w = welch_ttest(a, b)
+    ref = sps.ttest_ind(a, b, equal_var=False)
+    assert (w.t, w.p) == pytest.approx((ref.statistic, ref.pvalue))
+    # Welch differs from Student's pooled test when variances and sizes differ.
+    assert w.p != pytest.approx(sps.ttest_ind(a, b).pvalue)
+    assert (w.n_a, w.n_b, w.diff) == (5, 3, pytest.approx(np.mean(a) - np.mean(b)))
+    one = welch_ttest([1.0], [2.0, 3.0])  # a single seed: no test, difference still given
+    assert np.isnan(one.p) and one.diff == pytest.approx(-1.5)
+    flat = welch_ttest([1.0, 1.0], [1.0, 1.0])  # no variance anywhere: undefined, not an error
+    assert np.isnan(flat.t) and np.isnan(flat.p)
 
 
 def test_plots_write_pngs(tmp_path):

@@ -125,7 +125,7 @@ def test_report_on_read_only_folder(capsys, tmp_path):
     ro.mkdir()
     ro.chmod(0o555)
     code, text = run_main(capsys, "report", ro)
-    assert_user_error(code, text, f"{ro}: cannot write there")
+    assert_user_error(code, text, f"{ro}: cannot write")
 
 
 def test_report_on_missing_folder_and_on_a_file(capsys, tmp_path):
@@ -133,7 +133,7 @@ def test_report_on_missing_folder_and_on_a_file(capsys, tmp_path):
     assert_user_error(code, text, f"{tmp_path / 'none'}: no such results folder")
     (tmp_path / "f").write_text("x")
     code, text = run_main(capsys, "report", tmp_path / "f")
-    assert_user_error(code, text, f"{tmp_path / 'f'}: no such results folder")
+    assert_user_error(code, text, f"{tmp_path / 'f'}: a file, not a results folder")
 
 
 SUITE_FILES = {

@@ -56,7 +56,7 @@ def assert_same_training(a, b):
 def test_resumed_training_is_bit_identical(make_env, tmp_path):
     cfg = resolve_tier(
         "smoke",
-        "point-robot",
+        PointRobot,
         {**TINY_DATA, "sac_steps": 240, "checkpoints": [120, 240], **SMALL_SAC},
     )
     env = make_env()
@@ -90,7 +90,7 @@ def test_interrupted_build_resumes_and_cleans_up(tmp_path, monkeypatch):
     monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
     with pytest.raises(Interrupted):
         get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0)
-    state_file = dataset_dir(fam, "smoke", resolve_tier("smoke", fam.name, TINY_DATA)).path
+    state_file = dataset_dir(fam, "smoke", resolve_tier("smoke", fam, TINY_DATA)).path
     state_file = state_file / TRAINING_STATE_FILE
     assert state_file.exists()
     monkeypatch.setattr(PointRobotBatch, "step", real_step)
@@ -102,7 +102,7 @@ def test_interrupted_build_resumes_and_cleans_up(tmp_path, monkeypatch):
 
 
 def test_stale_or_corrupted_state_is_ignored(tmp_path, capsys):
-    cfg = resolve_tier("smoke", "point-robot", {**TINY_DATA, **SMALL_SAC})
+    cfg = resolve_tier("smoke", PointRobot, {**TINY_DATA, **SMALL_SAC})
     fam = PointRobot()
     make = lambda: fam.make_batch(fam.tasks("train")[:2])  # noqa: E731
     state = TrainingState(tmp_path / "state.pt", "tasks-A", every_s=0.0)
@@ -122,7 +122,7 @@ def test_stale_or_corrupted_state_is_ignored(tmp_path, capsys):
 
 def test_envs_without_state_still_train(tmp_path, capsys):
     """A generic gymnasium env list cannot save its state: training goes on, without saves."""
-    cfg = resolve_tier("smoke", "point-robot", {**TINY_DATA, **SMALL_SAC})
+    cfg = resolve_tier("smoke", PointRobot, {**TINY_DATA, **SMALL_SAC})
     fam = PointRobot()
     env = ListBatchEnv([fam.make(t) for t in fam.tasks("train")[:2]])
     state = TrainingState(tmp_path / "state.pt", "tasks", every_s=0.0)
@@ -130,3 +130,67 @@ def test_envs_without_state_still_train(tmp_path, capsys):
     assert sorted(snapshots) == cfg.checkpoints
     assert not state.path.exists()
     assert "not saving training state" in capsys.readouterr().err
+
+
+def test_kill_9_while_writing_finished_tasks_resumes_without_retraining(tmp_path, monkeypatch):
+    """A real build process is SIGKILLed while the 3rd of 6 finished tasks is being recorded in
+    the manifest (its temp file written, not yet renamed): the rerun reuses the saved training
+    state (no retraining), removes the dead writer's temp file and writes the same bytes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    data = {
+        **TINY_DATA,
+        "sac_steps": 120,
+        "random_steps": 60,
+        "checkpoints": [60, 120],
+        **SMALL_SAC,
+    }
+    tasks = [0, 1, 2, 20, 33, 41]
+    script = (
+        "from ertrl_bench.data import get_datasets\n"
+        "from ertrl_bench.envs.point_robot import PointRobot\n"
+        f"get_datasets(PointRobot(), 'smoke', {data!r}, tasks={tasks!r}, save_every_s=3600.0)\n"
+    )
+    env = {
+        **os.environ,
+        "ERTRL_BENCH_DATA": str(tmp_path / "killed"),
+        "ERTRL_BENCH_TEST_PAUSE": "manifest-write:3",
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+    }
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    fam = PointRobot()
+    tier = resolve_tier("smoke", fam, data)
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "killed"))
+    folder = dataset_dir(fam, "smoke", tier).path
+    deadline = time.monotonic() + 120
+    while not (folder / ".paused").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the build never reached the pause point"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (folder / ".paused").unlink()
+    assert list(folder.glob(".manifest.json.*.tmp"))  # what kill -9 leaves behind
+    assert (folder / TRAINING_STATE_FILE).exists()
+    written = json.loads((folder / "manifest.json").read_text())["tasks"]
+    assert len(written) == 2
+
+    resumed = get_datasets(fam, "smoke", data, tasks=tasks, save_every_s=3600.0)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["last_build"]["resumed_at_step"] == data["sac_steps"]  # no retraining
+    assert manifest["last_build"]["tasks"] == 4
+    assert not list(folder.glob(".*.tmp")) and not (folder / TRAINING_STATE_FILE).exists()
+
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "reference"))
+    reference = get_datasets(fam, "smoke", data, tasks=tasks, save_every_s=None)
+    ref_manifest = json.loads((Path(reference.path) / "manifest.json").read_text())
+    for key, entry in ref_manifest["tasks"].items():
+        assert manifest["tasks"][key]["sha256"] == entry["sha256"], key
+        assert manifest["tasks"][key]["policy_sha256"] == entry["policy_sha256"], key
+    assert [t.key for t in resumed.tasks] == sorted(ref_manifest["tasks"])

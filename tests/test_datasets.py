@@ -54,7 +54,7 @@ def test_corrupted_and_truncated_files_are_detected_and_regenerated(own_cache, c
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert f"{first}.npz fails its checksum" in proc.stderr and second in proc.stderr
     again = get_datasets(fam, "smoke", TINY_DATA)  # regenerates the two bad tasks
     assert ddir.check_task(first) is None and ddir.check_task(second) is None
@@ -73,3 +73,125 @@ def test_changed_settings_never_reuse_stale_data(own_cache):
     assert a.path != b.path
     manifest = json.loads((Path(b.path) / "manifest.json").read_text())
     assert manifest["tier_values"]["trajectories_per_checkpoint"] == 3
+
+
+# --- manifest states, policy checksums, degenerate ranges, CLI options ---------------------------
+FAST = {
+    **TINY_DATA,
+    "sac_steps": 120,
+    "random_steps": 60,
+    "checkpoints": [60, 120],
+    "sac_hidden": (16, 16),
+    "sac_batch": 16,
+}
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from ertrl_bench.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.mark.parametrize("content", [None, "{}", "[1, 2]", '{"tasks": {"task-000": 3}}'])
+def test_missing_or_malformed_manifest_is_incomplete_and_rebuilt(own_cache, content, capsys):
+    fam = PointRobot()
+    fd = get_datasets(fam, "smoke", FAST, tasks=[0, 1])
+    ddir = DatasetDir(Path(fd.path))
+    before = {k: v["sha256"] for k, v in ddir.manifest()["tasks"].items()}
+    if content is None:
+        ddir.manifest_path.unlink()
+    else:
+        ddir.manifest_path.write_text(content)
+    listing = _cli("datasets", "list")
+    assert listing.exit_code == 0, listing.output
+    assert "incomplete" in listing.output
+    assert "rebuild with `ertrl-bench datasets build point-robot --tier smoke`" in listing.output
+    verify = _cli("datasets", "verify")
+    assert verify.exit_code == 2 and "incomplete" in verify.output
+    capsys.readouterr()
+    again = get_datasets(fam, "smoke", FAST, tasks=[0, 1])  # rebuilds, no KeyError
+    assert "rebuilding the tasks it lacks" in capsys.readouterr().err
+    assert {k: v["sha256"] for k, v in ddir.manifest()["tasks"].items()} == before
+    assert again.r_min(again.tasks[0]) < again.r_max(again.tasks[0])
+    assert _cli("datasets", "verify").exit_code == 0
+
+
+def test_verify_fails_on_malformed_manifest_through_the_real_cli(own_cache):
+    fd = get_datasets(PointRobot(), "smoke", FAST, tasks=[0])
+    (Path(fd.path) / "manifest.json").write_text("[1, 2]")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ertrl_bench.cli", "datasets", "verify"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "incomplete: manifest.json is a list" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_policy_files_have_checksums(own_cache):
+    fam = PointRobot()
+    fd = get_datasets(fam, "smoke", FAST, tasks=[5])
+    ddir = DatasetDir(Path(fd.path))
+    key = fd.tasks[0].key
+    entry = ddir.manifest()["tasks"][key]
+    assert entry["policy_file"] == f"{key}.policy.pt" and len(entry["policy_sha256"]) == 64
+    pol = ddir.path / entry["policy_file"]
+    original = pol.read_bytes()
+    raw = bytearray(original)
+    raw[len(raw) // 2] ^= 0x01
+    pol.write_bytes(bytes(raw))
+    assert "policy.pt fails its checksum" in ddir.check_task(key)
+    verify = _cli("datasets", "verify")
+    assert verify.exit_code == 2 and "policy.pt fails its checksum" in verify.output
+    get_datasets(fam, "smoke", FAST, tasks=[5])  # rebuilt, byte-identical
+    assert pol.read_bytes() == original
+
+
+def test_degenerate_range_gives_nan_and_is_listed():
+    from ertrl_bench.data import FamilyData, normalized_return
+    from ertrl_bench.data.tiers import resolve_tier
+
+    fam = PointRobot()
+    tasks = fam.tasks("train")[:3]
+    meta = {
+        tasks[0].key: {"r_min": -10.0, "r_max": -2.0},
+        tasks[1].key: {"r_min": -5.0, "r_max": -5.0},  # every checkpoint scored the same
+        tasks[2].key: {"r_min": -5.0, "r_max": -5.0 + 1e-9},
+    }
+    fd = FamilyData(fam, resolve_tier("smoke", fam), tasks, {}, meta, "")
+    assert fd.normalized(tasks[0], -6.0) == pytest.approx(50.0)
+    assert np.isnan(fd.normalized(tasks[1], -4.0)) and np.isnan(fd.normalized(tasks[2], 0.0))
+    assert fd.degenerate_tasks() == tasks[1:]
+    assert np.isnan(normalized_return(1.0, 3.0, 3.0))
+
+
+def test_family_sets_its_own_tier_budget_and_cli_passes_family_options(own_cache):
+    from ertrl_bench.data.tiers import resolve_tier
+
+    class ShortPointRobot(PointRobot):
+        data_tiers = {"smoke": {**PointRobot.data_tiers["smoke"], "trajectories_per_checkpoint": 9}}
+
+    assert resolve_tier("smoke", ShortPointRobot()).trajectories_per_checkpoint == 9
+    assert resolve_tier("smoke", PointRobot).sac_steps == 1_500  # the class will do
+    assert resolve_tier("smoke", PointRobot).trajectories_per_checkpoint == 4
+    over = resolve_tier("smoke", ShortPointRobot(), {"trajectories_per_checkpoint": 3})
+    assert over.trajectories_per_checkpoint == 3
+    with pytest.raises(Exception, match="sac_stepz: unknown field"):
+
+        class Typo(PointRobot):
+            data_tiers = {"smoke": {"sac_stepz": 1}}
+
+        resolve_tier("smoke", Typo())
+
+    from ertrl_bench.cli import _family
+
+    assert _family("point-robot", ["horizon=30"]).horizon == 30  # what `--env-opt` builds
+    bad = _cli("datasets", "build", "point-robot", "--env-opt", "horizon=abc")
+    assert bad.exit_code != 0 and "--env-opt.horizon" in str(bad.exception or bad.output)
+    bad = _cli("datasets", "build", "point-robot", "--env-opt", "colour=red")
+    assert "unknown field" in str(bad.exception or bad.output)
+    bad = _cli("datasets", "build", "point-robot", "--max-memory", "lots")
+    assert "memory size 'lots'" in str(bad.exception or bad.output)

@@ -1,7 +1,7 @@
 """Cheetah-Vel behavior data really spans worse-to-better policies (smoke tier, two tasks).
 
-The smoke tier for MuJoCo (``ertrl_bench.data.tiers._SMOKE_MUJOCO``: 8k SAC steps, 128 x 128,
-8 checkpoints x 4 trajectories) built for two training tasks only (``get_datasets(tasks=...)``).
+The smoke tier for MuJoCo (``ertrl_bench.envs.mujoco.common.MUJOCO_SMOKE_TIER``: 8k SAC steps,
+128 x 128, 8 checkpoints x 4 trajectories) built for two training tasks only (``get_datasets(tasks=...)``).
 Measured when written (1 CPU thread, ~150 s): mean return per checkpoint, steps 1000 .. 8000
 
     v = 1.6 (task 15): -399 -332 -343 -340 -301 -277 -258 -257   (standing still: -320)

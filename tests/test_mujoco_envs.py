@@ -28,7 +28,7 @@ ANT_GOAL_SPLITS = {
 
 
 def family(name, **opts):
-    return FAMILIES[name](MujocoOptions(**opts))
+    return FAMILIES[name](FAMILIES[name].options_model(**opts))
 
 
 def grid_task(fam, index):
@@ -45,10 +45,12 @@ def hand_quantity(name, m, d):
     return np.array([d.qpos[0]])
 
 
-def hand_reward(name, param, before, after, m, d, a, frame_skip):
+def hand_reward(name, param, before, after, m, d, a, frame_skip, physical=False):
+    """PAPER.md's reward; ``physical``: Ant/Humanoid contact cost on the real cfrc_ext, else 0."""
     dt = m.opt.timestep * frame_skip
     qpos, qvel, cfrc = d.qpos, d.qvel, d.cfrc_ext
-    ant_contact = 0.5e-3 * np.sum(np.clip(cfrc, -1, 1) ** 2)
+    ant_contact = 0.5e-3 * np.sum(np.clip(cfrc, -1, 1) ** 2) if physical else 0.0
+    humanoid_contact = min(0.5e-6 * np.sum(cfrc**2), 10.0) if physical else 0.0
     if name == "cheetah-vel":
         vel = (after[0] - before[0]) / dt
         return -abs(vel - param[0]) - 0.05 * np.sum(a**2), False
@@ -65,7 +67,7 @@ def hand_reward(name, param, before, after, m, d, a, frame_skip):
         np.testing.assert_allclose(ctrl, 0.4 * a)  # [-1, 1] rescaled to the +-0.4 ctrlrange
         vel = (after - before) / m.opt.timestep  # per *model* timestep (PAPER.md)
         r = 0.25 * (vel[0] * np.cos(param[0]) + vel[1] * np.sin(param[0]))
-        r += -0.1 * np.sum(ctrl**2) - min(0.5e-6 * np.sum(cfrc**2), 10.0) + 5.0
+        r += -0.1 * np.sum(ctrl**2) - humanoid_contact + 5.0
         return r, not (1.0 <= qpos[2] <= 2.0)
     r = (after[0] - before[0]) / dt + 1.0 - 1e-3 * np.sum(a**2)
     z, ang = qpos[1], qpos[2]
@@ -75,9 +77,17 @@ def hand_reward(name, param, before, after, m, d, a, frame_skip):
     return r, not (0.8 < z < 2.0 and -1.0 < ang < 1.0)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_reward_by_hand(name):
-    fam = family(name)
+CONTACT_CASES = [(n, None) for n in NAMES if not n.startswith(("ant", "humanoid"))] + [
+    (n, mode)
+    for n in NAMES
+    if n.startswith(("ant", "humanoid"))
+    for mode in ("authors", "physical")
+]
+
+
+@pytest.mark.parametrize("name,contact", CONTACT_CASES)
+def test_reward_by_hand(name, contact):
+    fam = family(name) if contact is None else family(name, contact_cost=contact)
     task = grid_task(fam, 33)
     env = fam.make(task)
     raw = env.unwrapped
@@ -91,7 +101,15 @@ def test_reward_by_hand(name):
         obs, r, term, trunc, _ = env.step(a)
         after = hand_quantity(name, m, d)
         want_r, want_term = hand_reward(
-            name, task.param, before, after, m, d, a.astype(np.float64), raw.frame_skip
+            name,
+            task.param,
+            before,
+            after,
+            m,
+            d,
+            a.astype(np.float64),
+            raw.frame_skip,
+            physical=contact == "physical",
         )
         assert r == pytest.approx(want_r, rel=1e-12, abs=1e-12)
         assert term == want_term
@@ -104,7 +122,83 @@ def test_reward_by_hand(name):
                 obs, np.concatenate([d.qpos[1:], np.clip(d.qvel, -10, 10)])
             )
     if name.startswith(("ant", "humanoid")):
-        assert saw_contact  # the contact cost is exercised, not trivially zero
+        assert saw_contact  # real contact forces: "authors" (0) and "physical" really differ
+
+
+# --- (1b) frame skip and dt: the authors' values (docs/paper.md) ---------------------------------
+# family -> (frame_skip, dt in s) of the authors' envs. Cheetah, Ant, Humanoid and Hopper equal
+# gymnasium v5's defaults; Walker uses 5 (dt 0.010 s) where gymnasium v5's Walker2d uses 4.
+AUTHORS_FRAME_SKIP_DT = {
+    "cheetah-vel": (5, 0.05),
+    "ant-dir": (5, 0.05),
+    "ant-goal": (5, 0.05),
+    "humanoid-dir": (5, 0.015),
+    "hopper-mass": (4, 0.008),
+    "hopper-friction": (4, 0.008),
+    "walker-mass": (5, 0.010),
+    "walker-friction": (5, 0.010),
+}
+
+
+def gymnasium_default_frame_skip(env_cls) -> int:
+    """The installed gymnasium v5 env's own ``frame_skip`` default (its ``__init__`` signature)."""
+    import inspect
+
+    v5 = next(c for c in env_cls.__mro__ if c.__module__.startswith("gymnasium.envs.mujoco"))
+    return inspect.signature(v5.__init__).parameters["frame_skip"].default
+
+
+def test_authors_frame_skip_and_dt_table():
+    assert sorted(AUTHORS_FRAME_SKIP_DT) == NAMES  # every family is pinned
+    for name, (frame_skip, dt) in AUTHORS_FRAME_SKIP_DT.items():
+        fam = family(name)
+        raw = fam.make(grid_task(fam, 12)).unwrapped
+        assert raw.frame_skip == frame_skip, name
+        assert raw.dt == pytest.approx(dt, rel=1e-12), name
+        np.testing.assert_allclose(raw.kernel.dt, [dt], rtol=1e-12)  # what the reward divides by
+        batch = fam.make_batch([grid_task(fam, 3), grid_task(fam, 30)])
+        assert batch.frame_skip == frame_skip, name  # the batched stepper steps the same physics
+        np.testing.assert_allclose(batch.kernel.dt, [dt, dt], rtol=1e-12)
+        gym_default = gymnasium_default_frame_skip(type(raw))
+        if name.startswith("walker"):
+            assert gym_default == 4  # the departure of the authors' env from gymnasium v5
+        else:
+            assert frame_skip == gym_default, name  # "keeps gymnasium's frame_skip"
+
+
+def test_walker_batch_steps_frame_skip_5():
+    """One batched Walker step advances the clock by 5 model steps (not gymnasium's 4)."""
+    fam = family("walker-mass", horizon=10)
+    batch = fam.make_batch([grid_task(fam, 20)])
+    batch.reset(seed=0)
+    t0 = batch.datas[0].time
+    batch.step(np.zeros((1, batch.act_dim), np.float32))
+    assert batch.datas[0].time - t0 == pytest.approx(0.010, rel=1e-9)
+    four = family("walker-mass", horizon=10, frame_skip=4).make_batch([grid_task(fam, 20)])
+    four.reset(seed=0)
+    four.step(np.zeros((1, four.act_dim), np.float32))
+    assert four.datas[0].time == pytest.approx(0.008, rel=1e-9)
+
+
+def test_env_options_enter_the_dataset_key():
+    """Contact cost and Walker frame skip change the dataset key; other families' keys do not."""
+    from ertrl_bench.data import dataset_key
+    from ertrl_bench.data.tiers import resolve_tier
+
+    tier = resolve_tier("smoke", family("ant-dir"), None)
+
+    def key(name, **opts):
+        fam = family(name, **opts)
+        return dataset_key(fam, tier, fam.all_tasks(tier.task_seed))
+
+    for name in ("ant-dir", "ant-goal", "humanoid-dir"):
+        assert family(name).options.contact_cost == "authors"  # the default of every suite
+        assert key(name) == key(name, contact_cost="authors")
+        assert key(name) != key(name, contact_cost="physical")
+    assert family("walker-friction").options.frame_skip == 5
+    assert key("walker-friction") != key("walker-friction", frame_skip=4)
+    # families without these options keep their old keys (no new field in their options)
+    assert set(family("cheetah-vel").options.model_dump()) == {"horizon"}
 
 
 # --- (2) the task parameter changes the physics or the reward ------------------------------------
@@ -196,7 +290,7 @@ def test_hparams_and_flags():
     ]
     assert hp["cheetah-vel"].context_size == 100 and hp["ant-dir"].context_size == 512
     assert hp["hopper-mass"].context_size == hp["humanoid-dir"].context_size == 256
-    assert hp["ant-goal"].meta_batch == 10 and hp["walker-friction"].meta_batch == 16
+    assert hp["ant-goal"].meta_batch == 16 and hp["walker-friction"].meta_batch == 16
     assert (
         hp["cheetah-vel"].steps_per_iteration == 1000 and hp["ant-dir"].steps_per_iteration == 2000
     )
@@ -211,7 +305,7 @@ def test_hparams_and_flags():
         15,
         7,
     ]
-    assert hp["ant-goal"].eval_episodes == 4 and hp["cheetah-vel"].eval_episodes == 3
+    assert hp["ant-goal"].eval_transitions == 800 and hp["cheetah-vel"].eval_transitions == 600
     assert hp["cheetah-vel"].csro_inputs == ("obs", "action")
     for n in NAMES:
         assert FAMILIES[n].context_uses_next_obs == n.startswith(("hopper", "walker"))
@@ -247,6 +341,7 @@ def test_registered_with_plugin_registry():
     for n in NAMES:
         fam = reg.get("envs", n).factory(MujocoOptions(horizon=50))
         assert fam.name == n and fam.horizon == 50
+        assert reg.get("envs", n).options is FAMILIES[n].options_model  # suite-validated options
     assert "point-robot" in reg.names("envs")
 
 
@@ -265,9 +360,10 @@ def test_time_limit():
 
 
 # --- the batched stepper reproduces the gymnasium envs bit for bit -------------------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_batch_matches_gym(name):
-    fam = family(name, horizon=40)
+@pytest.mark.parametrize("name,contact", CONTACT_CASES)
+def test_batch_matches_gym(name, contact):
+    opts = {} if contact is None else {"contact_cost": contact}
+    fam = family(name, horizon=40, **opts)
     tasks = [grid_task(fam, i) for i in (3, 17, 17, 36)]
     fast, slow = fam.make_batch(tasks), ListBatchEnv([fam.make(t) for t in tasks])
     assert (fast.num_envs, fast.obs_dim, fast.act_dim) == (

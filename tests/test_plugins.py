@@ -44,6 +44,7 @@ TINY_DATA = {
     "trajectories_per_checkpoint": 2,
 }
 TINY_NETS = {"hidden": [16]}
+TINY_PROBE = {"transitions": 20, "test": 5, "resamples": 2}  # the end-of-run probe, shrunk
 
 
 def _suite(methods, envs=("point-robot",), name="plugins", iterations=1, **extra) -> dict:
@@ -60,7 +61,7 @@ def _suite(methods, envs=("point-robot",), name="plugins", iterations=1, **extra
             "context_size": 8,
             "final_evals": 1,
         },
-        "eval": {"runs_per_task": 1, "splits": ["train"]},
+        "eval": {"runs_per_task": 1, "splits": ["train"], "probe": TINY_PROBE},
         "component_params": {"mlp": TINY_NETS, "brac": TINY_NETS},
         "grid": {"envs": list(envs), "methods": list(methods), "seeds": [0]},
     }

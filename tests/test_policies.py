@@ -92,7 +92,8 @@ def test_analyze_wasserstein_command(tiny, monkeypatch):
     )
     assert res.exit_code == 0, res.output
     rec = json.loads(res.output)
-    assert rec["tasks"] == 20 and rec["checkpoint"] == 300 and rec["w2"] > 0
+    assert rec["tasks"] == 20 and rec["checkpoint"] == "mixture" and rec["w2"] > 0
+    assert rec["checkpoints"] == [150, 300] and rec["floor"] > 0  # the same-policy floor
     res = runner.invoke(
         cli.app,
         [
@@ -109,5 +110,6 @@ def test_analyze_wasserstein_command(tiny, monkeypatch):
     )
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    assert "point-robot [smoke] checkpoint 150: average pairwise W2 over 20 train tasks" in text
+    assert "point-robot [smoke] checkpoint 150: average pairwise sliced W2 over 20 train" in text
+    assert "same-policy floor" in text
     assert before == sorted(p.name for p in Path(tiny.path).parent.rglob("*"))  # wrote nothing

@@ -33,7 +33,7 @@ def test_run_writes_layout_and_resumes(tmp_path):
         assert (run_dir / name).exists(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["final"]) == {"train", "moderate"}
-    assert set(metrics["final"]["train"]) == {"offline", "online"}
+    assert set(metrics["final"]["train"]) == {"offline", "online", "non_prior"}
     assert len(metrics["per_task"]["train"]["offline"]) == 20
     lines = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
     assert any("eval" in x for x in lines) and any("brac/q_loss" in x for x in lines)

@@ -1,4 +1,8 @@
-"""Result analysis: IQM + bootstrap CIs, W2 diversity, the z-probe, plots and the suite report.
+"""Result analysis: IQM + bootstrap CIs, t-tests, W2 diversity, the z-probe, plots, the report.
+
+The suite report is split by job: ``load`` (read runs through ``ertrl_bench.results_schema``),
+``tables`` (numbers), ``figures`` (PNGs), ``markdown`` (report.md), ``report`` (the orchestrator
+that writes the files).
 
 Submodules are imported lazily so ``import ertrl_bench.analysis`` stays cheap (no matplotlib or
 scikit-learn until a function that needs them is used).
@@ -15,6 +19,8 @@ _EXPORTS = {
     "stratified_bootstrap_ci": "stats",
     "interval_estimates": "stats",
     "Interval": "stats",
+    "mean_ci": "stats",
+    "welch_ttest": "stats",
     "w2_between_samples": "wasserstein",
     "policy_distance": "wasserstein",
     "pairwise_distance_matrix": "wasserstein",
@@ -26,8 +32,10 @@ _EXPORTS = {
     "plot_z_map": "plots",
     "plot_gain_vs_diversity": "plots",
     "write_report": "report",
-    "load_runs": "report",
     "Report": "report",
+    "load_runs": "load",
+    "load_suite": "load",
+    "suite_dirs": "load",
 }
 
 __all__ = sorted(_EXPORTS)

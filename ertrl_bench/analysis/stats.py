@@ -30,6 +30,9 @@ __all__ = [
     "stratified_bootstrap",
     "stratified_bootstrap_ci",
     "interval_estimates",
+    "mean_ci",
+    "Welch",
+    "welch_ttest",
 ]
 
 #: An aggregate maps ``[..., runs, tasks]`` to ``[...]`` so the bootstrap can be vectorised.
@@ -170,3 +173,50 @@ def interval_estimates(
         name: stratified_bootstrap_ci(s, aggregate, reps, confidence, random_state)
         for name, s in score_dict.items()
     }
+
+
+def mean_ci(values, confidence: float = 0.95) -> Interval:
+    """Mean over seeds and its Student-t confidence interval (NaNs dropped).
+
+    Used for learning curves: with 3-5 seeds a percentile bootstrap of the mean is too narrow
+    (it cannot see beyond the observed spread), the t interval accounts for the small sample.
+    One value gives a zero-width interval; no value gives NaNs.
+    """
+    arr = np.asarray(values, dtype=float).reshape(-1)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    m = float(arr.mean())
+    if arr.size == 1:
+        return Interval(m, m, m)
+    half = float(
+        sps.t.ppf(0.5 + confidence / 2, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size)
+    )
+    return Interval(m, m - half, m + half)
+
+
+@dataclass(frozen=True)
+class Welch:
+    """Welch's two-sample t-test of ``a`` vs ``b`` (two-sided); ``t``/``p`` NaN when undefined."""
+
+    t: float
+    p: float
+    diff: float  # mean(a) - mean(b)
+    n_a: int
+    n_b: int
+
+
+def welch_ttest(a, b) -> Welch:
+    """The paper's t-test over seeds: ``scipy.stats.ttest_ind(a, b, equal_var=False)``.
+
+    ``a`` and ``b`` are per-seed scores (NaNs dropped). Needs >= 2 values on each side and some
+    variance; otherwise ``t`` and ``p`` are NaN (the report prints them as missing).
+    """
+    a = np.asarray(a, dtype=float).reshape(-1)
+    b = np.asarray(b, dtype=float).reshape(-1)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    diff = float(a.mean() - b.mean()) if a.size and b.size else float("nan")
+    if a.size < 2 or b.size < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
+        return Welch(float("nan"), float("nan"), diff, int(a.size), int(b.size))
+    res = sps.ttest_ind(a, b, equal_var=False)
+    return Welch(float(res.statistic), float(res.pvalue), diff, int(a.size), int(b.size))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -11,11 +12,19 @@ from ertrl_bench.batch import Transitions
 
 @runtime_checkable
 class Backbone(Protocol):
-    def update(self, batch: Transitions, z_q: torch.Tensor, z: torch.Tensor) -> dict:
+    def update(
+        self,
+        batch: Transitions,
+        z_q: torch.Tensor,
+        z: torch.Tensor,
+        sample_rl: Callable[[], Transitions] | None = None,
+    ) -> dict:
         """One gradient step on ``batch`` ``[M, B, ...]`` for tasks with representation ``z [M, L]``.
 
         ``z`` is detached. ``z_q`` is the same values but may carry gradient to the encoder
-        (Offline PEARL): use it, and only it, in the critic's loss.
+        (Offline PEARL): use it, and only it, in the critic's loss. ``sample_rl()``, when given,
+        returns a fresh RL batch of the same tasks (same rows, same z) for inner steps that
+        draw their own data (BRAC's c-steps); without it, reuse ``batch``.
         """
         ...
 

@@ -1,25 +1,55 @@
 """BRAC-style offline actor-critic conditioned on z (the backbone of FOCAL, CSRO and ER-TRL).
 
-PAPER.md: tanh-Gaussian actor, two Q nets, V net with a target, and a dual critic c that
-estimates KL(pi || pi_beta) (BRAC's dual form); the actor is penalised by alpha * KL with alpha
-learned towards a target divergence (value penalty off). All MLPs 3 x 256. The reward is scaled
-by 5 and the soft-value targets use temperature 1 (PEARL's SAC convention the authors build on).
-Departure: the authors' "gradient penalty" on c uses c's output; we penalise the norm of c's
-gradient w.r.t. the action, as BRAC defines it.
+docs/paper.md ("Meta-training"): tanh-Gaussian actor, two Q nets, V net with a target, and a dual
+critic c that estimates KL(pi || pi_beta) (BRAC's dual form); the actor is penalised by
+alpha * KL with alpha learned towards a target divergence (value penalty off). All MLPs 3 x 256.
+The reward is scaled by 5 and the soft-value targets use temperature 1 (PEARL's SAC convention the
+authors build on). As the authors ran it:
+
+* alpha is plain SGD on the *raw* alpha with lr 1: ``alpha += mean(divergence) - 0.05`` every
+  step; the raw value is unbounded and the value *used* is clipped to ``[0, alpha_max]``;
+* each of the 3 c-steps draws a fresh RL batch of the same tasks (``sample_rl``) and fresh
+  policy actions;
+* the policy loss adds ``1e-3 * mean(mean^2) + 1e-3 * mean(log_std^2)``; log_std in [-20, 0];
+* ``penalty: output`` (default): the authors' "gradient penalty" on c is a penalty on c's
+  *output* at actions interpolated between policy and data, ``mean(relu(|c| - 1)^2)``; it keeps
+  |c| near 1 and so bounds the KL estimate (a defect that shaped the paper's numbers, so it is
+  the default). ``penalty: gradient`` is BRAC's own penalty on the norm of c's gradient w.r.t.
+  the action.
+
+The authors' terminal-at-trajectory-end (every trajectory's last transition marked terminal) is
+``train.terminals: trajectory_end``, applied where the training data's ``dones`` are built
+(``ertrl_bench.batch.TaskDataset``).
+
+Speed (same numbers as the straightforward computation, ``brac_reference.py``; tested): the
+two Q nets are one ensemble (``EnsembleLinear``), the dual critic's forward passes of a c-step
+are one batched pass, the actor's loss back-propagates only into the actor (``backward(inputs=)``
+skips the critics' weight gradients), and c on the data actions of the actor step runs without a
+graph. ``compile()`` wraps the loss computations in ``torch.compile``; random numbers are drawn
+outside the compiled functions, so compiled and eager steps agree within float tolerance.
 """
 
 from __future__ import annotations
 
 import copy
-import math
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 from ertrl_bench.batch import Transitions
-from ertrl_bench.nn import mlp, soft_update, tanh_gaussian_sample
+from ertrl_bench.nn import (
+    ensemble_mlp,
+    mlp,
+    soft_update,
+    tanh_gaussian_from_noise,
+    tune_allocator,
+)
 from ertrl_bench.problem import Problem
+
+EPS = 1e-8
 
 
 class BRACOptions(BaseModel):
@@ -33,13 +63,40 @@ class BRACOptions(BaseModel):
     tau: PositiveFloat = 0.005
     alpha_init: PositiveFloat | None = None  # None -> family value (500; 50 Cheetah/Hopper/Walker)
     alpha_max: PositiveFloat | None = None  # None -> family value (2000; 10000 Hopper/Walker)
-    alpha_lr: PositiveFloat = 1e-3  # ours: PAPER.md gives no value
+    alpha_lr: PositiveFloat = 1.0  # authors: SGD on the raw alpha, lr 1
     target_divergence: float = 0.05
-    gp_weight: float = 5.0  # BRAC's gradient-penalty weight on the dual critic
+    penalty: Literal["output", "gradient"] = "output"  # authors: output (see module docstring)
+    gp_weight: float = 5.0  # weight of the dual critic's penalty (BRAC's and the authors')
+    policy_reg: float = 1e-3  # weight of mean(mean^2) and of mean(log_std^2) in the policy loss
+    log_std_min: float = -20.0
+    log_std_max: float = 0.0
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
+
+
+def _broadcast(z: torch.Tensor, b: int) -> torch.Tensor:
+    """Task representations ``[M, L]`` repeated for each of a task's ``b`` rows: ``[M * b, L]``."""
+    return z[:, None].expand(z.shape[0], b, z.shape[-1]).reshape(-1, z.shape[-1])
+
+
+def kl_dual(c_pi: torch.Tensor, c_data: torch.Tensor) -> torch.Tensor:
+    """Per-sample dual estimate of KL(pi || pi_beta): log g(pi) - g(beta) + 1, g = softplus(c)."""
+    return torch.log(F.softplus(c_pi) + EPS) - F.softplus(c_data) + 1.0
+
+
+def output_penalty(c_intpl: torch.Tensor) -> torch.Tensor:
+    """The authors' penalty: ``mean(relu(sqrt(eps + c^2) - 1)^2)`` on c's *output*."""
+    return F.relu(torch.sqrt(EPS + c_intpl.pow(2)) - 1.0).pow(2).mean()
+
+
+def gradient_penalty(c: torch.nn.Module, s, z, a_intpl) -> torch.Tensor:
+    """BRAC's penalty: ``mean(relu(|d c / d a| - 1)^2)`` at the interpolated actions."""
+    a_intpl = a_intpl.detach().requires_grad_(True)
+    c_int = c(torch.cat([s, a_intpl, z], -1)).squeeze(-1)
+    (grad,) = torch.autograd.grad(c_int.sum(), a_intpl, create_graph=True)
+    return F.relu(torch.sqrt(EPS + grad.pow(2).sum(-1)) - 1.0).pow(2).mean()
 
 
 class BRAC:
@@ -47,118 +104,161 @@ class BRAC:
         o = self.o = options
         ds, da, dz = problem.obs_dim, problem.act_dim, problem.latent_dim
         dev = self.device = problem.device
+        if dev.type == "cpu":
+            tune_allocator()
         self.policy = mlp(ds + dz, o.hidden, 2 * da).to(dev)
-        self.q1 = mlp(ds + da + dz, o.hidden, 1).to(dev)
-        self.q2 = mlp(ds + da + dz, o.hidden, 1).to(dev)
+        self.q = ensemble_mlp(2, ds + da + dz, o.hidden, 1).to(dev)  # the twin Q nets, fused
         self.v = mlp(ds + dz, o.hidden, 1).to(dev)
         self.v_target = copy.deepcopy(self.v).requires_grad_(False)
         self.c = mlp(ds + da + dz, o.hidden, 1).to(dev)
         hp = problem.hparams
         self.alpha_max = o.alpha_max if o.alpha_max is not None else hp.brac_alpha_max
         alpha_init = o.alpha_init if o.alpha_init is not None else hp.brac_alpha_init
-        self.log_alpha = torch.tensor(math.log(alpha_init), device=dev, requires_grad=True)
+        self.raw_alpha = torch.tensor(float(alpha_init), device=dev)  # plain SGD, no optimizer
         self.opt_policy = torch.optim.Adam(self.policy.parameters(), lr=o.lr)
-        self.opt_q = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=o.lr)
+        self.opt_q = torch.optim.Adam(self.q.parameters(), lr=o.lr)
         self.opt_v = torch.optim.Adam(self.v.parameters(), lr=o.lr)
         self.opt_c = torch.optim.Adam(self.c.parameters(), lr=o.c_lr)
-        self.opt_alpha = torch.optim.Adam([self.log_alpha], lr=o.alpha_lr)
+        self._c_loss_fn = self._c_loss
+        self._q_loss_fn = self._q_loss
+        self._actor_fn = self._actor_losses
+
+    def compile(self, **kwargs) -> None:
+        """Compile the loss computations with ``torch.compile`` (e.g. ``mode="max-autotune"``)."""
+        self._c_loss_fn = torch.compile(self._c_loss, **kwargs)
+        self._q_loss_fn = torch.compile(self._q_loss, **kwargs)
+        self._actor_fn = torch.compile(self._actor_losses, **kwargs)
 
     # --- pieces --------------------------------------------------------------------------------
-    def _pi(self, s, z, deterministic=False):
-        mean, log_std = self.policy(torch.cat([s, z], -1)).chunk(2, -1)
-        return tanh_gaussian_sample(mean, log_std, deterministic)
+    def _pi_params(self, sz: torch.Tensor):
+        mean, log_std = self.policy(sz).chunk(2, -1)
+        return mean, log_std.clamp(self.o.log_std_min, self.o.log_std_max)
 
-    def _c(self, s, a, z):
-        return self.c(torch.cat([s, a, z], -1)).squeeze(-1)
+    def _q2(self, sa_z: torch.Tensor) -> torch.Tensor:
+        """Both Q nets in one ensemble pass: ``[2, N]``."""
+        return self.q(sa_z.expand(2, *sa_z.shape)).squeeze(-1)
 
-    def _kl_dual(self, s, a_pi, a_data, z):
-        """Per-sample dual estimate of KL(pi || pi_beta): E_pi[log g] - E_beta[g] + 1, g = softplus(c)."""
-        return (
-            torch.log(F.softplus(self._c(s, a_pi, z)) + 1e-8)
-            - F.softplus(self._c(s, a_data, z))
-            + 1.0
-        )
-
-    def _gradient_penalty(self, s, a_pi, a_data, z):
-        eps = torch.rand(a_pi.shape[0], 1, device=a_pi.device)
-        a = (eps * a_pi + (1 - eps) * a_data).requires_grad_(True)
-        (grad,) = torch.autograd.grad(self._c(s, a, z).sum(), a, create_graph=True)
-        return F.relu(grad.norm(dim=-1) - 1.0).pow(2).mean()
-
-    @property
     def alpha(self) -> torch.Tensor:
-        return self.log_alpha.exp().clamp(max=self.alpha_max)
+        """The alpha used by the policy loss: the raw alpha clipped to ``[0, alpha_max]``."""
+        return self.raw_alpha.clamp(0.0, self.alpha_max)
 
-    # --- protocol ------------------------------------------------------------------------------
-    def update(self, batch: Transitions, z_q: torch.Tensor, z: torch.Tensor) -> dict:
+    # --- the three losses (pure functions of tensors: random numbers come in as arguments) ----
+    def _c_loss(self, s, z, a_pi, a_data, u):
+        """Dual critic loss of one c-step: ``-KL estimate + gp_weight * penalty``."""
+        a_intpl = u * a_pi + (1 - u) * a_data
+        if self.o.penalty == "output":  # c on policy, data and interpolated actions: one pass
+            x = torch.cat([s.repeat(3, 1), torch.cat([a_pi, a_data, a_intpl]), z.repeat(3, 1)], -1)
+            c_pi, c_data, c_int = self.c(x).squeeze(-1).chunk(3)
+            penalty = output_penalty(c_int)
+        else:
+            x = torch.cat([s.repeat(2, 1), torch.cat([a_pi, a_data]), z.repeat(2, 1)], -1)
+            c_pi, c_data = self.c(x).squeeze(-1).chunk(2)
+            penalty = gradient_penalty(self.c, s, z, a_intpl)
+        return -kl_dual(c_pi, c_data).mean() + self.o.gp_weight * penalty
+
+    def _q_loss(self, s, a, s2, r, d, zr, zq):
         o = self.o
-        m, b = batch.obs.shape[:2]
-        s, a, s2 = _flat(batch.obs), _flat(batch.actions), _flat(batch.next_obs)
-        r, d = batch.rewards.reshape(-1), batch.dones.reshape(-1)
-        zr = z[:, None].expand(m, b, z.shape[-1]).reshape(m * b, -1)
-        zq = z_q[:, None].expand(m, b, z_q.shape[-1]).reshape(m * b, -1)
-
-        # 1. dual critic c: maximise the KL estimate (+ gradient penalty)
         with torch.no_grad():
-            a_pi_fixed, _ = self._pi(s, zr)
-        for _ in range(o.c_steps):
-            est = self._kl_dual(s, a_pi_fixed, a, zr).mean()
-            c_loss = -est + o.gp_weight * self._gradient_penalty(s, a_pi_fixed, a, zr)
+            v_next = self.v_target(torch.cat([s2, zr], -1)).squeeze(-1)
+            target = o.reward_scale * r + o.discount * (1 - d) * v_next
+        q = self._q2(torch.cat([s, a, zq], -1))
+        return F.mse_loss(q[0], target) + F.mse_loss(q[1], target)
+
+    def _actor_losses(self, s, a, zr, noise, alpha):
+        """V loss, policy loss and the per-sample divergence, from fresh policy actions."""
+        sz = torch.cat([s, zr], -1)
+        mean, log_std = self._pi_params(sz)
+        a_new, logp = tanh_gaussian_from_noise(mean, log_std, noise)
+        q_new = self._q2(torch.cat([s, a_new, zr], -1)).min(0).values
+        v_loss = F.mse_loss(self.v(sz).squeeze(-1), (q_new - logp).detach())
+        c_new = self.c(torch.cat([s, a_new, zr], -1)).squeeze(-1)
+        with torch.no_grad():  # c on the data actions: no gradient reaches the actor through it
+            c_data = self.c(torch.cat([s, a, zr], -1)).squeeze(-1)
+        div = kl_dual(c_new, c_data)
+        reg = self.o.policy_reg * (mean.pow(2).mean() + log_std.pow(2).mean())
+        policy_loss = (logp - q_new + alpha * div).mean() + reg
+        return v_loss, policy_loss, div.detach()
+
+    # --- the three phases of a step (separate methods: the step benchmark times each) ---------
+    def _update_c(self, batch: Transitions, z: torch.Tensor, sample_rl) -> torch.Tensor:
+        """Dual critic c: maximise the KL estimate (- penalty), each c-step on a fresh batch."""
+        for _ in range(self.o.c_steps):
+            cb = batch if sample_rl is None else sample_rl()
+            sc, ac, zc = _flat(cb.obs), _flat(cb.actions), _broadcast(z, cb.obs.shape[1])
+            with torch.no_grad():
+                mean, log_std = self._pi_params(torch.cat([sc, zc], -1))
+                a_pi, _ = tanh_gaussian_from_noise(mean, log_std, torch.randn_like(mean))
+            u = torch.rand(a_pi.shape[0], 1, device=a_pi.device, dtype=a_pi.dtype)
+            c_loss = self._c_loss_fn(sc, zc, a_pi, ac, u)
             self.opt_c.zero_grad(set_to_none=True)
-            c_loss.backward()
+            c_loss.backward(inputs=list(self.c.parameters()))
             self.opt_c.step()
+        return c_loss
 
-        # 2. Q: TD to the target V (z_q may train the encoder: Offline PEARL)
-        with torch.no_grad():
-            target = o.reward_scale * r + o.discount * (1 - d) * self.v_target(
-                torch.cat([s2, zr], -1)
-            ).squeeze(-1)
-        sa_z = torch.cat([s, a, zq], -1)
-        q_loss = F.mse_loss(self.q1(sa_z).squeeze(-1), target) + F.mse_loss(
-            self.q2(sa_z).squeeze(-1), target
-        )
+    def _update_q(self, s, a, s2, r, d, zr, zq) -> torch.Tensor:
+        """Q: TD to the target V (z_q may train the encoder: Offline PEARL)."""
+        q_loss = self._q_loss_fn(s, a, s2, r, d, zr, zq)
         self.opt_q.zero_grad(set_to_none=True)
         q_loss.backward()
         self.opt_q.step()
+        return q_loss
 
-        # 3. V and policy from fresh policy actions
-        a_new, logp = self._pi(s, zr)
-        sa_new = torch.cat([s, a_new, zr], -1)
-        q_new = torch.min(self.q1(sa_new), self.q2(sa_new)).squeeze(-1)
-        v_pred = self.v(torch.cat([s, zr], -1)).squeeze(-1)
-        v_loss = F.mse_loss(v_pred, (q_new - logp).detach())
+    def _update_actor(self, s, a, zr):
+        """V and policy from fresh policy actions (the actor's loss trains the actor only), then
+        alpha: SGD (lr ``alpha_lr``) on the raw alpha towards the target divergence."""
+        o = self.o
+        alpha = self.alpha()
+        noise = torch.randn(s.shape[0], a.shape[1], device=s.device, dtype=s.dtype)
+        v_loss, policy_loss, div = self._actor_fn(s, a, zr, noise, alpha)
         self.opt_v.zero_grad(set_to_none=True)
-        v_loss.backward()
-        self.opt_v.step()
-
-        div = self._kl_dual(s, a_new, a, zr)
-        alpha = self.alpha.detach()
-        policy_loss = (logp - q_new + alpha * div).mean()
         self.opt_policy.zero_grad(set_to_none=True)
-        policy_loss.backward()
+        # one backward for both (V's loss does not reach the actor, nor the actor's loss V)
+        (v_loss + policy_loss).backward(inputs=[*self.v.parameters(), *self.policy.parameters()])
+        self.opt_v.step()
         self.opt_policy.step()
+        div_mean = div.mean()
+        self.raw_alpha.add_(o.alpha_lr * (div_mean - o.target_divergence))
+        return v_loss, policy_loss, div_mean, alpha
 
-        # 4. alpha towards the target divergence (clipped at alpha_max)
-        alpha_loss = -self.log_alpha * (div.detach().mean() - o.target_divergence)
-        self.opt_alpha.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.opt_alpha.step()
+    # --- protocol ------------------------------------------------------------------------------
+    def update(
+        self,
+        batch: Transitions,
+        z_q: torch.Tensor,
+        z: torch.Tensor,
+        sample_rl: Callable[[], Transitions] | None = None,
+    ) -> dict:
+        """One BRAC step; ``sample_rl()`` draws a fresh RL batch of the same tasks for each c-step
+        (None: the c-steps reuse ``batch``)."""
+        o = self.o
+        b = batch.obs.shape[1]
+        s, a, s2 = _flat(batch.obs), _flat(batch.actions), _flat(batch.next_obs)
+        r, d = batch.rewards.reshape(-1), batch.dones.reshape(-1)
+        zr = _broadcast(z, b)
+        zq = _broadcast(z_q, b)
+
+        c_loss = self._update_c(batch, z, sample_rl)
+        q_loss = self._update_q(s, a, s2, r, d, zr, zq)
+        v_loss, policy_loss, div_mean, alpha = self._update_actor(s, a, zr)
         soft_update(self.v_target, self.v, o.tau)
         return {
             "brac/q_loss": q_loss.detach(),
             "brac/v_loss": v_loss.detach(),
             "brac/policy_loss": policy_loss.detach(),
             "brac/c_loss": c_loss.detach(),
-            "brac/divergence": div.detach().mean(),
+            "brac/divergence": div_mean,
             "brac/alpha": alpha,
         }
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
-        a, _ = self._pi(obs, z, deterministic)
+        mean, log_std = self._pi_params(torch.cat([obs, z], -1))
+        if deterministic:
+            return torch.tanh(mean)
+        a, _ = tanh_gaussian_from_noise(mean, log_std, torch.randn_like(mean))
         return a
 
     def state_dict(self) -> dict:
-        return {
-            k: getattr(self, k).state_dict() for k in ("policy", "q1", "q2", "v", "v_target", "c")
-        } | {"log_alpha": self.log_alpha.detach().clone()}
+        return {k: getattr(self, k).state_dict() for k in ("policy", "q", "v", "v_target", "c")} | {
+            "raw_alpha": self.raw_alpha.detach().clone()
+        }

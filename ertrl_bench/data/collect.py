@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ertrl_bench.data.rng import reset_with_seeds
 from ertrl_bench.envs.base import BatchEnv
 
 
 def rollout_episodes(
-    env: BatchEnv, policy: Callable[[np.ndarray], np.ndarray], horizon: int, seed: int | None = None
+    env: BatchEnv,
+    policy: Callable[[np.ndarray], np.ndarray],
+    horizon: int,
+    seed: int | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     """One episode in every env of ``env``, stepped together.
 
+    ``seeds``: one reset seed per env (per-task streams), else ``seed`` for the batch.
     Returns arrays ``[E, horizon, ...]`` plus ``valid [E, horizon]`` (False after an episode
     ended by termination) and ``returns [E]``.
     """
     n = env.num_envs
-    obs = env.reset(seed=seed)
+    obs = reset_with_seeds(env, seeds) if seeds is not None else env.reset(seed=seed)
     out = {
         "obs": np.zeros((n, horizon, env.obs_dim), np.float32),
         "actions": np.zeros((n, horizon, env.act_dim), np.float32),

@@ -18,10 +18,17 @@ import numpy as np
 import torch
 
 from ertrl_bench.data.sac import EnsembleActor
+from ertrl_bench.data.store import DatasetDir
 from ertrl_bench.envs.base import Task
 from ertrl_bench.errors import DatasetError, ErtrlError
 
-__all__ = ["BehaviorPolicies", "load_behavior_policies", "load_policy_file", "shared_states"]
+__all__ = [
+    "BehaviorPolicies",
+    "load_behavior_policies",
+    "load_policy_file",
+    "sample_mixture_actions",
+    "shared_states",
+]
 
 
 def load_policy_file(path: str | Path) -> dict:
@@ -99,6 +106,12 @@ def load_behavior_policies(
     tasks = list(tasks)
     if not tasks:
         raise ValueError("no tasks given")
+    ddir = DatasetDir(Path(path))
+    if ddir.manifest_path.exists():  # checksums (a bare folder of policy files is allowed)
+        for t in tasks:
+            problem = ddir.check_task(t.key)
+            if problem is not None:
+                raise DatasetError(f"{path}/{t.key}: {problem}")
     blobs = [load_policy_file(Path(path) / f"{t.key}.policy.pt") for t in tasks]
     first = blobs[0]
     steps = sorted(int(s) for s in first["checkpoints"])
@@ -130,28 +143,82 @@ def shared_states(arrays: Sequence[dict[str, np.ndarray]], n: int, seed: int = 0
     return obs[np.sort(idx)]
 
 
+def _single_policy(blob: dict, task: Task, step: int) -> BehaviorPolicies:
+    """One task's policy at checkpoint ``step`` from its already loaded policy file."""
+    actor = EnsembleActor(1, blob["obs_dim"], blob["act_dim"], tuple(blob["hidden"]))
+    sd = {int(k): v for k, v in blob["checkpoints"].items()}[step]
+    actor.load_state_dict({name: v[None] for name, v in sd.items()})
+    actor.eval()
+    return BehaviorPolicies(actor, [task], step, blob["obs_dim"], blob["act_dim"])
+
+
+def sample_mixture_actions(
+    path: str | Path,
+    tasks: Sequence[Task],
+    states,
+    samples: int,
+    seeds: Sequence[int] = (0,),
+) -> tuple[list[np.ndarray], list[int]]:
+    """Actions of each task's *checkpoint mixture* -- the policy that produced its data.
+
+    A task's dataset holds the same number of trajectories from each SAC checkpoint, so its
+    behavior policy is the equal-weight mixture over checkpoints. Stratified draw: ceil(samples
+    / C) actions per checkpoint and state (C checkpoints), so K = C * ceil(samples / C).
+    One independent draw ``[T, S, K, da]`` per seed in ``seeds`` (task t, checkpoint i of draw
+    ``seed`` uses torch seed ``seed + 7919 * i + 100003 * t``). Each task's policy file is
+    read once, one task at a time (paper-size files hold 18 checkpoints of a 2 x 1024 actor).
+    Returns ``(draws, steps)``.
+    """
+    tasks = list(tasks)
+    steps: list[int] | None = None
+    out = [[] for _ in seeds]
+    for ti, task in enumerate(tasks):
+        blob = load_policy_file(Path(path) / f"{task.key}.policy.pt")
+        mine = sorted(int(s) for s in blob["checkpoints"])
+        if steps is None:
+            steps = mine
+        elif mine != steps:
+            raise DatasetError(f"{path}/{task.key}.policy.pt: checkpoints differ from the others")
+        per = -(-int(samples) // len(steps))
+        pols = [_single_policy(blob, task, step) for step in steps]
+        for d, seed in enumerate(seeds):
+            parts = [
+                p.sample_actions(states, per, seed=seed + 7919 * i + 100003 * ti)[0]
+                for i, p in enumerate(pols)
+            ]
+            out[d].append(np.concatenate(parts, axis=1))  # [S, K, da]
+    return [np.stack(d) for d in out], steps or []
+
+
 def behavior_diversity(
     family,
     tier: str,
     overrides: dict | None = None,
-    states: int = 64,
-    samples: int = 32,
-    checkpoint: str = "last",
+    states: int = 32,
+    samples: int = 4096,
+    checkpoint: str = "mixture",
     seed: int = 0,
     build: bool = True,
-):
-    """Average pairwise W2 between the training tasks' behavior policies (PAPER.md, ours precisely).
+    method: str = "sliced",
+    n_projections: int = 64,
+) -> dict | None:
+    """Behavior-policy diversity of a family's training tasks, with its same-policy floor.
 
-    S shared states are drawn from the union of the training tasks' data; K actions are sampled per
-    state from each task's stochastic policy. Returns ``(w2, checkpoint, n_tasks)``, or ``None``
-    when ``build`` is False and the datasets are not cached.
+    docs/paper.md (ours, precisely): S shared states are drawn from the union of the training
+    tasks' data; K actions per state are sampled from each task's behavior policy -- by default
+    the checkpoint mixture that produced the data (``checkpoint="mixture"``), else one checkpoint
+    (a step, ``first`` or ``last``). Returns the record ``{"w2", "floor", "floor_ratio",
+    "method", "checkpoint", "checkpoints", "tasks", "states", "samples", "seed"}`` (``w2`` the
+    mean pairwise distance, ``floor`` two draws of the same policy: see
+    ``analysis.wasserstein.diversity_with_floor``), or ``None`` when ``build`` is False and the
+    datasets are not cached.
     """
-    from ertrl_bench.analysis.wasserstein import average_pairwise_distance
+    from ertrl_bench.analysis.wasserstein import diversity_with_floor
     from ertrl_bench.data import dataset_dir, get_datasets
     from ertrl_bench.data.tiers import resolve_tier
 
     if not build:
-        ddir = dataset_dir(family, tier, resolve_tier(tier, family.name, overrides))
+        ddir = dataset_dir(family, tier, resolve_tier(tier, family, overrides))
         if any(ddir.check_task(t.key) is not None for t in family.tasks("train")):
             return None
     fd = get_datasets(family, tier, overrides=overrides)
@@ -160,6 +227,29 @@ def behavior_diversity(
         shared = shared_states([fd.arrays[t.key] for t in train], states, seed=seed)
     except ValueError as exc:
         raise ErtrlError(str(exc)) from None
-    pols = load_behavior_policies(fd.path, train, checkpoint)
-    w2 = average_pairwise_distance(pols.sample_actions(shared, samples, seed=seed))
-    return w2, pols.checkpoint, len(train)
+    if checkpoint == "mixture":
+        (draw_a, draw_b), steps = sample_mixture_actions(
+            fd.path, train, shared, samples, seeds=(seed, seed + 1_000_000)
+        )
+        label: int | str = "mixture"
+    else:
+        pols = load_behavior_policies(fd.path, train, checkpoint)
+        draw_a = pols.sample_actions(shared, samples, seed=seed)
+        draw_b = pols.sample_actions(shared, samples, seed=seed + 1)
+        steps, label = [pols.checkpoint], pols.checkpoint
+    w2, floor = diversity_with_floor(
+        draw_a, draw_b, method=method, n_projections=n_projections, seed=seed
+    )
+    return {
+        "w2": w2,
+        "floor": floor,
+        "floor_ratio": floor / w2 if w2 > 0 else float("inf"),
+        "method": method,
+        "checkpoint": label,
+        "checkpoints": steps,
+        "tasks": len(train),
+        "states": int(len(shared)),
+        "samples": int(draw_a.shape[2]),
+        "projections": n_projections if method == "sliced" else None,
+        "seed": seed,
+    }

@@ -10,6 +10,7 @@ Hyper-parameters: PAPER.md's behavior policy (see ``DataTier``).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from pathlib import Path
@@ -18,11 +19,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ertrl_bench.data.store import atomic_write_bytes
+from ertrl_bench.data.rng import TaskStreams, env_seed, reset_with_seeds
+from ertrl_bench.data.store import atomic_write_bytes, atomic_write_json
 from ertrl_bench.data.tiers import DataTier
 from ertrl_bench.envs.base import BatchEnv
-from ertrl_bench.nn import ensemble_mlp, soft_update, tanh_gaussian_sample
+from ertrl_bench.nn import LOG_STD_MAX, LOG_STD_MIN, ensemble_mlp, soft_update, tanh_gaussian_sample
 from ertrl_bench.progress import bar, console
+
+
+def _tanh_gaussian_with_noise(mean, log_std, noise):
+    """``tanh_gaussian_sample`` with the standard normals given (drawn from per-task streams)."""
+    log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+    pre = mean + log_std.exp() * noise
+    normal_logp = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    correction = (2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))).sum(-1)
+    return torch.tanh(pre), normal_logp - correction
 
 
 class EnsembleActor(nn.Module):
@@ -33,8 +44,11 @@ class EnsembleActor(nn.Module):
         self.net = ensemble_mlp(tasks, obs_dim, hidden, 2 * act_dim)
         self.act_dim = act_dim
 
-    def forward(self, obs, deterministic: bool = False):
+    def forward(self, obs, deterministic: bool = False, noise: torch.Tensor | None = None):
+        """``noise``: the standard normals to use (``[T, B, da]``); None draws from torch's RNG."""
         mean, log_std = self.net(obs).chunk(2, dim=-1)
+        if noise is not None and not deterministic:
+            return _tanh_gaussian_with_noise(mean, log_std, noise)
         return tanh_gaussian_sample(mean, log_std, deterministic)
 
 
@@ -68,8 +82,10 @@ class TaskReplay:
         self.ptr = (self.ptr + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def sample(self, batch: int):
-        idx = torch.randint(0, self.size, (self.obs.shape[0], batch), device=self.obs.device)
+    def sample(self, batch: int, idx: torch.Tensor | None = None):
+        """``idx [tasks, batch]``: the rows to take (per-task streams); None draws them."""
+        if idx is None:
+            idx = torch.randint(0, self.size, (self.obs.shape[0], batch), device=self.obs.device)
         r = self.rows
         return (
             self.obs[r, idx],
@@ -86,17 +102,35 @@ class TaskReplay:
 
     def load_state_dict(self, state: dict) -> None:
         for f in self._FIELDS:
-            getattr(self, f).copy_(state[f])
+            mine, saved = getattr(self, f), state[f]
+            if saved.device == mine.device and saved.shape[0] == mine.shape[0]:
+                setattr(self, f, saved)  # no second copy of a buffer that can be 100+ GB
+            else:
+                mine.copy_(saved)
         self.ptr, self.size = state["ptr"], state["size"]
 
 
 class BatchedSAC:
     """SAC for T tasks at once (PAPER.md's behavior policies; learned temperature per task)."""
 
-    def __init__(self, tasks: int, obs_dim: int, act_dim: int, cfg: DataTier, device):
-        self.cfg, self.device, self.tasks = cfg, device, tasks
+    def __init__(
+        self,
+        tasks: int,
+        obs_dim: int,
+        act_dim: int,
+        cfg: DataTier,
+        device,
+        streams: TaskStreams | None = None,
+    ):
+        """``streams``: per-task random streams for init, minibatches and noise (None: torch's
+        global RNG, tasks then share one stream)."""
+        self.cfg, self.device, self.tasks, self.streams = cfg, device, tasks, streams
+        self.act_dim = act_dim
         self.actor = EnsembleActor(tasks, obs_dim, act_dim, cfg.sac_hidden).to(device)
         self.critic = EnsembleCritic(tasks, obs_dim, act_dim, cfg.sac_hidden).to(device)
+        if streams is not None:
+            streams.init_ensemble(self.actor)
+            streams.init_ensemble(self.critic)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.full(
             (tasks,), math.log(cfg.init_temperature), device=device, requires_grad=True
@@ -119,11 +153,14 @@ class BatchedSAC:
             self.log_alpha.copy_(state["log_alpha"])
 
     def update(self, replay: TaskReplay) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
-        obs, act, rew, next_obs, done = replay.sample(cfg.sac_batch)
+        cfg, st = self.cfg, self.streams
+        idx = None if st is None else st.randint(replay.size, cfg.sac_batch)
+        obs, act, rew, next_obs, done = replay.sample(cfg.sac_batch, idx)
+        noise1 = None if st is None else st.normal(cfg.sac_batch, self.act_dim)
+        noise2 = None if st is None else st.normal(cfg.sac_batch, self.act_dim)
         alpha = self.log_alpha.exp().detach()[:, None]
         with torch.no_grad():
-            next_a, next_logp = self.actor(next_obs)
+            next_a, next_logp = self.actor(next_obs, noise=noise1)
             tq1, tq2 = self.critic_target(next_obs, next_a)
             target = rew + cfg.discount * (1 - done) * (torch.min(tq1, tq2) - alpha * next_logp)
         q1, q2 = self.critic(obs, act)
@@ -132,7 +169,7 @@ class BatchedSAC:
         critic_loss.backward()
         self.critic_opt.step()
 
-        new_a, logp = self.actor(obs)
+        new_a, logp = self.actor(obs, noise=noise2)
         self.critic.requires_grad_(False)
         nq1, nq2 = self.critic(obs, new_a)
         self.critic.requires_grad_(True)
@@ -155,7 +192,9 @@ class BatchedSAC:
         squeeze = x.dim() == 2
         if squeeze:
             x = x[:, None]
-        a, _ = self.actor(x, deterministic)
+        st = self.streams
+        noise = None if st is None or deterministic else st.normal(x.shape[1], self.act_dim)
+        a, _ = self.actor(x, deterministic, noise)
         a = a.squeeze(1) if squeeze else a
         return a.cpu().numpy()
 
@@ -164,15 +203,21 @@ class TrainingState:
     """An interrupted behavior-policy build's state, so a rerun continues where it stopped.
 
     One ``torch.save`` file beside the datasets, written atomically every ``every_s`` seconds and
-    once more when training ends (so an interruption during collection does not retrain). It
-    holds the SAC networks and optimisers, the replay buffers, the checkpoints taken so far, the
-    envs' state and every RNG, so the resumed build equals an uninterrupted one bit for bit
-    (tests/test_build_resume.py). It is pickled: it is our own cache file, never load one from
+    once more when training ends (so an interruption during collection or while the finished
+    tasks are written does not retrain). It holds the SAC networks and optimisers, the replay
+    buffers, the checkpoints taken so far, the envs' state and every per-task RNG, so the resumed
+    build equals an uninterrupted one bit for bit (tests/test_build_resume.py). A small JSON
+    sidecar (``<file>.json``) names the tasks and step, so a build can see which tasks a state
+    covers without loading it. It is pickled: it is our own cache file, never load one from
     elsewhere. ``fingerprint`` (the tasks trained) guards against a stale file.
     """
 
     def __init__(self, path: Path, fingerprint: str, every_s: float = 600.0):
         self.path, self.fingerprint, self.every_s = Path(path), fingerprint, every_s
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_name(self.path.name + ".json")
 
     def load(self) -> dict | None:
         if not self.path.exists():
@@ -191,21 +236,25 @@ class TrainingState:
         atomic_write_bytes(
             self.path, lambda f: torch.save({**state, "fingerprint": self.fingerprint}, f)
         )
+        info = {"fingerprint": self.fingerprint, "step": state["step"], "tasks": state["tasks"]}
+        atomic_write_json(self.sidecar, info)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.sidecar.unlink(missing_ok=True)
 
 
-def _rng_states(gen: np.random.Generator, device) -> dict:
-    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    return {"numpy": gen.bit_generator.state, "torch": torch.get_rng_state(), "cuda": cuda}
-
-
-def _set_rng_states(gen: np.random.Generator, states: dict, device) -> None:
-    gen.bit_generator.state = states["numpy"]
-    torch.set_rng_state(states["torch"])
-    if device.type == "cuda" and states["cuda"] is not None:
-        torch.cuda.set_rng_state(states["cuda"], device)
+def saved_state_info(path: Path) -> dict | None:
+    """The sidecar of a saved training state (``{"tasks": [index...], "step"}``), if any."""
+    path = Path(path)
+    side = path.with_name(path.name + ".json")
+    if not path.exists() or not side.exists():
+        return None
+    try:
+        info = json.loads(side.read_text())
+        return info if isinstance(info, dict) and isinstance(info.get("tasks"), list) else None
+    except (OSError, ValueError):
+        return None
 
 
 def train_behavior_policies(
@@ -216,23 +265,33 @@ def train_behavior_policies(
     device,
     label: str = "",
     resume: TrainingState | None = None,
+    task_indices: list[int] | None = None,
 ) -> tuple[BatchedSAC, dict[int, dict], dict]:
     """Train one SAC per env of ``env`` (one env per task); snapshot the actor at checkpoints.
 
+    ``task_indices`` (``Task.index`` of each env; default ``0..E-1``) seed each task's own random
+    streams (``ertrl_bench.data.rng``), so a task trains the same whatever else is in ``env``.
     With ``resume``, training state is saved periodically and a saved state is continued.
     Returns the agent, ``{checkpoint_step: actor_state_dict}`` and timing stats.
     """
     tasks = env.num_envs
     device = torch.device(device)
-    gen = np.random.default_rng(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    sac = BatchedSAC(tasks, obs_dim, act_dim, cfg, device)
-    replay = TaskReplay(tasks, min(cfg.buffer_size, cfg.sac_steps), obs_dim, act_dim, device)
+    indices = list(range(tasks)) if task_indices is None else list(task_indices)
+    if len(indices) != tasks:
+        raise ValueError(f"{len(indices)} task indices for {tasks} envs")
+    streams = TaskStreams(cfg.seed, indices, device)
+    sac = BatchedSAC(tasks, obs_dim, act_dim, cfg, device, streams)
+    saved = resume.load() if resume is not None else None
+    capacity = min(cfg.buffer_size, cfg.sac_steps)
+    if saved is not None and saved["replay"]["obs"].device == device:
+        replay = TaskReplay(tasks, 0, obs_dim, act_dim, device)  # the saved buffers, no 2nd copy
+        replay.capacity = capacity
+    else:
+        replay = TaskReplay(tasks, capacity, obs_dim, act_dim, device)
     snapshots: dict[int, dict] = {}
-    obs = env.reset(seed=cfg.seed)
+    obs = reset_with_seeds(env, [env_seed(cfg.seed, i) for i in indices])
     wanted = set(cfg.checkpoints)
     done_steps, elapsed_before = 0, 0.0
-    saved = resume.load() if resume is not None else None
     if saved is not None:
         sac.load_state_dict(saved["sac"])
         replay.load_state_dict(saved["replay"])
@@ -241,8 +300,9 @@ def train_behavior_policies(
         }
         env.set_state(saved["env"])
         obs = saved["obs"]
-        _set_rng_states(gen, saved["rng"], device)
+        streams.set_state(saved["rng"])
         done_steps, elapsed_before = saved["step"], saved["elapsed_s"]
+        del saved
         console.print(f"resuming {label}behavior policies at step {done_steps} ({resume.path})")
 
     t0 = time.perf_counter()
@@ -258,13 +318,14 @@ def train_behavior_policies(
         resume.save(
             {
                 "step": step,
+                "tasks": indices,
                 "elapsed_s": elapsed_before + time.perf_counter() - t0,
                 "sac": sac.state_dict(),
                 "replay": replay.state_dict(),
                 "snapshots": snapshots,
                 "env": env_state,
                 "obs": obs,
-                "rng": _rng_states(gen, device),
+                "rng": streams.state(),
             }
         )
 
@@ -274,7 +335,7 @@ def train_behavior_policies(
         pbar.advance(done_steps)
         for step in range(done_steps + 1, cfg.sac_steps + 1):
             if step <= cfg.random_steps:
-                action = gen.uniform(-1, 1, size=(tasks, act_dim)).astype(np.float32)
+                action = streams.uniform_np(-1, 1, act_dim)
             else:
                 action = sac.act(obs)
             res = env.step(action)

@@ -3,18 +3,31 @@
 The tiers shrink steps, checkpoints and trajectories — never the algorithm (same SAC, same
 stochastic-checkpoint mixture). ``small`` builds a MuJoCo family in about an hour on 2 CPU cores;
 ``smoke`` at seconds to minutes (CI).
+
+A family sets its own values per tier with ``EnvFamily.data_tiers`` (``{"smoke": {...}}``,
+fields of ``DataTier``): they override the generic tier, and a suite's ``data:`` overrides both.
+This module imports nothing of ours but ``errors`` (``config`` imports it, not the reverse).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
-from ertrl_bench.config import Strict
 from ertrl_bench.errors import ErtrlError
 
 
-class DataTier(Strict):
+class DataTier(BaseModel):
     """Everything that determines a family's behavior datasets (besides the family itself)."""
+
+    model_config = ConfigDict(extra="forbid")  # as config.Strict (not imported: no cycle)
 
     sac_steps: PositiveInt = 1_000_000  # env steps per task (all tasks train together)
     random_steps: int = Field(50_000, ge=0)  # uniform-random seed steps before learning
@@ -70,70 +83,41 @@ _SMOKE = dict(
     buffer_size=3_000,
 )
 
-# MuJoCo smoke (ours): the generic smoke values (3k steps, 64 x 64) do not learn Cheetah-Vel at
-# all (measured: mean checkpoint returns -448, -415, -420 over 50 tasks, worse than standing
-# still). With 8k steps, 128 x 128, batch 256, SAC starts to track the target velocity after ~5k
-# steps (tasks v=1.6 / 2.6: -399 / -571 at step 1000 -> -257 / -322 at 8000; standing still is
-# -320 / -520), so the checkpoints span untrained to mediocre. Cost: ~10 ms per task-update on
-# one CPU thread, i.e. about an hour for all 50 tasks of a family on 2 cores; build a few tasks
-# with ``get_datasets(..., tasks=[...])`` for a quick look (tests/test_datasets_mujoco.py).
-_SMOKE_MUJOCO = dict(
-    sac_steps=8_000,
-    random_steps=1_000,
-    checkpoints=[1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000],
-    trajectories_per_checkpoint=4,
-    sac_hidden=(128, 128),
-    sac_batch=256,
-    sac_lr=1e-3,
-    buffer_size=8_000,
-)
-MUJOCO_FAMILIES = (
-    "cheetah-vel",
-    "ant-dir",
-    "ant-goal",
-    "humanoid-dir",
-    "hopper-mass",
-    "hopper-friction",
-    "walker-mass",
-    "walker-friction",
-)
-
 TIERS: dict[str, dict] = {"paper": {}, "small": _SMALL, "smoke": _SMOKE}
 
-# Per-family adjustments of our tiers (episodes of Point-Robot are 20 steps, so it needs fewer).
-FAMILY_TIERS: dict[tuple[str, str], dict] = {
-    ("point-robot", "smoke"): dict(
-        sac_steps=1_500,
-        random_steps=200,
-        checkpoints=[300, 600, 900, 1_200, 1_500],
-        trajectories_per_checkpoint=4,
-        sac_hidden=(64, 64),
-        sac_batch=128,
-        sac_lr=1e-3,
-        buffer_size=1_500,
-    ),
-    ("point-robot", "small"): dict(
-        sac_steps=10_000,
-        random_steps=1_000,
-        checkpoints=[2_000, 4_000, 6_000, 8_000, 10_000],
-        trajectories_per_checkpoint=20,
-        sac_hidden=(128, 128),
-        sac_batch=256,
-        sac_lr=1e-3,
-        buffer_size=10_000,
-    ),
-}
-FAMILY_TIERS.update({(f, "smoke"): _SMOKE_MUJOCO for f in MUJOCO_FAMILIES})
+
+def family_tier_values(family, tier: str) -> dict:
+    """``family``'s own values for ``tier`` (``EnvFamily.data_tiers``); ``family`` is a family
+    object or class (a registry entry's factory; a factory function has none: generic values)."""
+    if isinstance(family, str):
+        raise TypeError(
+            f"resolve_tier needs the family (object or class), not its name {family!r}: its"
+            " data_tiers decide its tier values"
+        )
+    tiers = getattr(family, "data_tiers", None) or {}
+    if not isinstance(tiers, dict) or not isinstance(tiers.get(tier, {}), dict):
+        raise ErtrlError(f"{getattr(family, 'name', family)}: data_tiers must map tier -> dict")
+    return dict(tiers.get(tier, {}))
 
 
-def resolve_tier(tier: str, family: str, overrides: dict | None = None) -> DataTier:
-    """The DataTier of ``tier`` for ``family``, with a suite's ``data:`` overrides applied."""
+def _format(exc: ValidationError) -> str:
+    out = []
+    for e in exc.errors():
+        path = ".".join(map(str, e["loc"])) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (check its spelling)"
+        out.append(f"{path}: {msg}")
+    return "; ".join(out)
+
+
+def resolve_tier(tier: str, family, overrides: dict | None = None) -> DataTier:
+    """The DataTier of ``tier`` for ``family`` (object or class): the generic
+    tier, then the family's ``data_tiers[tier]``, then a suite's ``data:`` overrides."""
     if tier not in TIERS:
         raise ErtrlError(f"unknown tier {tier!r}; available: {', '.join(TIERS)}")
-    fields = {**TIERS[tier], **FAMILY_TIERS.get((family, tier), {}), **(overrides or {})}
+    fields = {**TIERS[tier], **family_tier_values(family, tier), **(overrides or {})}
     try:
         return DataTier.model_validate(fields)
     except ValidationError as exc:
-        from ertrl_bench.config import format_validation_error
-
-        raise ErtrlError("; ".join(format_validation_error(exc))) from None
+        raise ErtrlError(_format(exc)) from None

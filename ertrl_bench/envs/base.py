@@ -49,7 +49,8 @@ class FamilyHParams:
     csro_inputs: tuple[str, ...] = ("obs", "action")  # what CLUB's q(z | x) conditions on
     gan_weight: float = 5.0
     unicorn_weight: float = 1.5
-    eval_episodes: int = 3  # episodes of one evaluation run: 600 steps (800 = 4 for Ant)
+    # budget of one evaluation run in transitions (docs/paper.md): 600, 800 for Ant families
+    eval_transitions: int = 600
 
 
 class EnvFamily(ABC):
@@ -66,6 +67,9 @@ class EnvFamily(ABC):
         "moderate": DEFAULT_MODERATE,
         "extreme": DEFAULT_EXTREME,
     }
+    # Per-tier dataset values of this family, e.g. {"smoke": {"sac_steps": 1500, ...}}: fields of
+    # ertrl_bench.data.tiers.DataTier overriding the generic tier (a suite's data: overrides both)
+    data_tiers: dict[str, dict[str, Any]] = {}
 
     # --- what a family defines -----------------------------------------------------------------
     @abstractmethod

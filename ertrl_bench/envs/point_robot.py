@@ -9,6 +9,8 @@ the goal is 10 steps away, 200 steps would only repeat the same state).
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -85,10 +87,35 @@ class PointRobot(EnvFamily):
     hparams = FamilyHParams(
         latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200, brac_alpha_init=50.0
     )
+    # Dataset tiers (ours): episodes are 20 steps, so Point-Robot needs fewer SAC steps
+    data_tiers = {
+        "smoke": dict(
+            sac_steps=1_500,
+            random_steps=200,
+            checkpoints=[300, 600, 900, 1_200, 1_500],
+            trajectories_per_checkpoint=4,
+            sac_hidden=(64, 64),
+            sac_batch=128,
+            sac_lr=1e-3,
+            buffer_size=1_500,
+        ),
+        "small": dict(
+            sac_steps=10_000,
+            random_steps=1_000,
+            checkpoints=[2_000, 4_000, 6_000, 8_000, 10_000],
+            trajectories_per_checkpoint=20,
+            sac_hidden=(128, 128),
+            sac_batch=256,
+            sac_lr=1e-3,
+            buffer_size=10_000,
+        ),
+    }
 
     def __init__(self, options: PointRobotOptions | None = None):
         self.options = options or PointRobotOptions()
         self.horizon = self.options.horizon
+        # evaluation budget: 3 episodes, as the paper's 600 transitions at horizon 200 (**ours**)
+        self.hparams = dataclasses.replace(self.hparams, eval_transitions=3 * self.horizon)
 
     def grid_param(self, index):
         angle = np.linspace(0, np.pi, self.n_grid)[index]

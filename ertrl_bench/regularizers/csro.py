@@ -3,8 +3,13 @@
 A worked example of a regularizer that owns an *estimator network with its own optimizer*:
 
 * ``update`` fits a variational Gaussian q(z | x) = N(mu(x), diag var(x)) (an MLP shaped like
-  the encoder, 200-200-200, mean head + softplus variance) to the **detached** per-transition
-  encodings z_i by maximum likelihood, with its own Adam (lr 3e-4). PAPER.md: loss weight 10.
+  the encoder, 200-200-200) to the **detached** per-transition encodings z_i by maximum
+  likelihood, with its own Adam (lr 3e-4). docs/paper.md: loss weight 10. As in the authors'
+  code, **tanh is applied to all of q's outputs** before they are split into mu (first half) and
+  var = softplus(second half), so mu is in [-1, 1] and var in [softplus(-1), softplus(1)] =
+  [0.313, 1.313]. Without it (``bounded=False``, for comparison only) q can shrink var towards 0
+  wherever z_i is nearly a function of x, and the CLUB estimate and its gradient grow 30-1000x
+  (``tests/test_csro_club.py`` measures both forms on the same data).
 * ``encoder_loss`` returns ``weight * (positive - negative)``: the CLUB estimate (Cheng et al.
   2020) with mu and var held fixed, so its gradient reaches the encoder through z_i only::
 
@@ -54,6 +59,9 @@ class CSROOptions(BaseModel):
     hidden: tuple[PositiveInt, ...] = (200, 200, 200)  # same shape as the context encoder
     lr: float = Field(3e-4, gt=0)  # q's Adam (the authors use the encoder's lr, 3e-4)
     model_loss_weight: float = Field(10.0, gt=0)  # weight of q's log-likelihood loss (PAPER.md)
+    # tanh on all of q's outputs (the authors' net: mu in [-1, 1], var in [0.313, 1.313]);
+    # False = the unbounded form, whose estimate explodes when z_i ~ f(s, a) -- comparison only
+    bounded: bool = True
 
     @field_validator("inputs")
     @classmethod
@@ -118,8 +126,12 @@ class CSRORegularizer:
         }
         in_dim = sum(dims[INPUT_FIELDS[name]] for name in self.inputs)
         self.latent_dim = problem.latent_dim
-        # one MLP, two heads: [mu | pre-softplus variance], as the authors' club_model
-        self.q = mlp(in_dim, options.hidden, 2 * problem.latent_dim).to(self.device)
+        # one MLP, two heads: [mu | pre-softplus variance], as the authors' club_model, whose
+        # output activation is tanh on *all* outputs (appended: parameter names unchanged)
+        q = mlp(in_dim, options.hidden, 2 * problem.latent_dim)
+        if options.bounded:
+            q.append(torch.nn.Tanh())
+        self.q = q.to(self.device)
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=options.lr)
 
     # --- helpers --------------------------------------------------------------------------------
@@ -128,7 +140,7 @@ class CSRORegularizer:
         return torch.cat([getattr(ctx, INPUT_FIELDS[name]) for name in self.inputs], dim=-1)
 
     def q_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.q(x)
+        out = self.q(x)  # bounded: tanh already applied to every output
         mu, pre = out.split(self.latent_dim, dim=-1)
         return mu, F.softplus(pre) + 1e-6  # floor: var never exactly 0 (inverted below)
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from ertrl_bench.envs.mujoco.ant import AntDir, AntGoal
 from ertrl_bench.envs.mujoco.cheetah import CheetahVel
-from ertrl_bench.envs.mujoco.common import MujocoFamily, MujocoOptions
+from ertrl_bench.envs.mujoco.common import ContactOptions, MujocoFamily, MujocoOptions
 from ertrl_bench.envs.mujoco.hopper_walker import (
     HopperFriction,
     HopperMass,
     WalkerFriction,
     WalkerMass,
+    WalkerOptions,
 )
 from ertrl_bench.envs.mujoco.humanoid import HumanoidDir
 
@@ -40,6 +41,7 @@ __all__ = [
     "AntDir",
     "AntGoal",
     "CheetahVel",
+    "ContactOptions",
     "HopperFriction",
     "HopperMass",
     "HumanoidDir",
@@ -47,6 +49,7 @@ __all__ = [
     "MujocoOptions",
     "WalkerFriction",
     "WalkerMass",
+    "WalkerOptions",
     "gym_id",
     "register_gym_envs",
 ]

@@ -1,9 +1,10 @@
 """Ant-Dir and Ant-Goal (PAPER.md) on gymnasium's v5 Ant.
 
 Both use the torso's body-frame position ``data.xpos[torso]`` before and after a step, as
-gymnasium's v5 Ant and the authors' ``get_body_com("torso")`` do, and the contact cost
-0.5e-3 * sum(clip(cfrc_ext, -1, 1)^2) over all bodies (cfrc_ext from mj_rnePostConstraint, which
-gymnasium calls after every step).
+gymnasium's v5 Ant and the authors' ``get_body_com("torso")`` do. Contact cost (option
+``contact_cost``, ``common.ContactOptions``): ``"authors"`` (default) = 0, as under the authors'
+mujoco-py where cfrc_ext was never filled; ``"physical"`` = 0.5e-3 * sum(clip(cfrc_ext, -1, 1)^2)
+over all bodies (cfrc_ext from mj_rnePostConstraint, which gymnasium calls after every step).
 
 Observation (**ours**): gymnasium v5's Ant observation *without* the 78 contact-force entries
 (``include_cfrc_ext_in_observation=False``): Ant-Dir sees (qpos[2:], qvel), 27-d; Ant-Goal must
@@ -29,26 +30,31 @@ from __future__ import annotations
 import numpy as np
 
 from ertrl_bench.envs.base import FamilyHParams
-from ertrl_bench.envs.mujoco.common import Kernel, MujocoFamily, direction_grid
+from ertrl_bench.envs.mujoco.common import ContactOptions, Kernel, MujocoFamily, direction_grid
 
 TORSO = 1  # body id of "torso" in gymnasium's ant.xml (v5's main_body)
 
 ANT_HPARAMS = FamilyHParams(
     latent_dim=20,
     context_size=512,
-    meta_batch=10,
+    meta_batch=16,  # the Ant configs say 10, but the authors' code reads meta_batch = 16
     steps_per_iteration=2000,
     brac_alpha_init=500.0,
     brac_alpha_max=2000.0,
     csro_weight=50.0,
     gan_weight=5.0,
     unicorn_weight=1.5,
-    eval_episodes=4,
+    eval_transitions=800,
 )
 
 
 def contact_cost(cfrc_ext: np.ndarray) -> np.ndarray:
     return 0.5e-3 * np.sum(np.clip(cfrc_ext, -1.0, 1.0) ** 2, axis=(1, 2))
+
+
+def physical_contact(options) -> bool:
+    """True when the family's ``contact_cost`` option is ``"physical"`` (ContactOptions)."""
+    return getattr(options, "contact_cost", "authors") == "physical"
 
 
 class AntDirKernel(Kernel):
@@ -64,12 +70,19 @@ class AntDirKernel(Kernel):
     def observe(self, S):
         return np.concatenate([S["qpos"][:, 2:], S["qvel"]], axis=1)
 
+    def __init__(self, params, models, frame_skip, options=None):
+        super().__init__(params, models, frame_skip, options)
+        self.physical = physical_contact(options)
+
+    def contact(self, S):
+        return contact_cost(S["cfrc_ext"]) if self.physical else 0.0
+
     def reward(self, before, S, action, ctrl):
         velocity = (self.position(S) - before) / self.dt[:, None]
         theta = self.params[:, 0]
         forward = velocity[:, 0] * np.cos(theta) + velocity[:, 1] * np.sin(theta)
         ctrl_cost = 0.5 * np.sum(action**2, axis=1)
-        reward = forward - ctrl_cost - contact_cost(S["cfrc_ext"]) + 1.0
+        reward = forward - ctrl_cost - self.contact(S) + 1.0
         z = S["qpos"][:, 2]
         finite = np.isfinite(S["qpos"]).all(1) & np.isfinite(S["qvel"]).all(1)
         healthy = finite & (z >= 0.2) & (z <= 1.0)
@@ -89,7 +102,7 @@ class AntGoalKernel(AntDirKernel):
         xy = self.position(S)[:, :2]
         goal_reward = -np.sum(np.abs(xy - self.params[:, :2]), axis=1)
         ctrl_cost = 0.1 * np.sum(action**2, axis=1)
-        reward = goal_reward - ctrl_cost - contact_cost(S["cfrc_ext"])
+        reward = goal_reward - ctrl_cost - self.contact(S)
         return reward, np.zeros(len(reward), dtype=bool)
 
 
@@ -98,6 +111,7 @@ class AntDir(MujocoFamily):
     gym_id = "AntDir"
     kernel = AntDirKernel
     hparams = ANT_HPARAMS
+    options_model = ContactOptions
 
     def grid_param(self, index):
         return (float(direction_grid()[index]),)
@@ -116,6 +130,7 @@ class AntGoal(MujocoFamily):
     gym_id = "AntGoal"
     kernel = AntGoalKernel
     hparams = ANT_HPARAMS
+    options_model = ContactOptions
     split_indices = {
         "train": tuple(range(0, 20)),
         "moderate": tuple(range(20, 30)),

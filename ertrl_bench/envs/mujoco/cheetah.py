@@ -42,7 +42,7 @@ class CheetahVel(MujocoFamily):
         csro_weight=10.0,
         gan_weight=2.5,
         unicorn_weight=1.5,
-        eval_episodes=3,
+        eval_transitions=600,
     )
 
     def grid_param(self, index):

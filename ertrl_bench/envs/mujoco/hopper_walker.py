@@ -11,6 +11,10 @@ Models: gymnasium's ``hopper.xml`` and ``walker2d_v5.xml`` (**ours**: v5's walke
 1.9 on both feet; the authors' mujoco-py ``walker2d.xml`` had 0.9 on the right foot, 1.9 on the
 left).
 The context includes s' (``context_uses_next_obs``).
+Frame skip: Hopper keeps gymnasium v5's 4 (dt 0.008 s, as the authors'); Walker uses the
+authors' **5** (dt 0.010 s; gymnasium v5's Walker2d uses 4, dt 0.008 s) -- docs/paper.md. It is
+the Walker option ``frame_skip`` (``WalkerOptions``), so it enters the dataset key: data built
+with another frame skip is never reused.
 """
 
 from __future__ import annotations
@@ -18,9 +22,19 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from pydantic import Field
 
 from ertrl_bench.envs.base import FamilyHParams
-from ertrl_bench.envs.mujoco.common import Kernel, ScaledPhysicsFamily
+from ertrl_bench.envs.mujoco.common import Kernel, MujocoOptions, ScaledPhysicsFamily
+
+#: the authors' Walker frame skip (docs/paper.md); gymnasium v5's Walker2d default is 4
+WALKER_FRAME_SKIP = 5
+
+
+class WalkerOptions(MujocoOptions):
+    """Walker-Mass / Walker-Friction options: ``frame_skip`` 5 = the authors' env (dt 0.010 s)."""
+
+    frame_skip: int = Field(WALKER_FRAME_SKIP, ge=1)
 
 
 class HopperKernel(Kernel):
@@ -61,7 +75,7 @@ HOPPER_HPARAMS = FamilyHParams(
     csro_weight=25.0,
     gan_weight=5.0,
     unicorn_weight=15.0,
-    eval_episodes=3,
+    eval_transitions=600,
 )
 # Walker differs from Hopper only in latent size and UNICORN weight (PAPER.md).
 WALKER_HPARAMS = dataclasses.replace(HOPPER_HPARAMS, latent_dim=40, unicorn_weight=7.0)
@@ -83,17 +97,22 @@ class HopperFriction(ScaledPhysicsFamily):
     hparams = HOPPER_HPARAMS
 
 
-class WalkerMass(ScaledPhysicsFamily):
+class WalkerFamily(ScaledPhysicsFamily):
+    kernel = WalkerKernel
+    hparams = WALKER_HPARAMS
+    options_model = WalkerOptions
+
+    def env_kwargs(self) -> dict:
+        return {"frame_skip": self.options.frame_skip}
+
+
+class WalkerMass(WalkerFamily):
     name = "walker-mass"
     gym_id = "WalkerMass"
-    kernel = WalkerKernel
     physics = "mass"
-    hparams = WALKER_HPARAMS
 
 
-class WalkerFriction(ScaledPhysicsFamily):
+class WalkerFriction(WalkerFamily):
     name = "walker-friction"
     gym_id = "WalkerFriction"
-    kernel = WalkerKernel
     physics = "friction"
-    hparams = WALKER_HPARAMS

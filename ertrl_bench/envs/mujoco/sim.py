@@ -79,13 +79,17 @@ def load_model(xml_path: str, width: int, height: int) -> tuple[mujoco.MjModel, 
 class TaskEnvMixin:
     """Turns a gymnasium v5 MuJoCo env into one task of a family (see module docstring)."""
 
-    def __init__(self, kernel_cls: type[Kernel], param, physics: str | None = None, **kwargs):
+    def __init__(
+        self, kernel_cls: type[Kernel], param, physics: str | None = None, options=None, **kwargs
+    ):
         super().__init__(**{**kernel_cls.env_kwargs, **kwargs})  # the gymnasium v5 env
-        utils.EzPickle.__init__(self, kernel_cls, param, physics, **kwargs)
+        utils.EzPickle.__init__(self, kernel_cls, param, physics, options, **kwargs)
         self.task_param = tuple(float(p) for p in param)
         if physics is not None:
             scale_physics(self.model, self.data, physics, self.task_param[0])
-        self.kernel = kernel_cls(np.asarray([self.task_param]), [self.model], self.frame_skip)
+        self.kernel = kernel_cls(
+            np.asarray([self.task_param]), [self.model], self.frame_skip, options
+        )
         low, high = self.model.actuator_ctrlrange.T.astype(np.float64)
         self._ctrl_mid, self._ctrl_half = (high + low) / 2.0, (high - low) / 2.0
         nu = self.model.nu
@@ -148,7 +152,8 @@ ENV_CLASSES = {
 def make_env(family: MujocoFamily, param, **kwargs) -> gym.Env:
     """The raw (no time limit) gymnasium env of one task parameter of ``family``."""
     cls = ENV_CLASSES[family.kernel.env_class]
-    return cls(family.kernel, param, family.physics, **kwargs)
+    kwargs = {**family.env_kwargs(), **kwargs}
+    return cls(family.kernel, param, family.physics, family.options, **kwargs)
 
 
 class MujocoBatchEnv(BatchEnv):
@@ -167,9 +172,12 @@ class MujocoBatchEnv(BatchEnv):
         tpl = envs[0]
         self.models = [e.model for e in envs]
         self.datas = [mujoco.MjData(m) for m in self.models]
-        self.frame_skip = tpl.frame_skip
+        self.frame_skip = tpl.frame_skip  # the family's (Walker: 5), as the gymnasium env's
         self.kernel: Kernel = family.kernel(
-            np.array([t.param for t in tasks], dtype=np.float64), self.models, self.frame_skip
+            np.array([t.param for t in tasks], dtype=np.float64),
+            self.models,
+            self.frame_skip,
+            family.options,
         )
         self.init_qpos = [e.init_qpos for e in envs]
         self.init_qvel = [e.init_qvel for e in envs]

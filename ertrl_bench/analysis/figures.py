@@ -1,0 +1,133 @@
+"""The report's figures, one PNG per env (curves, z map) and one for gain vs diversity.
+
+Drawing primitives are in ``plots``; this module decides what goes in each figure. Every figure
+shows every protocol the metrics contain (one column per protocol).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .load import RunRecord
+from .tables import PROTOCOL_ORDER, curve_keys, curve_series, ordered, split_label, split_title
+
+__all__ = ["build_curve_figure", "curve_figure", "zmap_figure", "gain_figure"]
+
+
+def build_curve_figure(env: str, runs: Sequence[RunRecord]):
+    """Learning curves of one env as a Figure (``None`` without curves): a grid of splits (rows)
+    x protocols (columns); per method the mean normalized return over seeds vs gradient step
+    with its 95% t-interval band."""
+    from .plots import plot_learning_curves, plt  # plots selects Agg before pyplot loads
+
+    pairs = curve_keys(runs)
+    if not pairs:
+        return None
+    splits = ordered(s for s, _ in pairs)
+    protos = ordered((p for _, p in pairs), PROTOCOL_ORDER)
+    fig, axes = plt.subplots(
+        len(splits), len(protos), figsize=(5 * len(protos), 3.4 * len(splits)), squeeze=False
+    )
+    for i, split in enumerate(splits):
+        for j, proto in enumerate(protos):
+            ax = axes[i, j]
+            title = f"{env}: {split_title(split)} / {proto}"
+            if (split, proto) not in pairs:
+                ax.set_title(title + ": no data")
+                ax.axis("off")
+                continue
+            plot_learning_curves(
+                curve_series(runs, split, proto), ax=ax, title=title, aggregate="mean"
+            )
+            ax.set_xlabel("gradient step")
+    # Fixed margins: tight_layout would draw the whole grid once more (seconds on a busy CPU).
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.95, wspace=0.25, hspace=0.45)
+    return fig
+
+
+def curve_figure(env: str, runs: Sequence[RunRecord], path: Path) -> Path | None:
+    """``build_curve_figure`` saved as a PNG at ``path`` (``None`` without curves)."""
+    from .plots import plt
+
+    fig = build_curve_figure(env, runs)
+    if fig is None:
+        return None
+    try:
+        fig.savefig(path, dpi=90)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def zmap_figure(env: str, runs: Sequence[RunRecord], path: Path, method: str) -> Path | None:
+    """2-D map of the final z per task under each protocol's context, first seed per method."""
+    from .plots import plot_z_map, plt
+
+    picked = {}
+    for r in runs:  # first run (suite order) of each method that has encodings
+        enc_path = r.path / "encodings.npz" if r.path else None
+        if r.method in picked or enc_path is None or not enc_path.is_file():
+            continue
+        enc = _load_npz(enc_path)
+        if any(k.startswith("z_") for k in enc):
+            picked[r.method] = (r, enc)
+    if not picked:
+        return None
+    fig, axes = plt.subplots(1, len(picked), figsize=(5.5 * len(picked), 4.5), squeeze=False)
+    for ax, (name, (r, enc)) in zip(axes[0], picked.items(), strict=True):
+        sources = ordered((k[2:] for k in enc if k.startswith("z_")), PROTOCOL_ORDER)
+        n_tasks = len(enc[f"z_{sources[0]}"])
+        param = enc.get("task_param")
+        if param is not None and np.asarray(param).reshape(n_tasks, -1).shape[1] == 1:
+            colour, label = np.asarray(param, dtype=float).reshape(-1), "task parameter"
+        else:
+            colour = np.asarray(enc.get("task_index", np.arange(n_tasks)), dtype=float)
+            label = "task index"
+        zs, cs, srcs = [], [], []
+        for src in sources:
+            z = np.asarray(enc[f"z_{src}"], dtype=float)  # [T, R, L]
+            if z.ndim == 2:
+                z = z[:, None, :]
+            zs.append(z.reshape(-1, z.shape[-1]))
+            cs.append(np.repeat(colour, z.shape[1]))
+            srcs.extend([src] * (z.shape[0] * z.shape[1]))
+        plot_z_map(
+            np.concatenate(zs), np.concatenate(cs), np.array(srcs), method=method, ax=ax,
+            title=f"{env} / {name} (seed {r.seed})", colorbar_label=label,
+        )  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def gain_figure(grows: Sequence[Mapping], path: Path) -> Path | None:
+    """ER-TRL's gain vs diversity, one panel per protocol (Pearson r in each title)."""
+    from .plots import plot_gain_vs_diversity, plt
+
+    protos = ordered((g["protocol"] for g in grows), PROTOCOL_ORDER)
+    if not protos:
+        return None
+    fig, axes = plt.subplots(1, len(protos), figsize=(5.5 * len(protos), 4.2), squeeze=False)
+    for ax, proto in zip(axes[0], protos, strict=True):
+        sub = [g for g in grows if g["protocol"] == proto]
+        plot_gain_vs_diversity(
+            [g["diversity"] for g in sub], [g["gain"] for g in sub], [g["env"] for g in sub],
+            ax=ax,
+        )  # fmt: skip
+        split = sub[0]["split"]
+        title = ax.get_title().replace("ER-TRL gain vs diversity: ", "")
+        ax.set_title(f"{proto} context, {split_title(split)}\n{title}", fontsize=9)
+        ax.set_ylabel(f"ER-TRL {split_label(split)} gain over best baseline")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

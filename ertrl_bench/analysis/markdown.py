@@ -1,0 +1,306 @@
+"""report.md: the markdown of a suite report, from the rows ``tables`` computed.
+
+Formatting rules: a missing or non-finite number prints as an em dash, never ``nan``; split
+columns use the paper's names (IID = train, OOD = moderate; ``docs/paper.md``, "Evaluation").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .tables import PROTOCOL_ORDER, SPLIT_ORDER, ordered, split_label
+
+if TYPE_CHECKING:
+    from .report import Report
+
+__all__ = ["SPLIT_HEADERS", "MISSING", "render", "fmt_ci", "fmt_ms"]
+
+#: Column headers of the splits in report.md.
+SPLIT_HEADERS = {
+    "train": "IID (train)",
+    "moderate": "OOD (moderate)",
+    "extreme": "extreme",
+    "iid": "iid (ours, off-grid)",
+}
+
+
+MISSING = "—"
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _f(x: Any, digits: int = 1) -> str:
+    return f"{x:.{digits}f}" if _finite(x) else MISSING
+
+
+def fmt_ci(r: Mapping) -> str:
+    if not _finite(r["iqm"]):
+        return MISSING
+    return f"{_f(r['iqm'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]"
+
+
+def fmt_ms(r: Mapping) -> str:
+    if not _finite(r["mean"]):
+        return MISSING
+    return f"{_f(r['mean'])} ± {_f(r['std'])}"
+
+
+def _fmt_p(p: Any) -> str:
+    if not _finite(p):
+        return MISSING
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _fmt_t(t: Mapping) -> str:
+    if not _finite(t["p"]):
+        return f"Δ {t['diff']:+.1f}, p {MISSING}" if _finite(t["diff"]) else MISSING
+    star = "*" if t["p"] < 0.05 else ""
+    return f"Δ {t['diff']:+.1f}, t {t['t']:.2f}, p {_fmt_p(t['p'])}{star}"
+
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _md_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    lines.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in body)
+    return lines + [""]
+
+
+def _summary_markdown(rows: Sequence[Mapping], env: str) -> list[str]:
+    """One table per env: method x (IID, OOD) x every protocol, paper-style mean ± std."""
+    sub = [r for r in rows if r["env"] == env and r["split"] in ("train", "moderate")]
+    if not sub:
+        return []
+    cols = [
+        (s, p)
+        for s in ("train", "moderate")
+        for p in ordered((r["protocol"] for r in sub), PROTOCOL_ORDER)
+        if any((r["split"], r["protocol"]) == (s, p) for r in sub)
+    ]
+    best = {c: max((r["mean"] for r in sub if (r["split"], r["protocol"]) == c), default=None)
+            for c in cols}  # fmt: skip
+    body = []
+    for method in ordered(r["method"] for r in sub):
+        cells = {(r["split"], r["protocol"]): r for r in sub if r["method"] == method}
+        line = [method]
+        for c in cols:
+            r = cells.get(c)
+            text = fmt_ms(r) if r else MISSING
+            n_methods = len({x["method"] for x in sub if (x["split"], x["protocol"]) == c})
+            bold = r and n_methods > 1 and _finite(r["mean"]) and r["mean"] == best[c]
+            line.append(f"**{text}**" if bold else text)
+        body.append(line)
+    header = ["method", *(f"{split_label(s)} {p}" for s, p in cols)]
+    lines = [
+        f"### {env}: summary (IID = train, OOD = moderate; mean ± std over seeds, best in bold)",
+        "",
+    ]
+    return lines + _md_table(header, body)
+
+
+def _returns_markdown(rows: Sequence[Mapping], trows: Sequence[Mapping]) -> list[str]:
+    lines: list[str] = []
+    for env in ordered(r["env"] for r in rows):
+        lines += _summary_markdown(rows, env)
+        for proto in ordered((r["protocol"] for r in rows if r["env"] == env), PROTOCOL_ORDER):
+            sub = [r for r in rows if r["env"] == env and r["protocol"] == proto]
+            splits = ordered((r["split"] for r in sub), SPLIT_ORDER)
+            best = {s: max(r["iqm"] for r in sub if r["split"] == s) for s in splits}
+            headers = [SPLIT_HEADERS.get(s, s) for s in splits]
+            lines.append(f"### {env} — {proto} context")
+            lines.append("")
+            lines.append("IQM over seeds x tasks [95% stratified-bootstrap CI] (best IQM in bold):")
+            lines.append("")
+            body_ci, body_ms = [], []
+            for method in ordered(r["method"] for r in sub):
+                cells = {r["split"]: r for r in sub if r["method"] == method}
+                seeds = max(f"{c['n_seeds']}/{c['n_expected']}" for c in cells.values())
+                ci = []
+                for s in splits:
+                    c = cells.get(s)
+                    text = fmt_ci(c) if c else MISSING
+                    bold = c and c["iqm"] == best[s] and len(sub) > 1 and _finite(c["iqm"])
+                    ci.append(f"**{text}**" if bold else text)
+                body_ci.append([method, seeds, *ci])
+                body_ms.append(
+                    [method, seeds, *(fmt_ms(cells[s]) if s in cells else MISSING for s in splits)]
+                )
+            lines += _md_table(["method", "seeds", *headers], body_ci)
+            lines.append("Mean ± std over seeds of the per-seed mean over tasks (paper-style):")
+            lines.append("")
+            lines += _md_table(["method", "seeds", *headers], body_ms)
+            tsub = [t for t in trows if t["env"] == env and t["protocol"] == proto]
+            if tsub:
+                tsplits = ordered((t["split"] for t in tsub), SPLIT_ORDER)
+                ref = tsub[0]["method"]
+                lines.append(
+                    f"Welch's t-test over seeds ({ref} vs baseline, per-seed mean over tasks, "
+                    "two-sided; Δ = difference of means, * p < 0.05):"
+                )
+                lines.append("")
+                body = []
+                for base in ordered(t["baseline"] for t in tsub):
+                    cells = {t["split"]: t for t in tsub if t["baseline"] == base}
+                    seeds = max(f"{c['n_method']} vs {c['n_baseline']}" for c in cells.values())
+                    body.append(
+                        [base, seeds, *(_fmt_t(cells[s]) if s in cells else MISSING
+                                        for s in tsplits)]
+                    )  # fmt: skip
+                lines += _md_table(
+                    ["baseline", "seeds", *(SPLIT_HEADERS.get(s, s) for s in tsplits)], body
+                )
+    return lines
+
+
+def _missing_markdown(missing: Mapping[str, Mapping[str, list[str]]], limit: int = 20) -> list[str]:
+    lines = ["## Tasks without a normalized score", ""]
+    if not missing:
+        return lines + ["None: every evaluated task has a finite normalized score.", ""]
+    lines.append(
+        "Left out of every statistic. A finite return with no normalized score means the task's "
+        "normalisation range is degenerate (R_min = R_max in its behavior data); a NaN return "
+        "means the evaluation itself produced no number."
+    )
+    lines.append("")
+    for env, by_cell in missing.items():
+        tasks: dict[str, dict] = {}  # split/task -> protocols, runs, reasons
+        for key, labels in by_cell.items():
+            split, proto, task = key.split("/", 2)
+            t = tasks.setdefault(f"{split}/{task}", {"protocols": [], "runs": set(), "finite": 0})
+            t["protocols"].append(proto)
+            t["runs"].update(label.split(" (")[0] for label in labels)
+            t["finite"] += sum("return finite" in label for label in labels)
+            t["cells"] = t.get("cells", 0) + len(labels)
+        lines.append(
+            f"- {env}: {len(tasks)} task(s) without a normalized score in at least one run"
+            f" ({len(by_cell)} task x protocol cells)"
+        )
+        for name, t in list(tasks.items())[:limit]:
+            runs = sorted(t["runs"])
+            shown = ", ".join(runs[:6]) + (" ..." if len(runs) > 6 else "")
+            why = (
+                "degenerate range (return finite)" if t["finite"] == t["cells"]
+                else "NaN return" if t["finite"] == 0
+                else f"return finite in {t['finite']} of {t['cells']}"
+            )  # fmt: skip
+            lines.append(
+                f"  - {name} ({', '.join(t['protocols'])}): {len(runs)} run(s) [{shown}]; {why}"
+            )
+        if len(tasks) > limit:
+            lines.append(f"  - ... and {len(tasks) - limit} more")
+    return lines + [""]
+
+
+def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
+    statuses = [p.status for p in report.problems]
+    if report.n_expected:
+        counts = (
+            f"{report.n_done} of {report.n_expected} runs finished; "
+            f"{statuses.count('failed')} failed, {statuses.count('missing')} missing or "
+            f"unfinished, {statuses.count('invalid')} with unreadable results, "
+            f"{statuses.count('no scores')} without any finite score."
+        )
+    else:
+        counts = "No runs found: the suite lists none and the folder holds no run folders."
+    lines = [f"# Results: {report.suite}", "", counts, ""]
+    if report.warnings:
+        lines += [f"**{len(report.warnings)} warning(s)**: file(s) skipped, see Warnings.", ""]
+    lines += [
+        "Normalized return = 100 (R - R_min) / (R_max - R_min) per task (docs/paper.md). "
+        "Split names as in the paper: **IID = the train split, OOD = the moderate split**; "
+        "the extreme split and our extra off-grid `iid` split are reported under their own "
+        "names, never pooled into IID or OOD. IQM = interquartile mean over all seeds x "
+        "evaluation tasks, with a 95% stratified bootstrap CI (runs resampled within each task, "
+        "rliable's method). The t-test is the paper's: Welch's, over seeds, on train and "
+        f"moderate. {MISSING} = no finite value.",
+        "",
+        "## Normalized return",
+        "",
+    ]
+    if report.rows:
+        lines += _returns_markdown(report.rows, report.ttest_rows)
+    else:
+        lines += ["No finished runs yet.", ""]
+    if curve_figs or report.curve_rows:
+        lines += ["## Learning curves", ""]
+        lines += [
+            "Normalized return vs gradient step, mean over seeds with its 95% t-interval band "
+            "(one panel per split x protocol; numbers in curves.csv).",
+            "",
+        ]
+        lines += [f"![{env} learning curves]({p.name})" for env, p in curve_figs.items()] + [""]
+
+    lines += ["## Task-representation probe (RMSE to the task parameter, lower is better)", ""]
+    if report.probe_rows:
+        lines.append(
+            "paper = the run's own probe (fresh 1000-transition draws per task, train + moderate "
+            "tasks, 5 resamples; docs/paper.md); within / heldout = computed here from "
+            "encodings.npz for runs without one (within: train + moderate pooled, 80/20 by "
+            "sample; heldout: fit on train tasks, evaluated on moderate/iid tasks). "
+            "Mean ± std over seeds; resample std = mean within-run std over resamples."
+        )
+        lines.append("")
+        body = [
+            [p["env"], p["method"], p["variant"], p["model"], p["n_seeds"],
+             f"{_f(p['rmse_mean'], 4)} ± {_f(p['rmse_std'], 4)}", _f(p["resample_std"], 4)]
+            for p in report.probe_rows
+        ]  # fmt: skip
+        lines += _md_table(
+            ["env", "method", "variant", "model", "seeds", "RMSE", "resample std"], body
+        )
+    else:
+        lines += ["No probe in metrics.json and no encodings.npz with per-transition z found.", ""]
+    if zmap_figs:
+        lines += ["### Context encodings (one marker per protocol's context)", ""]
+        lines += [f"![{env} z map]({p.name})" for env, p in zmap_figs.items()] + [""]
+
+    split = report.gain_split
+    lines += [f"## ER-TRL gain vs behavior-policy diversity ({split_label(split)} = {split})", ""]
+    if diversity is None:
+        lines += ["No diversity.json in the suite folder and none passed in.", ""]
+    elif not report.gain_rows:
+        lines += ["No env has both diversity and results for ER-TRL and another method.", ""]
+    else:
+        lines.append(
+            "avg W2 = mean pairwise Wasserstein-2 distance between the training tasks' behavior "
+            "policies; floor = the same estimate between two draws of one policy (the value "
+            "must dominate it to mean anything). Gain = ER-TRL's mean minus the best other's."
+        )
+        lines.append("")
+        body = [
+            [g["env"], g["protocol"], _f(g["diversity"], 4), _f(g["floor"], 4),
+             _f(g["ertrl"], 2), f"{g['best_other']} ({_f(g['best_other_value'], 2)})",
+             _f(g["gain"], 2)]
+            for g in report.gain_rows
+        ]  # fmt: skip
+        lines += _md_table(
+            ["env", "protocol", "avg W2", "floor", "ertrl", "best other", "gain"], body
+        )
+        lines += [f"- {proto}: {note}" for proto, (_, note) in report.pearson.items()] + [""]
+        if any(p.name == "gain_vs_diversity.png" for p in report.figures):
+            lines += ["![gain vs diversity](gain_vs_diversity.png)", ""]
+
+    lines += _missing_markdown(report.missing)
+
+    lines += ["## Missing / failed runs", ""]
+    if report.problems:
+        body = [
+            [p.run_id, p.method, p.env, p.seed, p.status, p.error[:300]] for p in report.problems
+        ]
+        lines += _md_table(["run_id", "method", "env", "seed", "status", "error"], body)
+    elif report.n_expected:
+        lines += ["None: every expected run finished.", ""]
+    else:
+        lines += ["No runs.", ""]
+    if report.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
+    if report.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
+    return "\n".join(lines)

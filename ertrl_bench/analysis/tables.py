@@ -1,0 +1,445 @@
+"""The report's numbers, as rows (lists of dicts): returns, t-tests, curves, probe, gain.
+
+Split names follow the paper (``docs/paper.md``, "Evaluation"): **IID = the train split**,
+**OOD = the moderate split**. The extreme split and our extra ``iid`` split (off-grid tasks
+inside the training range, a departure of ours) are reported under their own names, never pooled
+into IID or OOD. Every protocol found in the metrics (offline, online, non_prior, ...) gets its
+own rows; nothing here assumes a fixed set.
+
+Returns: per env x method x split x protocol, the IQM over seeds x tasks with a 95%
+stratified-bootstrap CI (rliable's method) and the paper's mean ± std over seeds of the per-seed
+task mean. The paper's t-test: Welch's (unequal variances, two-sided) over those per-seed means,
+the reference method (ER-TRL) against each baseline, on the train and moderate splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ertrl_bench.results_schema import DiversityRecord, is_number
+
+from .load import RunRecord
+from .stats import mean_ci, mean_std, stratified_bootstrap_ci, welch_ttest
+
+__all__ = [
+    "SPLIT_LABELS",
+    "SPLIT_ORDER",
+    "PROTOCOL_ORDER",
+    "ERTRL",
+    "MAIN_COLUMNS",
+    "TTEST_COLUMNS",
+    "CURVE_COLUMNS",
+    "PROBE_COLUMNS",
+    "GAIN_COLUMNS",
+    "ordered",
+    "split_label",
+    "split_title",
+    "score_cells",
+    "return_rows",
+    "ttest_rows",
+    "curve_keys",
+    "curve_series",
+    "curve_rows",
+    "probe_rows",
+    "gain_rows",
+    "pearson",
+]
+
+#: The paper's names of our splits; any other split keeps its own name.
+SPLIT_LABELS = {"train": "IID", "moderate": "OOD", "extreme": "extreme", "iid": "iid"}
+SPLIT_ORDER = ("train", "moderate", "extreme", "iid")
+PROTOCOL_ORDER = ("offline", "online", "non_prior", "non-prior")
+TTEST_SPLITS = ("train", "moderate")  # the paper's t-test splits
+ERTRL = "ertrl"
+
+MAIN_COLUMNS = (
+    "env", "method", "group", "split", "protocol", "n_seeds", "n_expected", "n_tasks",
+    "iqm", "ci_low", "ci_high", "mean", "std",
+)  # fmt: skip
+TTEST_COLUMNS = (
+    "env", "protocol", "group", "split", "method", "baseline", "n_method", "n_baseline",
+    "mean_method", "mean_baseline", "diff", "t", "p",
+)  # fmt: skip
+CURVE_COLUMNS = (
+    "env", "method", "split", "protocol", "step", "n_seeds", "mean", "ci_low", "ci_high",
+)  # fmt: skip
+PROBE_COLUMNS = (
+    "env", "method", "variant", "model", "n_seeds", "rmse_mean", "rmse_std", "resample_std",
+)  # fmt: skip
+GAIN_COLUMNS = (
+    "env", "protocol", "split", "diversity", "floor", "ertrl", "best_other",
+    "best_other_value", "gain",
+)  # fmt: skip
+
+
+def ordered(values: Iterable[str], order: Sequence[str] = ()) -> list[str]:
+    """Unique values, those in ``order`` first (in that order), the rest as first seen."""
+    seen = list(dict.fromkeys(values))
+    known = [v for v in order if v in seen]
+    return known + [v for v in seen if v not in order]
+
+
+def split_label(split: str) -> str:
+    return SPLIT_LABELS.get(split, split)
+
+
+def split_title(split: str) -> str:
+    """``"OOD (moderate)"``, or the bare name when the paper has no other name for it."""
+    label = split_label(split)
+    return f"{label} ({split})" if label != split else split
+
+
+# --------------------------------------------------------------------------- score cells
+
+
+def _task_scores(run: RunRecord, split: str, protocol: str) -> dict[str, float]:
+    """``{task: normalized}`` of one run (finite scores only); falls back to the split mean."""
+    m = run.metrics
+    tasks = (m.per_task.get(split) or {}).get(protocol)
+    if tasks:
+        return {k: float(s.normalized) for k, s in tasks.items() if is_number(s.normalized)}
+    final = (m.final.get(split) or {}).get(protocol)
+    if final is not None and is_number(final.normalized):
+        return {"(mean)": float(final.normalized)}
+    return {}
+
+
+class Cell:
+    """Scores of one env x method x split x protocol: ``(seeds, tasks)`` over shared tasks."""
+
+    def __init__(self, scores: np.ndarray, seeds: list, dropped: int, n_expected: int):
+        self.scores, self.seeds, self.dropped, self.n_expected = scores, seeds, dropped, n_expected
+
+    @property
+    def per_seed(self) -> np.ndarray:
+        return self.scores.mean(axis=1)
+
+
+def score_cells(
+    runs: Sequence[RunRecord], expected: Sequence[RunRecord] | None = None
+) -> dict[tuple[str, str, str, str], Cell]:
+    """``{(env, method, split, protocol): Cell}`` for every combination with a finite score.
+
+    Only tasks scored (finitely) in every contributing seed enter, so seeds stay comparable;
+    ``Cell.dropped`` counts the others. ``expected`` (all runs, finished or not) sets
+    ``n_expected``.
+    """
+    expected = list(expected if expected is not None else runs)
+    done = [r for r in runs if r.done]
+    out = {}
+    for env in ordered(r.env for r in done):
+        for method in ordered(r.method for r in done if r.env == env):
+            mine = [r for r in done if r.env == env and r.method == method]
+            n_exp = sum(1 for r in expected if r.env == env and r.method == method)
+            splits = ordered((s for r in mine for s in r.metrics.splits()), SPLIT_ORDER)
+            protos = ordered((p for r in mine for p in r.metrics.protocols()), PROTOCOL_ORDER)
+            for split in splits:
+                for proto in protos:
+                    per_run = [(r, _task_scores(r, split, proto)) for r in mine]
+                    per_run = [(r, s) for r, s in per_run if s]
+                    if not per_run:
+                        continue
+                    common = set.intersection(*(set(s) for _, s in per_run))
+                    union = set.union(*(set(s) for _, s in per_run))
+                    tasks = sorted(common)
+                    if not tasks:
+                        continue
+                    scores = np.array([[s[t] for t in tasks] for _, s in per_run])
+                    seeds = [r.seed for r, _ in per_run]
+                    out[(env, method, split, proto)] = Cell(
+                        scores, seeds, len(union) - len(tasks), max(n_exp, len(per_run))
+                    )
+    return out
+
+
+def return_rows(
+    cells: Mapping[tuple[str, str, str, str], Cell],
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+    notes: list[str] | None = None,
+) -> list[dict]:
+    """Main table: one row per env x method x split x protocol that has data."""
+    rows = []
+    for (env, method, split, proto), cell in cells.items():
+        if cell.dropped and notes is not None:
+            notes.append(
+                f"{env}/{method}/{split_label(split)} ({split})/{proto}: {cell.dropped} task(s) "
+                "without a finite score in every seed were left out."
+            )
+        iv = stratified_bootstrap_ci(cell.scores, "iqm", reps, confidence, random_state)
+        m, s = mean_std(cell.scores)
+        rows.append(
+            {
+                "env": env,
+                "method": method,
+                "group": split_label(split),
+                "split": split,
+                "protocol": proto,
+                "n_seeds": cell.scores.shape[0],
+                "n_expected": cell.n_expected,
+                "n_tasks": cell.scores.shape[1],
+                "iqm": iv.point,
+                "ci_low": iv.low,
+                "ci_high": iv.high,
+                "mean": m,
+                "std": s,
+            }
+        )
+    return rows
+
+
+def ttest_rows(
+    cells: Mapping[tuple[str, str, str, str], Cell],
+    *,
+    reference: str = ERTRL,
+    splits: Sequence[str] = TTEST_SPLITS,
+) -> list[dict]:
+    """Welch's t-test over seeds, ``reference`` vs each other method, per env x protocol x split."""
+    rows = []
+    keys = list(cells)
+    for env in ordered(k[0] for k in keys):
+        for proto in ordered((k[3] for k in keys if k[0] == env), PROTOCOL_ORDER):
+            for split in splits:
+                ref = cells.get((env, reference, split, proto))
+                if ref is None:
+                    continue
+                for (e, method, s, p), cell in cells.items():
+                    if (e, s, p) != (env, split, proto) or method == reference:
+                        continue
+                    w = welch_ttest(ref.per_seed, cell.per_seed)
+                    rows.append(
+                        {
+                            "env": env,
+                            "protocol": proto,
+                            "group": split_label(split),
+                            "split": split,
+                            "method": reference,
+                            "baseline": method,
+                            "n_method": w.n_a,
+                            "n_baseline": w.n_b,
+                            "mean_method": float(ref.per_seed.mean()),
+                            "mean_baseline": float(cell.per_seed.mean()),
+                            "diff": w.diff,
+                            "t": w.t,
+                            "p": w.p,
+                        }
+                    )
+    return rows
+
+
+# --------------------------------------------------------------------------- learning curves
+
+
+def curve_keys(runs: Sequence[RunRecord]) -> list[tuple[str, str]]:
+    """``(split, protocol)`` pairs that appear in the runs' curves, in report order."""
+    pairs = []
+    for r in runs:
+        for point in r.metrics.curve:
+            pairs.extend(tuple(k.split("/")[:2]) for k in point.values())
+    pairs = list(dict.fromkeys(pairs))
+    splits = ordered((s for s, _ in pairs), SPLIT_ORDER)
+    protos = ordered((p for _, p in pairs), PROTOCOL_ORDER)
+    return [(s, p) for s in splits for p in protos if (s, p) in pairs]
+
+
+def curve_series(
+    runs: Sequence[RunRecord], split: str, protocol: str
+) -> dict[str, tuple[list[int], np.ndarray]]:
+    """``{method: (steps, values [seeds, steps])}``; NaN where a seed lacks a step or a value."""
+    key = f"{split}/{protocol}/normalized"
+    out = {}
+    for method in ordered(r.method for r in runs):
+        series = []
+        for r in (r for r in runs if r.method == method):
+            pts = {p.step: p.values().get(key) for p in r.metrics.curve}
+            pts = {k: v for k, v in pts.items() if v is not None}
+            if pts:
+                series.append(pts)
+        if series:
+            steps = sorted(set().union(*series))
+            out[method] = (steps, np.array([[s.get(t, np.nan) for t in steps] for s in series]))
+    return out
+
+
+def curve_rows(runs: Sequence[RunRecord], confidence: float = 0.95) -> list[dict]:
+    """Mean normalized return over seeds and its t-interval, per env x method x split x protocol
+    x gradient step (the learning curves' numbers)."""
+    rows = []
+    done = [r for r in runs if r.done]
+    for env in ordered(r.env for r in done):
+        env_runs = [r for r in done if r.env == env]
+        for split, proto in curve_keys(env_runs):
+            for method, (steps, values) in curve_series(env_runs, split, proto).items():
+                for j, step in enumerate(steps):
+                    iv = mean_ci(values[:, j], confidence)
+                    rows.append(
+                        {
+                            "env": env, "method": method, "split": split, "protocol": proto,
+                            "step": step, "n_seeds": int(np.isfinite(values[:, j]).sum()),
+                            "mean": iv.point, "ci_low": iv.low, "ci_high": iv.high,
+                        }
+                    )  # fmt: skip
+    return rows
+
+
+# --------------------------------------------------------------------------- probe
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _rows_of(enc: Mapping[str, np.ndarray], splits: Sequence[str]):
+    zi = np.asarray(enc["zi"], dtype=float)  # [T, n, L]
+    param = np.asarray(enc["task_param"], dtype=float).reshape(len(zi), -1)  # [T, P]
+    split = np.asarray(enc["task_split"]).astype(str)
+    sel = np.isin(split, list(splits))
+    if not sel.any():
+        return None
+    z = zi[sel].reshape(-1, zi.shape[-1])
+    y = np.repeat(param[sel], zi.shape[1], axis=0)
+    return z, y
+
+
+def _probe_from_npz(path: Path, max_samples: int | None, seed: int) -> dict:
+    """``{(variant, model): (rmse_mean, rmse_std)}`` from a run's encodings.npz (older runs)."""
+    from .probe import probe_heldout_tasks, probe_rmse
+
+    enc = _load_npz(path)
+    if not {"zi", "task_param", "task_split"} <= set(enc):
+        return {}
+    out = {}
+    within = _rows_of(enc, ("train", "moderate"))
+    if within is not None:
+        for model, res in probe_rmse(*within, seed=seed, max_samples=max_samples).items():
+            out[("within", model)] = (res.mean, res.std)
+    train = _rows_of(enc, ("train",))
+    held = _rows_of(enc, ("moderate", "iid"))
+    if train is not None and held is not None:
+        res_map = probe_heldout_tasks(*train, *held, seed=seed, max_samples=max_samples)
+        for model, res in res_map.items():
+            out[("heldout", model)] = (res.mean, res.std)
+    return out
+
+
+def probe_rows(
+    runs: Sequence[RunRecord],
+    *,
+    max_samples: int | None = 2000,
+    seed: int = 0,
+    notes: list[str] | None = None,
+) -> list[dict]:
+    """Probe RMSE per env x method x variant x model: mean and std over seeds.
+
+    ``paper``: the run's own probe, ``metrics["probe"]`` (``docs/paper.md`` protocol: fresh
+    draws, train + moderate tasks, 5 resamples). Runs without it fall back to their
+    encodings.npz: ``within`` (train + moderate pooled, 80/20 by sample) and ``heldout`` (fit on
+    train tasks, evaluated on moderate / iid tasks), ``max_samples`` rows at most.
+    ``resample_std`` is the mean over seeds of the within-run std over resamples.
+    """
+    per_key: dict[tuple[str, str, str, str], list[tuple[float, float]]] = {}
+    for r in runs:
+        if not r.done:
+            continue
+        found: dict = {}
+        if r.metrics.probe is not None:
+            for model, stat in r.metrics.probe.models().items():
+                if is_number(stat.rmse_mean):
+                    std = stat.rmse_std if is_number(stat.rmse_std) else float("nan")
+                    found[("paper", model)] = (float(stat.rmse_mean), float(std))
+                elif notes is not None:
+                    notes.append(f"probe {model} of {r.run_id} is NaN / missing: left out.")
+        else:
+            path = r.path / "encodings.npz" if r.path else None
+            if path is None or not path.is_file():
+                continue
+            try:
+                found = _probe_from_npz(path, max_samples, seed)
+            except Exception as exc:
+                if notes is not None:
+                    notes.append(f"probe skipped for {r.run_id}: {type(exc).__name__}: {exc}")
+                continue
+        for (variant, model), val in found.items():
+            per_key.setdefault((r.env, r.method, variant, model), []).append(val)
+    rows = []
+    for (env, method, variant, model), vals in per_key.items():
+        arr = np.asarray(vals, dtype=float)
+        rows.append(
+            {
+                "env": env,
+                "method": method,
+                "variant": variant,
+                "model": model,
+                "n_seeds": len(arr),
+                "rmse_mean": float(arr[:, 0].mean()),
+                "rmse_std": float(arr[:, 0].std()),
+                "resample_std": float(np.nanmean(arr[:, 1])) if np.isfinite(arr[:, 1]).any()
+                else float("nan"),
+            }
+        )  # fmt: skip
+    return rows
+
+
+# --------------------------------------------------------------------------- gain vs diversity
+
+
+def gain_rows(
+    rows: Sequence[Mapping],
+    diversity: Mapping[str, DiversityRecord],
+    *,
+    split: str = "moderate",
+    stat: str = "mean",
+    reference: str = ERTRL,
+) -> list[dict]:
+    """Per env x protocol: ``reference``'s ``split`` score minus the best other method's.
+
+    ``split`` defaults to the moderate split (the paper's OOD); ``stat`` is the table's "mean"
+    (as in the paper's tables) or "iqm".
+    """
+    out = []
+    protos = ordered((r["protocol"] for r in rows), PROTOCOL_ORDER)
+    for proto in protos:
+        for env, div in diversity.items():
+            cand = [r for r in rows if (r["env"], r["split"], r["protocol"]) == (env, split, proto)]
+            mine = [r for r in cand if r["method"] == reference]
+            others = [r for r in cand if r["method"] != reference]
+            if not mine or not others:
+                continue
+            best = max(others, key=lambda r: r[stat])
+            out.append(
+                {
+                    "env": env,
+                    "protocol": proto,
+                    "split": split,
+                    "diversity": float(div.value),
+                    "floor": div.floor,
+                    "ertrl": mine[0][stat],
+                    "best_other": best["method"],
+                    "best_other_value": best[stat],
+                    "gain": mine[0][stat] - best[stat],
+                }
+            )
+    return out
+
+
+def pearson(grows: Sequence[Mapping]) -> tuple[float | None, str]:
+    """Pearson r of gain vs diversity over envs, and a sentence saying it (or why it is absent)."""
+    if len(grows) < 3:
+        return (
+            None,
+            f"Pearson r needs at least 3 envs with both results and diversity (have {len(grows)}).",
+        )
+    x = np.array([g["diversity"] for g in grows])
+    y = np.array([g["gain"] for g in grows])
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None, "Pearson r is undefined: diversity or gain is constant across envs."
+    from scipy.stats import pearsonr
+
+    r, p = pearsonr(x, y)
+    return float(r), f"Pearson r = {r:.3f} (p = {p:.3g}, n = {len(grows)} envs); paper: 0.85."

@@ -1,0 +1,221 @@
+"""The typed shape of a run's ``metrics.json``: written by the runner, read by the report.
+
+One schema for both sides, so a change to what a run records is a change here, and the report
+never has to guess. The runner builds a plain dict and checks it with :func:`validate_metrics`
+before writing; the report reads files with :func:`read_metrics`, which names the file and the
+field when one does not fit.
+
+Layout (``docs/paper.md``, "Evaluation")::
+
+    {
+      "run_id": str, "method": str, "env": str, "seed": int,
+      "final":    {split: {protocol: {"return": float, "normalized": float | null}}},
+      "per_task": {split: {protocol: {task_key: {"return": float, "normalized": float | null}}}},
+      "curve":    [{"step": int, "<split>/<protocol>/normalized": float | null, ...}, ...],
+      "wall_s": float,
+      "dataset": str,                                  # dataset folder the run trained on
+      "probe": {"linear": {"rmse_mean", "rmse_std"},   # optional: the run's own z-probe
+                "svr": {"rmse_mean", "rmse_std"}, "resamples": int},
+    }
+
+``normalized`` is ``null`` (or NaN) when a task's normalisation range is degenerate
+(R_min = R_max) or the run produced no finite return; the report counts such tasks as missing,
+never as a score. Unknown top-level keys are kept (a plugin may record more), so the schema
+constrains what the report reads without forbidding additions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "Score",
+    "ProbeStat",
+    "ProbeRecord",
+    "CurvePoint",
+    "RunMetrics",
+    "DiversityRecord",
+    "MetricsFileError",
+    "validate_metrics",
+    "read_metrics",
+    "read_diversity",
+    "parse_diversity",
+    "is_number",
+]
+
+
+def is_number(value: Any) -> bool:
+    """True for a finite int/float (not bool, None or NaN/inf): a score the report can use."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+class _Open(BaseModel):
+    """Extra keys are kept: writers may record more than the report reads."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Score(_Open):
+    """One evaluation score: raw return and normalized return (``None`` when undefined)."""
+
+    return_: float | None = Field(default=None, alias="return")
+    normalized: float | None = None
+
+
+class ProbeStat(_Open):
+    """Test RMSE of one probe model within one run: mean and std over its resamples."""
+
+    rmse_mean: float | None = None
+    rmse_std: float | None = None
+
+
+class ProbeRecord(_Open):
+    """``metrics["probe"]``: the run's own z-probe (``docs/paper.md``, "Evaluation": Probe)."""
+
+    linear: ProbeStat | None = None
+    svr: ProbeStat | None = None
+    resamples: int | None = None
+
+    def models(self) -> dict[str, ProbeStat]:
+        """``{model: ProbeStat}`` for linear, svr and any extra model recorded the same way."""
+        out = {k: v for k, v in (("linear", self.linear), ("svr", self.svr)) if v is not None}
+        for key, value in (self.model_extra or {}).items():
+            if isinstance(value, dict) and "rmse_mean" in value:
+                out[key] = ProbeStat.model_validate(value)
+        return out
+
+
+class CurvePoint(_Open):
+    """One evaluation during training: the step and ``"<split>/<protocol>/normalized"`` values."""
+
+    step: int
+
+    @model_validator(mode="after")
+    def _values_are_numbers(self):
+        for key, value in (self.model_extra or {}).items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise ValueError(f"curve value {key!r} must be a number or null, got {value!r}")
+        return self
+
+    def values(self) -> dict[str, float | None]:
+        """``{"<split>/<protocol>/normalized": value}`` (NaN and null as ``None``)."""
+        return {
+            k: (float(v) if is_number(v) else None)
+            for k, v in (self.model_extra or {}).items()
+            if k.count("/") >= 2
+        }
+
+
+class RunMetrics(_Open):
+    """A finished run's ``metrics.json``."""
+
+    run_id: str
+    method: str
+    env: str
+    seed: int
+    final: dict[str, dict[str, Score]] = Field(default_factory=dict)
+    per_task: dict[str, dict[str, dict[str, Score]]] = Field(default_factory=dict)
+    curve: list[CurvePoint] = Field(default_factory=list)
+    wall_s: float | None = None
+    dataset: str | None = None
+    probe: ProbeRecord | None = None
+
+    def protocols(self) -> list[str]:
+        """Protocols this run has scores for, in the order first seen."""
+        seen: dict[str, None] = {}
+        for table in (self.per_task, self.final):
+            for by_protocol in table.values():
+                seen.update(dict.fromkeys(by_protocol))
+        return list(seen)
+
+    def splits(self) -> list[str]:
+        return list(dict.fromkeys([*self.per_task, *self.final]))
+
+
+class DiversityRecord(_Open):
+    """Behavior-policy diversity of one env: the average W2 and, when known, its same-policy floor.
+
+    ``diversity.json`` maps env -> this record; a bare number is read as ``{"value": number}``
+    (the format before the floor existed).
+    """
+
+    value: float
+    floor: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_number_and_w2(cls, data):
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return {"value": data}
+        if isinstance(data, dict) and "value" not in data and "w2" in data:
+            return {**data, "value": data["w2"]}
+        return data
+
+
+class MetricsFileError(ValueError):
+    """A results file that cannot be read or does not fit the schema; the message names it."""
+
+
+def _first_errors(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def validate_metrics(metrics: dict) -> RunMetrics:
+    """Check a metrics dict against the schema (the runner calls this before writing)."""
+    try:
+        return RunMetrics.model_validate(metrics)
+    except ValidationError as exc:
+        raise MetricsFileError(f"metrics do not fit the schema: {_first_errors(exc)}") from None
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MetricsFileError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MetricsFileError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_metrics(path: str | Path) -> RunMetrics:
+    """Read and validate one ``metrics.json``; :class:`MetricsFileError` names file and field."""
+    data = _load_json(Path(path))
+    if not isinstance(data, dict):
+        raise MetricsFileError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    try:
+        return RunMetrics.model_validate(data)
+    except ValidationError as exc:
+        raise MetricsFileError(f"{path}: wrong shape: {_first_errors(exc)}") from None
+
+
+def read_diversity(path: str | Path) -> dict[str, DiversityRecord]:
+    """Read ``diversity.json`` ({env: number | {"value", "floor"}})."""
+    data = _load_json(Path(path))
+    return parse_diversity(data, source=str(path))
+
+
+def parse_diversity(data: Any, source: str = "diversity") -> dict[str, DiversityRecord]:
+    if not isinstance(data, dict):
+        raise MetricsFileError(f"{source}: expected a JSON object {{env: value}}")
+    try:
+        return {str(k): DiversityRecord.model_validate(v) for k, v in data.items()}
+    except ValidationError as exc:
+        raise MetricsFileError(f"{source}: wrong shape: {_first_errors(exc)}") from None

@@ -1,0 +1,169 @@
+"""`ertrl-bench report` through the real entry point, and the metrics schema on a real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ertrl_bench.analysis.report import write_report
+from ertrl_bench.config import load_suite
+from ertrl_bench.results_schema import (
+    MetricsFileError,
+    RunMetrics,
+    read_metrics,
+    validate_metrics,
+)
+from ertrl_bench.runner import execute
+from ertrl_bench.store import write_suite_index
+from tests.conftest import tiny_suite, write_suite
+from tests.test_analysis_report import _index, _write_run
+
+
+def _cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "COLUMNS": "400"}  # no wrapped messages
+    return subprocess.run(
+        [sys.executable, "-m", "ertrl_bench.cli", "report", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+    )  # fmt: skip
+
+
+def _small_suite(path, name, methods=("ertrl", "focal")):
+    path.mkdir(parents=True)
+    runs = []
+    for method in methods:
+        for seed in range(2):
+            rid = f"{method}-{seed}"
+            runs.append({"run_id": rid, "method": method, "env": "point_robot", "seed": seed})
+            _write_run(path, rid, method, "point_robot", seed, curve=False)
+    _index(path, runs, name)
+    return path
+
+
+def test_cli_report_on_results_root_reports_each_suite(tmp_path):
+    root = tmp_path / "results"
+    _small_suite(root / "alpha", "alpha")
+    _small_suite(root / "beta", "beta", methods=("csro",))
+    res = _cli(root, "--no-diversity")
+    assert res.returncode == 0, res.stderr
+    for name in ("alpha", "beta"):
+        md = (root / name / "report.md").read_text()
+        assert f"# Results: {name}" in md and "runs finished" in md
+        assert f"wrote {root / name / 'report.md'}" in res.stdout
+    assert not (root / "report.md").exists()
+    # Piped output: plain tab-separated lines, nothing cut.
+    lines = [line.split("\t") for line in res.stdout.splitlines() if "\t" in line]
+    assert lines[0] == ["env", "method", "split", "protocol", "seeds", "IQM [95% CI]", "mean ± std"]
+    assert ["point_robot", "ertrl", "OOD", "non_prior", "2/2"] in [row[:5] for row in lines]
+    assert "Traceback" not in res.stderr
+
+
+def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """The real entry point (``ertrl_bench.cli.main``) in-process: exit code and flat stderr."""
+    from ertrl_bench import cli
+
+    monkeypatch.setattr(sys, "argv", ["ertrl-bench", "report", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    return exc.value.code, " ".join(capsys.readouterr().err.split())
+
+
+def test_cli_report_errors_name_the_path_and_exit_2(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "file").write_text("x")
+    for args, message in (
+        ((empty,), f"{empty}: no suite results here"),
+        ((tmp_path / "nope",), f"{tmp_path / 'nope'}: no such results folder"),
+        ((tmp_path / "file",), f"{tmp_path / 'file'}: a file, not a results folder"),
+        ((empty, "--gain-split", "ood"), "--gain-split 'ood': choose train, iid, moderate"),
+    ):
+        code, stderr = _main(monkeypatch, capsys, *args, "--no-diversity")
+        assert code == 2 and message in stderr and "Traceback" not in stderr
+    # Through a real subprocess: a suite whose report cannot be written (report.md is a folder,
+    # so it fails even for root).
+    suite = _small_suite(tmp_path / "s", "s", methods=("ertrl",))
+    (suite / "report.md").mkdir()
+    res = _cli(suite, "--no-diversity")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{suite / 'report.md'}: cannot write the report" in res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_cli_report_on_read_only_folder(tmp_path):
+    suite = _small_suite(tmp_path / "ro", "ro", methods=("ertrl",))
+    suite.chmod(0o555)
+    try:
+        res = _cli(suite)
+    finally:
+        suite.chmod(0o755)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{suite}: cannot write the report there" in res.stderr
+
+
+def test_schema_rejects_what_the_report_could_not_read(tmp_path):
+    good = {"run_id": "r", "method": "m", "env": "e", "seed": 0}
+    assert validate_metrics(good).curve == []
+    bad_cases = {
+        "per_task": {**good, "per_task": {"train": {"offline": [1.0]}}},
+        "seed": {**good, "seed": "zero"},
+        "curve.0.step": {**good, "curve": [{"train/offline/normalized": 1.0}]},
+        "probe.linear": {**good, "probe": {"linear": 0.3}},
+    }
+    for field, metrics in bad_cases.items():
+        with pytest.raises(MetricsFileError, match=field.replace(".", "\\.")):
+            validate_metrics(metrics)
+    # NaN and null scores fit the schema (reported as missing, not rejected).
+    m = validate_metrics(
+        {**good, "final": {"train": {"offline": {"return": float("nan"), "normalized": None}}}}
+    )
+    assert m.final["train"]["offline"].normalized is None
+    path = tmp_path / "metrics.json"
+    path.write_text('{"run_id": "r", "method": "m", "env": "e"}')
+    with pytest.raises(MetricsFileError, match=f"{path}: wrong shape: seed: Field required"):
+        read_metrics(path)
+
+
+def test_report_on_a_real_tiny_run(tmp_path):
+    """The runner's own metrics.json validates, round-trips and reports with every protocol."""
+    suite = tiny_suite(name="real", methods=("focal",), seeds=(0,))
+    s, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
+    root = tmp_path / "results"
+    write_suite_index(root, s.name, specs)
+    out = execute(specs[0], root)
+    assert out.status == "done", out.message
+    metrics = read_metrics(root / s.name / specs[0].run_id() / "metrics.json")
+    assert isinstance(metrics, RunMetrics)
+    assert metrics.model_dump(by_alias=True, exclude_none=True)["final"] == json.loads(
+        json.dumps(out.metrics["final"])
+    )
+    protocols = specs[0].eval.protocols
+    assert sorted(metrics.protocols()) == sorted(protocols)
+    report = write_report(root / s.name, reps=100, probe=False)
+    assert {r["protocol"] for r in report.rows} == set(protocols)
+    assert {(r["split"], r["group"]) for r in report.rows} == {
+        ("train", "IID"),
+        ("moderate", "OOD"),
+    }
+    md = report.path.read_text()
+    assert "1 of 1 runs finished" in md and "## Learning curves" in md
+    assert (root / s.name / "curves_point-robot.png").is_file()
+    assert len(report.curve_rows) == 2 * len(protocols) * 2  # splits x protocols x evaluations
+
+
+def test_runner_summary_and_curve_skip_tasks_without_a_normalized_score():
+    from ertrl_bench.runner import _summarise
+
+    tasks = {
+        "a": {"return": 1.0, "normalized": 10.0},
+        "b": {"return": 3.0, "normalized": float("nan")},  # R_min = R_max (data's NaN)
+        "c": {"return": 2.0, "normalized": None},
+    }
+    out = _summarise({"train": {"offline": tasks}})["train"]["offline"]
+    assert out == {"return": 2.0, "normalized": 10.0}  # not NaN: the curve keeps its split
+    gone = _summarise({"train": {"offline": {"b": tasks["b"]}}})["train"]["offline"]
+    assert np.isnan(gone["normalized"]) and gone["return"] == 3.0
