@@ -130,6 +130,7 @@ def _finals(outcomes):
     return {o.run_id: o.metrics["per_task"] for o in outcomes}
 
 
+@pytest.mark.slow  # ~10 s idle, ~35 s on the shared 2 cores: two worker processes import torch
 def test_jobs_gives_the_same_numbers_as_sequential(tmp_path):
     specs = _specs(tmp_path, seeds=[0, 1])
     seq = run_suite(specs, tmp_path / "seq", LocalExecutor(LocalOptions(jobs=1)))
