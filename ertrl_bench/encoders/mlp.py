@@ -8,7 +8,7 @@ Built by ``MLPEncoder(options, problem)``: input ``problem.context_dim``, output
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PositiveInt
 from torch import nn
 
 from ertrl_bench.nn import mlp
@@ -17,7 +17,7 @@ from ertrl_bench.problem import Problem
 
 class MLPEncoderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hidden: tuple[int, ...] = (200, 200, 200)
+    hidden: tuple[PositiveInt, ...] = (200, 200, 200)
 
 
 class MLPEncoder(nn.Module):
