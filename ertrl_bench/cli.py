@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import partial
 from pathlib import Path
 
 import typer
@@ -28,7 +27,7 @@ analyze_app = typer.Typer(no_args_is_help=True, help="Stand-alone analyses.")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(analyze_app, name="analyze")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line (no wrap at 80 columns)
 
 SUITE_HELP = "A suite YAML file, or a built-in suite name (smoke, iid, ood, paper)."
 
@@ -70,32 +69,55 @@ def run(
     executor_opt: list[str] = typer.Option(
         [],
         "--executor-opt",
-        help="KEY=VALUE option of the executor, repeatable (ray: address, num_cpus, num_gpus,"
-        " max_retries); see `ertrl-bench plugins`.",
+        help="KEY=VALUE option of the executor, repeatable (local: jobs, threads; ray: address,"
+        " num_cpus, num_gpus, max_retries); see `ertrl-bench plugins`.",
+    ),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Local executor: runs at the same time, each in its own process with"
+        " cores // jobs torch threads (default: one per core; 1: in this process).",
     ),
     device: str | None = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
 ):
-    """Validate, then run every run of a suite (finished runs are skipped: resumable)."""
-    from ertrl_bench.config import load_suite
+    """Validate, then run every run of a suite (finished runs are skipped: resumable).
+
+    Two processes may share a results folder: each run is locked while it runs, and runs the
+    other process holds are waited for, not redone.
+    """
+    from ertrl_bench.config import device_problem, load_suite
     from ertrl_bench.plugins import get_registry
-    from ertrl_bench.runner import execute, prepare_datasets
-    from ertrl_bench.store import write_suite_index
+    from ertrl_bench.runner import run_suite
+    from ertrl_bench.store import check_writable_dir, write_suite_index
 
     s, specs = load_suite(suite)
     if device is not None:
+        if problem := device_problem(device):
+            raise ErtrlError(f"--device: {problem}")
         specs = [sp.model_copy(update={"device": device}) for sp in specs]
+    if jobs is not None:
+        if executor != "local":
+            raise ErtrlError(f"--jobs is for the local executor; {executor!r} takes --executor-opt")
+        executor_opt = [*executor_opt, f"jobs={jobs}"]
     entry = get_registry().get("executors", executor)
     ex = entry.factory(_executor_options(executor, entry.options, executor_opt))
+    check_writable_dir(results_dir)
     write_suite_index(results_dir, s.name, specs)
-    err.print(f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}")
+    plan = ""
+    if hasattr(ex, "plan"):
+        n_jobs, threads = ex.plan(len(specs))
+        plan = f", {n_jobs} at a time x {threads} torch thread(s)" if n_jobs > 1 else ""
+    err.print(f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}")
     if getattr(ex, "parallel", False):
         err.print("building the runs' datasets first (each once), then dispatching the runs")
-        prepare_datasets(specs, results_dir, force)
-    outcomes = []
-    for o in ex.map(partial(execute, results_root=results_dir, force=force), specs):
-        style = {"done": "green", "skipped": "cyan", "failed": "red"}[o.status]
-        err.print(f"[{style}]{o.status:>7}[/] {o.run_id} {o.message}")
-        outcomes.append(o)
+
+    def show(o) -> None:
+        style = {"done": "green", "skipped": "cyan", "failed": "red"}.get(o.status, "yellow")
+        err.print(f"[{style}]{o.status:>7}[/] {o.run_id} {o.message}", highlight=False)
+
+    outcomes = run_suite(specs, results_dir, ex, force=force, on_outcome=show)
     out.print(
         summary_table([o.metrics for o in outcomes if o.metrics], f"{s.name}: normalized return")
     )
@@ -439,6 +461,10 @@ def analyze_wasserstein(
     """
     from ertrl_bench.data.policies import behavior_diversity
 
+    if checkpoint not in ("first", "last", "mixture") and not checkpoint.isdigit():
+        raise ErtrlError(
+            f"--checkpoint {checkpoint!r}: expected a SAC step (e.g. 3000), mixture, first or last"
+        )
     if method not in ("sliced", "exact"):
         raise ErtrlError(f"--method {method!r}: choose sliced or exact")
     rec = behavior_diversity(
@@ -458,30 +484,64 @@ def analyze_wasserstein(
         )
 
 
-def main() -> None:
+def _click_exception_classes() -> tuple[type, type]:
+    """(ClickException, Abort) of the click that typer really uses.
+
+    typer >= 0.22 vendors its own copy of click (``typer._click``); older versions use the
+    ``click`` package. Catching ``click.ClickException`` misses the vendored class (a usage
+    error then ends in a traceback), so the classes are found from typer's own exception.
+    """
+    click_exc = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    module = sys.modules[click_exc.__module__]
+    return click_exc, getattr(module, "Abort", typer.Abort)
+
+
+INTERRUPTED = "interrupted; finished runs are kept, rerun to resume"
+
+
+def _usage_error_line(exc) -> str:
+    """A click usage error as one line: ``ertrl-bench run: Missing argument 'SUITE'. (...)``."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "ertrl-bench"
+    hint = f" (see '{where} --help')" if ctx is not None else ""
+    message = " ".join(exc.format_message().split())
+    return f"{where}: {message}{hint}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The entry point: user errors are one message and exit 2, never a traceback."""
     from ertrl_bench.plugins import get_plugin_manager
 
+    click_exc, click_abort = _click_exception_classes()
     try:
         get_plugin_manager().hook.register_commands(cli=app)
-        rc = app(standalone_mode=False)  # click returns a typer.Exit's code here
-        sys.exit(rc if isinstance(rc, int) else 0)
+        rc = app(args=argv, prog_name="ertrl-bench", standalone_mode=False)
+        rc = rc if isinstance(rc, int) else 0
+        if rc == 130:  # typer turns Ctrl-C into Exit(130) itself
+            err.print(INTERRUPTED, highlight=False)
+        sys.exit(rc)
     except ErtrlError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("interrupted; finished runs are kept, re-run to resume.")
+        err.print(INTERRUPTED, highlight=False)
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except click_exc as exc:
+        err.print(f"error: {_usage_error_line(exc)}", markup=False, highlight=False)
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except (click_abort, typer.Abort) as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            err.print(INTERRUPTED, highlight=False)
+            sys.exit(130)
+        sys.exit(1)
+    except OSError as exc:
+        # the user's files or folders (permissions, a file where a folder must be...)
+        if exc.filename is None:
+            raise
+        err.print(f"error: {exc.filename}: {exc.strerror or exc}", markup=False, highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

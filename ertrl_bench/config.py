@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -20,7 +22,6 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     ValidationError,
     model_validator,
@@ -28,6 +29,51 @@ from pydantic import (
 
 from ertrl_bench.analysis.probe import ProbeConfig
 from ertrl_bench.errors import ConfigError, ErtrlError
+
+# Names that become folder names (suite, method): a safe slug, never a path. No separators, no
+# leading dot (so no `.` / `..`), at most 100 characters.
+SLUG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$"
+SLUG_HELP = "letters, digits, _ . + - only, not starting with a dot"
+SafeName = Annotated[str, Field(pattern=SLUG_PATTERN)]
+# numpy's and torch's seeds are 32-bit in places (np.random.seed rejects >= 2**32)
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+# Upper bounds catch typos (an extra zero, 1e12) before hours are spent, not science choices:
+# the paper's largest values are far below them (docs/paper.md: 200k steps, batches of 256).
+MAX_COUNT = 1_000_000
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+MAX_TRAIN_STEPS = 100_000_000  # 500x the paper's 200k steps per run
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
+
+
+def is_safe_name(name: str) -> bool:
+    return isinstance(name, str) and re.match(SLUG_PATTERN, name) is not None
+
+
+def device_problem(name: str) -> str | None:
+    """Why ``name`` cannot be used as a torch device on this machine, or None."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.match(name):
+        return (
+            f"unknown device {name!r}; use auto (CUDA when present, else CPU), cpu, cuda,"
+            " cuda:N or mps"
+        )
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return (
+                f"device {name!r}: torch sees no CUDA GPU on this machine; use `auto`"
+                " (CUDA when present, else CPU), the portable choice"
+            )
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            return f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+    if name == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            return "device 'mps': not available on this machine; use `auto`"
+    return None
 
 
 class Strict(BaseModel):
@@ -99,20 +145,30 @@ class MethodSpec(Strict):
 class TrainConfig(Strict):
     """Meta-training schedule (PAPER.md); ``None`` = the env family's paper value."""
 
-    iterations: PositiveInt = 100
-    steps_per_iteration: PositiveInt | None = None  # 2000 (1000 for Cheetah-Vel)
-    meta_batch: PositiveInt | None = None  # tasks per train step: 16 (every family)
-    rl_batch: PositiveInt = 256  # transitions per task for the RL losses
-    context_size: PositiveInt | None = None  # context transitions per task: 100..512
-    latent_dim: PositiveInt | None = None  # size of z: 20 (40 for Walker)
-    encoder_lr: PositiveFloat = 3e-4
-    eval_every: PositiveInt = 1  # iterations between evaluations
-    final_evals: PositiveInt = 5  # the reported score is the mean of the last N evaluations
+    iterations: Count = 100
+    steps_per_iteration: Count | None = None  # 2000 (1000 for Cheetah-Vel)
+    meta_batch: Annotated[int, Field(gt=0, le=10_000)] | None = None  # tasks per step: 16 (all)
+    rl_batch: Count = 256  # transitions per task for the RL losses
+    context_size: Count | None = None  # context transitions per task: 100..512
+    latent_dim: Annotated[int, Field(gt=0, le=100_000)] | None = None  # size of z: 20 (40 Walker)
+    encoder_lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 3e-4
+    eval_every: Count = 1  # iterations between evaluations
+    final_evals: Count = 5  # the reported score is the mean of the last N evaluations
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
     # authors: every trajectory's last transition is terminal (time-limit ends too); "env": only
     # true terminations (ertrl_bench.batch.TaskDataset)
     terminals: Literal["trajectory_end", "env"] = "trajectory_end"
     compile: bool = False  # torch.compile the backbone's losses (GPU; README "Speed")
+
+    @model_validator(mode="after")
+    def _total_steps_bounded(self):
+        total = self.iterations * (self.steps_per_iteration or 2000)
+        if total > MAX_TRAIN_STEPS:
+            raise ValueError(
+                f"iterations x steps_per_iteration = {total:,} train steps; at most"
+                f" {MAX_TRAIN_STEPS:,} (the paper trains 200,000, docs/paper.md)"
+            )
+        return self
 
 
 class EvalConfig(Strict):
@@ -123,11 +179,11 @@ class EvalConfig(Strict):
     Every ``None`` takes the family's value.
     """
 
-    runs_per_task: PositiveInt = 2
+    runs_per_task: Annotated[int, Field(gt=0, le=10_000)] = 2
     # budget-counted transitions of one run: None = the family's (600; 800 for Ant families)
-    transitions: PositiveInt | None = None
+    transitions: Count | None = None
     # offline: dataset transitions of the task that join the context before each episode
-    offline_context_per_episode: PositiveInt = 200
+    offline_context_per_episode: Count = 200
     # online: z = 0 until this many of the run's own transitions exist, then z is inferred from
     # all of them before each episode. None = 2 x the family's horizon (400; the authors'
     # num_exp_traj_eval x max_path_length)
@@ -167,7 +223,7 @@ class RunEntry(Strict):
 
     env: Component
     method: str | MethodSpec
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
     train: dict[str, Any] = Field(default_factory=dict)
     eval: dict[str, Any] = Field(default_factory=dict)
 
@@ -177,13 +233,13 @@ class Grid(Strict):
 
     envs: list[Component] = Field(min_length=1)
     methods: list[str | MethodSpec] = Field(min_length=1)
-    seeds: list[NonNegativeInt] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1)
 
 
 class Suite(Strict):
     """A suite file: shared settings, a grid and/or explicit runs."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: SafeName  # the results folder's name
     description: str = ""
     tier: str = "smoke"  # dataset tier: smoke | small | paper (see ertrl_bench.data.tiers)
     data: dict[str, Any] = Field(default_factory=dict)  # overrides of the tier's fields
@@ -267,11 +323,36 @@ def builtin_suite_path(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def load_suite_file(path: str | Path) -> tuple[Suite, str]:
-    """Read and structurally validate a suite; a bare name like ``smoke`` finds a built-in."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (not last-wins)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line)
+                except TypeError:
+                    continue  # an unhashable key: the base loader says so
+                if first != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first given at line {first + 1}); a key may"
+                        " appear once per mapping",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_suite_yaml(path: str | Path) -> tuple[Any, str]:
+    """The parsed YAML of a suite file (or built-in name) and the name to report it by."""
     p = Path(path)
     if not p.exists():
-        builtin = builtin_suite_path(str(path))
+        builtin = builtin_suite_path(str(path)) if is_safe_name(str(path)) else None
         if builtin is None:
             raise ErtrlError(
                 f"{path}: no such suite file (built-in suites: smoke, iid, ood, paper;"
@@ -279,19 +360,150 @@ def load_suite_file(path: str | Path) -> tuple[Suite, str]:
             )
         p = builtin
     source = str(path)
+    if p.is_dir():
+        raise ErtrlError(f"{source}: is a folder, not a suite file (give a .yaml file)")
     try:
-        raw = yaml.safe_load(p.read_text())
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ErtrlError(f"{source}: cannot read the suite file ({exc.strerror or exc})") from None
+    if b"\0" in data:
+        raise ConfigError(source, ["a binary file, not a YAML suite"])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            source,
+            [
+                f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start});"
+                " save the suite as UTF-8"
+            ],
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"malformed YAML at{where}: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError(source, ["malformed YAML: nested too deeply"]) from None
+    return raw, source
+
+
+def _nonfinite_problems(value: Any, path: str = "") -> list[str]:
+    """Every ``.inf`` / ``.nan`` written in the suite: no option of ours is meant to be one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{path or '(top level)'}: {value} is not a finite number"]
+    out: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _nonfinite_problems(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _nonfinite_problems(v, f"{path}[{i}]")
+    return out
+
+
+def _raw_name_problems(raw: dict) -> list[str]:
+    """Unknown plugin names, tier and device of a suite that fails structural validation.
+
+    So one ``validate`` shows every mistake: structure, values and names, all at once.
+    """
+    from ertrl_bench.data.tiers import TIERS
+    from ertrl_bench.plugins import get_registry, unknown_name_message
+
+    registry = get_registry()
+    problems: list[str] = []
+
+    def component(kind: str, value: Any, path: str) -> None:
+        try:
+            comp = Component.model_validate(value)
+        except ValidationError:
+            return  # reported by the structural pass
+        table = registry.entries[kind]
+        if comp.type not in table:
+            problems.append(f"{path}: " + unknown_name_message(kind, comp.type, sorted(table)))
+
+    def method(value: Any, path: str) -> None:
+        if isinstance(value, str):
+            table = registry.entries["methods"]
+            if value not in table:
+                problems.append(f"{path}: " + unknown_name_message("methods", value, sorted(table)))
+        elif isinstance(value, dict):
+            for part, kind in _METHOD_PARTS:
+                if part in value:
+                    component(kind, value[part], f"{path}.{part}")
+            losses = value.get("encoder_losses")
+            for k, loss in enumerate(losses if isinstance(losses, list) else []):
+                component("regularizers", loss, f"{path}.encoder_losses[{k}]")
+            name = value.get("name")
+            if isinstance(name, str) and not is_safe_name(name):
+                problems.append(f"{path}.name: {name!r} is not a safe name ({SLUG_HELP})")
+
+    grid = raw.get("grid")
+    if isinstance(grid, dict):
+        envs = grid.get("envs")
+        for i, env in enumerate(envs if isinstance(envs, list) else []):
+            component("envs", env, f"grid.envs[{i}]")
+        methods = grid.get("methods")
+        for j, m in enumerate(methods if isinstance(methods, list) else []):
+            method(m, f"grid.methods[{j}]")
+    runs = raw.get("runs")
+    for i, run in enumerate(runs if isinstance(runs, list) else []):
+        if isinstance(run, dict):
+            if "env" in run:
+                component("envs", run["env"], f"runs[{i}].env")
+            if "method" in run:
+                method(run["method"], f"runs[{i}].method")
+    tier = raw.get("tier", "smoke")
+    if isinstance(tier, str) and tier not in TIERS:
+        problems.append(f"tier: unknown tier {tier!r}; available: {', '.join(TIERS)}")
+    device = raw.get("device", "auto")
+    if isinstance(device, str) and (p := device_problem(device)):
+        problems.append(f"device: {p}")
+    return problems
+
+
+_METHOD_PARTS = (
+    ("encoder", "encoders"),
+    ("backbone", "backbones"),
+)
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    return list(dict.fromkeys(lines))
+
+
+def _load(path: str | Path) -> tuple[Suite | None, str, list[str], Any]:
+    raw, source = read_suite_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(source, ["(top level): a suite must be a YAML mapping with a `name:`"])
+    problems: list[str] = []
+    suite = None
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(source, format_validation_error(exc)) from None
+        problems += format_validation_error(exc)
+    reported = {line.partition(": ")[0] for line in problems}
+    problems += [p for p in _nonfinite_problems(raw) if p.partition(": ")[0] not in reported]
+    if suite is None:
+        problems += _raw_name_problems(raw)
+    elif problems:  # the structure is fine: the full checks can run too
+        try:
+            expand_suite(suite, source)
+        except ConfigError as exc:
+            problems += exc.problems
+    return suite, source, _dedupe(problems), raw
+
+
+def load_suite_file(path: str | Path) -> tuple[Suite, str]:
+    """Read and structurally validate a suite; a bare name like ``smoke`` finds a built-in.
+
+    When the structure is wrong, unknown names are reported with it (every mistake at once).
+    """
+    suite, source, problems, _ = _load(path)
+    if problems:
+        raise ConfigError(source, problems)
     return suite, source
 
 
@@ -344,6 +556,12 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
             spec = method
             if spec.name is None:
                 spec = spec.model_copy(update={"name": spec.default_name()})
+        if not is_safe_name(spec.name):
+            problems.append(
+                f"{path}.name: {spec.name!r} is not a safe name ({SLUG_HELP}); it names the"
+                " run's folder"
+            )
+            return None
         ok = True
         for kind, comp, part in spec.components():
             n = len(problems)
@@ -406,6 +624,8 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
             )
     if suite.tier not in TIERS:
         problems.append(f"tier: unknown tier {suite.tier!r}; available: {', '.join(TIERS)}")
+    if device := device_problem(suite.device):
+        problems.append(f"device: {device}")
 
     triples: list[tuple[Component, MethodSpec | None, int, TrainConfig, EvalConfig]] = []
     if suite.grid is not None:
@@ -421,13 +641,17 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     for i, run in enumerate(suite.runs):
         check_component("envs", run.env, f"runs[{i}].env")
         m = resolve_method(run.method, f"runs[{i}].method")
+        train = evalc = None
         try:
             train = TrainConfig.model_validate(_merge(suite.train, run.train))
+        except ValidationError as exc:
+            problems.extend(format_validation_error(exc, prefix=f"runs[{i}].train"))
+        try:
             evalc = EvalConfig.model_validate(_merge(suite.eval, run.eval))
         except ValidationError as exc:
-            problems.extend(format_validation_error(exc, prefix=f"runs[{i}]"))
-            continue
-        triples.append((run.env, m, run.seed, train, evalc))
+            problems.extend(format_validation_error(exc, prefix=f"runs[{i}].eval"))
+        if train is not None and evalc is not None:
+            triples.append((run.env, m, run.seed, train, evalc))
 
     check_tiers = not problems and suite.tier in TIERS
     # every component's options, resolved per family (names known: options checked here)
@@ -481,5 +705,6 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
 
 
 def load_suite(path: str | Path) -> tuple[Suite, list[RunSpec]]:
+    """Load, validate and expand a suite; every problem is raised at once (ConfigError)."""
     suite, source = load_suite_file(path)
     return suite, expand_suite(suite, source)

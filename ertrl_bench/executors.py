@@ -1,38 +1,88 @@
-"""Executors run a list of RunSpecs: ``local`` (in-process, sequential) and ``ray`` (optional).
+"""Executors run a list of RunSpecs: ``local`` (this machine, ``jobs`` processes) and ``ray``.
 
 An executor is ``factory(options) -> obj`` with ``map(fn, specs) -> iterator of outcomes`` in
 completion order. ``fn`` is a picklable callable taking one RunSpec. An executor whose runs go
-on at the same time sets ``parallel = True``: the CLI then builds the datasets the runs need
-once, before dispatching them, instead of letting concurrent runs build the same one.
+on at the same time sets ``parallel = True``: the runner then builds the datasets the runs need
+once, before dispatching them, instead of letting concurrent runs build the same one. Every
+executor runs ``runner.execute``, which takes the run's lock (``store.RunLock``): two processes
+(or Ray workers) never run the same run at once.
 Options come from ``ertrl-bench run --executor ray --executor-opt num_cpus=2 ...``.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator
+from functools import partial
 
-from pydantic import NonNegativeInt, PositiveFloat
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
 
 from ertrl_bench.config import Strict
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.plugins import hookimpl
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (affinity / cgroup-aware where the OS says so)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
 class LocalOptions(Strict):
-    """No options."""
+    # runs at the same time, each in its own process; None: one per usable core (at most one
+    # per run); 1: one after another in this process (progress bars stay readable)
+    jobs: PositiveInt | None = None
+    # torch threads per run; None: usable cores // jobs (at least 1)
+    threads: PositiveInt | None = None
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    os.environ["ERTRL_BENCH_QUIET"] = "1"  # N progress bars on one terminal are unreadable
+    torch.set_num_threads(threads)
 
 
 class LocalExecutor:
-    """One run after another in this process (progress bars stay readable)."""
+    """Runs on this machine: one after another in this process, or ``jobs`` worker processes.
 
-    parallel = False
+    Parallel runs give the same numbers as sequential ones (every run seeds its own RNGs and
+    is deterministic on CPU); each worker uses ``threads`` torch threads so N x T fits the cores.
+    """
 
     def __init__(self, options: LocalOptions | None = None):
-        self.options = options
+        self.options = options or LocalOptions()
+
+    def plan(self, n_runs: int) -> tuple[int, int]:
+        """(jobs, threads) for ``n_runs`` runs on this machine."""
+        cores = usable_cores()
+        jobs = self.options.jobs or max(1, min(cores, n_runs))
+        threads = self.options.threads or max(1, cores // jobs)
+        return jobs, threads
+
+    @property
+    def parallel(self) -> bool:
+        return self.options.jobs != 1  # None: decided per suite, may be parallel
 
     def map(self, fn: Callable, specs: list) -> Iterator:
-        for spec in specs:
-            yield fn(spec)
+        jobs, threads = self.plan(len(specs))
+        if jobs == 1 or len(specs) <= 1:
+            for spec in specs:
+                yield fn(spec)
+            return
+        ctx = multiprocessing.get_context("spawn")  # fork after torch's threads start can hang
+        pool = ctx.Pool(min(jobs, len(specs)), initializer=_init_worker, initargs=(threads,))
+        try:
+            yield from pool.imap_unordered(partial(_call, fn), specs)  # completion order
+            pool.close()
+        except BaseException:  # Ctrl-C, or the consumer stopped: no orphan workers go on
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
 
 
 class RayOptions(Strict):

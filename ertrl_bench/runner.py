@@ -7,7 +7,9 @@ import os
 import random
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ PROBE_SPLITS = ("train", "moderate")  # the probe's tasks (docs/paper.md "Probe"
 @dataclass
 class Outcome:
     run_id: str
-    status: str  # done | skipped | failed
+    status: str  # done | skipped | failed (| locked: another process is running it)
     message: str = ""
     metrics: dict | None = None
 
@@ -104,25 +106,74 @@ def prepare_datasets(specs: list[RunSpec], results_root: Path, force: bool = Fal
 
 
 def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
-    """Run one spec (or skip it if done); failures are recorded, never raised."""
+    """Run one spec (or skip it if done); failures are recorded, never raised.
+
+    The run's lock is held while it runs: a run another process holds is not touched and comes
+    back as ``locked`` (``run_suite`` waits for it at the end).
+    """
     rd = RunDir(results_root, spec)
     rid = spec.run_id()
     if rd.is_done() and not force:
         return Outcome(rid, "skipped", "already done", json.loads(rd.metrics_path.read_text()))
-    device = resolve_device(spec.device)
-    rd.start(str(device))
+    if not rd.lock.acquire():
+        return Outcome(rid, "locked", f"running in {rd.lock.owner()}")
     try:
-        metrics = _run(spec, rd, device)
-        return Outcome(rid, "done", metrics=metrics)
-    except KeyboardInterrupt:
-        rd.write_failed("interrupted", traceback.format_exc())
-        raise
-    except ErtrlError as exc:
-        rd.write_failed(str(exc), traceback.format_exc())
-        return Outcome(rid, "failed", str(exc))
-    except Exception as exc:  # a bug in one run must not lose the others' results
-        rd.write_failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        return Outcome(rid, "failed", f"{type(exc).__name__}: {exc}")
+        if rd.is_done() and not force:  # finished by another process while we looked
+            return Outcome(rid, "skipped", "already done", json.loads(rd.metrics_path.read_text()))
+        device = resolve_device(spec.device)
+        rd.start(str(device))
+        try:
+            metrics = _run(spec, rd, device)
+            return Outcome(rid, "done", metrics=metrics)
+        except KeyboardInterrupt:
+            rd.write_failed("interrupted", traceback.format_exc())
+            raise
+        except ErtrlError as exc:
+            rd.write_failed(str(exc), traceback.format_exc())
+            return Outcome(rid, "failed", str(exc))
+        except Exception as exc:  # a bug in one run must not lose the others' results
+            rd.write_failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            return Outcome(rid, "failed", f"{type(exc).__name__}: {exc}")
+    finally:
+        rd.lock.release()
+
+
+def run_suite(
+    specs: list[RunSpec],
+    results_root: Path,
+    executor,
+    force: bool = False,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    poll_s: float = 1.0,
+) -> list[Outcome]:
+    """Every run of a suite through ``executor``; resumable, safe beside another process.
+
+    Runs another process holds (same results folder) are waited for after ours, then skipped
+    if that process finished them, or run here if it died first. ``on_outcome`` sees each
+    final outcome as it arrives (for printing).
+    """
+    results_root = Path(results_root)
+    if getattr(executor, "parallel", False):
+        prepare_datasets(specs, results_root, force)
+    outcomes: dict[str, Outcome] = {}
+    todo, first = list(specs), True
+    while todo:
+        fn = partial(execute, results_root=results_root, force=force and first)
+        locked = []
+        for o in executor.map(fn, todo):
+            if o.status == "locked":
+                locked.append(o.run_id)
+                if on_outcome is not None and first:
+                    on_outcome(Outcome(o.run_id, "waiting", o.message))
+                continue
+            outcomes[o.run_id] = o
+            if on_outcome is not None:
+                on_outcome(o)
+        todo = [s for s in specs if s.run_id() in set(locked)]
+        while todo and all(RunDir(results_root, s).lock.is_held_elsewhere() for s in todo):
+            time.sleep(poll_s)  # wait until at least one of them is released
+        first = False
+    return [outcomes[s.run_id()] for s in specs if s.run_id() in outcomes]
 
 
 def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:

@@ -9,25 +9,122 @@
     results/<suite>/<run_id>/encodings.npz final z's per task for the z map (compressed)
     results/<suite>/<run_id>/metrics.json  final scores (the "done" marker)
     results/<suite>/<run_id>/failed.json   why a run failed (removed when it re-runs)
+    results/<suite>/<run_id>/.lock         held (flock) by the process running it: pid + host
+
+Nothing is written outside the results folder: every path is checked to stay inside it
+(suite and method names are validated as safe names too, see ``config.SLUG_PATTERN``).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import platform
+import socket
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from ertrl_bench.config import RunSpec
 from ertrl_bench.data.store import atomic_write_bytes, atomic_write_json
+from ertrl_bench.errors import ErtrlError
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """``root / parts...``, refusing any result that is not strictly inside ``root``.
+
+    Lexical check (``..`` and absolute parts), so a results folder that is a symlink still works.
+    """
+    base = os.path.normpath(os.path.abspath(root))
+    path = os.path.normpath(os.path.join(base, *parts))
+    if os.path.commonpath([base, path]) != base or path == base:
+        raise ErtrlError(
+            f"{os.path.join(str(root), *parts)}: outside the results folder {root};"
+            " refusing to write there (names in a suite must be plain names, not paths)"
+        )
+    return Path(root).joinpath(*parts)
+
+
+def check_writable_dir(path: Path, what: str = "--results-dir") -> Path:
+    """Create ``path`` if needed and prove it is a writable folder, or say why not (exit 2)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ErtrlError(f"{path}: is a file, not a folder ({what} must be a folder)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ErtrlError(
+            f"{path}: cannot write there ({exc.strerror or exc}); choose another {what}"
+        ) from None
+    return path
+
+
+class RunLock:
+    """A per-run lock: ``<run dir>/.lock`` held with ``flock`` and naming its owner (pid, host).
+
+    The kernel drops the lock when its process dies (kill -9 included), so a lock file left
+    behind is stale by construction: the next process takes it over. Works across processes
+    on one machine and on shared filesystems with working POSIX locks (NFSv4, Lustre).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False if another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return False
+            raise
+        owner = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, owner.encode(), 0)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def is_held_elsewhere(self) -> bool:
+        if not self.path.exists():
+            return False
+        if self.acquire():
+            self.release()
+            return False
+        return True
+
+    def owner(self) -> str:
+        """``pid 123 on host`` of the holder (best effort, for messages)."""
+        try:
+            o = json.loads(self.path.read_text() or "{}")
+            return f"pid {o['pid']} on {o['host']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
 
 
 class RunDir:
     def __init__(self, root: Path, spec: RunSpec):
         self.spec = spec
-        self.path = Path(root) / spec.suite / spec.run_id()
+        self.path = inside(root, spec.suite, spec.run_id())
+        self.lock = RunLock(self.path / ".lock")
 
     @property
     def metrics_path(self) -> Path:
@@ -66,7 +163,7 @@ class RunDir:
 
 
 def write_suite_index(root: Path, suite: str, specs: list[RunSpec]) -> Path:
-    path = Path(root) / suite / "suite.json"
+    path = inside(root, suite, "suite.json")
     runs = [
         {"run_id": s.run_id(), "method": s.method.name, "env": s.env.type, "seed": s.seed}
         for s in specs

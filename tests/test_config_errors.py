@@ -47,7 +47,12 @@ def test_every_error_reported_at_once_with_yaml_paths(tmp_path):
     text = str(info.value)
     assert "train.steps_per_iteration: Input should be greater than 0" in text
     assert "eval.runs_per_tsk: unknown field" in text
-    # structural errors stop before name checks; fix them and the name errors show, all at once
+    # unknown names are reported with the structural errors, not after they are fixed
+    assert "runs[2].method.encoder_losses[1]: unknown regularizer 'csr0'; available: " in text
+    assert "none" in text.split("'csr0'")[1].splitlines()[0]
+    assert "runs[3].env: unknown env family 'point-robbot'" in text
+    assert len(info.value.problems) == 4
+    # with the structure fixed, the same name errors come from the full expansion
     suite["train"]["steps_per_iteration"] = 5
     del suite["eval"]["runs_per_tsk"]
     write_suite(path, suite)

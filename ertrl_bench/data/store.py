@@ -63,6 +63,12 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 _TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
 
 
@@ -77,6 +83,7 @@ def atomic_write_bytes(path: Path, writer, before_replace=None) -> None:
         dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
     )
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from colleagues
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()

@@ -8,6 +8,7 @@ Built by ``MLPEncoder(options, problem)``: input ``problem.context_dim``, output
 from __future__ import annotations
 
 import torch
+from pydantic import PositiveInt
 from torch import nn
 
 from ertrl_bench.config import Strict
@@ -16,7 +17,7 @@ from ertrl_bench.problem import Problem
 
 
 class MLPEncoderOptions(Strict):
-    hidden: tuple[int, ...] = (200, 200, 200)
+    hidden: tuple[PositiveInt, ...] = (200, 200, 200)
 
 
 class MLPEncoder(nn.Module):

@@ -36,7 +36,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from torch.func import functional_call
 
 from ertrl_bench.batch import Transitions, masked_mean
@@ -51,8 +51,8 @@ class GANEntropyOptions(Strict):
     noise_dim: int = Field(20, gt=0)
     gan_steps: int = Field(5, ge=0)  # GAN updates per train step
     lr: float = Field(2e-4, gt=0)  # Adam lr of both G and D
-    generator_hidden: tuple[int, ...] = (200, 200, 200)
-    discriminator_hidden: tuple[int, ...] = (256, 256)
+    generator_hidden: tuple[PositiveInt, ...] = (200, 200, 200)
+    discriminator_hidden: tuple[PositiveInt, ...] = (256, 256)
     jitter: float = Field(1e-5, ge=0)  # added to the covariance's diagonal (authors: 1e-5)
 
 

@@ -1,0 +1,469 @@
+"""The bad-input matrix (issue #12): every user mistake is one message naming the file / field /
+option, exit code 2, no traceback, and nothing written outside the results folder.
+
+Most cases call the CLI's real ``main()`` in this process (fast); ``test_real_entry_point_*``
+run the installed ``ertrl-bench`` script as a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from ertrl_bench.cli import main
+from tests.conftest import tiny_suite, write_suite
+
+ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file permissions")
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+
+
+def run_main(capsys, *argv) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), captured.err + captured.out
+
+
+def assert_user_error(code: int, text: str, *needles: str) -> None:
+    assert code == 2, text
+    assert "Traceback" not in text, text
+    flat = " ".join(text.split())
+    for needle in needles:
+        assert needle in flat, f"{needle!r} not in {flat!r}"
+
+
+# --- command-line usage -------------------------------------------------------------------------
+
+USAGE = [
+    (["run"], "Missing argument 'suite'"),
+    (["run", "smoke", "--forse"], "No such option: --forse"),
+    (["runn"], "No such command 'runn'"),
+    (["datasets", "build", "point-robot", "--save-every", "-1"], "--save-every"),
+    (["run", "smoke", "--jobs", "0"], "--jobs"),
+    (["run", "smoke", "--jobs", "two"], "--jobs"),
+    (["validate"], "Missing argument 'suite'"),
+    (["report"], "Missing argument"),
+    (["analyze", "wasserstein"], "Missing argument"),
+    (["analyze", "wasserstein", "point-robot", "--states", "many"], "--states"),
+    (["analyze", "wasserstein", "point-robot", "--checkpoint", "bogus"], "--checkpoint 'bogus'"),
+    (["analyze", "nope"], "No such command 'nope'"),
+    (["datasets", "biuld"], "No such command 'biuld'"),
+    (["plugins", "--bogus"], "No such option: --bogus"),
+    (["run", "smoke", "--executor", "slurm"], "unknown executor 'slurm'"),
+    (["run", "smoke", "--device", "banana"], "--device: unknown device 'banana'"),
+    (["run", "smoke", "--jobs", "2", "--executor", "ray"], "--jobs is for the local executor"),
+    (["run", "smoke", "--executor-opt", "jobs"], "expected KEY=VALUE"),
+    (["run", "smoke", "--executor-opt", "jobs=0"], "--executor-opt.jobs"),
+    (["run", "smoke", "--executor-opt", "threads=x"], "--executor-opt.threads"),
+    (["run", "smoke", "--executor-opt", "jobz=2"], "--executor-opt.jobz: unknown field"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), USAGE, ids=[" ".join(a) for a, _ in USAGE])
+def test_usage_errors_are_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)  # `run` must not leave a results/ folder on a usage error
+    code, text = run_main(capsys, *argv)
+    assert_user_error(code, text, message)
+    assert len(text.strip().splitlines()) == 1, text
+    assert not (tmp_path / "results").exists()
+
+
+@no_gpu
+def test_device_cuda_without_gpu(capsys, tmp_path):
+    code, text = run_main(capsys, "run", "smoke", "--device", "cuda", "--results-dir", tmp_path)
+    assert_user_error(code, text, "--device", "no CUDA GPU", "auto")
+
+
+# --- files and folders --------------------------------------------------------------------------
+
+
+def _suite(tmp_path: Path) -> Path:
+    return write_suite(tmp_path / "s.yaml", tiny_suite())
+
+
+def test_results_dir_is_a_file(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    code, text = run_main(capsys, "run", _suite(tmp_path), "--results-dir", tmp_path / "file")
+    assert_user_error(code, text, f"{tmp_path / 'file'}: is a file, not a folder")
+
+
+def test_results_dir_under_proc(capsys, tmp_path):
+    code, text = run_main(capsys, "run", _suite(tmp_path), "--results-dir", "/proc/ertrl-results")
+    assert_user_error(code, text, "/proc/ertrl-results: cannot write there")
+
+
+def test_results_dir_below_a_file(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "results"
+    code, text = run_main(capsys, "run", _suite(tmp_path), "--results-dir", target)
+    assert_user_error(code, text, str(target), "cannot write there")
+
+
+@needs_non_root
+def test_results_dir_read_only(capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    code, text = run_main(capsys, "run", _suite(tmp_path), "--results-dir", ro)
+    assert_user_error(code, text, f"{ro}: cannot write there")
+
+
+@needs_non_root
+def test_report_on_read_only_folder(capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    code, text = run_main(capsys, "report", ro)
+    assert_user_error(code, text, f"{ro}: cannot write")
+
+
+def test_report_on_missing_folder_and_on_a_file(capsys, tmp_path):
+    code, text = run_main(capsys, "report", tmp_path / "none")
+    assert_user_error(code, text, f"{tmp_path / 'none'}: no such results folder")
+    (tmp_path / "f").write_text("x")
+    code, text = run_main(capsys, "report", tmp_path / "f")
+    assert_user_error(code, text, f"{tmp_path / 'f'}: a file, not a results folder")
+
+
+SUITE_FILES = {
+    "binary": (b"\x00\x01\x02\xffELF", "a binary file, not a YAML suite"),
+    "latin-1": ("name: caf\u00e9\n".encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+    "empty": (b"", "a suite must be a YAML mapping"),
+    "scalar": (b"42\n", "a suite must be a YAML mapping"),
+    "list": (b"- a\n- b\n", "a suite must be a YAML mapping"),
+    "malformed": (b"name: x\ngrid: [unclosed\n", "malformed YAML at line"),
+    "tab-indent": (b"name: x\ngrid:\n\tenvs: [a]\n", "malformed YAML at line 3"),
+    "duplicate-top-key": (
+        b"name: x\ntier: smoke\ntier: small\ngrid: {envs: [point-robot], methods: [focal]}\n",
+        "duplicate key 'tier' (first given at line 2)",
+    ),
+    "duplicate-nested-key": (
+        b"name: x\ntrain:\n  iterations: 2\n  iterations: 3\n"
+        b"grid: {envs: [point-robot], methods: [focal]}\n",
+        "line 4",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SUITE_FILES))
+def test_bad_suite_files(capsys, tmp_path, case):
+    content, message = SUITE_FILES[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_bytes(content)
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(code, text, str(path), message)
+
+
+def test_suite_is_a_folder_or_missing_or_unreadable(capsys, tmp_path):
+    code, text = run_main(capsys, "validate", tmp_path)
+    assert_user_error(code, text, f"{tmp_path}: is a folder, not a suite file")
+    code, text = run_main(capsys, "validate", tmp_path / "nope.yaml")
+    assert_user_error(code, text, f"{tmp_path / 'nope.yaml'}: no such suite file")
+    code, text = run_main(capsys, "validate", "/proc/self/mem")  # exists, reading fails (EIO)
+    assert_user_error(code, text, "/proc/self/mem: cannot read the suite file")
+
+
+@needs_non_root
+def test_suite_without_read_permission(capsys, tmp_path):
+    path = _suite(tmp_path)
+    path.chmod(0)
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(code, text, f"{path}: cannot read the suite file")
+
+
+# --- suite contents: values, names, bounds ------------------------------------------------------
+
+
+def _grid_suite(**changes) -> dict:
+    suite = tiny_suite()
+    for dotted, value in changes.items():
+        node = suite
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return suite
+
+
+SUITES = {
+    # names that would become paths
+    "name-dotdot": (_grid_suite(name=".."), "name: String should match pattern"),
+    "name-dot": (_grid_suite(name="."), "name: String should match pattern"),
+    "name-slash": (_grid_suite(name="a/b"), "name: String should match pattern"),
+    "name-parent-path": (_grid_suite(name="../x"), "name: String should match pattern"),
+    "name-empty": (_grid_suite(name=""), "name: String should match pattern"),
+    "name-absolute": (_grid_suite(name="/tmp/x"), "name: String should match pattern"),
+    "method-name-traversal": (
+        _grid_suite(grid__methods=[{"name": "../../x"}]),
+        "grid.methods[0].name: '../../x' is not a safe name",
+    ),
+    "method-name-slash": (
+        _grid_suite(grid__methods=[{"name": "a/b", "regularizer": "csro"}]),
+        "grid.methods[0].name: 'a/b' is not a safe name",
+    ),
+    "method-name-hidden": (
+        _grid_suite(grid__methods=[{"name": ".x"}]),
+        "grid.methods[0].name: '.x' is not a safe name",
+    ),
+    # values that would crash or run for ever
+    "iterations-1e12-float": (
+        _grid_suite(train__iterations=1.0e12),
+        "train.iterations: Input should be less than or equal to 1000000",
+    ),
+    "iterations-1e12-string": (
+        _grid_suite(train__iterations="1e12"),
+        "train.iterations: Input should be a valid integer",
+    ),
+    "total-steps": (
+        _grid_suite(train__iterations=10**6, train__steps_per_iteration=10**5),
+        "train: iterations x steps_per_iteration = 100,000,000,000 train steps; at most",
+    ),
+    "iterations-zero": (_grid_suite(train__iterations=0), "train.iterations: Input should be"),
+    "steps-huge": (
+        _grid_suite(train__steps_per_iteration=10**9),
+        "train.steps_per_iteration: Input should be less than or equal to",
+    ),
+    "meta-batch-zero": (_grid_suite(train__meta_batch=0), "train.meta_batch"),
+    "rl-batch-huge": (_grid_suite(train__rl_batch=10**8), "train.rl_batch"),
+    "latent-dim-negative": (_grid_suite(train__latent_dim=-2), "train.latent_dim"),
+    "eval-every-zero": (_grid_suite(train__eval_every=0), "train.eval_every"),
+    "final-evals-huge": (_grid_suite(train__final_evals=10**7), "train.final_evals"),
+    "encoder-lr-inf": (_grid_suite(train__encoder_lr=float("inf")), "train.encoder_lr"),
+    "encoder-lr-nan": (_grid_suite(train__encoder_lr=float("nan")), "train.encoder_lr"),
+    "encoder-lr-negative": (_grid_suite(train__encoder_lr=-1e-3), "train.encoder_lr"),
+    "brac-param-inf": (
+        _grid_suite(component_params={"brac": {"hidden": [16], "discount": float("inf")}}),
+        "component_params.brac.discount: inf is not a finite number",
+    ),
+    "runs-per-task-huge": (_grid_suite(eval__runs_per_task=10**6), "eval.runs_per_task"),
+    "episodes-zero": (_grid_suite(eval__episodes=0), "eval.episodes"),
+    "seed-2**32": (_grid_suite(grid__seeds=[2**32]), "grid.seeds[0]: Input should be less than"),
+    "seed-negative": (_grid_suite(grid__seeds=[-1]), "grid.seeds[0]"),
+    "seed-string": (_grid_suite(grid__seeds=["zero"]), "grid.seeds[0]"),
+    "hidden-zero-negative": (
+        _grid_suite(component_params={"brac": {"hidden": [0, -3]}}),
+        "grid.methods[0].backbone.params.hidden[0]: Input should be greater than 0",
+    ),
+    "encoder-hidden-negative": (
+        _grid_suite(component_params={"mlp": {"hidden": [-3]}, "brac": {"hidden": [16]}}),
+        "grid.methods[0].encoder.params.hidden[0]: Input should be greater than 0",
+    ),
+    "csro-unknown-input": (
+        _grid_suite(grid__methods=[{"regularizer": {"type": "csro", "params": {"inputs": ["x"]}}}]),
+        "grid.methods[0].regularizer.params.inputs: unknown 'x'; choose from obs",
+    ),
+    "csro-no-input": (
+        _grid_suite(grid__methods=[{"regularizer": {"type": "csro", "params": {"inputs": []}}}]),
+        "grid.methods[0].regularizer.params.inputs: empty",
+    ),
+    "device-banana": (_grid_suite(device="banana"), "device: unknown device 'banana'"),
+    # names
+    "unknown-env": (_grid_suite(grid__envs=["point-robbot"]), "unknown env family 'point-robbot'"),
+    "unknown-method": (_grid_suite(grid__methods=["foccal"]), "unknown method 'foccal'"),
+    "unknown-regularizer": (
+        _grid_suite(grid__methods=[{"regularizer": "csr0"}]),
+        "grid.methods[0].regularizer: unknown regularizer 'csr0'",
+    ),
+    "unknown-backbone": (
+        _grid_suite(grid__methods=[{"backbone": "td3"}]),
+        "grid.methods[0].backbone: unknown backbone 'td3'",
+    ),
+    "unknown-tier": (_grid_suite(tier="huge"), "tier: unknown tier 'huge'"),
+    "unknown-component-params": (
+        _grid_suite(component_params={"brak": {"hidden": [16]}}),
+        "component_params.brak: no encoder, regularizer or backbone is named 'brak'",
+    ),
+    "unknown-top-key": (_grid_suite(tierr="smoke"), "tierr: unknown field"),
+    "unknown-train-key": (_grid_suite(train__iteratons=2), "train.iteratons: unknown field"),
+    "unknown-option": (
+        _grid_suite(component_params={"brac": {"hidden": [16], "discont": 0.9}}),
+        "backbone.params.discont: unknown field",
+    ),
+    # structure
+    "no-runs": ({"name": "x"}, "a suite needs a `grid:` or a non-empty `runs:` list"),
+    "grid-not-mapping": ({"name": "x", "grid": "all"}, "grid: Input should be a valid dictionary"),
+    "grid-no-envs": (_grid_suite(grid__envs=[]), "grid.envs: List should have at least 1 item"),
+    "grid-no-methods": (_grid_suite(grid__methods=[]), "grid.methods: List should have at least"),
+    "runs-not-list": ({"name": "x", "runs": "all"}, "runs: Input should be a valid list"),
+    "run-missing-env": (
+        {"name": "x", "runs": [{"method": "focal"}]},
+        "runs[0].env: Field required",
+    ),
+    "train-not-mapping": (_grid_suite(train=5), "train: Input should be a valid dictionary"),
+}
+
+
+@pytest.mark.parametrize("case", list(SUITES))
+def test_bad_suites(capsys, tmp_path, case):
+    suite, message = SUITES[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(code, text, str(path), message)
+
+
+def _runs_suite(run: dict) -> dict:
+    suite = tiny_suite()
+    del suite["grid"]
+    suite["runs"] = [{"env": "point-robot", "method": "focal", **run}]
+    return suite
+
+
+RUN_LEVEL = {
+    "train-value": ({"train": {"iterations": 0}}, ["runs[0].train.iterations"]),
+    "train-unknown": ({"train": {"iteratons": 3}}, ["runs[0].train.iteratons: unknown field"]),
+    "eval-value": ({"eval": {"runs_per_task": 0}}, ["runs[0].eval.runs_per_task"]),
+    "eval-unknown": ({"eval": {"split": ["train"]}}, ["runs[0].eval.split: unknown field"]),
+    "both": (
+        {"train": {"rl_batch": -1}, "eval": {"splits": ["nowhere"]}},
+        ["runs[0].train.rl_batch", "runs[0].eval.splits[0]"],
+    ),
+    "seed": ({"seed": 2**40}, ["runs[0].seed: Input should be less than"]),
+    "inline-method-traversal": (
+        {"method": {"name": "../../../x"}},
+        ["runs[0].method.name: '../../../x' is not a safe name"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(RUN_LEVEL))
+def test_run_level_errors_keep_their_path(capsys, tmp_path, case):
+    run, messages = RUN_LEVEL[case]
+    path = write_suite(tmp_path / "s.yaml", _runs_suite(run))
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(code, text, *messages)
+
+
+def test_every_mistake_at_once(capsys, tmp_path):
+    """Structure, values and unknown names in one report (the names used to wait for a fix)."""
+    suite = tiny_suite()
+    suite["train"]["steps_per_iteration"] = -5
+    suite["train"]["encoder_lr"] = float("inf")
+    suite["eval"]["runs_per_tsk"] = 2
+    suite["tier"] = "medium"
+    suite["grid"]["envs"] = ["point-robbot"]
+    suite["grid"]["methods"] = ["foccal", {"regularizer": "csr0"}, {"name": "../x"}]
+    suite["grid"]["seeds"] = [2**32]
+    path = write_suite(tmp_path / "s.yaml", suite)
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(
+        code,
+        text,
+        "train.steps_per_iteration: Input should be greater than 0",
+        "train.encoder_lr",
+        "eval.runs_per_tsk: unknown field",
+        "grid.seeds[0]",
+        "tier: unknown tier 'medium'",
+        "grid.envs[0]: unknown env family 'point-robbot'",
+        "grid.methods[0]: unknown method 'foccal'",
+        "grid.methods[1].regularizer: unknown regularizer 'csr0'",
+        "grid.methods[2].name: '../x' is not a safe name",
+    )
+    assert "9 error(s)" in text
+
+
+@no_gpu
+def test_suite_device_cuda_without_gpu(capsys, tmp_path):
+    path = write_suite(tmp_path / "s.yaml", _grid_suite(device="cuda"))
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(code, text, "device: device 'cuda': torch sees no CUDA GPU", "auto")
+
+
+def test_nothing_written_outside_results(capsys, tmp_path):
+    """A traversal name is refused before anything is written, by validation and by the store."""
+    from ertrl_bench.config import load_suite
+    from ertrl_bench.errors import ErtrlError
+    from ertrl_bench.store import RunDir, write_suite_index
+
+    results = tmp_path / "a" / "b" / "results"
+    for name in ("..", "../../x"):
+        path = write_suite(tmp_path / "s.yaml", tiny_suite(name=name))
+        code, text = run_main(capsys, "run", path, "--results-dir", results)
+        assert_user_error(code, text, "name")
+    # the store's own check, should a bad name get past validation (e.g. a plugin's method)
+    (spec,) = load_suite(write_suite(tmp_path / "s.yaml", tiny_suite()))[1]
+    evil = spec.model_copy(update={"suite": "../.."})
+    with pytest.raises(ErtrlError, match="outside the results folder"):
+        RunDir(results, evil)
+    with pytest.raises(ErtrlError, match="outside the results folder"):
+        write_suite_index(results, "..", [spec])
+    named = spec.model_copy(update={"method": spec.method.model_copy(update={"name": "../../y"})})
+    with pytest.raises(ErtrlError, match="outside the results folder"):
+        RunDir(results, named)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["s.yaml"]  # results never created
+
+
+# --- through the real entry point ---------------------------------------------------------------
+
+
+def entry_point() -> list[str]:
+    script = shutil.which("ertrl-bench")
+    return [script] if script else [sys.executable, "-m", "ertrl_bench.cli"]
+
+
+def cli(*args, **kw):
+    return subprocess.run(
+        [*entry_point(), *map(str, args)], capture_output=True, text=True, timeout=120, **kw
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run"], "Missing argument 'suite'"),
+        (["runn"], "No such command 'runn'"),
+    ],
+)  # the others go through the same main() in-process (test_usage_errors_are_one_line_exit_2)
+def test_real_entry_point_usage_errors(tmp_path, argv, message):
+    proc = cli(*argv, cwd=tmp_path)
+    assert_user_error(proc.returncode, proc.stderr, message)
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_real_entry_point_bad_suite(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    proc = cli("validate", path)
+    assert_user_error(proc.returncode, proc.stderr, str(path), "not UTF-8 text")
+
+
+def test_ctrl_c_exits_130_and_says_what_is_kept(tmp_path):
+    suite = tiny_suite(name="ctrlc")
+    suite["train"].update(iterations=200, steps_per_iteration=50)
+    path = write_suite(tmp_path / "s.yaml", suite)
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [*entry_point(), "run", str(path), "--results-dir", str(results), "--jobs", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(results.glob("ctrlc/*/log.jsonl")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; finished runs are kept, rerun to resume" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_suite_folder_in_results_is_a_file(capsys, tmp_path):
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / "tiny").write_text("not a folder")
+    code, text = run_main(capsys, "run", _suite(tmp_path), "--results-dir", results)
+    assert_user_error(code, text, str(results / "tiny"))
+    assert (results / "tiny").read_text() == "not a folder"

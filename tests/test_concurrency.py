@@ -1,0 +1,155 @@
+"""Per-run locks (two processes, one results folder) and the parallel local executor (--jobs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from ertrl_bench.config import load_suite
+from ertrl_bench.executors import LocalExecutor, LocalOptions
+from ertrl_bench.runner import execute, run_suite
+from ertrl_bench.store import RunDir
+from tests.conftest import tiny_suite, write_suite
+
+
+def _specs(tmp_path, **kw):
+    return load_suite(write_suite(tmp_path / "s.yaml", tiny_suite(**kw)))[1]
+
+
+def _hold_lock(run_dir) -> subprocess.Popen:
+    """Another real process that takes a run's lock and keeps it until killed."""
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from ertrl_bench.store import RunLock
+        assert RunLock({str(run_dir / ".lock")!r}).acquire()
+        print("held", flush=True)
+        time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_run_held_by_another_process_is_not_touched_then_stale_lock_is_taken(tmp_path):
+    (spec,) = _specs(tmp_path)
+    results = tmp_path / "results"
+    rd = RunDir(results, spec)
+    holder = _hold_lock(rd.path)
+    try:
+        out = execute(spec, results)
+        assert out.status == "locked"
+        assert f"pid {holder.pid} on " in out.message  # the owner is named: pid + host
+        assert not (rd.path / "spec.json").exists()  # nothing of the run was touched
+        assert rd.lock.is_held_elsewhere()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # kill -9 leaves the lock file behind; the kernel released the lock: it is stale
+    assert (rd.path / ".lock").exists()
+    assert not rd.lock.is_held_elsewhere()
+    assert execute(spec, results).status == "done"
+
+
+def test_run_suite_waits_for_a_run_another_process_finishes(tmp_path):
+    """The waiting side does not redo the run: it skips it once the owner has finished it."""
+    a, b = _specs(tmp_path, seeds=[0, 1])
+    results = tmp_path / "results"
+    holder = _hold_lock(RunDir(results, a).path)
+    seen = []
+    try:
+        # finish `a` "in the other process" (here: after our first pass saw it locked)
+        def on_outcome(o):
+            seen.append((o.run_id, o.status))
+            if o.status == "waiting":
+                holder.send_signal(signal.SIGKILL)
+                holder.wait()
+                assert execute(a, results).status == "done"
+
+        outcomes = run_suite(
+            [a, b], results, LocalExecutor(LocalOptions(jobs=1)), on_outcome=on_outcome, poll_s=0.05
+        )
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    by_id = {o.run_id: o.status for o in outcomes}
+    assert by_id == {a.run_id(): "skipped", b.run_id(): "done"}
+    assert (a.run_id(), "waiting") in seen
+
+
+def _entry_point() -> list[str]:
+    script = shutil.which("ertrl-bench")
+    return [script] if script else [sys.executable, "-m", "ertrl_bench.cli"]
+
+
+@pytest.mark.slow  # two CLI start-ups + 3 runs (~1 min on 2 busy cores); locks are also
+def test_two_cli_processes_share_a_results_folder(tmp_path):  # tested above with real processes
+    """Two `ertrl-bench run` of one suite into one folder: every run is done exactly once."""
+    suite = tiny_suite(name="twice", seeds=[0, 1, 2])
+    suite["train"].update(iterations=3, steps_per_iteration=30)
+    path = write_suite(tmp_path / "s.yaml", suite)
+    results = tmp_path / "results"
+    cmd = [*_entry_point(), "run", str(path), "--results-dir", str(results), "--jobs", "1"]
+    env = {**os.environ, "ERTRL_BENCH_QUIET": "1"}
+    first = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+        p.read_text() for p in results.glob("twice/*/.lock") if p.exists()
+    ):
+        time.sleep(0.05)
+    second = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+    )
+    err1, err2 = first.communicate(timeout=300)[1], second.communicate(timeout=300)[1]
+    assert first.returncode == 0 and second.returncode == 0, err1 + err2
+    status = re.compile(r"^\s*(done|skipped|waiting|failed)\s+(\S+)", re.M)
+    done = [rid for s, rid in status.findall(err1 + err2) if s == "done"]
+    ids = [r["run_id"] for r in json.loads((results / "twice" / "suite.json").read_text())["runs"]]
+    assert sorted(done) == sorted(ids), err1 + err2  # each run ran once, in one of the two
+    for rid in ids:
+        assert (results / "twice" / rid / "metrics.json").exists()
+        logs = (results / "twice" / rid / "log.jsonl").read_text().splitlines()
+        iterations = [json.loads(x)["iteration"] for x in logs if "eval" in json.loads(x)]
+        assert iterations == sorted(set(iterations)), "two processes wrote one run's log"
+
+
+def _finals(outcomes):
+    return {o.run_id: o.metrics["per_task"] for o in outcomes}
+
+
+@pytest.mark.slow  # ~10 s idle, ~35 s on the shared 2 cores: two worker processes import torch
+def test_jobs_gives_the_same_numbers_as_sequential(tmp_path):
+    specs = _specs(tmp_path, seeds=[0, 1])
+    seq = run_suite(specs, tmp_path / "seq", LocalExecutor(LocalOptions(jobs=1)))
+    par_ex = LocalExecutor(LocalOptions(jobs=2, threads=1))
+    assert par_ex.parallel and par_ex.plan(2) == (2, 1)
+    par = run_suite(specs, tmp_path / "par", par_ex)
+    assert [o.status for o in seq] == [o.status for o in par] == ["done"] * 2
+    assert _finals(seq) == _finals(par)
+    # resumable in parallel too: everything is skipped the second time
+    again = run_suite(specs, tmp_path / "par", par_ex)
+    assert [o.status for o in again] == ["skipped"] * 2
+
+
+def test_default_jobs_come_from_the_core_count():
+    from ertrl_bench.executors import usable_cores
+
+    cores = usable_cores()
+    ex = LocalExecutor()
+    assert ex.plan(1000) == (cores, 1)
+    assert ex.plan(1) == (1, cores)
+    assert LocalExecutor(LocalOptions(jobs=1)).plan(10) == (1, cores)
+    assert not LocalExecutor(LocalOptions(jobs=1)).parallel
