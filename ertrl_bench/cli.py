@@ -452,7 +452,7 @@ def analyze_wasserstein(
     seed: int = typer.Option(0, help="Seed of the state draw and the action samples."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON record instead."),
 ):
-    """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (PAPER.md).
+    """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (docs/paper.md).
 
     Builds the family's datasets if missing, draws S states from the union of the training
     tasks' datasets, samples K actions per state from each training task's behavior policy (the

@@ -143,7 +143,7 @@ class MethodSpec(Strict):
 
 
 class TrainConfig(Strict):
-    """Meta-training schedule (PAPER.md); ``None`` = the env family's paper value."""
+    """Meta-training schedule (docs/paper.md); ``None`` = the env family's paper value."""
 
     iterations: Count = 100
     steps_per_iteration: Count | None = None  # 2000 (1000 for Cheetah-Vel)

@@ -61,7 +61,7 @@ class CSROOptions(Strict):
     inputs: tuple[str, ...] = ("obs", "action")  # what q(z | x) conditions on
     hidden: tuple[PositiveInt, ...] = (200, 200, 200)  # same shape as the context encoder
     lr: float = Field(3e-4, gt=0)  # q's Adam (the authors use the encoder's lr, 3e-4)
-    model_loss_weight: float = Field(10.0, gt=0)  # weight of q's log-likelihood loss (PAPER.md)
+    model_loss_weight: float = Field(10.0, gt=0)  # weight of q's log-likelihood (docs/paper.md)
     # tanh on all of q's outputs (the authors' net: mu in [-1, 1], var in [0.313, 1.313]);
     # False = the unbounded form, whose estimate explodes when z_i ~ f(s, a) -- comparison only
     bounded: bool = True

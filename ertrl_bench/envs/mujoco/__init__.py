@@ -1,4 +1,4 @@
-"""The eight MuJoCo task families of PAPER.md, on gymnasium's v5 models.
+"""The eight MuJoCo task families of docs/paper.md, on gymnasium's v5 models.
 
 Importing this package is cheap (numpy only); ``mujoco`` and gymnasium's MuJoCo envs load on the
 first ``make`` / ``make_batch`` (``ertrl_bench.envs.mujoco.sim``). ``register_gym_envs`` registers
