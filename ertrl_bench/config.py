@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveInt,
@@ -29,6 +28,7 @@ from pydantic import (
 
 from ertrl_bench.analysis.probe import ProbeConfig
 from ertrl_bench.errors import ConfigError, ErtrlError
+from ertrl_bench.options import Strict  # noqa: F401  (the one base; re-exported here)
 
 # Names that become folder names (suite, method): a safe slug, never a path. No separators, no
 # leading dot (so no `.` / `..`), at most 100 characters.
@@ -74,12 +74,6 @@ def device_problem(name: str) -> str | None:
         if not torch.backends.mps.is_available():
             return "device 'mps': not available on this machine; use `auto`"
     return None
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a misspelt option must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Component(Strict):

@@ -18,8 +18,8 @@ from functools import partial
 
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
 
-from ertrl_bench.config import Strict
 from ertrl_bench.errors import ErtrlError
+from ertrl_bench.options import Strict
 from ertrl_bench.plugins import hookimpl
 
 

@@ -40,7 +40,6 @@ import torch.nn.functional as F
 from pydantic import PositiveFloat, PositiveInt
 
 from ertrl_bench.batch import Transitions
-from ertrl_bench.config import Strict
 from ertrl_bench.nn import (
     ensemble_mlp,
     mlp,
@@ -48,6 +47,7 @@ from ertrl_bench.nn import (
     tanh_gaussian_from_noise,
     tune_allocator,
 )
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 EPS = 1e-8

@@ -11,8 +11,8 @@ import torch
 from pydantic import PositiveInt
 from torch import nn
 
-from ertrl_bench.config import Strict
 from ertrl_bench.nn import mlp
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 

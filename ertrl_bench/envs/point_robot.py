@@ -14,8 +14,8 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 
-from ertrl_bench.config import Strict
 from ertrl_bench.envs.base import BatchEnv, EnvFamily, FamilyHParams, StepResult, Task
+from ertrl_bench.options import Strict
 
 MAX_STEP = 0.1
 

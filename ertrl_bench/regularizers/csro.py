@@ -40,9 +40,9 @@ from pydantic import Field, PositiveInt, field_validator
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
-from ertrl_bench.config import Strict
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.nn import mlp
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 # names accepted in ``csro_inputs`` / ``inputs`` -> the Transitions field they read

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pydantic import Field, PositiveFloat
 
 from ertrl_bench.components import StepBatch
-from ertrl_bench.config import Strict
 from ertrl_bench.losses import dml_loss
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 

@@ -41,8 +41,8 @@ from torch.func import functional_call
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
-from ertrl_bench.config import Strict
 from ertrl_bench.nn import mlp
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 

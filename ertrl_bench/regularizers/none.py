@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ertrl_bench.components import StepBatch
-from ertrl_bench.config import Strict
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 

@@ -21,8 +21,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from ertrl_bench.config import Strict
 from ertrl_bench.envs.base import EnvFamily, Task
+from ertrl_bench.options import Strict
 
 N_GRID = 40
 

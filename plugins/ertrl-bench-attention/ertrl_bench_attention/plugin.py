@@ -23,7 +23,7 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 from torch import nn
 
-from ertrl_bench.config import Strict
+from ertrl_bench.options import Strict
 from ertrl_bench.plugins import hookimpl
 
 

@@ -18,8 +18,8 @@ import gymnasium as gym
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from ertrl_bench.config import Strict
 from ertrl_bench.envs.base import BatchEnv, EnvFamily, FamilyHParams, StepResult, Task
+from ertrl_bench.options import Strict
 from ertrl_bench.plugins import hookimpl
 
 STEP = 0.1
