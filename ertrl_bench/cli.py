@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ertrl_bench.errors import ErtrlError
@@ -521,7 +522,7 @@ def main(argv: list[str] | None = None) -> None:
             err.print(INTERRUPTED, highlight=False)
         sys.exit(rc)
     except ErtrlError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print(INTERRUPTED, highlight=False)

@@ -209,7 +209,7 @@ SUITES = {
         "grid.methods[0].name: '../../x' is not a safe name",
     ),
     "method-name-slash": (
-        _grid_suite(grid__methods=[{"name": "a/b", "regularizer": "csro"}]),
+        _grid_suite(grid__methods=[{"name": "a/b", "encoder_losses": ["dml", "csro"]}]),
         "grid.methods[0].name: 'a/b' is not a safe name",
     ),
     "method-name-hidden": (
@@ -260,20 +260,20 @@ SUITES = {
         "grid.methods[0].encoder.params.hidden[0]: Input should be greater than 0",
     ),
     "csro-unknown-input": (
-        _grid_suite(grid__methods=[{"regularizer": {"type": "csro", "params": {"inputs": ["x"]}}}]),
-        "grid.methods[0].regularizer.params.inputs: unknown 'x'; choose from obs",
+        _grid_suite(grid__methods=[{"encoder_losses": ["dml", {"type": "csro", "params": {"inputs": ["x"]}}]}]),
+        "grid.methods[0].encoder_losses[1].params.inputs: unknown 'x'; choose from obs",
     ),
     "csro-no-input": (
-        _grid_suite(grid__methods=[{"regularizer": {"type": "csro", "params": {"inputs": []}}}]),
-        "grid.methods[0].regularizer.params.inputs: empty",
+        _grid_suite(grid__methods=[{"encoder_losses": ["dml", {"type": "csro", "params": {"inputs": []}}]}]),
+        "grid.methods[0].encoder_losses[1].params.inputs: empty",
     ),
     "device-banana": (_grid_suite(device="banana"), "device: unknown device 'banana'"),
     # names
     "unknown-env": (_grid_suite(grid__envs=["point-robbot"]), "unknown env family 'point-robbot'"),
     "unknown-method": (_grid_suite(grid__methods=["foccal"]), "unknown method 'foccal'"),
     "unknown-regularizer": (
-        _grid_suite(grid__methods=[{"regularizer": "csr0"}]),
-        "grid.methods[0].regularizer: unknown regularizer 'csr0'",
+        _grid_suite(grid__methods=[{"encoder_losses": ["csr0"]}]),
+        "grid.methods[0].encoder_losses[0]: unknown regularizer 'csr0'",
     ),
     "unknown-backbone": (
         _grid_suite(grid__methods=[{"backbone": "td3"}]),
@@ -282,7 +282,7 @@ SUITES = {
     "unknown-tier": (_grid_suite(tier="huge"), "tier: unknown tier 'huge'"),
     "unknown-component-params": (
         _grid_suite(component_params={"brak": {"hidden": [16]}}),
-        "component_params.brak: no encoder, regularizer or backbone is named 'brak'",
+        "component_params.brak: no encoder, encoder loss or backbone is named 'brak'",
     ),
     "unknown-top-key": (_grid_suite(tierr="smoke"), "tierr: unknown field"),
     "unknown-train-key": (_grid_suite(train__iteratons=2), "train.iteratons: unknown field"),
@@ -353,7 +353,7 @@ def test_every_mistake_at_once(capsys, tmp_path):
     suite["eval"]["runs_per_tsk"] = 2
     suite["tier"] = "medium"
     suite["grid"]["envs"] = ["point-robbot"]
-    suite["grid"]["methods"] = ["foccal", {"regularizer": "csr0"}, {"name": "../x"}]
+    suite["grid"]["methods"] = ["foccal", {"encoder_losses": ["csr0"]}, {"name": "../x"}]
     suite["grid"]["seeds"] = [2**32]
     path = write_suite(tmp_path / "s.yaml", suite)
     code, text = run_main(capsys, "validate", path)
@@ -367,7 +367,7 @@ def test_every_mistake_at_once(capsys, tmp_path):
         "tier: unknown tier 'medium'",
         "grid.envs[0]: unknown env family 'point-robbot'",
         "grid.methods[0]: unknown method 'foccal'",
-        "grid.methods[1].regularizer: unknown regularizer 'csr0'",
+        "grid.methods[1].encoder_losses[0]: unknown regularizer 'csr0'",
         "grid.methods[2].name: '../x' is not a safe name",
     )
     assert "9 error(s)" in text
