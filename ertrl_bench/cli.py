@@ -175,24 +175,43 @@ def summary_table(metrics: list[dict], title: str) -> Table:
 
 
 @app.command()
-def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")):
-    """List loaded plugins: package, version and what each registers."""
-    from ertrl_bench.plugins import KINDS, describe_plugins
+def plugins(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    options: str | None = typer.Option(
+        None, "--options", metavar="NAME", help="List one component's options and defaults."
+    ),
+):
+    """List loaded plugins and what each registers, or (--options NAME) a component's options.
 
-    records = describe_plugins()
+    On a terminal: a table. Piped or redirected: one plain line per component (kind, name,
+    plugin, package), in a stable order.
+    """
+    from ertrl_bench import plugins as pl
+
+    if options is not None:
+        records = pl.describe_component(options)
+        if as_json:
+            typer.echo(json.dumps(records, indent=2))
+        else:
+            typer.echo("\n\n".join("\n".join(pl.component_text(r)) for r in records))
+        return
+    records = pl.describe_plugins()
     if as_json:
-        out.print_json(json.dumps(records))
+        typer.echo(json.dumps(records, indent=2))
+        return
+    if not sys.stdout.isatty():
+        typer.echo("\n".join(pl.component_lines(records)))
         return
     table = Table(title="ertrl-bench plugins")
     table.add_column("plugin")
     table.add_column("package")
-    for kind in KINDS:
+    for kind in (*pl.KINDS, "commands"):
         table.add_column(kind)
     for r in records:
         table.add_row(
             r["name"],
             f"{r['package']} {r['version'] or ''}".strip(),
-            *(", ".join(r.get(k, [])) for k in KINDS),
+            *(", ".join(r.get(k, [])) for k in (*pl.KINDS, "commands")),
         )
     out.print(table)
 
@@ -434,7 +453,7 @@ def analyze_wasserstein(
     seed: int = typer.Option(0, help="Seed of the state draw and the action samples."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON record instead."),
 ):
-    """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (PAPER.md).
+    """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (docs/paper.md).
 
     Builds the family's datasets if missing, draws S states from the union of the training
     tasks' datasets, samples K actions per state from each training task's behavior policy (the

@@ -19,10 +19,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     ValidationError,
     model_validator,
@@ -30,6 +28,7 @@ from pydantic import (
 
 from ertrl_bench.analysis.probe import ProbeConfig
 from ertrl_bench.errors import ConfigError, ErtrlError
+from ertrl_bench.options import Strict  # noqa: F401  (the one base; re-exported here)
 
 # Names that become folder names (suite, method): a safe slug, never a path. No separators, no
 # leading dot (so no `.` / `..`), at most 100 characters.
@@ -75,12 +74,6 @@ def device_problem(name: str) -> str | None:
         if not torch.backends.mps.is_available():
             return "device 'mps': not available on this machine; use `auto`"
     return None
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a misspelt option must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Component(Strict):
@@ -144,7 +137,7 @@ class MethodSpec(Strict):
 
 
 class TrainConfig(Strict):
-    """Meta-training schedule (PAPER.md); ``None`` = the env family's paper value."""
+    """Meta-training schedule (docs/paper.md); ``None`` = the env family's paper value."""
 
     iterations: Count = 100
     steps_per_iteration: Count | None = None  # 2000 (1000 for Cheetah-Vel)

@@ -16,9 +16,10 @@ import os
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
 
 from ertrl_bench.errors import ErtrlError
+from ertrl_bench.options import Strict
 from ertrl_bench.plugins import hookimpl
 
 
@@ -30,8 +31,7 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class LocalOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LocalOptions(Strict):
     # runs at the same time, each in its own process; None: one per usable core (at most one
     # per run); 1: one after another in this process (progress bars stay readable)
     jobs: PositiveInt | None = None
@@ -85,8 +85,7 @@ class LocalExecutor:
             pool.join()
 
 
-class RayOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RayOptions(Strict):
     address: str | None = None  # None: start a local Ray; "auto": join a running cluster
     num_cpus: PositiveFloat = 1.0  # per run
     num_gpus: float = 0.0  # per run (e.g. 0.25 to pack four runs on a GPU)

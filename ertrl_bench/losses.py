@@ -1,6 +1,6 @@
 """FOCAL's distance-metric loss (DML) on the pooled task representations of a meta-batch.
 
-PAPER.md: over pairs (i, j) of the meta-batch, same task -> sqrt(mean squared distance + eps)
+docs/paper.md: over pairs (i, j) of the meta-batch, same task -> sqrt(mean squared distance + eps)
 (pull together), different tasks -> 1 / (mean squared distance + 100 eps) (push apart); each
 term averaged over its pairs, weight 10. The authors sample tasks without replacement, so in
 practice only the push term is active; we keep both, so a batch with repeats also pulls.

@@ -8,9 +8,8 @@ import sys
 import time
 
 import torch
-from pydantic import BaseModel
 
-from ertrl_bench.config import load_suite
+from ertrl_bench.config import Strict, load_suite
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.runner import execute
 from tests.conftest import tiny_suite, write_suite
@@ -86,7 +85,7 @@ def test_killed_run_leaves_no_metrics_and_resumes(tmp_path):
     assert execute(spec, results).status == "done"
 
 
-class _NaNOptions(BaseModel):
+class _NaNOptions(Strict):
     pass
 
 

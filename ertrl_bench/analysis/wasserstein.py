@@ -1,6 +1,6 @@
 """Behavior-policy diversity: Wasserstein-2 distances between action samples (POT).
 
-PAPER.md ("Evaluation", **ours, precisely**): the diversity of a task family is the average over
+docs/paper.md ("Evaluation", **ours, precisely**): the diversity of a task family is the average over
 pairs of training tasks of the W2 distance between the two tasks' behavior-policy action
 distributions on a shared set of states, averaged over states. ER-TRL's gain is reported to
 correlate (r = 0.85) with it.

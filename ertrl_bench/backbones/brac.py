@@ -37,7 +37,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+from pydantic import PositiveFloat, PositiveInt
 
 from ertrl_bench.batch import Transitions
 from ertrl_bench.nn import (
@@ -47,13 +47,13 @@ from ertrl_bench.nn import (
     tanh_gaussian_from_noise,
     tune_allocator,
 )
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 EPS = 1e-8
 
 
-class BRACOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BRACOptions(Strict):
     hidden: tuple[PositiveInt, ...] = (256, 256, 256)
     lr: PositiveFloat = 3e-4  # policy, Q, V
     c_lr: PositiveFloat = 1e-4

@@ -4,7 +4,7 @@ The task axis is an ensemble axis: every network has weights ``[tasks, in, out]`
 (``EnsembleLinear``), the replay buffer is ``[tasks, capacity, ...]`` and every task's env is
 stepped in one ``BatchEnv``. The loss is the *sum* over tasks of each task's mean loss, so each
 task's gradient is exactly its own and Adam (element-wise) keeps the agents independent.
-Hyper-parameters: PAPER.md's behavior policy (see ``DataTier``).
+Hyper-parameters: docs/paper.md's behavior policy (see ``DataTier``).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class TaskReplay:
 
 
 class BatchedSAC:
-    """SAC for T tasks at once (PAPER.md's behavior policies; learned temperature per task)."""
+    """SAC for T tasks at once (docs/paper.md's behavior policies; learned temperature per task)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Dataset scale tiers: ``paper`` is PAPER.md's values; ``small`` and ``smoke`` are ours.
+"""Dataset scale tiers: ``paper`` is docs/paper.md's values; ``small`` and ``smoke`` are ours.
 
 The tiers shrink steps, checkpoints and trajectories — never the algorithm (same SAC, same
 stochastic-checkpoint mixture). ``small`` builds a MuJoCo family in about an hour on 2 CPU cores;

@@ -1,14 +1,14 @@
-"""Built-in task families, registered through the same hook a third-party package uses."""
+"""Built-in task families, registered through the same hook a third-party package uses.
+
+(Their gymnasium ids are registered by ``import ertrl_bench``: ``ertrl_bench/gym_ids.py``.)
+"""
 
 from ertrl_bench.envs.base import EnvFamily, Task
 from ertrl_bench.envs.mujoco import FAMILIES as MUJOCO_FAMILIES
-from ertrl_bench.envs.mujoco import register_gym_envs
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
 from ertrl_bench.plugins import hookimpl
 
 __all__ = ["EnvFamily", "Task"]
-
-register_gym_envs()  # gymnasium.make("ertrl_bench/CheetahVel-v0", task=12) etc.
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """Task families: the 40-task grid, its splits, and batched stepping of many tasks at once.
 
-A family is a 40-point task grid split by index into train / moderate / extreme (PAPER.md), plus
+A family is a 40-point task grid split by index into train / moderate / extreme (docs/paper.md), plus
 an ``iid`` split (**ours**): tasks drawn from a seed *inside* the training parameter range but
 off the grid, so "IID test" means unseen tasks from the training distribution. Every family's
 action space is [-1, 1]^d (wrappers rescale), so policies and datasets share one convention.

@@ -1,9 +1,9 @@
-"""Point-Robot (**ours**, PAPER.md): a 2-D point that must reach a goal on the unit semicircle.
+"""Point-Robot (**ours**, docs/paper.md): a 2-D point that must reach a goal on the unit semicircle.
 
-Start at the origin; action a in [-1, 1]^2 moves the point by 0.1 * a (PAPER.md states the
+Start at the origin; action a in [-1, 1]^2 moves the point by 0.1 * a (docs/paper.md states the
 displacement in [-0.1, 0.1]^2; we expose the [-1, 1] action convention shared by every family and
 scale inside); reward = -||position - goal||_2 after the move; no termination. Goals: angle =
-linspace(0, pi, 40), PAPER.md's split. Horizon 20 (**ours**, as FOCAL's and CSRO's point-robot use:
+linspace(0, pi, 40), docs/paper.md's split. Horizon 20 (**ours**, as FOCAL's and CSRO's point-robot use:
 the goal is 10 steps away, 200 steps would only repeat the same state).
 """
 
@@ -13,15 +13,14 @@ import dataclasses
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ertrl_bench.envs.base import BatchEnv, EnvFamily, FamilyHParams, StepResult, Task
+from ertrl_bench.options import Strict
 
 MAX_STEP = 0.1
 
 
-class PointRobotOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PointRobotOptions(Strict):
     horizon: int = 20
 
 

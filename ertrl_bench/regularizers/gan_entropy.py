@@ -36,17 +36,17 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 from torch.func import functional_call
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
 from ertrl_bench.nn import mlp
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 
-class GANEntropyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GANEntropyOptions(Strict):
     weight: float = Field(5.0, ge=0)  # families override it: component_defaults (2.5 or 5)
     noise_dim: int = Field(20, gt=0)
     gan_steps: int = Field(5, ge=0)  # GAN updates per train step

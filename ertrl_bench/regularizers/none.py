@@ -7,14 +7,14 @@ it stays as the minimal worked example and for suites written before encoder-los
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict
 
 from ertrl_bench.components import StepBatch
+from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
 
 
-class NoneOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NoneOptions(Strict):
+    """No options."""
 
 
 class NoRegularizer:

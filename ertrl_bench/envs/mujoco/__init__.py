@@ -1,4 +1,4 @@
-"""The eight MuJoCo task families of PAPER.md, on gymnasium's v5 models.
+"""The eight MuJoCo task families of docs/paper.md, on gymnasium's v5 models.
 
 Importing this package is cheap (numpy only); ``mujoco`` and gymnasium's MuJoCo envs load on the
 first ``make`` / ``make_batch`` (``ertrl_bench.envs.mujoco.sim``). ``register_gym_envs`` registers
@@ -60,15 +60,7 @@ def gym_id(family: str) -> str:
 
 
 def register_gym_envs() -> None:
-    """Register every family with gymnasium (idempotent)."""
-    import gymnasium as gym
+    """Register every family with gymnasium (idempotent; ``import ertrl_bench`` does it)."""
+    from ertrl_bench.gym_ids import register_gym_envs as register
 
-    for name, fam in FAMILIES.items():
-        env_id = gym_id(name)
-        if env_id not in gym.registry:
-            gym.register(
-                id=env_id,
-                entry_point="ertrl_bench.envs.mujoco.common:make_gym_env",
-                max_episode_steps=fam.horizon,
-                kwargs={"family": name},
-            )
+    register()

@@ -1,4 +1,4 @@
-"""Ant-Dir and Ant-Goal (PAPER.md) on gymnasium's v5 Ant.
+"""Ant-Dir and Ant-Goal (docs/paper.md) on gymnasium's v5 Ant.
 
 Both use the torso's body-frame position ``data.xpos[torso]`` before and after a step, as
 gymnasium's v5 Ant and the authors' ``get_body_com("torso")`` do. Contact cost (option
@@ -16,10 +16,10 @@ observation carried no contact information either.)
   - 0.5 sum(a^2) - contact cost + 1; terminates when the state is not finite or torso z (qpos[2])
   leaves [0.2, 1.0].
 - Ant-Goal: goal (x, y); reward = -||xy - goal||_1 - 0.1 sum(a^2) - contact cost; no termination.
-  Grid (PAPER.md): index i < 20: radius 0.8 (i < 10) or 1.2, angle linspace(-pi/2, pi/2, 10)[i % 10];
+  Grid (docs/paper.md): index i < 20: radius 0.8 (i < 10) or 1.2, angle linspace(-pi/2, pi/2, 10)[i % 10];
   20..29: radius 1.6, the same 10 angles; 30..39: radius 1.6, angle
   linspace(pi/2, 3 pi/2, 50)[i - 30]. That last line reproduces a defect of the authors' code
-  (PAPER.md): their extreme goals take only the first 10 of 50 angles spread over
+  (docs/paper.md): their extreme goals take only the first 10 of 50 angles spread over
   [pi/2, 3 pi/2], so they cover only [pi/2, pi/2 + 9 pi/49] (about 90-123 degrees), not the
   whole back half-plane. We keep their indices for comparability. The task parameter is the
   goal (x, y).

@@ -1,4 +1,4 @@
-"""Cheetah-Vel (PAPER.md): HalfCheetah running at a target velocity.
+"""Cheetah-Vel (docs/paper.md): HalfCheetah running at a target velocity.
 
 Target v = linspace(0.1, 4.0, 40); reward = -|forward_vel - v| - 0.05 * sum(a^2) with
 forward_vel = (x_after - x_before) / dt (root x position, dt = 5 x 0.01 s); no termination.

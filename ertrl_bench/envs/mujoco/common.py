@@ -7,7 +7,7 @@ kernel, so a family's reward lives in exactly one place. This module imports nei
 nor gymnasium's MuJoCo envs: the family modules stay cheap to import, the simulator is loaded on
 the first ``make``.
 
-Conventions shared by every MuJoCo family (PAPER.md, "The eight task families"):
+Conventions shared by every MuJoCo family (docs/paper.md, "The eight task families"):
 - gymnasium's **v5** models and reset noise; 200-step episodes (``TimeLimit``).
 - the public action space is [-1, 1]^d; the env maps it affinely onto the actuators' ctrlrange
   (the identity except for Humanoid, whose ctrlrange is +-0.4). Actions are clipped to [-1, 1]
@@ -20,15 +20,14 @@ from abc import ABC, abstractmethod
 from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ertrl_bench.envs.base import EnvFamily, Task
+from ertrl_bench.options import Strict
 
 N_GRID = 40
 
 
-class MujocoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MujocoOptions(Strict):
     horizon: int = 200
 
 
@@ -158,7 +157,7 @@ class MujocoFamily(EnvFamily):
 
 
 class ScaledPhysicsFamily(MujocoFamily):
-    """Hopper / Walker with body masses or geom frictions scaled by s (PAPER.md)."""
+    """Hopper / Walker with body masses or geom frictions scaled by s (docs/paper.md)."""
 
     context_uses_next_obs = True
 
@@ -169,19 +168,3 @@ class ScaledPhysicsFamily(MujocoFamily):
         # log-uniform inside the training range of s
         lo, hi = np.log(self.train_params()[:, 0].min()), np.log(self.train_params()[:, 0].max())
         return (float(np.exp(rng.uniform(lo, hi))),)
-
-
-def make_gym_env(family: str, task: int = 0, **kwargs):
-    """gymnasium entry point of ``ertrl_bench/<Id>-v0``: grid task ``task`` (0..39) of ``family``.
-
-    Returns the env without a time limit; the registration adds ``max_episode_steps=200``.
-    """
-    from ertrl_bench.envs.mujoco import FAMILIES
-
-    fam = FAMILIES[family]()
-    index = int(task)
-    if not 0 <= index < fam.n_grid:
-        raise ValueError(f"task must be a grid index in 0..{fam.n_grid - 1}, got {task!r}")
-    from ertrl_bench.envs.mujoco import sim
-
-    return sim.make_env(fam, fam.grid_param(index), **kwargs)

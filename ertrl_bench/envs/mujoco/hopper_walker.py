@@ -1,10 +1,10 @@
-"""Hopper-Mass, Hopper-Friction, Walker-Mass, Walker-Friction (PAPER.md).
+"""Hopper-Mass, Hopper-Friction, Walker-Mass, Walker-Friction (docs/paper.md).
 
 s = 1.5^linspace(-2, 2, 40) scales, on the env's own MjModel, every body's mass and inertia
 (``*-mass``) or every geom's friction, floor included (``*-friction``).
 Reward = (x_after - x_before) / dt + 1 - 1e-3 * sum(a^2); the +1 alive bonus is paid on every
 step, the terminating one included, as in the authors' code (gymnasium v5 pays it only while
-healthy). Observation = (qpos[1:], clip(qvel, -10, 10)) as gymnasium v5 and PAPER.md.
+healthy). Observation = (qpos[1:], clip(qvel, -10, 10)) as gymnasium v5 and docs/paper.md.
 Termination: Hopper when |state[2:]| >= 100 anywhere, height qpos[1] <= 0.7 or |angle| >= 0.2;
 Walker when height leaves (0.8, 2.0) or angle leaves (-1, 1).
 Models: gymnasium's ``hopper.xml`` and ``walker2d_v5.xml`` (**ours**: v5's walker has friction

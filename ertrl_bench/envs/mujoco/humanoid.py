@@ -1,18 +1,18 @@
-"""Humanoid-Dir (PAPER.md) on gymnasium's v5 Humanoid.
+"""Humanoid-Dir (docs/paper.md) on gymnasium's v5 Humanoid.
 
 theta = linspace(0, 2 pi, 41)[:-1]. Reward, as the authors' code:
   0.25 * (com_xy_after - com_xy_before) . (cos, sin) / model.opt.timestep
   - 0.1 * sum(ctrl^2) - contact cost + 5,
 where com is the mass-weighted mean of the bodies' ``xipos`` (gymnasium's ``mass_center``) and
 the displacement is divided by the *model* timestep (0.003 s), not by dt = 5 x 0.003 s, as
-PAPER.md states. The +5 alive bonus is paid on every step (also the terminating one), as in the
+docs/paper.md states. The +5 alive bonus is paid on every step (also the terminating one), as in the
 authors' code. Terminates when torso z (qpos[2]) leaves [1.0, 2.0].
 Contact cost (option ``contact_cost``, ``common.ContactOptions``): ``"authors"`` (default) = 0,
 as under the authors' mujoco-py where cfrc_ext was never filled; ``"physical"`` =
 min(0.5e-6 * sum(cfrc_ext^2), 10).
 
 Actions: the public action space is [-1, 1]^17; the env rescales to the actuators' ctrlrange
-(+-0.4): ctrl = 0.4 * a. The control cost is on ctrl (data.ctrl), as PAPER.md says.
+(+-0.4): ctrl = 0.4 * a. The control cost is on ctrl (data.ctrl), as docs/paper.md says.
 Observation: gymnasium v5's default, 348-d (qpos[2:], qvel, cinert, cvel, qfrc_actuator[6:],
 cfrc_ext of all bodies but the world). **Ours**: the observation keeps the real cfrc_ext under
 both contact options (the authors' mujoco-py observation had zeros there).

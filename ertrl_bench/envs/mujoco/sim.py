@@ -18,6 +18,7 @@ MuJoCo envs.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import mujoco
@@ -31,7 +32,9 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 from gymnasium.utils import seeding
 
 from ertrl_bench.envs.base import BatchEnv, StepResult, Task
-from ertrl_bench.envs.mujoco.common import Kernel, MujocoFamily
+
+if TYPE_CHECKING:  # annotations only: common imports this module lazily, not the reverse
+    from ertrl_bench.envs.mujoco.common import Kernel, MujocoFamily
 
 
 def scale_physics(model, data, physics: str | None, s: float) -> None:
