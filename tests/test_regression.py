@@ -16,7 +16,7 @@ import pytest
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "tiny.json"
 TOLERANCE = 1.0  # normalized-return points: catches behaviour changes, not float noise
-METHODS = ["focal", "offline_pearl"]
+METHODS = ["focal", "csro", "ertrl", "unicorn", "offline_pearl"]  # all five named methods
 
 
 def compute(tmp: Path) -> dict:
