@@ -260,11 +260,17 @@ SUITES = {
         "grid.methods[0].encoder.params.hidden[0]: Input should be greater than 0",
     ),
     "csro-unknown-input": (
-        _grid_suite(grid__methods=[{"encoder_losses": ["dml", {"type": "csro", "params": {"inputs": ["x"]}}]}]),
+        _grid_suite(
+            grid__methods=[
+                {"encoder_losses": ["dml", {"type": "csro", "params": {"inputs": ["x"]}}]}
+            ]
+        ),
         "grid.methods[0].encoder_losses[1].params.inputs: unknown 'x'; choose from obs",
     ),
     "csro-no-input": (
-        _grid_suite(grid__methods=[{"encoder_losses": ["dml", {"type": "csro", "params": {"inputs": []}}]}]),
+        _grid_suite(
+            grid__methods=[{"encoder_losses": ["dml", {"type": "csro", "params": {"inputs": []}}]}]
+        ),
         "grid.methods[0].encoder_losses[1].params.inputs: empty",
     ),
     "device-banana": (_grid_suite(device="banana"), "device: unknown device 'banana'"),
