@@ -105,6 +105,28 @@ def prepare_datasets(specs: list[RunSpec], results_root: Path, force: bool = Fal
             continue
 
 
+def _skipped(rd: RunDir, spec: RunSpec) -> Outcome:
+    """A finished run, kept; flagged stale when its components' package versions changed.
+
+    Versions are not part of the run id (a patch release must not discard finished work), so a
+    changed version is reported, not silently reused: "rerun with --force" if it matters.
+    """
+    message = "already done"
+    try:
+        recorded = json.loads((rd.path / "spec.json").read_text()).get("versions", {})
+    except (OSError, ValueError, AttributeError):
+        recorded = {}
+    changed = {
+        k: (recorded.get(k), v)
+        for k, v in spec.versions.items()
+        if recorded and recorded.get(k) != v
+    }
+    if changed:
+        what = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in sorted(changed.items()))
+        message = f"already done, but stale ({what}): rerun with --force to redo it"
+    return Outcome(spec.run_id(), "skipped", message, json.loads(rd.metrics_path.read_text()))
+
+
 def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
     """Run one spec (or skip it if done); failures are recorded, never raised.
 
@@ -114,12 +136,12 @@ def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
     rd = RunDir(results_root, spec)
     rid = spec.run_id()
     if rd.is_done() and not force:
-        return Outcome(rid, "skipped", "already done", json.loads(rd.metrics_path.read_text()))
+        return _skipped(rd, spec)
     if not rd.lock.acquire():
         return Outcome(rid, "locked", f"running in {rd.lock.owner()}")
     try:
         if rd.is_done() and not force:  # finished by another process while we looked
-            return Outcome(rid, "skipped", "already done", json.loads(rd.metrics_path.read_text()))
+            return _skipped(rd, spec)
         device = resolve_device(spec.device)
         rd.start(str(device))
         try:

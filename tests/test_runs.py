@@ -38,8 +38,14 @@ def test_run_writes_layout_and_resumes(tmp_path):
     assert any("eval" in x for x in lines) and any("brac/q_loss" in x for x in lines)
     mtime = (run_dir / "metrics.json").stat().st_mtime_ns
     again = execute(spec, tmp_path / "results")
-    assert again.status == "skipped"
+    assert again.status == "skipped" and again.message == "already done"
     assert (run_dir / "metrics.json").stat().st_mtime_ns == mtime
+    # a component's package version changed since: kept, but reported as stale
+    newer = spec.model_copy(update={"versions": {**spec.versions, "backbones/brac": "x 9.9"}})
+    stale = execute(newer, tmp_path / "results")
+    assert stale.status == "skipped" and (run_dir / "metrics.json").stat().st_mtime_ns == mtime
+    assert "stale" in stale.message and "backbones/brac" in stale.message
+    assert "--force" in stale.message
     forced = execute(spec, tmp_path / "results", force=True)
     assert forced.status == "done"
     assert (run_dir / "metrics.json").stat().st_mtime_ns != mtime
