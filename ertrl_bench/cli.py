@@ -44,7 +44,7 @@ def validate(
     ),
 ):
     """Check a suite without running it; report every error at once."""
-    from ertrl_bench.config import load_suite
+    from ertrl_bench.suite_loader import load_suite
 
     s, specs = load_suite(suite)
     out.print(f"[green]{suite}: valid[/] — suite {s.name!r}, {len(specs)} run(s), tier {s.tier}")
@@ -88,10 +88,11 @@ def run(
     Two processes may share a results folder: each run is locked while it runs, and runs the
     other process holds are waited for, not redone.
     """
-    from ertrl_bench.config import device_problem, load_suite
+    from ertrl_bench.config import device_problem
     from ertrl_bench.plugins import get_registry
     from ertrl_bench.runner import run_suite
     from ertrl_bench.store import check_writable_dir, write_suite_index
+    from ertrl_bench.suite_loader import load_suite
 
     s, specs = load_suite(suite)
     if device is not None:
@@ -135,7 +136,7 @@ def _executor_options(name: str, model, pairs: list[str]):
     """``--executor-opt KEY=VALUE`` pairs, validated by the executor's options model."""
     from pydantic import ValidationError
 
-    from ertrl_bench.config import format_validation_error
+    from ertrl_bench.suite_loader import format_validation_error
 
     raw: dict[str, str] = {}
     for pair in pairs:
@@ -221,8 +222,8 @@ def _family(name: str, env_opt: list[str] | tuple = ()):
     options model."""
     from pydantic import ValidationError
 
-    from ertrl_bench.config import format_validation_error
     from ertrl_bench.plugins import get_registry
+    from ertrl_bench.suite_loader import format_validation_error
 
     entry = get_registry().get("envs", name)
     raw: dict[str, str] = {}

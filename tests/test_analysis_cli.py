@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from ertrl_bench.analysis.report import write_report
-from ertrl_bench.config import load_suite
 from ertrl_bench.results_schema import (
     MetricsFileError,
     RunMetrics,
@@ -20,6 +19,7 @@ from ertrl_bench.results_schema import (
 )
 from ertrl_bench.runner import execute
 from ertrl_bench.store import write_suite_index
+from ertrl_bench.suite_loader import load_suite
 from tests.conftest import tiny_suite, write_suite
 from tests.test_analysis_report import _index, _write_run
 

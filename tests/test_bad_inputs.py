@@ -388,9 +388,9 @@ def test_suite_device_cuda_without_gpu(capsys, tmp_path):
 
 def test_nothing_written_outside_results(capsys, tmp_path):
     """A traversal name is refused before anything is written, by validation and by the store."""
-    from ertrl_bench.config import load_suite
     from ertrl_bench.errors import ErtrlError
     from ertrl_bench.store import RunDir, write_suite_index
+    from ertrl_bench.suite_loader import load_suite
 
     results = tmp_path / "a" / "b" / "results"
     for name in ("..", "../../x"):

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from ertrl_bench.config import load_suite
 from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.runner import execute, run_suite
 from ertrl_bench.store import RunDir
+from ertrl_bench.suite_loader import load_suite
 from tests.conftest import tiny_suite, write_suite
 
 

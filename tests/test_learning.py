@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from ertrl_bench.config import builtin_suite_path, load_suite
 from ertrl_bench.data import get_datasets
 from ertrl_bench.data.collect import rollout_episodes
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.runner import execute
+from ertrl_bench.suite_loader import builtin_suite_path, load_suite
 
 MARGIN = 30.0
 

@@ -25,13 +25,14 @@ from typer.testing import CliRunner
 
 from ertrl_bench import hookspecs, plugins
 from ertrl_bench.backbones.brac import BRAC, BRACOptions
-from ertrl_bench.config import Component, MethodSpec, Strict, load_suite
+from ertrl_bench.config import Component, MethodSpec, Strict
 from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
 from ertrl_bench.errors import ConfigError, ErtrlError
 from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.plugins import PluginError, get_registry, hookimpl
 from ertrl_bench.runner import execute
+from ertrl_bench.suite_loader import load_suite
 
 REPO = Path(__file__).resolve().parents[1]
 L2REG = REPO / "plugins" / "ertrl-bench-l2reg"

@@ -19,8 +19,8 @@ from ertrl_bench.analysis.probe import (
     draw_probe_indices,
     probe_resample,
 )
-from ertrl_bench.config import load_suite
 from ertrl_bench.runner import execute
+from ertrl_bench.suite_loader import load_suite
 from tests.conftest import TINY_PROBE, tiny_suite, write_suite
 
 

@@ -20,8 +20,8 @@ METHODS = ["focal", "csro", "ertrl", "unicorn", "offline_pearl"]  # all five nam
 
 
 def compute(tmp: Path) -> dict:
-    from ertrl_bench.config import load_suite
     from ertrl_bench.runner import execute
+    from ertrl_bench.suite_loader import load_suite
     from tests.conftest import tiny_suite, write_suite
 
     _, specs = load_suite(

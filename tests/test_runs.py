@@ -9,9 +9,10 @@ import time
 
 import torch
 
-from ertrl_bench.config import Strict, load_suite
+from ertrl_bench.config import Strict
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.runner import execute
+from ertrl_bench.suite_loader import load_suite
 from tests.conftest import tiny_suite, write_suite
 
 

@@ -13,10 +13,10 @@ from ertrl_bench_attention import plugin
 from ertrl_bench_attention.plugin import AttentionEncoder, AttentionEncoderOptions
 from pydantic import ValidationError
 
-from ertrl_bench.config import load_suite
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.plugins import get_registry
 from ertrl_bench.problem import Problem
+from ertrl_bench.suite_loader import load_suite
 
 PROBLEM = Problem(PointRobot(), obs_dim=2, act_dim=2, latent_dim=3, device=torch.device("cpu"))
 K = PROBLEM.context_dim  # 2 + 2 + 1

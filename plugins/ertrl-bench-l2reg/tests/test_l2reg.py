@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from ertrl_bench import plugins
 from ertrl_bench.batch import Transitions
 from ertrl_bench.components import StepBatch
-from ertrl_bench.config import MethodSpec, load_suite
+from ertrl_bench.config import MethodSpec
 from ertrl_bench.errors import ConfigError
+from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import check_regularizer
 
 

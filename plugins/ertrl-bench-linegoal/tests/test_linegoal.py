@@ -10,8 +10,8 @@ from ertrl_bench_linegoal.plugin import LineGoal, LineGoalOptions
 from gymnasium.utils.env_checker import check_env
 from pydantic import ValidationError
 
-from ertrl_bench.config import load_suite
 from ertrl_bench.plugins import get_registry
+from ertrl_bench.suite_loader import load_suite
 
 
 def test_splits_are_disjoint_and_iid_is_inside_the_training_range():

@@ -10,9 +10,9 @@ from ertrl_bench_td3bc.plugin import TD3BC, TD3BCOptions
 from pydantic import ValidationError
 
 from ertrl_bench.batch import Transitions
-from ertrl_bench.config import load_suite
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.problem import Problem
+from ertrl_bench.suite_loader import load_suite
 
 PROBLEM = Problem(PointRobot(), obs_dim=2, act_dim=2, latent_dim=3, device=torch.device("cpu"))
 
