@@ -89,7 +89,6 @@ def run(
     other process holds are waited for, not redone.
     """
     from ertrl_bench.config import device_problem
-    from ertrl_bench.plugins import get_registry
     from ertrl_bench.runner import run_suite
     from ertrl_bench.store import check_writable_dir, write_suite_index
     from ertrl_bench.suite_loader import load_suite
@@ -103,8 +102,7 @@ def run(
         if executor != "local":
             raise ErtrlError(f"--jobs is for the local executor; {executor!r} takes --executor-opt")
         executor_opt = [*executor_opt, f"jobs={jobs}"]
-    entry = get_registry().get("executors", executor)
-    ex = entry.factory(_executor_options(executor, entry.options, executor_opt))
+    ex = _from_cli_pairs("executors", executor, executor_opt, "--executor-opt", "num_cpus=2")
     check_writable_dir(results_dir)
     write_suite_index(results_dir, s.name, specs)
     plan = ""
@@ -130,29 +128,6 @@ def run(
             " Finished runs are kept; re-run to retry the failed ones."
         )
         raise typer.Exit(1)
-
-
-def _executor_options(name: str, model, pairs: list[str]):
-    """``--executor-opt KEY=VALUE`` pairs, validated by the executor's options model."""
-    from pydantic import ValidationError
-
-    from ertrl_bench.suite_loader import format_validation_error
-
-    raw: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ErtrlError(f"--executor-opt {pair!r}: expected KEY=VALUE, e.g. num_cpus=2")
-        raw[key.strip()] = value.strip()
-    if model is None:
-        if raw:
-            raise ErtrlError(f"executor {name!r} takes no options (got {', '.join(raw)})")
-        return None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(format_validation_error(exc, prefix="--executor-opt"))
-        raise ErtrlError(f"executor {name!r}: {problems}") from None
 
 
 def summary_table(metrics: list[dict], title: str) -> Table:
@@ -217,31 +192,39 @@ def plugins(
     out.print(table)
 
 
-def _family(name: str, env_opt: list[str] | tuple = ()):
-    """The registered env family ``name``, with ``--env-opt KEY=VALUE`` options validated by its
-    options model."""
+def _from_cli_pairs(kind: str, name: str, pairs, flag: str, example: str):
+    """Component ``name`` of ``kind`` built from repeated ``FLAG KEY=VALUE`` options: the values
+    are validated by its options model (errors name ``FLAG.KEY``), then it is built through the
+    one construction path, ``components.create``."""
     from pydantic import ValidationError
 
-    from ertrl_bench.plugins import get_registry
+    from ertrl_bench.components import create
+    from ertrl_bench.config import Component
+    from ertrl_bench.plugins import SINGULAR, get_registry
     from ertrl_bench.suite_loader import format_validation_error
 
-    entry = get_registry().get("envs", name)
+    entry = get_registry().get(kind, name)
+    what = f"{SINGULAR[kind]} {name!r}"
     raw: dict[str, str] = {}
-    for pair in env_opt:
+    for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ErtrlError(f"--env-opt {pair!r}: expected KEY=VALUE, e.g. horizon=30")
+            raise ErtrlError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {example}")
         raw[key.strip()] = value.strip()
-    if entry.options is None:
-        if raw:
-            raise ErtrlError(f"env family {name!r} takes no options (got {', '.join(raw)})")
-        return entry.factory(None)
-    try:
-        opts = entry.options.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(format_validation_error(exc, prefix="--env-opt"))
-        raise ErtrlError(f"env family {name!r}: {problems}") from None
-    return entry.factory(opts)
+    if entry.options is None and raw:
+        raise ErtrlError(f"{what} takes no options (got {', '.join(raw)})")
+    if entry.options is not None:
+        try:
+            entry.options.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(format_validation_error(exc, prefix=flag))
+            raise ErtrlError(f"{what}: {problems}") from None
+    return create(kind, Component(type=name, params=raw))
+
+
+def _family(name: str, env_opt: list[str] | tuple = ()):
+    """The registered env family ``name``, with ``--env-opt KEY=VALUE`` options."""
+    return _from_cli_pairs("envs", name, env_opt, "--env-opt", "horizon=30")
 
 
 @datasets_app.command("build")
