@@ -338,6 +338,37 @@ def datasets_list():
         out.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
+@datasets_app.command("show")
+def datasets_show(
+    family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
+    tier: str = typer.Option("smoke", help="smoke | small | paper"),
+    env_opt: list[str] = typer.Option(
+        [], "--env-opt", help="KEY=VALUE option of the family, repeatable."
+    ),
+):
+    """How expert a cached dataset is: per split, R_min / R_max over tasks (min / median / max)
+    and the mean return over tasks at each behavior-policy checkpoint (never builds)."""
+    from ertrl_bench.data import dataset_dir, get_datasets
+    from ertrl_bench.data.tiers import resolve_tier
+
+    fam = _family(family, env_opt)
+    ddir = dataset_dir(fam, tier, resolve_tier(tier, fam, None))
+    if any(ddir.check_task(t.key) is not None for t in fam.tasks("train")):
+        raise ErtrlError(
+            f"{family} [{tier}] is not built (or incomplete) in {ddir.path}: run"
+            f" `ertrl-bench datasets build {family} --tier {tier}` first"
+        )
+    summary = get_datasets(fam, tier).behavior_summary()
+    print(f"{family} [{tier}] behavior data ({ddir.path})")
+    print("split\ttasks\tR_min min/median/max\tR_max min/median/max\tmean return per checkpoint")
+    for split, row in summary.items():
+        spread = lambda v: "/".join(f"{x:.2f}" for x in v)  # noqa: E731
+        curve = ", ".join(
+            f"{c}: {r:.2f}" for c, r in zip(row["checkpoints"], row["mean_return"], strict=True)
+        )
+        print(f"{split}\t{row['tasks']}\t{spread(row['r_min'])}\t{spread(row['r_max'])}\t{curve}")
+
+
 @datasets_app.command("verify")
 def datasets_verify():
     """Re-check every cached file (data and behavior policies) against its checksum and every

@@ -195,3 +195,29 @@ def test_family_sets_its_own_tier_budget_and_cli_passes_family_options(own_cache
     assert "unknown field" in str(bad.exception or bad.output)
     bad = _cli("datasets", "build", "point-robot", "--max-memory", "lots")
     assert "memory size 'lots'" in str(bad.exception or bad.output)
+
+
+def test_behavior_summary_orders_checkpoints_by_step(own_cache):
+    fd = get_datasets(PointRobot(), "smoke", TINY_DATA)
+    summary = fd.behavior_summary()
+    assert list(summary) == ["train", "moderate", "extreme", "iid"]
+    train = summary["train"]
+    assert train["tasks"] == 20 and train["checkpoints"] == sorted(TINY_DATA["checkpoints"])
+    keys = [t.key for t in fd.tasks if t.split == "train"]
+    for step, mean in zip(train["checkpoints"], train["mean_return"], strict=True):
+        expected = np.mean([fd.meta[k]["checkpoint_returns"][str(step)] for k in keys])
+        assert mean == pytest.approx(expected)
+    r_min = [fd.meta[k]["r_min"] for k in keys]
+    assert train["r_min"] == pytest.approx([min(r_min), np.median(r_min), max(r_min)])
+    assert train["r_max"][0] >= min(r_min)
+
+
+def test_datasets_show_refuses_to_build(own_cache, capsys):
+    from ertrl_bench.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["datasets", "show", "point-robot", "--tier", "smoke"])
+    assert info.value.code == 2
+    text = " ".join(capsys.readouterr().err.split())
+    assert "is not built" in text and "datasets build point-robot --tier smoke" in text
+    assert not any(own_cache.glob("point-robot/*/manifest.json"))

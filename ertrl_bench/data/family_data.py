@@ -66,3 +66,30 @@ class FamilyData:
     def normalized(self, task: Task, r: float) -> float:
         """``task``'s normalised return of ``r``; NaN for a degenerate task (see above)."""
         return normalized_return(r, self.r_min(task), self.r_max(task))
+
+    def behavior_summary(self) -> dict:
+        """How expert the behavior data is, per split: R_min / R_max over the split's tasks
+        (min, median, max) and the mean return over its tasks at each SAC checkpoint."""
+        out: dict = {}
+        for split in ("train", "moderate", "extreme", "iid"):
+            keys = [t.key for t in self.tasks if t.split == split]
+            if not keys:
+                continue
+            steps = sorted({int(c) for k in keys for c in self.meta[k]["checkpoint_returns"]})
+            per_ckpt = [
+                float(np.mean([self.meta[k]["checkpoint_returns"][str(c)] for k in keys]))
+                for c in steps
+            ]
+
+            def spread(field: str, keys=keys) -> list[float]:
+                v = np.array([float(self.meta[k][field]) for k in keys])
+                return [float(v.min()), float(np.median(v)), float(v.max())]
+
+            out[split] = {
+                "tasks": len(keys),
+                "r_min": spread("r_min"),
+                "r_max": spread("r_max"),
+                "checkpoints": steps,
+                "mean_return": per_ckpt,
+            }
+        return out
