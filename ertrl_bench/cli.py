@@ -30,7 +30,10 @@ app.add_typer(analyze_app, name="analyze")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line (no wrap at 80 columns)
 
-SUITE_HELP = "A suite YAML file, or a built-in suite name (smoke, iid, ood, paper)."
+SUITE_HELP = (
+    "A suite YAML file, or a built-in suite name (smoke, iid, ood, paper, repro-point-robot,"
+    " repro-cheetah-vel)."
+)
 
 
 @app.command()

@@ -90,6 +90,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def builtin_suite_names() -> list[str]:
+    """The suites shipped in ``ertrl_bench/suites`` (usable by name: ``ertrl-bench run smoke``)."""
+    return sorted(p.stem for p in (Path(__file__).parent / "suites").glob("*.yaml"))
+
+
 def read_suite_yaml(path: str | Path) -> tuple[Any, str]:
     """The parsed YAML of a suite file (or built-in name) and the name to report it by."""
     p = Path(path)
@@ -97,7 +102,7 @@ def read_suite_yaml(path: str | Path) -> tuple[Any, str]:
         builtin = builtin_suite_path(str(path)) if is_safe_name(str(path)) else None
         if builtin is None:
             raise ErtrlError(
-                f"{path}: no such suite file (built-in suites: smoke, iid, ood, paper;"
+                f"{path}: no such suite file (built-in suites: {', '.join(builtin_suite_names())};"
                 " give a path to a .yaml file or one of those names)"
             )
         p = builtin
