@@ -12,7 +12,8 @@ Layout (``docs/paper.md``, "Evaluation")::
       "final":    {split: {protocol: {"return": float, "normalized": float | null}}},
       "per_task": {split: {protocol: {task_key: {"return": float, "normalized": float | null}}}},
       "curve":    [{"step": int, "<split>/<protocol>/normalized": float | null, ...}, ...],
-      "wall_s": float,
+      "wall_s": float,                                 # data + setup + train + eval
+      "timing_s": {"data", "setup", "train", "eval", "probe", "total": float},  # seconds
       "dataset": str,                                  # dataset folder the run trained on
       "probe": {"linear": {"rmse_mean", "rmse_std"},   # optional: the run's own z-probe
                 "svr": {"rmse_mean", "rmse_std"}, "resamples": int},
@@ -128,6 +129,7 @@ class RunMetrics(_Open):
     per_task: dict[str, dict[str, dict[str, Score]]] = Field(default_factory=dict)
     curve: list[CurvePoint] = Field(default_factory=list)
     wall_s: float | None = None
+    timing_s: dict[str, float] = Field(default_factory=dict)
     dataset: str | None = None
     probe: ProbeRecord | None = None
 

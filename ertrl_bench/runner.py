@@ -202,6 +202,8 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     t0 = time.perf_counter()
     family = make_family(spec)
     data = get_datasets(family, spec.tier, spec.data, device=torch.device("cpu"))
+    # where the run's time goes (README "Cost of a run"): data, setup, train, eval, probe
+    timing = {"data": time.perf_counter() - t0, "eval": 0.0, "probe": 0.0}
     set_seed(spec.seed, spec.train.deterministic)
     task_data = TaskDataset(
         [data.task_arrays(t) for t in data.tasks], device, terminals=spec.train.terminals
@@ -219,8 +221,10 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     by_split = {s: family.tasks(s, data.tier.task_seed) for s in spec.eval.splits}
     history: list[dict] = []
     last_z: dict = {}
+    timing["setup"] = time.perf_counter() - t0 - timing["data"]
 
     def evaluate(iteration: int, step: int) -> None:
+        t_eval = time.perf_counter()
         per_task: dict = {}
         for split, tasks in by_split.items():
             per_task[split], last_z[split] = evaluate_tasks(
@@ -228,10 +232,13 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
             )
         history.append({"iteration": iteration, "step": step, "per_task": per_task})
         summary = _summarise(per_task)
+        timing["eval"] += time.perf_counter() - t_eval
         rd.log({"iteration": iteration, "step": step, "eval": summary})
 
     generator = torch.Generator().manual_seed(spec.seed)
+    t_train = time.perf_counter()
     meta_train(agent, task_data, train_rows, spec.train, rd.log, evaluate, generator)
+    timing["train"] = time.perf_counter() - t_train - timing["eval"]
 
     per_task = _final_scores(history, spec.train.final_evals)
     curve = [
@@ -277,6 +284,9 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
             spec.eval.probe,
             seed=spec.seed,
         )
-        rd.log({"probe": metrics["probe"], "probe_s": time.perf_counter() - t_probe})
+        timing["probe"] = time.perf_counter() - t_probe
+        rd.log({"probe": metrics["probe"], "probe_s": timing["probe"]})
+    timing["total"] = time.perf_counter() - t0
+    metrics["timing_s"] = {k: round(v, 3) for k, v in timing.items()}
     rd.write_metrics(metrics)
     return metrics

@@ -83,6 +83,8 @@ def _write_run(
         "per_task": per_task,
         "curve": curve,
         "wall_s": 12.5,
+        "timing_s": {"data": 1.0, "setup": 0.5, "train": 8.0 + seed + (method == "ertrl"),
+                     "eval": 3.0, "probe": 2.0, "total": 14.5 + seed},
         "dataset": "/tmp/data",
     }
     if probe is not None:
@@ -274,6 +276,20 @@ def test_learning_curves_mean_and_ci_over_seeds_for_every_protocol(suite):
     assert float(r["mean"]) == pytest.approx(np.mean(vals))
     assert (float(r["ci_low"]), float(r["ci_high"])) == pytest.approx((low, high))
     assert "curves.csv" in report.path.read_text()
+
+
+def test_cost_table_averages_each_phase_per_method(suite):
+    report = write_report(suite, reps=200, probe=False, figures=False)
+    with open(suite / "cost.csv") as fh:
+        rows = {r["method"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"ertrl", "focal"}  # finished runs only
+    assert int(rows["ertrl"]["n_runs"]) == 3
+    assert float(rows["ertrl"]["train_s"]) == pytest.approx(10.0)  # 8 + mean(0, 1, 2) + 1
+    assert float(rows["focal"]["train_s"]) == pytest.approx(9.0)
+    assert float(rows["focal"]["total_s"]) == pytest.approx(15.5)
+    assert float(rows["focal"]["wall_s"]) == pytest.approx(12.5)
+    text = report.path.read_text()
+    assert "## Cost of a run" in text and "| point_robot | ertrl | 3 | 1.0 | 0.5 | 10.0 |" in text
 
 
 def test_curve_figure_has_a_panel_per_split_and_protocol(suite):

@@ -21,7 +21,7 @@ def _specs(tmp_path, **kw):
 
 
 def _comparable(metrics):
-    return {k: v for k, v in metrics.items() if k not in ("wall_s",)}
+    return {k: v for k, v in metrics.items() if k not in ("wall_s", "timing_s")}
 
 
 def test_run_writes_layout_and_resumes(tmp_path):
@@ -37,6 +37,13 @@ def test_run_writes_layout_and_resumes(tmp_path):
     assert len(metrics["per_task"]["train"]["offline"]) == 20
     lines = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
     assert any("eval" in x for x in lines) and any("brac/q_loss" in x for x in lines)
+    # where the run's time went: every phase measured, and together they are the run
+    timing = metrics["timing_s"]
+    assert set(timing) == {"data", "setup", "train", "eval", "probe", "total"}
+    assert all(v >= 0 for v in timing.values()) and timing["train"] > 0 and timing["eval"] > 0
+    parts = sum(v for k, v in timing.items() if k != "total")
+    assert parts <= timing["total"] + 0.01 and parts >= 0.8 * timing["total"]
+    assert metrics["wall_s"] <= timing["total"]
     mtime = (run_dir / "metrics.json").stat().st_mtime_ns
     again = execute(spec, tmp_path / "results")
     assert again.status == "skipped" and again.message == "already done"

@@ -287,6 +287,25 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
         if any(p.name == "gain_vs_diversity.png" for p in report.figures):
             lines += ["![gain vs diversity](gain_vs_diversity.png)", ""]
 
+    if report.cost_rows:
+        lines += ["## Cost of a run (mean wall-clock seconds per run)", ""]
+        lines.append(
+            "As measured by the process that ran each run, on whatever machine ran the suite "
+            "and with whatever else it was doing (spec.json names no hardware; see the suite's "
+            "header or README for it). data = loading the datasets, setup = building the "
+            "agent, train = gradient steps, eval = all evaluations, probe = the z-probe; wall = "
+            "wall_s, everything but the probe (the only figure runs recorded before the phase "
+            "split)."
+        )
+        lines.append("")
+        phases = ("data", "setup", "train", "eval", "probe", "total")
+        body = [
+            [c["env"], c["method"], c["n_runs"], *(_f(c[f"{p}_s"], 1) for p in phases),
+             _f(c["wall_s"], 1)]
+            for c in report.cost_rows
+        ]  # fmt: skip
+        lines += _md_table(["env", "method", "runs", *phases, "wall"], body)
+
     lines += _missing_markdown(report.missing)
 
     lines += ["## Missing / failed runs", ""]

@@ -5,8 +5,8 @@ The thin orchestrator: ``load`` reads the runs (typed by ``ertrl_bench.results_s
 this module writes the files.
 
 Files written into the suite folder: ``report.md``, ``returns.csv``, ``ttest.csv``,
-``curves.csv``, ``probe.csv`` and ``gain_vs_diversity.csv`` (when there is something to put in
-them), ``missing_runs.csv``, ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``.
+``curves.csv``, ``probe.csv``, ``cost.csv`` and ``gain_vs_diversity.csv`` (when there is
+something to put in them), ``missing_runs.csv``, ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``.
 
 The report is built for partial results: a run that is missing, unfinished, failed, unreadable
 or without any finite score is listed with its reason and left out of the statistics; a broken
@@ -32,6 +32,7 @@ from .figures import curve_figure, gain_figure, zmap_figure
 from .load import RunRecord, load_diversity, load_runs, load_suite, missing_scores, suite_dirs
 from .markdown import fmt_ci, fmt_ms, render
 from .tables import (
+    COST_COLUMNS,
     CURVE_COLUMNS,
     ERTRL,
     GAIN_COLUMNS,
@@ -46,6 +47,7 @@ from .tables import (
     probe_rows,
     return_rows,
     score_cells,
+    cost_rows,
     ttest_rows,
 )
 
@@ -72,6 +74,7 @@ class Report:
     curve_rows: list[dict] = field(default_factory=list)
     probe_rows: list[dict] = field(default_factory=list)
     gain_rows: list[dict] = field(default_factory=list)
+    cost_rows: list[dict] = field(default_factory=list)
     gain_split: str = "moderate"
     pearson: dict[str, tuple[float | None, str]] = field(default_factory=dict)
     problems: list[RunRecord] = field(default_factory=list)
@@ -211,6 +214,7 @@ def write_report(
     report = Report(
         suite=loaded.name, path=suite_dir / "report.md", rows=rows, ttest_rows=trows,
         curve_rows=crows, probe_rows=prows, gain_rows=grows, gain_split=gain_split,
+        cost_rows=cost_rows(done),
         pearson=by_proto, problems=problems, missing=missing_scores(runs),
         n_expected=len(runs), n_done=len(done), warnings=loaded.warnings, notes=notes,
     )  # fmt: skip
@@ -237,6 +241,8 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
         report.tables.append(
             _write_csv(suite_dir / "gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS)
         )
+    if report.cost_rows:
+        report.tables.append(_write_csv(suite_dir / "cost.csv", report.cost_rows, COST_COLUMNS))
     report.tables.append(
         _write_csv(
             suite_dir / "missing_runs.csv",

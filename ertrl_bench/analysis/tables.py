@@ -34,6 +34,7 @@ __all__ = [
     "CURVE_COLUMNS",
     "PROBE_COLUMNS",
     "GAIN_COLUMNS",
+    "COST_COLUMNS",
     "ordered",
     "split_label",
     "split_title",
@@ -46,6 +47,7 @@ __all__ = [
     "probe_rows",
     "gain_rows",
     "pearson",
+    "cost_rows",
 ]
 
 #: The paper's names of our splits; any other split keeps its own name.
@@ -69,6 +71,8 @@ CURVE_COLUMNS = (
 PROBE_COLUMNS = (
     "env", "method", "variant", "model", "n_seeds", "rmse_mean", "rmse_std", "resample_std",
 )  # fmt: skip
+COST_PHASES = ("data", "setup", "train", "eval", "probe", "total")
+COST_COLUMNS = ("env", "method", "n_runs", *(f"{p}_s" for p in COST_PHASES), "wall_s")
 GAIN_COLUMNS = (
     "env", "protocol", "split", "diversity", "floor", "ertrl", "best_other",
     "best_other_value", "gain",
@@ -284,6 +288,31 @@ def curve_rows(runs: Sequence[RunRecord], confidence: float = 0.95) -> list[dict
                             "mean": iv.point, "ci_low": iv.low, "ci_high": iv.high,
                         }
                     )  # fmt: skip
+    return rows
+
+
+def cost_rows(runs: Sequence[RunRecord]) -> list[dict]:
+    """Mean seconds per run, per env x method, split by phase (``metrics["timing_s"]``).
+
+    Runs written before the phase split only have ``wall_s`` (everything but the probe); their
+    phase columns are NaN. Seconds are wall-clock of the process that ran the run, so they
+    include whatever else the machine was doing: compare methods within one suite run.
+    """
+    rows = []
+    done = [r for r in runs if r.done]
+    for env in ordered(r.env for r in done):
+        for method in ordered(r.method for r in done if r.env == env):
+            group = [r.metrics for r in done if r.env == env and r.method == method]
+
+            def avg(values) -> float:
+                vals = [float(v) for v in values if is_number(v)]
+                return float(np.mean(vals)) if vals else float("nan")
+
+            row = {"env": env, "method": method, "n_runs": len(group)}
+            for phase in COST_PHASES:
+                row[f"{phase}_s"] = avg(m.timing_s.get(phase) for m in group)
+            row["wall_s"] = avg(m.wall_s for m in group)
+            rows.append(row)
     return rows
 
 
