@@ -83,8 +83,14 @@ def _write_run(
         "per_task": per_task,
         "curve": curve,
         "wall_s": 12.5,
-        "timing_s": {"data": 1.0, "setup": 0.5, "train": 8.0 + seed + (method == "ertrl"),
-                     "eval": 3.0, "probe": 2.0, "total": 14.5 + seed},
+        "timing_s": {
+            "data": 1.0,
+            "setup": 0.5,
+            "train": 8.0 + seed + (method == "ertrl"),
+            "eval": 3.0,
+            "probe": 2.0,
+            "total": 14.5 + seed,
+        },
         "dataset": "/tmp/data",
     }
     if probe is not None:

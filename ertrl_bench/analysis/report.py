@@ -40,6 +40,7 @@ from .tables import (
     PROBE_COLUMNS,
     PROTOCOL_ORDER,
     TTEST_COLUMNS,
+    cost_rows,
     curve_rows,
     gain_rows,
     ordered,
@@ -47,7 +48,6 @@ from .tables import (
     probe_rows,
     return_rows,
     score_cells,
-    cost_rows,
     ttest_rows,
 )
 
