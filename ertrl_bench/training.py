@@ -201,6 +201,18 @@ def json_number(value) -> float | str:
     return v if math.isfinite(v) else str(v)
 
 
+def _draw_meta_batches(
+    n_train: int, meta_batch: int, steps: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``[steps, meta_batch]`` train-task indices, one meta-batch per step: without replacement
+    when the meta-batch fits (as the authors sample), else with."""
+    if meta_batch <= n_train:
+        return torch.stack(
+            [torch.randperm(n_train, generator=generator)[:meta_batch] for _ in range(steps)]
+        )
+    return torch.randint(0, n_train, (steps, meta_batch), generator=generator)
+
+
 def meta_train(
     agent: Agent,
     data: TaskDataset,
@@ -223,13 +235,12 @@ def meta_train(
     global_step = 0
     with bar(f"meta-train {method.name}", total) as pbar:
         for it in range(cfg.iterations):
-            for _ in range(steps):
+            # the iteration's meta-batches, drawn on the host (the seeded stream) and moved to
+            # the device in one copy, not one per step
+            picks = _draw_meta_batches(n_train, meta_batch, steps, generator).to(train_rows.device)
+            for pick in picks:
                 global_step += 1
-                if meta_batch <= n_train:  # without replacement, as the authors sample
-                    pick = torch.randperm(n_train, generator=generator, device="cpu")[:meta_batch]
-                else:
-                    pick = torch.randint(0, n_train, (meta_batch,), generator=generator)
-                rows = train_rows[pick.to(train_rows.device)]
+                rows = train_rows[pick]
                 ctx = data.sample(rows, context_size, generator=None)
                 rl = data.sample(rows, cfg.rl_batch, generator=None)
 

@@ -503,3 +503,19 @@ def test_dry_run_every_named_method(tmp_path):
     results = dry_run(specs)
     assert [r.run for r in results] == [f"{m} on point-robot" for m in methods]
     assert all(r.ok for r in results), [r.message for r in results if not r.ok]
+
+
+def test_meta_batches_drawn_per_iteration_are_the_per_step_stream():
+    """An iteration's meta-batches come in one host->device copy; the seeded stream is the one
+    the per-step draws gave (so results made before the change reproduce), without replacement
+    while the meta-batch fits the train tasks and with replacement beyond."""
+    from ertrl_bench.training import _draw_meta_batches
+
+    g = torch.Generator().manual_seed(7)
+    picks = _draw_meta_batches(20, 16, 5, g)
+    ref = torch.Generator().manual_seed(7)
+    per_step = [torch.randperm(20, generator=ref)[:16] for _ in range(5)]
+    assert picks.shape == (5, 16) and torch.equal(picks, torch.stack(per_step))
+    assert all(len(set(row.tolist())) == 16 for row in picks)
+    many = _draw_meta_batches(4, 16, 3, g)
+    assert many.shape == (3, 16) and set(many.flatten().tolist()) <= set(range(4))
