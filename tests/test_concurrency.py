@@ -61,9 +61,27 @@ def test_a_run_held_by_another_process_is_not_touched_then_stale_lock_is_taken(t
     assert execute(spec, results).status == "done"
 
 
-def test_run_suite_waits_for_a_run_another_process_finishes(tmp_path):
-    """The waiting side does not redo the run: it skips it once the owner has finished it."""
+def _local_executor():
+    return LocalExecutor(LocalOptions(jobs=1))
+
+
+def _ray_executor():
+    pytest.importorskip("ray")
+    from ertrl_bench.executors import RayExecutor, RayOptions
+
+    return RayExecutor(RayOptions(num_cpus=1))
+
+
+@pytest.mark.parametrize(
+    "make_executor",
+    [_local_executor, pytest.param(_ray_executor, marks=pytest.mark.slow, id="ray")],
+    ids=["local", "ray"],
+)
+def test_run_suite_waits_for_a_run_another_process_finishes(tmp_path, make_executor):
+    """The waiting side does not redo the run: it skips it once the owner has finished it.
+    Under Ray too: its workers take the same per-run locks (README "Command line")."""
     a, b = _specs(tmp_path, seeds=[0, 1])
+    executor = make_executor()
     results = tmp_path / "results"
     holder = _hold_lock(RunDir(results, a).path)
     seen = []
@@ -77,12 +95,16 @@ def test_run_suite_waits_for_a_run_another_process_finishes(tmp_path):
                 assert execute(a, results).status == "done"
 
         outcomes = run_suite(
-            [a, b], results, LocalExecutor(LocalOptions(jobs=1)), on_outcome=on_outcome, poll_s=0.05
+            [a, b], results, executor, on_outcome=on_outcome, poll_s=0.05
         )
     finally:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+        if make_executor is _ray_executor:
+            import ray
+
+            ray.shutdown()
     by_id = {o.run_id: o.status for o in outcomes}
     assert by_id == {a.run_id(): "skipped", b.run_id(): "done"}
     assert (a.run_id(), "waiting") in seen
