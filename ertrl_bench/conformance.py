@@ -220,13 +220,17 @@ def check_regularizer(
                 )
         except Exception as exc:
             problems.append(f"encoder_loss on a masked context raised {type(exc).__name__}: {exc}")
+    _check_state_dict(loss_obj, problems)
+    _fail(what, problems)
+    return loss_obj
+
+
+def _check_state_dict(component: Any, problems: list[str]) -> None:
     try:
-        if not isinstance(loss_obj.state_dict(), dict):
+        if not isinstance(component.state_dict(), dict):
             problems.append("state_dict() must return a dict")
     except Exception as exc:
         problems.append(f"state_dict() raised {type(exc).__name__}: {exc}")
-    _fail(what, problems)
-    return loss_obj
 
 
 def _with_garbage(t: Transitions, mask: torch.Tensor, value: float) -> Transitions:
@@ -340,11 +344,7 @@ def check_backbone(
         bb.act(obs, ze, deterministic=False)
     except Exception as exc:
         problems.append(f"act(obs, z, deterministic) raised {type(exc).__name__}: {exc}")
-    try:
-        if not isinstance(bb.state_dict(), dict):
-            problems.append("state_dict() must return a dict")
-    except Exception as exc:
-        problems.append(f"state_dict() raised {type(exc).__name__}: {exc}")
+    _check_state_dict(bb, problems)
     _fail(what, problems)
     return bb
 

@@ -94,9 +94,7 @@ def test_run_suite_waits_for_a_run_another_process_finishes(tmp_path, make_execu
                 holder.wait()
                 assert execute(a, results).status == "done"
 
-        outcomes = run_suite(
-            [a, b], results, executor, on_outcome=on_outcome, poll_s=0.05
-        )
+        outcomes = run_suite([a, b], results, executor, on_outcome=on_outcome, poll_s=0.05)
     finally:
         if holder.poll() is None:
             holder.kill()
