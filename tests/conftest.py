@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,6 +28,13 @@ TINY_NETS = {"mlp": {"hidden": [16]}, "brac": {"hidden": [16]}}
 # The end-of-run probe, shrunk (the paper's: 1000 transitions per task, 200 test, 5 resamples,
 # an SVR on 24k rows: ~7.5 min per run on CPU).
 TINY_PROBE = {"transitions": 20, "test": 5, "resamples": 2}
+
+
+#: The user's own data root (``$ERTRL_BENCH_DATA`` as the session started, else the default
+#: cache), for slow tests that run on data built with ``ertrl-bench datasets build``.
+USER_DATA_ROOT = os.environ.get("ERTRL_BENCH_DATA") or str(
+    Path.home() / ".cache" / "ertrl-bench" / "datasets"
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,6 +15,7 @@ from ertrl_bench.data.collect import rollout_episodes
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.runner import execute, make_family
 from ertrl_bench.suite_loader import builtin_suite_path, load_suite
+from tests.conftest import USER_DATA_ROOT
 
 MARGIN = 30.0
 
@@ -78,7 +79,7 @@ MUJOCO_FAMILIES = [
     "cheetah-vel", "ant-dir", "ant-goal", "humanoid-dir",
     "hopper-mass", "hopper-friction", "walker-mass", "walker-friction",
 ]  # fmt: skip
-MUJOCO_MARGIN = 10.0
+MUJOCO_MARGIN = 5.0
 
 
 def random_policy_normalized_on(family, data, split: str) -> float:
@@ -98,20 +99,26 @@ def random_policy_normalized_on(family, data, split: str) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("env", MUJOCO_FAMILIES)
-def test_focal_learns_every_mujoco_family_from_small_data(tmp_path, env):
+def test_focal_learns_every_mujoco_family_from_small_data(tmp_path, env, monkeypatch):
     """Evidence that MuJoCo runs learn: the family's ``small`` data plus a short FOCAL run
-    (4 x 250 steps, 3 x 64 networks, offline context) beats a random policy on the train tasks.
+    (repro-cheetah-vel's budget: 8 x 400 steps, 3 x 64 networks, RL batch 64; offline context)
+    beats a uniform-random policy on the train tasks. At this budget a policy's return swings by
+    tens of normalized points from one evaluation to the next (results/repro-cheetah-vel's
+    curves), so the score is the mean of the last 3 of 4 evaluations, and the margin is 5.
 
-    Builds the family's small data when it is not cached: on 2 CPU cores that is ~1 h for
-    Cheetah-Vel (README "Data"), longer for Ant and Humanoid; run it where the data is built
-    (``ertrl-bench datasets build <family> --tier small``) or on a GPU.
+    Uses the user's data cache (``$ERTRL_BENCH_DATA`` or the default, not the test session's
+    temporary one) and builds the family's small data there when it is missing: on 2 CPU cores
+    that is ~1 h for Cheetah-Vel (README "Data"), longer for Ant and Humanoid; build it first
+    (``ertrl-bench datasets build <family> --tier small``) or run this on a GPU. The run itself
+    takes ~4 min on one core.
     """
+    monkeypatch.setenv("ERTRL_BENCH_DATA", USER_DATA_ROOT)
     raw = {
         "name": "mujoco-learns",
         "tier": "small",
         "device": "cpu",
-        "train": {"iterations": 4, "steps_per_iteration": 250, "eval_every": 4, "rl_batch": 64,
-                  "final_evals": 1},
+        "train": {"iterations": 8, "steps_per_iteration": 400, "eval_every": 2, "rl_batch": 64,
+                  "final_evals": 3},
         "eval": {"splits": ["train"], "protocols": ["offline"], "runs_per_task": 1,
                  "probe": {"enabled": False}},
         "component_params": {"mlp": {"hidden": [64, 64, 64]}, "brac": {"hidden": [64, 64, 64]}},
