@@ -147,6 +147,9 @@ class TrainConfig(Strict):
     # true terminations (ertrl_bench.batch.TaskDataset)
     terminals: Literal["trajectory_end", "env"] = "trajectory_end"
     compile: bool = False  # torch.compile the backbone's losses (GPU; README "Speed")
+    # capture the whole train step as one CUDA graph and replay it (CUDA only; on other devices
+    # the step runs eagerly: ertrl_bench/cuda_graph.py, README "Speed")
+    cuda_graph: bool = False
 
     @model_validator(mode="after")
     def _total_steps_bounded(self):
@@ -269,9 +272,16 @@ class RunSpec(Strict):
         changing a family's default weight changes the id.
         """
         payload = self.model_dump(mode="json", exclude={"device", "versions"})
+        for section, key, default in ID_NEUTRAL_DEFAULTS:  # options added later: at their
+            if payload[section].get(key) == default:  # default, the ids of earlier runs hold
+                del payload[section][key]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.method.name}-{self.env.type}-s{self.seed}-{digest}"
 
+
+# (section, field, default): spec fields added after results were published; a run at the
+# default keeps the id it had before the field existed (results/ stays resumable)
+ID_NEUTRAL_DEFAULTS = [("train", "cuda_graph", False)]
 
 # Loading, validating and expanding a suite file live in ``ertrl_bench.suite_loader``; these
 # names stay importable from here for plugins written against earlier versions.

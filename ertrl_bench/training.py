@@ -112,15 +112,28 @@ def _loss(value, label: str) -> tuple[torch.Tensor, dict]:
     )
 
 
-def train_step(
+@dataclass
+class StepOutputs:
+    """What a step computed: its logs, and the pieces ``check_finite`` names a culprit from."""
+
+    logs: dict
+    parts: dict[str, torch.Tensor]  # component name -> its encoder loss
+    update_logs: dict[str, dict]  # component name -> what its update() logged
+    backbone_logs: dict
+
+
+def step_tensors(
     agent: Agent,
     enc_opt: torch.optim.Optimizer,
     ctx: Transitions,
     rl: Transitions,
     sample_rl: Callable[[], Transitions] | None = None,
-    step: int = 0,
-) -> dict:
-    """One meta-training step on a meta-batch (steps 2-6 of the module docstring)."""
+) -> StepOutputs:
+    """Steps 2-5 of the module docstring, up to (not including) the encoder's optimizer step.
+
+    No host synchronisation here (the built-in components have none either), so the graphed
+    step (``ertrl_bench.cuda_graph``) can capture it whole.
+    """
     method = agent.method
     z_i, z = agent.infer(ctx)
     batch = StepBatch(ctx, rl, z_i, z, agent.infer)
@@ -148,20 +161,35 @@ def train_step(
         "update(rl, z_q, z)",
     )
     logs.update(backbone_logs)
-    check_finite(agent, logs, parts, update_logs, backbone_logs, step)
+    return StepOutputs(logs, parts, update_logs, backbone_logs)
+
+
+def train_step(
+    agent: Agent,
+    enc_opt: torch.optim.Optimizer,
+    ctx: Transitions,
+    rl: Transitions,
+    sample_rl: Callable[[], Transitions] | None = None,
+    step: int = 0,
+) -> dict:
+    """One meta-training step on a meta-batch (steps 2-6 of the module docstring)."""
+    out = step_tensors(agent, enc_opt, ctx, rl, sample_rl)
+    check_finite(agent, out, step)
     enc_opt.step()
-    return logs
+    return out.logs
 
 
 def _num(v) -> float:
     return float(v.detach().float().sum()) if isinstance(v, torch.Tensor) else float(v)
 
 
-def check_finite(agent, logs, parts, update_logs, backbone_logs, step: int) -> None:
+def check_finite(agent: Agent, out: StepOutputs, step: int) -> None:
     """One fused ``isfinite`` over the sum of every logged number (one device sync per step).
 
     Only when it fails are the parts inspected, to name the component that diverged.
     """
+    logs, parts, update_logs = out.logs, out.parts, out.update_logs
+    backbone_logs = out.backbone_logs
     tensors = [v.detach().float().sum() for v in logs.values() if isinstance(v, torch.Tensor)]
     floats = [float(v) for v in logs.values() if isinstance(v, (int, float))]
     total = torch.stack(tensors).sum() if tensors else torch.zeros(())
@@ -230,6 +258,11 @@ def meta_train(
     enc_opt = make_encoder_optimizer(agent, cfg.encoder_lr)
     if cfg.compile and hasattr(agent.backbone, "compile"):
         agent.backbone.compile()  # torch.compile the backbone's losses (README "Speed")
+    graphed = None
+    if cfg.cuda_graph and data.device.type == "cuda":
+        from ertrl_bench.cuda_graph import GraphedTrainStep
+
+        graphed = GraphedTrainStep(agent, enc_opt, data, meta_batch, context_size, cfg.rl_batch)
     n_train = len(train_rows)
     total = cfg.iterations * steps
     global_step = 0
@@ -241,14 +274,17 @@ def meta_train(
             for pick in picks:
                 global_step += 1
                 rows = train_rows[pick]
-                ctx = data.sample(rows, context_size, generator=None)
-                rl = data.sample(rows, cfg.rl_batch, generator=None)
-
-                def sample_rl(rows=rows) -> Transitions:
-                    return data.sample(rows, cfg.rl_batch, generator=None)
-
                 try:
-                    logs = train_step(agent, enc_opt, ctx, rl, sample_rl, global_step)
+                    if graphed is not None:
+                        logs = graphed(rows, global_step)
+                    else:
+                        ctx = data.sample(rows, context_size, generator=None)
+                        rl = data.sample(rows, cfg.rl_batch, generator=None)
+
+                        def sample_rl(rows=rows) -> Transitions:
+                            return data.sample(rows, cfg.rl_batch, generator=None)
+
+                        logs = train_step(agent, enc_opt, ctx, rl, sample_rl, global_step)
                 except TrainingDiverged:
                     log({"iteration": it, "step": global_step, "diverged": True})
                     raise

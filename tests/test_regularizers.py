@@ -328,6 +328,15 @@ def test_gaussian_entropy_matches_closed_form():
     assert abs(float(h[0]) - 0.5 * (3 * math.log(2 * math.pi * math.e) + math.log(36))) < 0.05
 
 
+def test_gaussian_entropy_is_nan_not_an_error_for_a_singular_covariance():
+    """A task whose generated actions all coincide (jitter 0: a singular covariance) gives NaN,
+    which the step's finiteness check names, without a host sync to raise on the spot."""
+    x = torch.randn(2, 50, 3, generator=torch.Generator().manual_seed(0))
+    x[1] = 0.5  # every sample of task 1 the same
+    h = gaussian_entropy(x, jitter=0.0)
+    assert torch.isfinite(h[0]) and torch.isnan(h[1])
+
+
 def test_entropy_gradient_spreads_the_generated_actions():
     torch.manual_seed(0)
     reg = GANEntropyRegularizer(GANEntropyOptions(generator_hidden=SMALL), problem())

@@ -80,8 +80,11 @@ def gaussian_entropy(
         diff = (x - mean) * w
     cov = diff.transpose(1, 2) @ diff / (n - 1).clamp_min(1.0)  # [M, A, A]
     cov = cov + jitter * torch.eye(a, device=x.device, dtype=x.dtype)
-    chol = torch.linalg.cholesky(cov)
+    # cholesky_ex: no host sync to check for errors (the graphed step captures this); a matrix
+    # that is not positive definite gives NaN, which the step's finiteness check reports
+    chol, info = torch.linalg.cholesky_ex(cov)
     logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    logdet = torch.where(info == 0, logdet, torch.full_like(logdet, float("nan")))
     return 0.5 * (a * math.log(2 * math.pi * math.e) + logdet)
 
 

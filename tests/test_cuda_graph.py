@@ -1,0 +1,138 @@
+"""The graphed train step (``train: {cuda_graph: true}``, ``ertrl_bench/cuda_graph.py``).
+
+Capture needs a CUDA device: those tests skip without one (CI has none; they ran on an H200,
+README "Speed"). The rest -- which optimizers are switched to capturable, that the option
+leaves earlier run ids alone, that it is a no-op off CUDA -- run everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ertrl_bench.batch import TaskDataset
+from ertrl_bench.config import MethodSpec
+from ertrl_bench.methods import METHODS
+from ertrl_bench.plugins import get_registry
+from ertrl_bench.problem import Problem
+from ertrl_bench.suite_loader import load_suite
+from ertrl_bench.training import build_agent, make_encoder_optimizer, train_step
+from tests.conftest import tiny_suite, write_suite
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+M, C, B, N = 4, 16, 32, 200
+SMALL = {
+    "mlp": {"hidden": [32, 32]},
+    "brac": {"hidden": [32, 32]},
+    "csro": {"hidden": [32]},
+    "gan_entropy": {"generator_hidden": [32], "discriminator_hidden": [32]},
+}
+
+
+def _agent(method_name: str, device: torch.device, seed: int = 0):
+    torch.manual_seed(seed)
+    entry = get_registry().get("envs", "cheetah-vel")
+    problem = Problem(entry.factory(None), 17, 6, 8, device)
+    method = MethodSpec.model_validate({**METHODS[method_name], "name": method_name})
+    for part in (method.encoder, method.backbone, *method.encoder_losses):
+        part.params = {**part.params, **SMALL.get(part.type, {})}
+    agent = build_agent(method, problem)
+    return agent, make_encoder_optimizer(agent, 3e-4)
+
+
+def _data(device: torch.device) -> TaskDataset:
+    rng = np.random.default_rng(0)
+    per_task = [
+        {
+            "obs": rng.standard_normal((N, 17)),
+            "actions": rng.uniform(-1, 1, (N, 6)),
+            "rewards": rng.standard_normal(N),
+            "next_obs": rng.standard_normal((N, 17)),
+            "dones": np.zeros(N),
+        }
+        for _ in range(M)
+    ]
+    return TaskDataset(per_task, device)
+
+
+def test_every_optimizer_of_the_agent_is_found():
+    from ertrl_bench.cuda_graph import agent_optimizers
+
+    for method, expected in (("focal", 5), ("csro", 6), ("ertrl", 7)):
+        agent, opt = _agent(method, torch.device("cpu"))
+        found = list(agent_optimizers(agent, opt))
+        # the encoder's, BRAC's four (policy, Q, V, c), CSRO's q, ER-TRL's G and D
+        assert len(found) == expected, method
+        assert len({id(o) for o in found}) == expected
+
+
+def test_graphed_step_refuses_a_cpu_dataset():
+    from ertrl_bench.cuda_graph import GraphedTrainStep
+
+    agent, opt = _agent("focal", torch.device("cpu"))
+    with pytest.raises(ValueError, match="CUDA"):
+        GraphedTrainStep(agent, opt, _data(torch.device("cpu")), M, C, B)
+
+
+def test_cuda_graph_option_keeps_earlier_run_ids(tmp_path):
+    raw = tiny_suite()
+    (spec,) = load_suite(write_suite(tmp_path / "a.yaml", raw))[1]
+    payload = spec.model_dump(mode="json", exclude={"device", "versions"})
+    del payload["train"]["cuda_graph"]  # the spec as it was before the option existed
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+    assert spec.run_id().endswith(digest)
+    raw["train"] = {**raw.get("train", {}), "cuda_graph": True}
+    (graphed,) = load_suite(write_suite(tmp_path / "b.yaml", raw))[1]
+    assert graphed.run_id() != spec.run_id()
+
+
+def _eager_steps(agent, opt, data, rows_seq):
+    out = []
+    for k, rows in enumerate(rows_seq):
+        ctx, rl = data.sample(rows, C), data.sample(rows, B)
+        logs = train_step(agent, opt, ctx, rl, lambda r=rows: data.sample(r, B), k)
+        out.append({key: float(v) for key, v in logs.items()})
+    return out
+
+
+@cuda
+@pytest.mark.parametrize("method", ["focal", "csro", "ertrl"])
+def test_graphed_step_equals_eager_on_cuda(method):
+    """Same init, data, task rows and CUDA seed: the replayed graph computes the eager steps'
+    numbers (random draws included) within float tolerance."""
+    from ertrl_bench.cuda_graph import GraphedTrainStep
+
+    dev = torch.device("cuda")
+    data = _data(dev)
+    g = torch.Generator().manual_seed(1)
+    rows_seq = [torch.randperm(M, generator=g).to(dev) for _ in range(8)]
+    eager, eager_opt = _agent(method, dev)
+    graphed, graphed_opt = _agent(method, dev)
+    torch.cuda.manual_seed(3)
+    want = _eager_steps(eager, eager_opt, data, rows_seq)
+    step = GraphedTrainStep(graphed, graphed_opt, data, M, C, B)
+    torch.cuda.manual_seed(3)
+    got = [{k: float(v) for k, v in step(rows, i).items()} for i, rows in enumerate(rows_seq)]
+    assert step.graph is not None  # the later steps were replays
+    for w, h in zip(want, got, strict=True):
+        assert w.keys() == h.keys()
+        for key in w:
+            assert h[key] == pytest.approx(w[key], rel=1e-3, abs=1e-4), key
+    for p, q in zip(eager.encoder.parameters(), graphed.encoder.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)
+
+
+@cuda
+def test_a_graphed_run_finishes_on_cuda(tmp_path):
+    from ertrl_bench.runner import execute
+
+    raw = tiny_suite()
+    raw["device"] = "cuda"
+    raw["train"] = {**raw.get("train", {}), "cuda_graph": True}
+    (spec,) = load_suite(write_suite(tmp_path / "s.yaml", raw))[1]
+    out = execute(spec, tmp_path / "results")
+    assert out.status == "done", out.message
