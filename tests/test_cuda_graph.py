@@ -62,10 +62,12 @@ def _data(device: torch.device) -> TaskDataset:
 def test_every_optimizer_of_the_agent_is_found():
     from ertrl_bench.cuda_graph import agent_optimizers
 
-    for method, expected in (("focal", 5), ("csro", 6), ("ertrl", 7)):
+    cases = (("focal", 5), ("csro", 6), ("ertrl", 7), ("unicorn", 5), ("offline_pearl", 5))
+    for method, expected in cases:
         agent, opt = _agent(method, torch.device("cpu"))
         found = list(agent_optimizers(agent, opt))
-        # the encoder's, BRAC's four (policy, Q, V, c), CSRO's q, ER-TRL's G and D
+        # the encoder's (UNICORN's decoder joins it), BRAC's four (policy, Q, V, c), CSRO's q,
+        # ER-TRL's G and D
         assert len(found) == expected, method
         assert len({id(o) for o in found}) == expected
 
@@ -100,7 +102,7 @@ def _eager_steps(agent, opt, data, rows_seq):
 
 
 @cuda
-@pytest.mark.parametrize("method", ["focal", "csro", "ertrl"])
+@pytest.mark.parametrize("method", ["focal", "csro", "ertrl", "unicorn", "offline_pearl"])
 def test_graphed_step_equals_eager_on_cuda(method):
     """Same init, data, task rows and CUDA seed: the replayed graph computes the eager steps'
     numbers (random draws included) within float tolerance."""
@@ -136,3 +138,18 @@ def test_a_graphed_run_finishes_on_cuda(tmp_path):
     (spec,) = load_suite(write_suite(tmp_path / "s.yaml", raw))[1]
     out = execute(spec, tmp_path / "results")
     assert out.status == "done", out.message
+
+
+def test_cuda_graph_option_runs_the_eager_step_off_cuda(tmp_path):
+    """On CPU the option is ignored: the run's numbers equal a run without it."""
+    from ertrl_bench.runner import execute
+
+    finals = []
+    for graph in (False, True):
+        raw = tiny_suite(name=f"g{int(graph)}")
+        raw["train"] = {**raw["train"], "cuda_graph": graph}
+        (spec,) = load_suite(write_suite(tmp_path / f"{graph}.yaml", raw))[1]
+        out = execute(spec, tmp_path / "results")
+        assert out.status == "done", out.message
+        finals.append(out.metrics["final"])
+    assert finals[0] == finals[1]
