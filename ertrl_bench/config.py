@@ -152,6 +152,15 @@ class TrainConfig(Strict):
     cuda_graph: bool = False
 
     @model_validator(mode="after")
+    def _one_gpu_speed_option(self):
+        if self.compile and self.cuda_graph:
+            raise ValueError(
+                "compile and cuda_graph together are not supported (untested); use cuda_graph,"
+                " the faster on a GPU (README 'Speed'), and set compile: false"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _total_steps_bounded(self):
         total = self.iterations * (self.steps_per_iteration or 2000)
         if total > MAX_TRAIN_STEPS:

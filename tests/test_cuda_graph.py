@@ -153,3 +153,13 @@ def test_cuda_graph_option_runs_the_eager_step_off_cuda(tmp_path):
         assert out.status == "done", out.message
         finals.append(out.metrics["final"])
     assert finals[0] == finals[1]
+
+
+def test_compile_and_cuda_graph_together_is_a_named_error(tmp_path):
+    from ertrl_bench.errors import ConfigError
+
+    raw = tiny_suite()
+    raw["train"] = {**raw["train"], "cuda_graph": True, "compile": True}
+    path = write_suite(tmp_path / "both.yaml", raw)
+    with pytest.raises(ConfigError, match=r"train.*compile and cuda_graph together"):
+        load_suite(path)
