@@ -455,6 +455,9 @@ def test_ctrl_c_exits_130_and_says_what_is_kept(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a test run started in the background of a non-interactive shell (`cmd &`) inherits
+        # SIGINT ignored, and Python then keeps ignoring it: give the child the default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list(results.glob("ctrlc/*/log.jsonl")):
