@@ -205,15 +205,19 @@ def build_tasks(
             f" {format_bytes(max_memory) if max_memory else 'none'})"
         )
     total: dict = {"groups": len(plan), "sac_wall_s": 0.0, "trained_tasks": 0}
-    steps = collect_rate = 0.0
+    steps = collect_rate = wall_now = 0.0
     for train, write in plan:
         stats = train_and_write(family, tier_name, tier, train, write, ddir, device, save_every_s)
         total["sac_wall_s"] += stats["sac_wall_s"]
+        wall_now += stats["sac_wall_since_resume_s"]
         total["trained_tasks"] += len(train)
         total.setdefault("resumed_at_step", stats["resumed_at_step"])
         steps += len(train) * (tier.sac_steps - stats["resumed_at_step"])
         collect_rate = stats["collect_env_steps_per_s"]
-    total["sac_env_steps_per_s"] = steps / max(total["sac_wall_s"], 1e-9)
+    # the steps trained by this call over this call's time: after a resume, the earlier
+    # sessions' time (in sac_wall_s) would make the rate look slower than it is
+    total["sac_env_steps_per_s"] = steps / max(wall_now, 1e-9)
+    total["sac_wall_since_resume_s"] = wall_now
     total["collect_env_steps_per_s"] = collect_rate
     return total
 

@@ -360,11 +360,12 @@ def train_behavior_policies(
             ):
                 save(step)
                 last_save = time.monotonic()
-    elapsed = elapsed_before + time.perf_counter() - t0
+    since_resume = time.perf_counter() - t0
     trained = tasks * (cfg.sac_steps - done_steps)
     stats = {
-        "sac_wall_s": elapsed,
-        "sac_env_steps_per_s": trained / max(time.perf_counter() - t0, 1e-9),
+        "sac_wall_s": elapsed_before + since_resume,  # every session's SAC time, for the record
+        "sac_wall_since_resume_s": since_resume,  # this call's: the one a rate may divide by
+        "sac_env_steps_per_s": trained / max(since_resume, 1e-9),
         "resumed_at_step": done_steps,
     }
     return sac, snapshots, stats
