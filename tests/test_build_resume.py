@@ -90,8 +90,8 @@ def test_interrupted_build_resumes_and_cleans_up(tmp_path, monkeypatch):
     monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
     with pytest.raises(Interrupted):
         get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0)
-    state_file = dataset_dir(fam, "smoke", resolve_tier("smoke", fam, TINY_DATA)).path
-    state_file = state_file / TRAINING_STATE_FILE
+    folder = dataset_dir(fam, "smoke", resolve_tier("smoke", fam, TINY_DATA))
+    state_file = folder.path / TRAINING_STATE_FILE
     assert state_file.exists()
     # pretend the interrupted session trained for 11 days: the resumed build's rate is its own
     saved = torch.load(state_file, weights_only=False)
@@ -100,7 +100,7 @@ def test_interrupted_build_resumes_and_cleans_up(tmp_path, monkeypatch):
     monkeypatch.setattr(PointRobotBatch, "step", real_step)
     resumed = get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0)
     assert not state_file.exists()  # removed once every task is written
-    last = dataset_dir(fam, "smoke", resolve_tier("smoke", fam, TINY_DATA)).manifest()["last_build"]
+    last = folder.manifest()["last_build"]
     assert last["sac_wall_s"] > 1e6 > 1e3 * last["sac_wall_since_resume_s"]
     assert last["sac_env_steps_per_s"] > 1.0  # steps since the resume / time since the resume
     for task in reference.tasks:
