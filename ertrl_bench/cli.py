@@ -21,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Help is rich markup (panels, styles): a literal "[" in help text is written "\\[".
+    rich_markup_mode="rich",
     help="Benchmark offline meta-RL context regularizers (ER-TRL, CSRO, FOCAL, ...).",
 )
 datasets_app = typer.Typer(no_args_is_help=True, help="Build, list and verify behavior datasets.")
@@ -69,7 +71,7 @@ def run(
     suite: str = typer.Argument(..., help=SUITE_HELP),
     results_dir: Path = typer.Option(Path("results"), help="Where results/<suite>/<run-id>/ go."),
     force: bool = typer.Option(False, "--force", help="Re-run finished runs too."),
-    executor: str = typer.Option("local", help="local | ray (pip install 'ertrl-bench[ray]')."),
+    executor: str = typer.Option("local", help="local | ray (pip install 'ertrl-bench\\[ray]')."),
     executor_opt: list[str] = typer.Option(
         [],
         "--executor-opt",
@@ -279,7 +281,8 @@ def datasets_build(
     n = sum(len(a["rewards"]) for a in fd.arrays.values())
     out.print(
         f"{family} [{tier}]: {len(fd.tasks)} tasks, {n} transitions in {fd.path}"
-        f" ({time.perf_counter() - t0:.1f} s)"
+        f" ({time.perf_counter() - t0:.1f} s)",
+        markup=False,  # "[small]" is not a rich style
     )
     if "last_build" in manifest:
         b = manifest["last_build"]

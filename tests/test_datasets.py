@@ -197,6 +197,16 @@ def test_family_sets_its_own_tier_budget_and_cli_passes_family_options(own_cache
     assert "memory size 'lots'" in str(bad.exception or bad.output)
 
 
+def test_build_command_reports_family_tier_and_size(own_cache, monkeypatch):
+    # the smoke tier shrunk to FAST so the real command builds in seconds
+    monkeypatch.setitem(PointRobot.data_tiers, "smoke", {**PointRobot.data_tiers["smoke"], **FAST})
+    res = _cli("datasets", "build", "point-robot", "--tier", "smoke")
+    assert res.exit_code == 0, res.output
+    n = sum(len(a["rewards"]) for a in get_datasets(PointRobot(), "smoke").arrays.values())
+    assert f"point-robot [smoke]: 50 tasks, {n} transitions" in res.output
+    assert "last build: 50 tasks" in res.output
+
+
 def test_behavior_summary_orders_checkpoints_by_step(own_cache):
     fd = get_datasets(PointRobot(), "smoke", TINY_DATA)
     summary = fd.behavior_summary()

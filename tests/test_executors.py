@@ -66,3 +66,10 @@ def test_ray_executor_matches_local(tmp_path):
     ]
     ours, theirs = finals(tmp_path / "local"), finals(tmp_path / "ray")
     assert len(ours) == 2 and ours == theirs  # same config + seed: same numbers, any executor
+
+
+def test_run_help_names_the_ray_extra_literally():
+    # rich markup once swallowed "[ray]", telling users to install plain 'ertrl-bench'
+    res = cli("run", "--help", timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "'ertrl-bench[ray]'" in " ".join(res.stdout.replace("│", " ").split())
