@@ -33,15 +33,21 @@ def _timings(results: Path):
     """Per-phase seconds of the finished runs: {(env, method, splits, probe): [timing_s, ...]}."""
     out: dict[tuple, list[dict]] = defaultdict(list)
     for metrics_path in sorted(results.glob("*/metrics.json")):
-        spec = json.loads((metrics_path.parent / "spec.json").read_text())
-        timing = json.loads(metrics_path.read_text())["timing_s"]
-        steps = spec["train"]["iterations"] * spec["train"]["steps_per_iteration"]
-        key = (
-            spec["env"]["type"],
-            spec["method"]["name"],
-            tuple(spec["eval"]["splits"]),
-            bool(spec["eval"]["probe"]["enabled"]),
-        )
+        try:
+            spec = json.loads((metrics_path.parent / "spec.json").read_text())
+            timing = json.loads(metrics_path.read_text())["timing_s"]
+            steps = spec["train"]["iterations"] * spec["train"]["steps_per_iteration"]
+            key = (
+                spec["env"]["type"],
+                spec["method"]["name"],
+                tuple(spec["eval"]["splits"]),
+                bool(spec["eval"]["probe"]["enabled"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(
+                f"{metrics_path.parent}: unreadable spec.json / metrics.json ({exc!r});"
+                " delete that run folder and run benchmarks/cost-small.yaml again"
+            ) from None
         out[key].append({**timing, "steps": steps, "evals": _n_evals(spec["train"])})
     if not out:
         raise SystemExit(f"{results}: no finished run (run benchmarks/cost-small.yaml first)")

@@ -66,3 +66,14 @@ def test_estimate_names_what_was_not_measured(cost_results, tmp_path):
     other["eval"].update(splits=["train"])
     with pytest.raises(SystemExit, match=r"no timing for focal on point-robot with splits"):
         estimate(write_suite(tmp_path / "other.yaml", other), cost_results)
+
+
+def test_unreadable_run_is_named(cost_results, tmp_path):
+    import shutil
+
+    broken = tmp_path / "results"
+    shutil.copytree(cost_results, broken)
+    run = next(broken.glob("*/metrics.json")).parent
+    (run / "spec.json").write_text("{not json")
+    with pytest.raises(SystemExit, match=rf"{run.name}: unreadable spec.json / metrics.json"):
+        phase_costs(broken)
