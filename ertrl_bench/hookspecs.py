@@ -1,9 +1,10 @@
 """Every extension point of ertrl-bench, and nothing else.
 
 A plugin is a module (or object) with functions named like the specs below, decorated with
-``ertrl_bench.hookimpl``. Built-ins register through exactly these hooks, so
-``ertrl_bench/regularizers/__init__.py`` is the worked example for a third-party package, which
-declares ``[project.entry-points.ertrl_bench] myname = "mypackage.plugin"``.
+``ertrl_bench.plugins.hookimpl`` (``from ertrl_bench.plugins import hookimpl``). Built-ins
+register through exactly these hooks, so ``ertrl_bench/regularizers/__init__.py`` is the
+worked example for a third-party package, which declares
+``[project.entry-points.ertrl_bench] myname = "mypackage.plugin"``.
 
 Each ``register_*`` hook receives a ``register`` callable. Call it once per component::
 

@@ -10,6 +10,11 @@ Copy this file to write your own backbone (docs/plugins.md, "Backbone"): an opti
 ``state_dict``, and the ``register_backbones`` hook at the bottom. The one rule that matters:
 ``z_q`` goes into the critic's loss only (it carries the encoder's gradient for Offline PEARL),
 ``z`` (detached) everywhere else.
+
+``update`` does the same work every step, as ``train: {cuda_graph: true}`` requires
+(docs/plugins.md): no branch on a step counter or a tensor's value, no host synchronisation.
+So the actor and the target networks step every step, with the critics; TD3's delayed actor
+update (every second step) would be such a branch and is left out.
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ class TD3BCOptions(Strict):
     tau: PositiveFloat = Field(0.005, le=1, description="Polyak rate of the target networks.")
     policy_noise: float = Field(0.2, ge=0, description="Std of the target policy smoothing noise.")
     noise_clip: float = Field(0.5, ge=0, description="Clip of the target policy smoothing noise.")
-    policy_every: PositiveInt = Field(2, description="Critic steps per actor and target step.")
 
 
 def _mlp(inp: int, hidden: tuple[int, ...], out: int) -> nn.Sequential:
@@ -63,7 +67,6 @@ class TD3BC:
         ]
         self.opt_actor = torch.optim.Adam(self.actor.parameters(), lr=o.lr)
         self.opt_q = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=o.lr)
-        self.steps = 0
 
     def _pi(self, net, s, z):
         return torch.tanh(net(torch.cat([s, z], -1)))
@@ -90,24 +93,26 @@ class TD3BC:
         self.opt_q.zero_grad(set_to_none=True)
         critic_loss.backward()  # through z_q, this also reaches the encoder (Offline PEARL)
         self.opt_q.step()
-        logs = {"td3bc/critic_loss": critic_loss.detach()}
 
-        self.steps += 1
-        if self.steps % o.policy_every == 0:
-            pi = self._pi(self.actor, s, zd)
-            q = self.q1(torch.cat([s, pi, zd], -1))
-            lam = o.alpha / q.abs().mean().detach().clamp_min(1e-6)
-            bc = F.mse_loss(pi, a)
-            actor_loss = -lam * q.mean() + bc
-            self.opt_actor.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.opt_actor.step()
-            with torch.no_grad():
-                for net, tgt in zip((self.actor, self.q1, self.q2), self.targets, strict=True):
-                    for p, pt in zip(net.parameters(), tgt.parameters(), strict=True):
-                        pt.lerp_(p, o.tau)
-            logs |= {"td3bc/actor_loss": actor_loss.detach(), "td3bc/bc": bc.detach()}
-        return logs
+        # the actor and the targets step every step: the same work each step (no branch on a
+        # step counter), so the whole update can be captured as one CUDA graph
+        pi = self._pi(self.actor, s, zd)
+        q = self.q1(torch.cat([s, pi, zd], -1))
+        lam = o.alpha / q.abs().mean().detach().clamp_min(1e-6)
+        bc = F.mse_loss(pi, a)
+        actor_loss = -lam * q.mean() + bc
+        self.opt_actor.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.opt_actor.step()
+        with torch.no_grad():
+            for net, tgt in zip((self.actor, self.q1, self.q2), self.targets, strict=True):
+                for p, pt in zip(net.parameters(), tgt.parameters(), strict=True):
+                    pt.lerp_(p, o.tau)
+        return {
+            "td3bc/critic_loss": critic_loss.detach(),
+            "td3bc/actor_loss": actor_loss.detach(),
+            "td3bc/bc": bc.detach(),
+        }
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
@@ -119,7 +124,7 @@ class TD3BC:
 
     def state_dict(self) -> dict:
         nets = {"actor": self.actor, "q1": self.q1, "q2": self.q2}
-        return {k: v.state_dict() for k, v in nets.items()} | {"steps": self.steps}
+        return {k: v.state_dict() for k, v in nets.items()}
 
 
 @hookimpl

@@ -37,7 +37,7 @@ def test_act_shapes_and_bounds():
 
 
 def test_critic_gradient_reaches_z_q_only():
-    bb, batch = _backbone(policy_every=1), _batch()
+    bb, batch = _backbone(), _batch()
     z_q = torch.randn(4, 3, requires_grad=True)
     logs = bb.update(batch, z_q, z_q.detach())
     assert {"td3bc/critic_loss", "td3bc/actor_loss", "td3bc/bc"} <= set(logs)
@@ -45,12 +45,64 @@ def test_critic_gradient_reaches_z_q_only():
 
 
 def test_behaviour_cloning_learns_the_data_actions():
-    bb, batch = _backbone(alpha=1e-3, policy_every=1, lr=3e-3), _batch(m=2, b=32)  # almost pure BC
+    bb, batch = _backbone(alpha=1e-3, lr=3e-3), _batch(m=2, b=32)  # almost pure BC
     z = torch.zeros(2, 3)
     first = float(bb.update(batch, z, z)["td3bc/bc"])
     for _ in range(200):
         last = float(bb.update(batch, z, z)["td3bc/bc"])
     assert last < 0.2 * first
+
+
+def test_update_does_the_same_work_every_step():
+    """What ``train: {cuda_graph: true}`` needs: every step updates the critics, the actor and
+    the targets (no branch on a step counter), and returns the same logs."""
+    bb = _backbone()
+    z = torch.zeros(4, 3)
+    for step in range(3):
+        before = [p.clone() for net in (bb.actor, *bb.targets) for p in net.parameters()]
+        logs = bb.update(_batch(seed=step), z, z)
+        after = [p for net in (bb.actor, *bb.targets) for p in net.parameters()]
+        assert set(logs) == {"td3bc/critic_loss", "td3bc/actor_loss", "td3bc/bc"}, step
+        assert all(not torch.equal(b, a) for b, a in zip(before, after, strict=True)), step
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_update_can_be_captured_as_a_cuda_graph():
+    """The update captured once and replayed gives the eager update's numbers."""
+    dev = torch.device("cuda")
+    problem = Problem(PointRobot(), obs_dim=2, act_dim=2, latent_dim=3, device=dev)
+    batch = _batch()
+    batch = Transitions(
+        *(x.to(dev) for x in (batch.obs, batch.actions, batch.rewards, batch.next_obs)),
+        batch.dones.to(dev),
+        batch.task_ids.to(dev),
+    )
+    z = torch.zeros(4, 3, device=dev)
+
+    def fresh():
+        torch.manual_seed(0)
+        bb = TD3BC(TD3BCOptions(hidden=[16]), problem)
+        for opt in (bb.opt_actor, bb.opt_q):
+            for group in opt.param_groups:
+                group["capturable"] = True
+        return bb
+
+    eager, graphed = fresh(), fresh()
+    torch.cuda.manual_seed(1)
+    want = [float(eager.update(batch, z, z)["td3bc/bc"]) for _ in range(6)]
+    torch.cuda.manual_seed(1)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up steps before capture, as ertrl_bench.cuda_graph
+        got = [float(graphed.update(batch, z, z)["td3bc/bc"]) for _ in range(3)]
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static = graphed.update(batch, z, z)
+    for _ in range(3):
+        graph.replay()
+        got.append(float(static["td3bc/bc"]))
+    assert got == pytest.approx(want, rel=1e-3, abs=1e-5)
 
 
 def test_options_are_strict():
