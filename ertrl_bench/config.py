@@ -174,8 +174,9 @@ class TrainConfig(Strict):
 class EvalConfig(Strict):
     """Evaluation protocols (docs/paper.md "Evaluation"; ``ertrl_bench/evaluation.py``).
 
-    A run's budget is counted in transitions: whole episodes until ``transitions`` are spent
-    (the last one cut at it); the score is the last episode's return (deterministic actions).
+    A run's budget is counted in transitions: a new episode starts while fewer than
+    ``transitions`` are counted and runs to its own end, never cut at the budget (the authors'
+    sampler); the score is the last episode's return (deterministic actions).
     Every ``None`` takes the family's value.
     """
 

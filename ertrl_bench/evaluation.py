@@ -2,12 +2,16 @@
 
 **Budget.** A run's budget is counted in *transitions*: ``EvalConfig.transitions`` (None = the
 family's ``FamilyHParams.eval_transitions``: 600, 800 for Ant families; Point-Robot, ours, uses
-3 x its horizon). Episodes are rolled whole until the budget is spent, the last one cut at it,
-so a family whose episodes end early (Hopper, Walker, Ant-Dir, Humanoid) plays more of them.
-The score is the return of the run's **last** counted episode, with deterministic actions;
-a task's score is the mean over its ``runs_per_task`` runs.
+3 x its horizon). As in the authors' sampler, which checks the count only *between* episodes, a
+new counted episode starts while fewer transitions than the budget have been counted, and every
+episode that starts runs to its own end (termination or the horizon): none is cut at the
+budget. So a family whose episodes end early (Hopper, Walker, Ant-Dir, Humanoid) plays more of
+them, and the counted total can exceed the budget (three 180-step episodes leave 540 < 600, so
+a fourth runs whole: 720). The score is the return of the run's **last** counted episode (a
+whole one), with deterministic actions; a task's score is the mean over its ``runs_per_task``
+runs.
 
-**Protocols** (our reading of the paper and of the authors' evaluation code, precisely):
+**Protocols** (the authors' evaluation code, precisely):
 
 - ``offline``: before each episode, ``offline_context_per_episode`` (200) transitions drawn
   uniformly (with replacement) from the task's own dataset join the run's context, and z is
@@ -16,27 +20,30 @@ a task's score is the mean over its ``runs_per_task`` runs.
   horizon = 400) of the run's own transitions exist; from then on, before each episode, z is
   inferred from *all* of the run's own transitions (every episode's, the z = 0 ones included).
   Only the agent's own transitions are ever in the context.
-- ``non_prior`` (CSRO's; the paper's headline protocol): the run alternates
+- ``non_prior`` (CSRO's; the paper's headline protocol): while fewer evaluation transitions
+  than the budget are counted, the run alternates
   (a) an **exploration rollout** with the *stochastic* policy and the current z: whole
-  episodes until at least ``non_prior_exploration_transitions`` (None = horizon = 200)
-  exploration transitions have been collected in this rollout; all of them join the context.
-  An exploration action is replaced by a uniform random one in [-1, 1]^d while
+  episodes while fewer than ``non_prior_exploration_transitions`` (None = horizon = 200)
+  exploration transitions have been collected in this rollout (so 180-step episodes explore
+  360 transitions a rollout, 69-step ones 207); all of them join the context. An exploration
+  action is replaced by a uniform random one in [-1, 1]^d while
   ``c + t < non_prior_random_transitions`` (None = half the budget: 300, 400 for Ant), where
   ``c`` is the number of evaluation transitions counted when the rollout started and ``t`` the
   step inside the current exploration episode (the authors' ``np_online_rollout`` with
-  ``epsilon_decay``). With 200-step episodes this makes the first 300 exploration steps random
-  (the whole first rollout and half the second);
-  (b) one deterministic **evaluation episode** with the current z, cut at the budget; it does
+  ``epsilon_decay``: ``t`` restarts with every exploration episode). With 200-step episodes
+  this makes the first 300 exploration steps random (the whole first rollout and half the
+  second);
+  (b) one deterministic **evaluation episode** with the current z, run to its end; it does
   *not* join the context and only these transitions count against the budget.
   z = 0 until ``non_prior_min_transitions`` (None = 2 x horizon = 400) evaluation transitions
-  are counted; after each evaluation episode that leaves the count at or above it, z is
-  inferred from the whole exploration context and used by the next rollout and episode (the
-  authors infer after the evaluation episode, not after the exploration rollout: with
-  200-step episodes the scored third episode uses z from the first two exploration rollouts).
+  are counted; after each evaluation episode that leaves the count at or above it (and below
+  the budget), z is inferred from the whole exploration context and used by the next rollout
+  and episode (the authors infer after the evaluation episode, not after the exploration
+  rollout: with 200-step episodes the scored third episode uses z from the first two
+  exploration rollouts).
 
-Departures (README "Departures"): z before inference is 0 (the prior's mean), where the
-authors' PEARL-style agent samples z from the prior; after inference we use the encoder's z,
-not a sample from a posterior.
+z = 0 before inference is the authors' value too (their agent's z is the prior's mean, 0, and
+after inference the mean of the per-transition encodings: no sample is drawn either time).
 
 **Batching.** All tasks x runs are stepped together in one ``BatchEnv``; every run keeps its
 own clock (episode step, budget count, phase), so episode boundaries that differ between runs
@@ -143,7 +150,7 @@ class ProtocolResult:
     returns: np.ndarray  # [E] the last counted episode's return
     z: np.ndarray  # [E, L] the z of that episode
     episodes: np.ndarray  # [E] counted episodes played
-    transitions: np.ndarray  # [E] counted transitions (== the budget)
+    transitions: np.ndarray  # [E] counted transitions (>= the budget: episodes are never cut)
     context: ContextBuffer  # the final context (offline draws / own / exploration transitions)
 
 
@@ -233,9 +240,9 @@ def run_protocol(
         t_ep += active
         count += counted
         explored += active & explore
-        ended = active & (
-            res.terminated | (t_ep >= budget.horizon) | (counted & (count >= budget.transitions))
-        )
+        # an episode ends only by termination or the horizon, never at the budget (whole
+        # episodes, as the authors' sampler: it checks the count between episodes)
+        ended = active & (res.terminated | (t_ep >= budget.horizon))
         scored_end = ended & ~explore
         if scored_end.any():
             last_ret[scored_end] = ep_ret[scored_end]

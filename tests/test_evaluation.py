@@ -17,7 +17,7 @@ import torch
 
 from ertrl_bench.batch import TaskDataset
 from ertrl_bench.config import EvalConfig
-from ertrl_bench.envs.base import BatchEnv
+from ertrl_bench.envs.base import BatchEnv, StepResult
 from ertrl_bench.envs.mujoco import FAMILIES
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
 from ertrl_bench.evaluation import Budget, run_protocol
@@ -201,7 +201,7 @@ def test_offline_context_grows_by_200_task_transitions_per_episode():
 
 
 @pytest.mark.parametrize("protocol", ["online", "non_prior"])
-def test_budget_met_exactly_when_episodes_end_early(protocol):
+def test_whole_episodes_on_a_real_env_that_ends_early(protocol):
     fam = FAMILIES["hopper-mass"]()
     tasks = fam.tasks("train")[:2]
     env = Recording(fam.make_batch([t for t in tasks for _ in range(2)]))
@@ -211,20 +211,19 @@ def test_budget_met_exactly_when_episodes_end_early(protocol):
     explore = {"non_prior_exploration_transitions": 20} if protocol == "non_prior" else {}
     out = run_protocol(agent, env, protocol, budget(fam, **explore), seed=1)
     rec = env.arrays()
-    assert (out.transitions == 600).all()
     assert (out.episodes >= 20).all()  # far more than 3 episodes of 200
     counted = rec["actions"][..., 0] == 0.5  # the deterministic (evaluation) steps
-    assert (counted.sum(1) == 600).all()
+    np.testing.assert_array_equal(counted.sum(1), out.transitions)
     for i in range(env.num_envs):
         steps = np.flatnonzero(counted[i])
         # the scored episode: counted steps since env i's last reset before its last step
         first = max(t for t, m in env.resets if m[i] and t <= steps[-1])
         scored = steps[steps >= first]
-        assert 0 < len(scored) < 200
+        assert 0 < len(scored) < 200 and rec["terminated"][i, scored[-1]]  # whole: it fell
+        # it started below the budget and was not cut at it
+        assert out.transitions[i] - len(scored) < 600 <= out.transitions[i]
         np.testing.assert_allclose(out.returns[i], rec["rewards"][i, scored].sum(), rtol=1e-5)
-    if protocol == "online":
-        assert rec["actions"].shape[1] == 600  # every run spends its budget in the same steps
-    else:
+    if protocol == "non_prior":
         # no evaluation transition ever joins the non-prior context
         for ctx in agent.contexts:
             acts = ctx.actions[ctx.mask][:, 0].numpy()
@@ -235,3 +234,159 @@ def test_a_threshold_at_or_above_the_budget_is_rejected():
     with pytest.raises(ValueError, match="never inferred"):
         EvalConfig(transitions=400, online_min_transitions=400)
     EvalConfig(transitions=600, online_min_transitions=400, non_prior_min_transitions=400)
+
+
+# --- whole episodes: early termination at the authors' budgets ----------------------------------
+
+
+class FixedLengthEnv(BatchEnv):
+    """Env i terminates after exactly ``lengths[i]`` steps (horizon 200). Its reward is the
+    episode's number (1 for the env's first episode, 2 for its second, ...), so a return names
+    the episode it came from; every episode is logged as its list of action columns."""
+
+    def __init__(self, lengths):
+        self.lengths = np.asarray(lengths)
+        self.num_envs, self.obs_dim, self.act_dim = len(lengths), 2, 2
+        self.t = np.zeros(self.num_envs, np.int64)
+        self.ep = np.zeros(self.num_envs, np.int64)
+        self.episodes = [[] for _ in lengths]  # per env: per episode, its [steps, 2] actions
+
+    def _obs(self):
+        return np.stack([self.t / 200.0, self.ep], 1).astype(np.float32)
+
+    def reset(self, seed=None, mask=None):
+        mask = np.ones(self.num_envs, bool) if mask is None else mask
+        self.t[mask] = 0
+        self.ep[mask] += 1
+        for i in np.flatnonzero(mask):
+            self.episodes[i].append([])
+        return self._obs()
+
+    def step(self, actions):
+        for i, a in enumerate(actions):
+            self.episodes[i][-1].append(np.array(a, copy=True))
+        self.t += 1
+        term = self.t >= self.lengths
+        return StepResult(self._obs(), self.ep.astype(np.float32), term, self.t >= 200)
+
+    def played(self, i):
+        """Env i's episodes as (length, kind): 'eval' (deterministic), 'explore', or 'idle'."""
+        out = []
+        for ep in self.episodes[i]:
+            if not ep:
+                continue
+            a = np.stack(ep)
+            kind = "eval" if (a[:, 0] == 0.5).all() else "idle" if (a == 0).all() else "explore"
+            out.append((len(a), kind, a))
+        return out
+
+
+LENGTHS = (180, 150, 69)  # Hopper/Walker-like early falls; 200 divides the budget, these don't
+
+
+def _budget(transitions: int) -> Budget:
+    return Budget(
+        transitions=transitions,
+        horizon=200,
+        offline_per_episode=200,
+        online_min=400,
+        non_prior_min=400,
+        exploration=200,
+        random_until=transitions // 2,
+    )
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def _offline_sample(n_tasks):
+    per_task = [
+        {
+            "obs": np.zeros((10, 2)),
+            "actions": np.zeros((10, 2)),
+            "rewards": np.full(10, 7.0),
+            "next_obs": np.zeros((10, 2)),
+            "dones": np.zeros(10),
+        }
+    ] * n_tasks
+    data = TaskDataset(per_task, torch.device("cpu"))
+    return lambda rows, n: data.sample(torch.as_tensor(rows), n)
+
+
+class SizeAgent(ScriptedAgent):
+    """ScriptedAgent whose action column 1 is -(context size of its z) / 10^4 (0 while z = 0):
+    every logged action says which context its z came from."""
+
+    def act(self, obs, z, deterministic=True):
+        a = super().act(obs, z, deterministic)
+        a[:, 1] = -z[:, 0] / 1e4
+        return a
+
+
+def z_size(a: np.ndarray) -> int:
+    """The context size an episode's actions were played with (one z per episode)."""
+    sizes = np.unique(np.round(-a[:, 1] * 1e4).astype(int))
+    assert len(sizes) == 1, sizes
+    return int(sizes[0])
+
+
+@pytest.mark.parametrize("transitions", [600, 800])
+@pytest.mark.parametrize("protocol", ["offline", "online"])
+def test_counted_episodes_run_whole_past_the_budget(protocol, transitions):
+    """A new episode starts while fewer than the budget are counted and runs to its own end:
+    180-step episodes at 600 play 4 (720 counted), 69-step ones at 800 play 12 (828)."""
+    env, agent = FixedLengthEnv(LENGTHS), SizeAgent()
+    out = run_protocol(
+        agent, env, protocol, _budget(transitions), _offline_sample(len(LENGTHS)), seed=0
+    )
+    n = np.array([_ceil(transitions, L) for L in LENGTHS])
+    assert n.tolist() == ([4, 4, 9] if transitions == 600 else [5, 6, 12])
+    np.testing.assert_array_equal(out.episodes, n)
+    np.testing.assert_array_equal(out.transitions, n * np.array(LENGTHS))
+    # the score is the last episode's, whole: its L steps, each rewarded with its number n
+    np.testing.assert_allclose(out.returns, n * np.array(LENGTHS))
+    for i, L in enumerate(LENGTHS):
+        played = [p for p in env.played(i) if p[1] != "idle"]
+        assert [(length, kind) for length, kind, _ in played] == [(L, "eval")] * n[i]
+        if protocol == "offline":  # 200 dataset transitions join before every episode
+            want = [200 * (k + 1) for k in range(n[i])]
+        else:  # all own transitions, inferred before each episode once >= 400 exist
+            want = [k * L if k * L >= 400 else 0 for k in range(n[i])]
+        assert [z_size(a) for _, _, a in played] == want
+        assert out.z[i, 0] == want[-1]  # the scored episode's z
+    final = 200 * n if protocol == "offline" else n * np.array(LENGTHS)
+    np.testing.assert_array_equal(out.context.len, final)
+
+
+@pytest.mark.parametrize("transitions", [600, 800])
+def test_non_prior_rollouts_and_evaluation_episodes_run_whole(transitions):
+    """Exploration rollouts are whole episodes until >= 200 explored (180: 2 episodes = 360;
+    69: 3 = 207); each evaluation episode runs to its end; random exploration actions while
+    (count at the rollout's start + step in the episode) < budget / 2; z inferred after each
+    evaluation episode that leaves >= 400 counted, from every exploration transition so far."""
+    env, agent = FixedLengthEnv(LENGTHS), SizeAgent()
+    out = run_protocol(agent, env, "non_prior", _budget(transitions), seed=0)
+    for i, L in enumerate(LENGTHS):
+        n_eval = _ceil(transitions, L)
+        per_rollout = _ceil(200, L)  # exploration episodes before each evaluation episode
+        played = [p for p in env.played(i) if p[1] != "idle"]
+        cycle = [(L, "explore")] * per_rollout + [(L, "eval")]
+        assert [(length, kind) for length, kind, _ in played] == cycle * n_eval
+        assert out.episodes[i] == n_eval and out.transitions[i] == n_eval * L
+        assert out.context.len[i] == n_eval * per_rollout * L  # every exploration transition
+        # the scored episode is the env's last (whole) one: reward = its number, L steps
+        assert out.returns[i] == pytest.approx(L * n_eval * (per_rollout + 1))
+        z = 0
+        for k in range(n_eval):  # cycle k: rollout, then evaluation episode k
+            c = k * L  # evaluation transitions counted when rollout k started
+            rollout = played[k * (per_rollout + 1) : (k + 1) * (per_rollout + 1) - 1]
+            for _, _, a in rollout:
+                random = c + np.arange(L) < transitions // 2  # t restarts every episode
+                np.testing.assert_array_equal(is_random(a), random)
+                assert (a[~random, 0] == -0.5).all()  # else the stochastic policy
+                assert z_size(a[~random]) == z if (~random).any() else True
+            assert z_size(played[(k + 1) * (per_rollout + 1) - 1][2]) == z
+            if (k + 1) * L >= 400:  # inferred after this evaluation episode
+                z = (k + 1) * per_rollout * L
+        assert out.z[i, 0] == z_size(played[-1][2]) and out.z[i, 0] > 0
