@@ -42,8 +42,8 @@ def test_iqm_by_hand():
 
 def test_mean_std_is_over_per_seed_task_means():
     scores = np.array([[1.0, 3.0], [5.0, 7.0]])  # per-seed means 2 and 6
-    assert mean_std(scores) == pytest.approx((4.0, 2.0))
-    assert mean_std(scores, ddof=1) == pytest.approx((4.0, np.sqrt(8.0)))
+    assert mean_std(scores) == pytest.approx((4.0, np.sqrt(8.0)))  # sample std by default
+    assert mean_std(scores, ddof=0) == pytest.approx((4.0, 2.0))  # the paper's tables
 
 
 def test_bootstrap_is_stratified_by_task():

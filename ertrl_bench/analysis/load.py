@@ -58,6 +58,7 @@ class RunRecord:
     error: str = ""
     path: Path | None = None
     metrics: RunMetrics | None = None
+    final_evals: int | None = None  # spec.json train.final_evals: the score's evaluation window
 
     @property
     def done(self) -> bool:
@@ -116,11 +117,13 @@ def _inspect_run(suite_dir: Path, entry: Mapping[str, Any], warnings: list[str])
         return rec
     rec.path = run_dir
     spec_path = run_dir / "spec.json"
-    if not (rec.method and rec.env) and spec_path.is_file():
+    if spec_path.is_file():
         try:
             spec = _read_json(spec_path)
             if not isinstance(spec, Mapping):
                 raise ValueError(f"expected a JSON object, got {type(spec).__name__}")
+            window = (spec.get("train") or {}).get("final_evals")
+            rec.final_evals = window if isinstance(window, int) else None
             rec.method = rec.method or _name(spec.get("method"), "name")
             rec.env = rec.env or _name(spec.get("env"), "type")
             rec.seed = spec.get("seed", rec.seed) if rec.seed is None else rec.seed

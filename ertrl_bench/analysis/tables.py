@@ -6,10 +6,12 @@ inside the training range, a departure of ours) are reported under their own nam
 into IID or OOD. Every protocol found in the metrics (offline, online, non_prior, ...) gets its
 own rows; nothing here assumes a fixed set.
 
-Returns: per env x method x split x protocol, the IQM over seeds x tasks with a 95%
-stratified-bootstrap CI (rliable's method) and the paper's mean ± std over seeds of the per-seed
-task mean. The paper's t-test: Welch's (unequal variances, two-sided) over those per-seed means,
-the reference method (ER-TRL) against each baseline, on the train and moderate splits.
+Returns: per env x method x split x protocol, the IQM over seeds x tasks and the mean over seeds
+of the per-seed task mean, each with a 95% agent-bootstrap CI (whole runs resampled: one seed's
+agent scores every task, ``stats.agent_bootstrap_ci``), and the sample std (ddof 1) over seeds.
+A score is a run's mean over its last ``final_evals`` evaluations (the suite's scoring rule,
+``n_evals``). Comparisons (``ttest_rows``): the reference method against each other method on
+the train and moderate splits.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from ertrl_bench.results_schema import DiversityRecord, is_number
 
 from .load import RunRecord
-from .stats import mean_ci, mean_std, stratified_bootstrap_ci, welch_ttest
+from .stats import agent_bootstrap_ci, mean_ci, mean_std, welch_ttest
 
 __all__ = [
     "SPLIT_LABELS",
@@ -58,8 +60,8 @@ TTEST_SPLITS = ("train", "moderate")  # the paper's t-test splits
 ERTRL = "ertrl"
 
 MAIN_COLUMNS = (
-    "env", "method", "group", "split", "protocol", "n_seeds", "n_expected", "n_tasks",
-    "iqm", "ci_low", "ci_high", "mean", "std",
+    "env", "method", "group", "split", "protocol", "n_seeds", "n_expected", "n_tasks", "n_evals",
+    "iqm", "ci_low", "ci_high", "mean", "mean_ci_low", "mean_ci_high", "std",
 )  # fmt: skip
 TTEST_COLUMNS = (
     "env", "protocol", "group", "split", "method", "baseline", "n_method", "n_baseline",
@@ -114,8 +116,11 @@ def _task_scores(run: RunRecord, split: str, protocol: str) -> dict[str, float]:
 class Cell:
     """Scores of one env x method x split x protocol: ``(seeds, tasks)`` over shared tasks."""
 
-    def __init__(self, scores: np.ndarray, seeds: list, dropped: int, n_expected: int):
+    def __init__(
+        self, scores: np.ndarray, seeds: list, dropped: int, n_expected: int, n_evals=None
+    ):
         self.scores, self.seeds, self.dropped, self.n_expected = scores, seeds, dropped, n_expected
+        self.n_evals = n_evals  # the scoring window: mean of the last n_evals evaluations
 
     @property
     def per_seed(self) -> np.ndarray:
@@ -153,9 +158,11 @@ def score_cells(
                         continue
                     scores = np.array([[s[t] for t in tasks] for _, s in per_run])
                     seeds = [r.seed for r, _ in per_run]
+                    windows = {r.final_evals for r, _ in per_run} - {None}
                     out[(env, method, split, proto)] = Cell(
-                        scores, seeds, len(union) - len(tasks), max(n_exp, len(per_run))
-                    )
+                        scores, seeds, len(union) - len(tasks), max(n_exp, len(per_run)),
+                        windows.pop() if len(windows) == 1 else None,
+                    )  # fmt: skip
     return out
 
 
@@ -175,8 +182,9 @@ def return_rows(
                 f"{env}/{method}/{split_label(split)} ({split})/{proto}: {cell.dropped} task(s) "
                 "without a finite score in every seed were left out."
             )
-        iv = stratified_bootstrap_ci(cell.scores, "iqm", reps, confidence, random_state)
-        m, s = mean_std(cell.scores)
+        iv = agent_bootstrap_ci(cell.scores, "iqm", reps, confidence, random_state)
+        mv = agent_bootstrap_ci(cell.scores, "mean", reps, confidence, random_state)
+        m, s = mean_std(cell.scores, ddof=1)
         rows.append(
             {
                 "env": env,
@@ -187,10 +195,13 @@ def return_rows(
                 "n_seeds": cell.scores.shape[0],
                 "n_expected": cell.n_expected,
                 "n_tasks": cell.scores.shape[1],
+                "n_evals": cell.n_evals,
                 "iqm": iv.point,
                 "ci_low": iv.low,
                 "ci_high": iv.high,
                 "mean": m,
+                "mean_ci_low": mv.low,
+                "mean_ci_high": mv.high,
                 "std": s,
             }
         )

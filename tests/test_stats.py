@@ -1,0 +1,128 @@
+"""The report's statistics: agent bootstrap coverage, effect sizes, the authors' test, power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from ertrl_bench.analysis.stats import (
+    agent_bootstrap,
+    agent_bootstrap_ci,
+    authors_ttest,
+    difference_ci,
+    iqm,
+    kendall_tau,
+    min_detectable_effect,
+    probability_of_improvement,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+)
+
+
+def _synthetic(rng, runs: int, tasks: int = 10):
+    """Scores with a per-seed effect shared by every task of that seed's agent (sd 10) plus
+    per-task noise (sd 3); the true mean is the mean of the task means."""
+    mu = np.linspace(0.0, 50.0, tasks)
+    seed_effect = rng.normal(0.0, 10.0, (runs, 1))
+    return mu + seed_effect + rng.normal(0.0, 3.0, (runs, tasks)), float(mu.mean())
+
+
+def _coverage(runs: int, datasets: int, method) -> float:
+    rng = np.random.default_rng(1)
+    hits = 0
+    for i in range(datasets):
+        scores, truth = _synthetic(rng, runs)
+        hits += truth in method(scores, "mean", reps=1000, random_state=i)
+    return hits / datasets
+
+
+def test_agent_bootstrap_covers_and_per_task_resampling_does_not():
+    # 1000 synthetic studies of 20 seeds: nominal 95% intervals must cover the truth 93-97% of
+    # the time (binomial s.e. 0.7 points). Resampling runs independently per task (rliable's
+    # stratified bootstrap) ignores the seed effect shared across tasks and under-covers.
+    agent = _coverage(20, 1000, agent_bootstrap_ci)
+    per_task = _coverage(20, 1000, stratified_bootstrap_ci)
+    assert 0.93 <= agent <= 0.97, agent
+    assert per_task < 0.6, per_task
+
+
+def test_agent_bootstrap_with_three_seeds_cannot_reach_nominal_coverage():
+    # The limit the report states: no bootstrap reaches past the most extreme of 3 seeds.
+    assert 0.70 < _coverage(3, 400, agent_bootstrap_ci) < 0.85
+
+
+def test_agent_bootstrap_keeps_runs_whole_and_stratifies_families():
+    # Each run scores the same on every task: a sample mixing runs across tasks would produce
+    # a row that is not constant; resampling whole rows never does.
+    a = np.array([[0.0, 0.0, 0.0], [10.0, 10.0, 10.0]])
+    boot = agent_bootstrap(a, lambda s: s.std(axis=-1).max(axis=-1))
+    assert np.all(boot == 0.0)
+    # Two families: every sample keeps both (family b's constant 100 is always in the pool).
+    b = np.full((3, 2), 100.0)
+    means = agent_bootstrap({"a": a, "b": b}, "mean", reps=500)
+    assert means.min() >= (0 * 6 + 100 * 6) / 12 and means.max() <= (10 * 6 + 100 * 6) / 12
+    assert agent_bootstrap_ci({"a": a, "b": b}, "mean").point == pytest.approx(
+        (a.sum() + b.sum()) / 12
+    )
+    assert agent_bootstrap_ci(a).point == pytest.approx(iqm(a))
+    # Deterministic for a fixed random_state.
+    assert agent_bootstrap_ci(a, "mean", random_state=3) == agent_bootstrap_ci(
+        a, "mean", random_state=3
+    )
+
+
+def test_difference_ci_is_centred_on_the_difference_and_covers_zero_when_equal():
+    rng = np.random.default_rng(0)
+    x, _ = _synthetic(rng, 10)
+    y, _ = _synthetic(rng, 10)
+    iv = difference_ci(x, y)
+    assert iv.point == pytest.approx(x.mean() - y.mean())
+    assert 0.0 in iv
+    shifted = difference_ci(x + 100.0, y)
+    assert shifted.low > 0
+
+
+def test_probability_of_improvement_by_hand():
+    # Task 1: X runs (1, 3) vs Y runs (2, 2): pairs 1>2 no, 1>2 no, 3>2 yes, 3>2 yes: 0.5.
+    # Task 2: X (5, 5) vs Y (5, 1): 5=5 half, 5>1, 5=5 half, 5>1: (0.5 + 1 + 0.5 + 1) / 4 = 0.75.
+    x = np.array([[1.0, 5.0], [3.0, 5.0]])
+    y = np.array([[2.0, 5.0], [2.0, 1.0]])
+    assert probability_of_improvement(x, y) == pytest.approx((0.5 + 0.75) / 2)
+    # Mann-Whitney U / (n m) per task, as rliable defines it.
+    u = sps.mannwhitneyu(x[:, 1], y[:, 1]).statistic
+    assert u / 4 == pytest.approx(0.75)
+    assert probability_of_improvement(x, y) + probability_of_improvement(y, x) == pytest.approx(1)
+    iv = probability_of_improvement_ci(x + 100, y)
+    assert iv.point == 1.0 and iv.low == 1.0
+    with pytest.raises(ValueError, match="same families and tasks"):
+        probability_of_improvement(x, y[:, :1])
+
+
+def test_authors_ttest_is_their_formula():
+    a, b = np.array([70.0, 71.5, 69.0, 70.2, 71.3]), np.array([66.0, 68.0, 63.5, 70.1, 66.9])
+    t = (a.mean() - b.mean()) / np.sqrt(a.var() / 5 + b.var() / 5)  # ddof-0 stds
+    res = authors_ttest(a, b)
+    assert res.t == pytest.approx(t) and res.df == 4
+    assert res.p == pytest.approx(sps.t.sf(t, 4))
+    welch = sps.ttest_ind(a, b, equal_var=False).pvalue
+    assert res.p < welch  # one-sided and ddof 0: smaller than Welch's two-sided p
+    assert np.isnan(authors_ttest([1.0], [2.0, 3.0]).p)
+
+
+def test_min_detectable_effect_has_80_percent_power():
+    a = np.array([-1.0, -0.5, 0.0, 0.5, 1.0]) * 1.2649  # sample sd 1
+    d = min_detectable_effect(a, a)
+    assert 1.9 < d < 2.1
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20000, 5)), rng.normal(size=(20000, 5)) + d
+    power = (sps.ttest_ind(x, y, axis=1, equal_var=False).pvalue < 0.05).mean()
+    assert power == pytest.approx(0.8, abs=0.04)
+    assert min_detectable_effect(2 * a, 2 * a) == pytest.approx(2 * d)  # scales with spread
+    assert np.isnan(min_detectable_effect([1.0], a))
+
+
+def test_kendall_tau():
+    assert kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
+    assert np.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
