@@ -127,6 +127,14 @@ def _skipped(rd: RunDir, spec: RunSpec) -> Outcome:
     return Outcome(spec.run_id(), "skipped", message, json.loads(rd.metrics_path.read_text()))
 
 
+def _record_failure(rd: RunDir, error: str) -> None:
+    """``failed.json`` for a run that could not start; best effort (the outcome says it too)."""
+    try:
+        rd.write_failed(error, "")
+    except OSError:
+        pass
+
+
 def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
     """Run one spec (or skip it if done); failures are recorded, never raised.
 
@@ -137,7 +145,16 @@ def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
     rid = spec.run_id()
     if rd.is_done() and not force:
         return _skipped(rd, spec)
-    if not rd.lock.acquire():
+    try:
+        rd.check_real_folders()
+        try:
+            taken = rd.lock.acquire()
+        except ErtrlError as exc:  # a broken .lock fails this run only, recorded beside it
+            _record_failure(rd, str(exc))
+            raise
+    except ErtrlError as exc:
+        return Outcome(rid, "failed", str(exc))
+    if not taken:
         return Outcome(rid, "locked", f"running in {rd.lock.owner()}")
     try:
         if rd.is_done() and not force:  # finished by another process while we looked

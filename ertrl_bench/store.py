@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -48,6 +49,15 @@ def inside(root: Path, *parts: str) -> Path:
             " refusing to write there (names in a suite must be plain names, not paths)"
         )
     return Path(root).joinpath(*parts)
+
+
+def refuse_symlinked_folder(folder: Path) -> None:
+    """A folder inside the results folder must not be a symlink (the results root itself may)."""
+    if folder.is_symlink():
+        raise ErtrlError(
+            f"{folder}: is a symlink; results are written only into real folders under the"
+            " results folder. Remove the link (or point --results-dir at its target)"
+        )
 
 
 def check_writable_dir(path: Path, what: str = "--results-dir") -> Path:
@@ -80,9 +90,29 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        """Take the lock without waiting; False if another process holds it."""
+        """Take the lock without waiting; False if another process holds it.
+
+        Raises ``ErtrlError`` when ``.lock`` is not a plain file of its own (a symlink, a hard
+        link, a folder, a FIFO...): taking it would write through to something else, so the
+        run fails with the fix and the suite's other runs go on.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ErtrlError(self._not_a_lock("a symlink")) from None
+            if exc.errno == errno.EISDIR:
+                raise ErtrlError(self._not_a_lock("a folder")) from None
+            raise ErtrlError(
+                f"{self.path}: cannot open the run's lock file ({exc.strerror or exc})"
+            ) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            kind = "a hard link" if stat.S_ISREG(st.st_mode) else "a FIFO, socket or device"
+            raise ErtrlError(self._not_a_lock(kind))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -96,6 +126,12 @@ class RunLock:
         self._fd = fd
         return True
 
+    def _not_a_lock(self, what: str) -> str:
+        return (
+            f"{self.path}: is {what}, not the run's lock file; nothing was written through it."
+            " Remove it (no ertrl-bench process made it) and rerun"
+        )
+
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
@@ -104,17 +140,23 @@ class RunLock:
             self._fd = None
 
     def is_held_elsewhere(self) -> bool:
+        """True if another process holds the lock (a broken ``.lock`` is held by nobody)."""
         if not self.path.exists():
             return False
-        if self.acquire():
-            self.release()
+        try:
+            if self.acquire():
+                self.release()
+                return False
+        except ErtrlError:
             return False
         return True
 
     def owner(self) -> str:
         """``pid 123 on host`` of the holder (best effort, for messages)."""
         try:
-            o = json.loads(self.path.read_text() or "{}")
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                o = json.loads(f.read(4096) or "{}")
             return f"pid {o['pid']} on {o['host']}"
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
@@ -125,6 +167,12 @@ class RunDir:
         self.spec = spec
         self.path = inside(root, spec.suite, spec.run_id())
         self.lock = RunLock(self.path / ".lock")
+
+    def check_real_folders(self) -> None:
+        """Refuse a suite or run folder that is a symlink: the run's files would be written (and
+        a previous attempt's removed) wherever it points, outside the results folder."""
+        for folder in (self.path.parent, self.path):
+            refuse_symlinked_folder(folder)
 
     @property
     def metrics_path(self) -> Path:
@@ -146,7 +194,10 @@ class RunDir:
         atomic_write_json(self.path / "env.json", environment_info(device))
 
     def log(self, record: dict) -> None:
-        with open(self.path / "log.jsonl", "a") as f:
+        # appended, so not replaced atomically: O_NOFOLLOW refuses a symlink planted there
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.path / "log.jsonl", flags, 0o666)
+        with os.fdopen(fd, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def write_encodings(self, arrays: dict[str, np.ndarray]) -> None:
@@ -164,6 +215,7 @@ class RunDir:
 
 def write_suite_index(root: Path, suite: str, specs: list[RunSpec]) -> Path:
     path = inside(root, suite, "suite.json")
+    refuse_symlinked_folder(path.parent)
     runs = [
         {"run_id": s.run_id(), "method": s.method.name, "env": s.env.type, "seed": s.seed}
         for s in specs

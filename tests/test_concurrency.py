@@ -173,3 +173,15 @@ def test_default_jobs_come_from_the_core_count():
     assert ex.plan(1) == (1, cores)
     assert LocalExecutor(LocalOptions(jobs=1)).plan(10) == (1, cores)
     assert not LocalExecutor(LocalOptions(jobs=1)).parallel
+
+
+def test_a_broken_lock_fails_only_its_run(tmp_path):
+    """A ``.lock`` that is a folder fails its run; the suite's other runs still run."""
+    a, b = _specs(tmp_path, seeds=[0, 1])
+    results = tmp_path / "results"
+    (RunDir(results, a).path / ".lock").mkdir(parents=True)
+    outcomes = run_suite([a, b], results, _local_executor())
+    by_id = {o.run_id: o.status for o in outcomes}
+    assert by_id == {a.run_id(): "failed", b.run_id(): "done"}
+    assert "is a folder, not the run's lock file" in outcomes[0].message
+    assert not list(results.rglob(".*.tmp"))

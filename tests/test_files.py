@@ -23,3 +23,92 @@ def test_atomic_writes_respect_the_umask(tmp_path, umask):
     for name in ("a.json", "b.bin"):
         assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
     assert not list(tmp_path.glob(".*tmp"))
+
+
+# --- nothing is written through a symlink under the results folder (issue 24) ----------------
+
+
+def _victim(tmp_path, name="victim.txt"):
+    victim = tmp_path / name
+    victim.write_text("precious")
+    return victim
+
+
+def _tiny_spec(tmp_path, **kw):
+    from ertrl_bench.suite_loader import load_suite
+    from tests.conftest import tiny_suite, write_suite
+
+    return load_suite(write_suite(tmp_path / "s.yaml", tiny_suite(**kw)))[1]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "hard link", "folder", "fifo"])
+def test_a_lock_that_is_not_a_plain_file_fails_only_its_run(tmp_path, kind):
+    from ertrl_bench.runner import execute
+    from ertrl_bench.store import RunDir
+
+    (spec,) = _tiny_spec(tmp_path)
+    results = tmp_path / "results"
+    rd = RunDir(results, spec)
+    rd.path.mkdir(parents=True)
+    lock = rd.path / ".lock"
+    victim = _victim(tmp_path)
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "dangling symlink":
+        lock.symlink_to(tmp_path / "nowhere")
+    elif kind == "hard link":
+        os.link(victim, lock)
+    elif kind == "folder":
+        lock.mkdir()
+    else:
+        os.mkfifo(lock)
+    out = execute(spec, results)
+    assert out.status == "failed"
+    assert f"{lock}: is a" in out.message and "Remove it" in out.message
+    assert victim.read_text() == "precious"
+    assert not (tmp_path / "nowhere").exists()
+    assert "Remove it" in (rd.path / "failed.json").read_text()
+    assert not rd.metrics_path.exists()
+    assert not list(rd.path.glob(".*.tmp"))
+
+
+def test_a_symlinked_run_or_suite_folder_is_refused(tmp_path):
+    from ertrl_bench.runner import execute
+    from ertrl_bench.store import RunDir
+
+    (spec,) = _tiny_spec(tmp_path)
+    results = tmp_path / "results"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "metrics.json").write_text("precious")
+    rd = RunDir(results, spec)
+    rd.path.parent.mkdir(parents=True)
+    rd.path.symlink_to(elsewhere, target_is_directory=True)
+    out = execute(spec, results, force=True)
+    assert out.status == "failed" and f"{rd.path}: is a symlink" in out.message
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["metrics.json"]
+    assert (elsewhere / "metrics.json").read_text() == "precious"
+
+
+def test_report_replaces_symlinked_outputs_and_leaves_their_targets(tmp_path):
+    from ertrl_bench.analysis.report import write_report
+    from tests.test_analysis_report import _index, _write_run
+
+    suite = tmp_path / "suite"
+    runs = [
+        {"run_id": f"r{i}", "method": m, "env": "cheetah-vel", "seed": 0}
+        for i, m in enumerate(("ertrl", "focal"))
+    ]
+    for r in runs:
+        _write_run(suite, r["run_id"], r["method"], r["env"], r["seed"])
+    _index(suite, runs)
+    outputs = ["report.md", "returns.csv", "missing_runs.csv", "curves_cheetah-vel.png"]
+    victims = {}
+    for name in outputs:
+        victims[name] = _victim(tmp_path, f"victim-{name}")
+        (suite / name).symlink_to(victims[name])
+    write_report(suite, reps=50, probe=False)
+    for name in outputs:
+        assert victims[name].read_text() == "precious", name
+        assert not (suite / name).is_symlink(), name
+        assert (suite / name).stat().st_size > 0, name

@@ -11,10 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ertrl_bench.data.store import atomic_write_bytes
+
 from .load import RunRecord
 from .tables import PROTOCOL_ORDER, curve_keys, curve_series, ordered, split_label, split_title
 
 __all__ = ["build_curve_figure", "curve_figure", "zmap_figure", "gain_figure"]
+
+
+def save_png(fig, path: Path, dpi: int) -> None:
+    """Save ``fig`` as a PNG at ``path`` atomically (a symlink there is replaced, not followed)."""
+    atomic_write_bytes(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 
 def build_curve_figure(env: str, runs: Sequence[RunRecord]):
@@ -56,7 +63,7 @@ def curve_figure(env: str, runs: Sequence[RunRecord], path: Path) -> Path | None
     if fig is None:
         return None
     try:
-        fig.savefig(path, dpi=90)
+        save_png(fig, path, dpi=90)
     finally:
         plt.close(fig)
     return path
@@ -104,7 +111,7 @@ def zmap_figure(env: str, runs: Sequence[RunRecord], path: Path, method: str) ->
             title=f"{env} / {name} (seed {r.seed})", colorbar_label=label,
         )  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -128,6 +135,6 @@ def gain_figure(grows: Sequence[Mapping], path: Path) -> Path | None:
         ax.set_title(f"{proto} context, {split_title(split)}\n{title}", fontsize=9)
         ax.set_ylabel(f"ER-TRL {split_label(split)} gain over best baseline")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)
     plt.close(fig)
     return path

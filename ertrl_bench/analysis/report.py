@@ -18,6 +18,7 @@ under their own names; every protocol in the metrics gets its columns.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ertrl_bench.data.store import atomic_write_text
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.results_schema import DiversityRecord, MetricsFileError
 
@@ -133,10 +135,11 @@ def _csv_value(v: Any) -> Any:
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping], columns: Sequence[str]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+    atomic_write_text(path, buf.getvalue())  # replaces a symlink there, never writes through it
     return path
 
 
@@ -282,4 +285,4 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
             except Exception as exc:
                 report.notes.append(f"gain-vs-diversity figure failed: {type(exc).__name__}: {exc}")
 
-    report.path.write_text(render(report, curve_figs, zmap_figs, div), encoding="utf-8")
+    atomic_write_text(report.path, render(report, curve_figs, zmap_figs, div))

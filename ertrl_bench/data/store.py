@@ -73,7 +73,8 @@ _TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
 
 
 def atomic_write_bytes(path: Path, writer, before_replace=None) -> None:
-    """Write via a temp file in the same folder and ``os.replace``: never a half file.
+    """Write via a temp file in the same folder and ``os.replace``: never a half file, and
+    never a write through a symlink (``os.replace`` replaces a link at ``path``, not its target).
 
     The temp file is ``.<name>.<pid>.<random>.tmp``: ``clean_stale_tmp`` removes those whose
     process is gone (a ``kill -9`` mid-write). ``before_replace``: a test hook.
@@ -90,10 +91,18 @@ def atomic_write_bytes(path: Path, writer, before_replace=None) -> None:
             os.fsync(f.fileno())
         if before_replace is not None:
             before_replace(Path(tmp))
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # name the file the caller asked for, not the temp file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``atomic_write_bytes`` for UTF-8 text (reports, CSVs)."""
+    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def atomic_write_json(path: Path, obj, before_replace=None) -> None:
