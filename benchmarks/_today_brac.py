@@ -1,4 +1,4 @@
-"""Today's BRAC step before issue #10 item 7 and #14 item 2 (verbatim copy of commit d620537).
+"""The BRAC step as it was before fusion (verbatim copy of commit d620537).
 
 Kept only as the "today" baseline of ``test_bench_step.py``: a different algorithm (log-alpha
 Adam, one batch for the 3 c-steps, BRAC's gradient penalty) and the unfused computation.

@@ -1,4 +1,4 @@
-"""Issue #14's GPU figures, in one script sized for a short lease on a GPU machine.
+"""The GPU figures of benchmarks/measured/h200-*, in one script sized for a short GPU lease.
 
 Run on a machine with a CUDA GPU (``python benchmarks/gpu_figures.py OUT_DIR [BUDGET_S]``); each
 stage appends to ``OUT_DIR/gpu_figures.json`` as it finishes, so a stage that runs out of time

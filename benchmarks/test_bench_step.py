@@ -1,4 +1,4 @@
-"""Anatomy and speed of one paper-size meta-training step (issue #14 items 1-2).
+"""Anatomy and speed of one paper-size meta-training step.
 
 Setting: Cheetah-Vel's dimensions and paper sizes (16 tasks, context 100, RL batch 256, encoder
 3 x 200, BRAC 3 x 256, 3 c-steps; ER-TRL's GAN 5 updates), data sampled on the device from a
@@ -17,12 +17,12 @@ Setting: Cheetah-Vel's dimensions and paper sizes (16 tasks, context 100, RL bat
   (``ertrl_bench.nn.tune_allocator``) is process-wide, so all three run with it; the script
   mode with ``ERTRL_BENCH_DEFAULT_ALLOCATOR=1`` times a baseline without it.
 
-The issue's target, fused >= 1.5x the unfused step on CPU with the same numbers, is not reached
+The target once set, fused >= 1.5x the unfused step on CPU with the same numbers, is not reached
 and cannot be by fusion alone: the CPU step is matmul-bound (~80% of its time in GEMMs), and the
 same numbers need the same GEMMs except the critics' weight gradients the actor's loss used to
 compute and throw away (~10% of the FLOPs). On a GPU a paper-size step is bound by kernel
 launches: there fusion is worth 1.2-1.3x, ``train.compile`` nothing, and capturing the whole step
-as one CUDA graph ~5x (``test_graphed_step_speedup``, CUDA only; README "Speed" has the H200
+as one CUDA graph ~5x (``test_graphed_step_speedup``, CUDA only; benchmarks/measured/h200-2026-11-26/NOTES.md has the H200
 figures, measured with ``benchmarks/gpu_figures.py``).
 
 Run: ``tox -e bench`` or ``pytest benchmarks/test_bench_step.py -m bench -s -p no:cacheprovider``.

@@ -146,9 +146,9 @@ class TrainConfig(Strict):
     # authors: every trajectory's last transition is terminal (time-limit ends too); "env": only
     # true terminations (ertrl_bench.batch.TaskDataset)
     terminals: Literal["trajectory_end", "env"] = "trajectory_end"
-    compile: bool = False  # torch.compile the backbone's losses (GPU; README "Speed")
+    compile: bool = False  # torch.compile the backbone's losses (GPU; docs/performance.md)
     # capture the whole train step as one CUDA graph and replay it (CUDA only; on other devices
-    # the step runs eagerly: ertrl_bench/cuda_graph.py, README "Speed")
+    # the step runs eagerly: ertrl_bench/cuda_graph.py, docs/performance.md)
     cuda_graph: bool = False
 
     @model_validator(mode="after")
@@ -156,7 +156,7 @@ class TrainConfig(Strict):
         if self.compile and self.cuda_graph:
             raise ValueError(
                 "compile and cuda_graph together are not supported (untested); use cuda_graph,"
-                " the faster on a GPU (README 'Speed'), and set compile: false"
+                " the faster on a GPU (docs/performance.md), and set compile: false"
             )
         return self
 

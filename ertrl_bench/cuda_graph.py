@@ -1,7 +1,7 @@
 """The whole meta-training step as one CUDA graph (``train: {cuda_graph: true}``).
 
 Why: at paper sizes a GPU step is bound by launching its ~thousand small kernels one by one from
-Python, not by arithmetic (README "Speed" has the measured figures). Capturing the step once --
+Python, not by arithmetic (benchmarks/measured/h200-2026-11-26/NOTES.md has the measured figures). Capturing the step once --
 the meta-batch's sampling, every encoder loss's update, the encoder's backward, the backbone's
 update and every optimizer step -- and replaying it launches them all in one call.
 

@@ -219,7 +219,7 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     t0 = time.perf_counter()
     family = make_family(spec)
     data = get_datasets(family, spec.tier, spec.data, device=torch.device("cpu"))
-    # where the run's time goes (README "Cost of a run"): data, setup, train, eval, probe
+    # where the run's time goes (docs/cost.md): data, setup, train, eval, probe
     timing = {"data": time.perf_counter() - t0, "eval": 0.0, "probe": 0.0}
     set_seed(spec.seed, spec.train.deterministic)
     task_data = TaskDataset(

@@ -257,7 +257,7 @@ def meta_train(
     context_size = cfg.context_size or hp.context_size
     enc_opt = make_encoder_optimizer(agent, cfg.encoder_lr)
     if cfg.compile and hasattr(agent.backbone, "compile"):
-        agent.backbone.compile()  # torch.compile the backbone's losses (README "Speed")
+        agent.backbone.compile()  # torch.compile the backbone's losses (docs/performance.md)
     graphed = None
     if cfg.cuda_graph and data.device.type == "cuda":
         from ertrl_bench.cuda_graph import GraphedTrainStep

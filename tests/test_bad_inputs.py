@@ -1,4 +1,4 @@
-"""The bad-input matrix (issue #12): every user mistake is one message naming the file / field /
+"""The bad-input matrix: every user mistake is one message naming the file / field /
 option, exit code 2, no traceback, and nothing written outside the results folder.
 
 Most cases call the CLI's real ``main()`` in this process (fast); ``test_real_entry_point_*``

@@ -1,4 +1,4 @@
-"""BRAC tested directly (issue #10 item 7, docs/paper.md "Meta-training").
+"""BRAC tested directly (docs/paper.md "Meta-training").
 
 * alpha: plain SGD on the raw alpha (lr 1) -- rises by mean(divergence) - 0.05 when the
   divergence is above the target, falls when below; the value used is clipped to [0, alpha_max];

@@ -79,7 +79,7 @@ def _ray_executor():
 )
 def test_run_suite_waits_for_a_run_another_process_finishes(tmp_path, make_executor):
     """The waiting side does not redo the run: it skips it once the owner has finished it.
-    Under Ray too: its workers take the same per-run locks (README "Command line")."""
+    Under Ray too: its workers take the same per-run locks (docs/running.md)."""
     a, b = _specs(tmp_path, seeds=[0, 1])
     executor = make_executor()
     results = tmp_path / "results"

@@ -1,7 +1,7 @@
 """The graphed train step (``train: {cuda_graph: true}``, ``ertrl_bench/cuda_graph.py``).
 
 Capture needs a CUDA device: those tests skip without one (CI has none; they ran on an H200,
-README "Speed"). The rest -- which optimizers are switched to capturable, that the option
+benchmarks/measured/h200-2026-11-26/NOTES.md). The rest -- which optimizers are switched to capturable, that the option
 leaves earlier run ids alone, that it is a no-op off CUDA -- run everywhere.
 """
 

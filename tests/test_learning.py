@@ -3,7 +3,7 @@
 Budget: the smoke suite's settings (smoke-tier data, 4 x 250 train steps, 64-unit networks),
 one seed (0). Measured when written: FOCAL ~60-75 normalized (offline context) vs random ~-5 on
 unseen IID tasks. Margin required: 30 normalized points. FOCAL runs in the default test run; the
-four other methods (train split, offline context, as issue #10 asks) are slow-marked.
+four other methods (train split, offline context) are slow-marked.
 """
 
 import numpy as np
@@ -86,9 +86,10 @@ MUJOCO_FAMILIES = [
 ]  # fmt: skip
 MUJOCO_MARGIN = 5.0
 # Seeds of the FOCAL run; the criterion is their mean. One seed decided too little: Humanoid-Dir
-# scored 3.6, 12.9 and 16.9 on seeds 0-2, a spread wider than the margin (README "Do MuJoCo runs
-# learn?" has every family's per-seed scores; the rule changed from seed 0 alone to this mean on
-# 2026-11-26, after those seeds were seen, for every family at once).
+# scored 3.6, 12.9 and 16.9 on seeds 0-2, a spread wider than the margin (benchmarks/measured/
+# cpu-2core-2026-11-26/NOTES.md has every family's per-seed scores; the rule changed from seed 0
+# alone to this mean on 2026-11-26, after those seeds were seen, for every family at once:
+# CHANGELOG.md).
 MUJOCO_SEEDS = [0, 1, 2]
 
 
@@ -120,10 +121,10 @@ def test_focal_learns_every_mujoco_family_from_small_data(tmp_path, env, monkeyp
 
     Uses the user's data cache (``$ERTRL_BENCH_DATA`` or the default, not the test session's
     temporary one) and builds the family's small data there when it is missing: on 2 CPU cores
-    that is ~1 h for Cheetah-Vel (README "Data"), longer for Ant and Humanoid; build it first
-    (``ertrl-bench datasets build <family> --tier small``) or run this on a GPU. The 3 runs take
-    ~4-8.5 min each on one core (Humanoid-Dir the longest); they run one per usable core (the
-    local executor): 7-17 min a family on 2 cores, 1 h 17 min for all 8 (README).
+    that is about an hour a family or more (benchmarks/measured/cpu-2core-2026-11-25/NOTES.md); build it first
+    (``ertrl-bench datasets build <family> --tier small``) or run this on a GPU. The 3 runs run one
+    per usable core (the local executor); measured times per family:
+    benchmarks/measured/cpu-2core-2026-11-26/NOTES.md.
     """
     monkeypatch.setenv("ERTRL_BENCH_DATA", USER_DATA_ROOT)  # spawned workers inherit it
     raw = {

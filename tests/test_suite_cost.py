@@ -1,5 +1,5 @@
 """benchmarks/suite_cost.py: a long suite's per-run cost from the phase timings of short runs
-(README "Suites"). Real short runs on tiny Point-Robot data; the estimate must be the documented
+(docs/cost.md). Real short runs on tiny Point-Robot data; the estimate must be the documented
 sum of what they measured."""
 
 import pytest

@@ -60,8 +60,8 @@ class DataTier(BaseModel):
 # small (ours): sized so one family (50 tasks) builds in about an hour on 2 CPU cores. At 128 x 128
 # and batch 128 one batched update of 50 tasks takes ~95 ms on 2 threads (256 x 256 / batch 256:
 # ~4x that), so 30k SAC steps per task cost ~45 min; the rest (env steps, checkpoint
-# collection: 50 tasks x 10 checkpoints x 10 trajectories) is minutes. Measured wall-clock of
-# `ertrl-bench datasets build cheetah-vel --tier small`: 44 min (README, "Data").
+# collection: 50 tasks x 10 checkpoints x 10 trajectories) is minutes. Measured builds of
+# every family: benchmarks/measured/cpu-2core-2026-11-25/NOTES.md.
 _SMALL = dict(
     sac_steps=30_000,
     random_steps=2_000,
