@@ -309,6 +309,14 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
                 " run's folder"
             )
             return None
+        definition = spec.model_dump_json()
+        first_path, first_def = method_defs.setdefault(spec.name, (path, definition))
+        if first_def != definition:
+            problems.append(
+                f"{path}.name: {spec.name!r} already names a different method ({first_path});"
+                " a name identifies one method: give each its own `name:`"
+            )
+            return None
         ok = True
         for kind, comp, part in spec.components():
             n = len(problems)
@@ -320,6 +328,7 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
 
     families: dict[str, Any] = {}
     method_paths: dict[int, str] = {}  # id(resolved MethodSpec) -> its YAML path
+    method_defs: dict[str, tuple[str, str]] = {}  # method name -> (first YAML path, definition)
 
     def family_defaults(env: Component) -> dict[str, dict]:
         key = json.dumps(env.model_dump(mode="json"), sort_keys=True)

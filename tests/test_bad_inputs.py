@@ -216,6 +216,31 @@ SUITES = {
         _grid_suite(grid__methods=[{"name": ".x"}]),
         "grid.methods[0].name: '.x' is not a safe name",
     ),
+    "method-name-two-definitions": (
+        _grid_suite(
+            grid__methods=[
+                {"name": "mine", "encoder_losses": ["dml"]},
+                {"name": "mine", "encoder_losses": ["csro"]},
+            ]
+        ),
+        "grid.methods[1].name: 'mine' already names a different method (grid.methods[0])",
+    ),
+    "method-default-name-two-definitions": (
+        _grid_suite(
+            grid__methods=[
+                {"encoder_losses": ["dml"], "backbone": {"type": "brac"}},
+                {
+                    "encoder_losses": ["dml"],
+                    "backbone": {"type": "brac", "params": {"hidden": [8]}},
+                },
+            ]
+        ),
+        "grid.methods[1].name: 'dml-brac' already names a different method (grid.methods[0])",
+    ),
+    "method-inline-named-like-builtin": (
+        _grid_suite(grid__methods=["focal", {"name": "focal", "encoder_losses": ["csro"]}]),
+        "grid.methods[1].name: 'focal' already names a different method (grid.methods[0])",
+    ),
     # values that would crash or run for ever
     "iterations-1e12-float": (
         _grid_suite(train__iterations=1.0e12),
