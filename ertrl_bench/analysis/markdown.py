@@ -131,10 +131,75 @@ def _summary_markdown(rows: Sequence[Mapping], env: str) -> list[str]:
     return lines + _md_table(header, body)
 
 
-def _returns_markdown(rows: Sequence[Mapping], trows: Sequence[Mapping]) -> list[str]:
+def _authors_markdown(
+    arows: Sequence[Mapping], expertise: Sequence[Mapping], env: str
+) -> list[str]:
+    """Our scores on the authors' scale (ddof-0 s.d., as their tables) beside a "paper" row per
+    method taken from the packaged reference file (``paper_scale``)."""
+    from . import paper_scale
+
+    sub = [r for r in arows if r["env"] == env and r["split"] in ("train", "moderate")]
+    if not sub:
+        return []
+    cols = [
+        (s, p)
+        for s in ("train", "moderate")
+        for p in ordered((r["protocol"] for r in sub), PROTOCOL_ORDER)
+        if any((r["split"], r["protocol"]) == (s, p) for r in sub)
+    ]
+    body = []
+    for method in ordered(r["method"] for r in sub):
+        cells = {(r["split"], r["protocol"]): r for r in sub if r["method"] == method}
+        body.append([method, *(fmt_ms(_ddof0(cells[c])) if c in cells else MISSING for c in cols)])
+        paper = [paper_scale.paper_number(env, method, s, p) for s, p in cols]
+        if any(paper):
+            body.append(
+                [f"*paper, {method}*",
+                 *(f"*{x[0]:.1f} ± {x[1]:.1f}*" if x else MISSING for x in paper)]
+            )  # fmt: skip
+    header = ["method", *(f"{split_label(s)} {p}" for s, p in cols)]
+    lines = [
+        f"### {env}: on the authors' scale (their per-task R_min / R_max; mean ± s.d. with "
+        f"ddof 0 over {seeds_phrase(sub)} seeds, as the paper's tables; paper rows: 5 seeds)",
+        "",
+        "Our runs' raw per-task returns normalized with the ER-TRL authors' constants "
+        "(ertrl_bench/analysis/authors_data/README.md); *paper* rows are the authors' published "
+        f"numbers from the same package data. Score: {scoring_rule(sub)}, averaged over tasks; "
+        "every number on this scale is in returns.csv (scale = authors).",
+        "",
+    ]
+    lines += _md_table(header, body)
+    for e in (x for x in expertise if x["env"] == env):
+        lines.append(
+            f"How expert our behavior data is, {split_label(e['split'])} ({e['split']}) tasks: "
+            f"median per-task R_max ours {_f(e['rmax_ours_median'])} vs the authors' "
+            f"{_f(e['rmax_authors_median'])}, i.e. our best behavior return scores "
+            f"{_f(e['rmax_ours_on_authors_scale_median'])} on their scale (median over "
+            f"{e['n_tasks']} tasks; ours recovered from the runs' return/normalized pairs)."
+        )
+        lines.append("")
+    return lines
+
+
+def _ddof0(r: Mapping) -> dict:
+    return {**r, "std": r.get("std_ddof0", r["std"])}
+
+
+def _returns_markdown(
+    rows: Sequence[Mapping],
+    trows: Sequence[Mapping],
+    arows: Sequence[Mapping] = (),
+    expertise: Sequence[Mapping] = (),
+) -> list[str]:
     lines: list[str] = []
     for env in ordered(r["env"] for r in rows):
         lines += _summary_markdown(rows, env)
+        theirs = _authors_markdown(arows, expertise, env)
+        lines += theirs or [
+            f"{env} is not one of the paper's families: there is no authors' normalizer and no "
+            "paper number for it, so its scores are on our scale only.",
+            "",
+        ]
         for proto in ordered((r["protocol"] for r in rows if r["env"] == env), PROTOCOL_ORDER):
             sub = [r for r in rows if r["env"] == env and r["protocol"] == proto]
             splits = ordered((r["split"] for r in sub), SPLIT_ORDER)
@@ -262,7 +327,9 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
         "",
     ]
     if report.rows:
-        lines += _returns_markdown(report.rows, report.ttest_rows)
+        lines += _returns_markdown(
+            report.rows, report.ttest_rows, report.authors_rows, report.expertise_rows
+        )
     else:
         lines += ["No finished runs yet.", ""]
     if curve_figs or report.curve_rows:

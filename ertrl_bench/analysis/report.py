@@ -4,7 +4,8 @@ The thin orchestrator: ``load`` reads the runs (typed by ``ertrl_bench.results_s
 ``tables`` computes the numbers, ``figures`` draws them, ``markdown`` renders report.md, and
 this module writes the files.
 
-Files written into the suite folder: ``report.md``, ``returns.csv``, ``ttest.csv``,
+Files written into the suite folder: ``report.md``, ``returns.csv`` (both scales: ours and,
+for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv``,
 ``curves.csv``, ``probe.csv``, ``cost.csv`` and ``gain_vs_diversity.csv`` (when there is
 something to put in them), ``missing_runs.csv``, ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``.
 
@@ -37,6 +38,7 @@ from .tables import (
     COST_COLUMNS,
     CURVE_COLUMNS,
     ERTRL,
+    EXPERTISE_COLUMNS,
     GAIN_COLUMNS,
     MAIN_COLUMNS,
     PROBE_COLUMNS,
@@ -44,6 +46,7 @@ from .tables import (
     TTEST_COLUMNS,
     cost_rows,
     curve_rows,
+    expertise_rows,
     gain_rows,
     ordered,
     pearson,
@@ -72,6 +75,8 @@ class Report:
     path: Path
     rows: list[dict]
     columns: tuple[str, ...] = MAIN_COLUMNS
+    authors_rows: list[dict] = field(default_factory=list)  # the same on the authors' scale
+    expertise_rows: list[dict] = field(default_factory=list)
     ttest_rows: list[dict] = field(default_factory=list)
     curve_rows: list[dict] = field(default_factory=list)
     probe_rows: list[dict] = field(default_factory=list)
@@ -196,6 +201,10 @@ def write_report(
     rows = return_rows(
         cells, reps=reps, confidence=confidence, random_state=random_state, notes=notes
     )
+    authors_rows = return_rows(
+        score_cells(done, runs, scale="authors"),
+        reps=reps, confidence=confidence, random_state=random_state, scale="authors",
+    )  # fmt: skip
     trows = ttest_rows(cells, reference=reference)
     if done and not any(r.method == reference for r in done):
         notes.append(f"No finished {reference} run: no t-test and no gain table.")
@@ -216,6 +225,7 @@ def write_report(
 
     report = Report(
         suite=loaded.name, path=suite_dir / "report.md", rows=rows, ttest_rows=trows,
+        authors_rows=authors_rows, expertise_rows=expertise_rows(done),
         curve_rows=crows, probe_rows=prows, gain_rows=grows, gain_split=gain_split,
         cost_rows=cost_rows(done),
         pearson=by_proto, problems=problems, missing=missing_scores(runs),
@@ -233,7 +243,13 @@ def write_report(
 
 
 def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap_method) -> None:
-    report.tables.append(_write_csv(suite_dir / "returns.csv", report.rows, MAIN_COLUMNS))
+    report.tables.append(
+        _write_csv(suite_dir / "returns.csv", report.rows + report.authors_rows, MAIN_COLUMNS)
+    )
+    if report.expertise_rows:
+        report.tables.append(
+            _write_csv(suite_dir / "expertise.csv", report.expertise_rows, EXPERTISE_COLUMNS)
+        )
     if report.ttest_rows:
         report.tables.append(_write_csv(suite_dir / "ttest.csv", report.ttest_rows, TTEST_COLUMNS))
     if report.curve_rows:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ertrl_bench.results_schema import DiversityRecord, is_number
 
+from . import paper_scale
 from .load import RunRecord
 from .stats import agent_bootstrap_ci, mean_ci, mean_std, welch_ttest
 
@@ -58,10 +59,13 @@ SPLIT_ORDER = ("train", "moderate", "extreme", "iid")
 PROTOCOL_ORDER = ("offline", "online", "non_prior", "non-prior")
 TTEST_SPLITS = ("train", "moderate")  # the paper's t-test splits
 ERTRL = "ertrl"
+#: ours = our behavior data's R_min / R_max per task; authors = the ER-TRL authors' constants.
+SCALES = ("ours", "authors")
 
 MAIN_COLUMNS = (
-    "env", "method", "group", "split", "protocol", "n_seeds", "n_expected", "n_tasks", "n_evals",
-    "iqm", "ci_low", "ci_high", "mean", "mean_ci_low", "mean_ci_high", "std",
+    "env", "method", "scale", "group", "split", "protocol", "n_seeds", "n_expected", "n_tasks",
+    "n_evals", "iqm", "ci_low", "ci_high", "mean", "mean_ci_low", "mean_ci_high", "std",
+    "std_ddof0",
 )  # fmt: skip
 TTEST_COLUMNS = (
     "env", "protocol", "group", "split", "method", "baseline", "n_method", "n_baseline",
@@ -101,10 +105,20 @@ def split_title(split: str) -> str:
 # --------------------------------------------------------------------------- score cells
 
 
-def _task_scores(run: RunRecord, split: str, protocol: str) -> dict[str, float]:
-    """``{task: normalized}`` of one run (finite scores only); falls back to the split mean."""
+def _task_scores(run: RunRecord, split: str, protocol: str, scale: str) -> dict[str, float]:
+    """``{task: normalized}`` of one run (finite scores only) on ``scale``: ``"ours"`` (the
+    run's own normalized score) or ``"authors"`` (its raw return normalized with the authors'
+    constants, ``paper_scale``). On our scale a run without per-task scores falls back to the
+    split mean."""
     m = run.metrics
     tasks = (m.per_task.get(split) or {}).get(protocol)
+    if scale == "authors":
+        found = {
+            k: paper_scale.authors_normalized(run.env, k, float(s.return_))
+            for k, s in (tasks or {}).items()
+            if is_number(s.return_)
+        }
+        return {k: v for k, v in found.items() if v is not None}
     if tasks:
         return {k: float(s.normalized) for k, s in tasks.items() if is_number(s.normalized)}
     final = (m.final.get(split) or {}).get(protocol)
@@ -128,16 +142,22 @@ class Cell:
 
 
 def score_cells(
-    runs: Sequence[RunRecord], expected: Sequence[RunRecord] | None = None
+    runs: Sequence[RunRecord],
+    expected: Sequence[RunRecord] | None = None,
+    scale: str = "ours",
 ) -> dict[tuple[str, str, str, str], Cell]:
     """``{(env, method, split, protocol): Cell}`` for every combination with a finite score.
 
     Only tasks scored (finitely) in every contributing seed enter, so seeds stay comparable;
     ``Cell.dropped`` counts the others. ``expected`` (all runs, finished or not) sets
-    ``n_expected``.
+    ``n_expected``. ``scale="authors"``: the authors' normalizer, families they ran only.
     """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; use one of {SCALES}")
     expected = list(expected if expected is not None else runs)
     done = [r for r in runs if r.done]
+    if scale == "authors":
+        done = [r for r in done if paper_scale.has_reference(r.env)]
     out = {}
     for env in ordered(r.env for r in done):
         for method in ordered(r.method for r in done if r.env == env):
@@ -147,7 +167,7 @@ def score_cells(
             protos = ordered((p for r in mine for p in r.metrics.protocols()), PROTOCOL_ORDER)
             for split in splits:
                 for proto in protos:
-                    per_run = [(r, _task_scores(r, split, proto)) for r in mine]
+                    per_run = [(r, _task_scores(r, split, proto, scale)) for r in mine]
                     per_run = [(r, s) for r, s in per_run if s]
                     if not per_run:
                         continue
@@ -173,8 +193,9 @@ def return_rows(
     confidence: float = 0.95,
     random_state: int = 0,
     notes: list[str] | None = None,
+    scale: str = "ours",
 ) -> list[dict]:
-    """Main table: one row per env x method x split x protocol that has data."""
+    """Main table: one row per env x method x split x protocol that has data, on ``scale``."""
     rows = []
     for (env, method, split, proto), cell in cells.items():
         if cell.dropped and notes is not None:
@@ -189,6 +210,7 @@ def return_rows(
             {
                 "env": env,
                 "method": method,
+                "scale": scale,
                 "group": split_label(split),
                 "split": split,
                 "protocol": proto,
@@ -203,8 +225,50 @@ def return_rows(
                 "mean_ci_low": mv.low,
                 "mean_ci_high": mv.high,
                 "std": s,
+                "std_ddof0": mean_std(cell.scores, ddof=0)[1],
             }
         )
+    return rows
+
+
+EXPERTISE_COLUMNS = (
+    "env", "split", "n_tasks", "rmax_ours_median", "rmax_authors_median",
+    "rmax_ours_on_authors_scale_median",
+)  # fmt: skip
+
+
+def expertise_rows(runs: Sequence[RunRecord]) -> list[dict]:
+    """How expert our behavior data is on the authors' scale, per env x split: the median over
+    tasks of our R_max (recovered from the runs' return/normalized pairs), of the authors'
+    R_max, and of our R_max normalized with the authors' constants (100 = their best data)."""
+    rows = []
+    done = [r for r in runs if r.done and paper_scale.has_reference(r.env)]
+    for env in ordered(r.env for r in done):
+        for split in ordered(
+            (s for r in done if r.env == env for s in r.metrics.per_task), SPLIT_ORDER
+        ):
+            pairs: dict[str, list] = {}
+            for r in (r for r in done if r.env == env):
+                for tasks in (r.metrics.per_task.get(split) or {}).values():
+                    for key, sc in tasks.items():
+                        if is_number(sc.return_) and is_number(sc.normalized):
+                            pairs.setdefault(key, []).append((sc.return_, sc.normalized))
+            ours = paper_scale.recover_ranges(pairs)
+            theirs = {k: paper_scale.authors_range(env, k) for k in ours}
+            keys = [k for k in ours if theirs[k] is not None]
+            if not keys:
+                continue
+            on_theirs = [paper_scale.authors_normalized(env, k, ours[k][1]) for k in keys]
+            rows.append(
+                {
+                    "env": env,
+                    "split": split,
+                    "n_tasks": len(keys),
+                    "rmax_ours_median": float(np.median([ours[k][1] for k in keys])),
+                    "rmax_authors_median": float(np.median([theirs[k][1] for k in keys])),
+                    "rmax_ours_on_authors_scale_median": float(np.median(on_theirs)),
+                }
+            )
     return rows
 
 
