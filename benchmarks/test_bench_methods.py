@@ -16,7 +16,8 @@ from ertrl_bench.config import MethodSpec
 from ertrl_bench.methods import METHODS
 from ertrl_bench.plugins import get_registry
 from ertrl_bench.problem import Problem
-from ertrl_bench.training import build_agent, make_encoder_optimizer, train_step
+from ertrl_bench.step import train_step
+from ertrl_bench.training import build_agent, make_encoder_optimizer
 
 M, C, B = 16, 100, 256
 OBS, ACT, LATENT = 17, 6, 20

@@ -106,7 +106,7 @@ class _IgnoreSampleRL:
 
 
 def _step(agent, opt, data):
-    from ertrl_bench.training import train_step
+    from ertrl_bench.step import train_step
 
     rows = torch.randperm(M, device=data.device)
     ctx, rl = data.sample(rows, C), data.sample(rows, B)

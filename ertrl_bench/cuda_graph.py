@@ -1,8 +1,8 @@
 """The whole meta-training step as one CUDA graph (``train: {cuda_graph: true}``).
 
 Why: at paper sizes a GPU step is bound by launching its ~thousand small kernels one by one from
-Python, not by arithmetic (benchmarks/measured/h200-2026-11-26/NOTES.md has the measured figures). Capturing the step once --
-the meta-batch's sampling, every encoder loss's update, the encoder's backward, the backbone's
+Python, not by arithmetic (benchmarks/measured/h200-2026-11-26/NOTES.md has the measured
+figures). Capturing the step once -- the meta-batch's sampling, every encoder loss's update, the encoder's backward, the backbone's
 update and every optimizer step -- and replaying it launches them all in one call.
 
 What capture needs of the components (the built-ins comply; a plugin that does not fails at
@@ -26,7 +26,7 @@ import torch
 
 from ertrl_bench.batch import TaskDataset
 from ertrl_bench.components import ComponentError
-from ertrl_bench.training import Agent, StepOutputs, check_finite, step_tensors
+from ertrl_bench.step import Agent, StepOutputs, check_finite, step_tensors
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (cuBLAS handles, allocations)
 

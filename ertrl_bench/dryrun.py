@@ -33,7 +33,8 @@ def dry_run_spec(spec: RunSpec, tasks: int = 4, steps: int = 24) -> None:
     from ertrl_bench.components import create
     from ertrl_bench.conformance import random_task_data
     from ertrl_bench.problem import Problem, reference_stats
-    from ertrl_bench.training import build_agent, make_encoder_optimizer, train_step
+    from ertrl_bench.step import train_step
+    from ertrl_bench.training import build_agent, make_encoder_optimizer
 
     family = create("envs", spec.env)
     train = family.tasks("train")[:tasks]

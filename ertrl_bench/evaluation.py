@@ -68,7 +68,7 @@ from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.config import EvalConfig
 from ertrl_bench.data import FamilyData
 from ertrl_bench.envs.base import BatchEnv, EnvFamily, Task
-from ertrl_bench.training import Agent
+from ertrl_bench.step import Agent
 
 PROTOCOLS = ("offline", "online", "non_prior")
 

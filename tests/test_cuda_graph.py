@@ -19,8 +19,9 @@ from ertrl_bench.config import MethodSpec
 from ertrl_bench.methods import METHODS
 from ertrl_bench.plugins import get_registry
 from ertrl_bench.problem import Problem
+from ertrl_bench.step import train_step
 from ertrl_bench.suite_loader import load_suite
-from ertrl_bench.training import build_agent, make_encoder_optimizer, train_step
+from ertrl_bench.training import build_agent, make_encoder_optimizer
 from tests.conftest import tiny_suite, write_suite
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

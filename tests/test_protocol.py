@@ -21,6 +21,7 @@ from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
 from ertrl_bench.errors import ConfigError, TrainingDiverged
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.problem import Problem
+from ertrl_bench.step import train_step
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import (
     ConformanceError,
@@ -30,7 +31,7 @@ from ertrl_bench.testing import (
     check_regularizer,
     tiny_problem,
 )
-from ertrl_bench.training import build_agent, make_encoder_optimizer, meta_train, train_step
+from ertrl_bench.training import build_agent, make_encoder_optimizer, meta_train
 from tests.conftest import tiny_suite, write_suite
 
 SMALL = {"hidden": [16]}

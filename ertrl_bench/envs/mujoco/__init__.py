@@ -1,8 +1,8 @@
 """The eight MuJoCo task families of docs/paper.md, on gymnasium's v5 models.
 
 Importing this package is cheap (numpy only); ``mujoco`` and gymnasium's MuJoCo envs load on the
-first ``make`` / ``make_batch`` (``ertrl_bench.envs.mujoco.sim``). ``register_gym_envs`` registers
-``ertrl_bench/<Id>-v0`` with gymnasium, e.g.
+first ``make`` / ``make_batch`` (``ertrl_bench.envs.mujoco.sim``). ``import ertrl_bench`` registers ``ertrl_bench/<Id>-v0`` with
+gymnasium (``ertrl_bench/gym_ids.py``), e.g.
 ``gymnasium.make("ertrl_bench/CheetahVel-v0", task=12)`` (``task`` = grid index 0..39).
 
 Absolute returns differ slightly from the paper's, which used the old mujoco-py models.
@@ -51,16 +51,9 @@ __all__ = [
     "WalkerMass",
     "WalkerOptions",
     "gym_id",
-    "register_gym_envs",
 ]
 
 
 def gym_id(family: str) -> str:
+    """The family's gymnasium id from its class's ``gym_id`` (``gym_ids.GYM_IDS`` must agree)."""
     return f"ertrl_bench/{FAMILIES[family].gym_id}-v0"
-
-
-def register_gym_envs() -> None:
-    """Register every family with gymnasium (idempotent; ``import ertrl_bench`` does it)."""
-    from ertrl_bench.gym_ids import register_gym_envs as register
-
-    register()
