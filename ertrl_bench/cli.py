@@ -532,13 +532,28 @@ def _usage_error_line(exc) -> str:
     return f"{where}: {message}{hint}"
 
 
+# ertrl-bench's own commands, before any plugin's are added
+BUILTIN_COMMANDS = (tuple(app.registered_commands), tuple(app.registered_groups))
+
+
+def add_plugin_commands() -> None:
+    """The built-in commands plus every plugin's (``register_commands``), checked: a plugin
+    command named like a built-in or another plugin's is a ``PluginError`` naming both."""
+    from ertrl_bench.plugins import app_command_names, checked_plugin_commands
+
+    commands, groups = BUILTIN_COMMANDS
+    builtin = typer.Typer()
+    builtin.registered_commands, builtin.registered_groups = list(commands), list(groups)
+    apps = checked_plugin_commands(app_command_names(builtin))
+    app.registered_commands = [*commands, *(c for a in apps for c in a.registered_commands)]
+    app.registered_groups = [*groups, *(g for a in apps for g in a.registered_groups)]
+
+
 def main(argv: list[str] | None = None) -> None:
     """The entry point: user errors are one message and exit 2, never a traceback."""
-    from ertrl_bench.plugins import get_plugin_manager
-
     click_exc, click_abort = _click_exception_classes()
     try:
-        get_plugin_manager().hook.register_commands(cli=app)
+        add_plugin_commands()
         rc = app(args=argv, prog_name="ertrl-bench", standalone_mode=False)
         rc = rc if isinstance(rc, int) else 0
         if rc == 130:  # typer turns Ctrl-C into Exit(130) itself

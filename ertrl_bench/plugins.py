@@ -9,7 +9,8 @@ Every plugin is checked when it is loaded, and every mistake is one :class:`Plug
 the plugin (package and entry point) and the fix: a misspelt hook name, a hook function without
 ``@hookimpl``, a plugin that registers nothing, an options class that is not a pydantic model or
 that accepts unknown keys, an env family whose ``name`` is not its registered name, a name
-registered twice, an entry point that fails to import. See docs/plugins.md.
+registered twice (names of one kind, and command names, are compared ignoring case, ``-`` and
+``_``: see :func:`normalised`), an entry point that fails to import. See docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -88,6 +89,25 @@ class Registry:
         return sorted(self.entries[kind])
 
 
+def normalised(name: str) -> str:
+    """How names are compared for clashes: case, ``-`` and ``_`` ignored, so ``ER-TRL``,
+    ``er_trl`` and ``ertrl`` are one name (a suite, a reader or a shell could not tell them
+    apart, and a plugin's ``CSRO`` beside the built-in ``csro`` would be a trap)."""
+    return name.casefold().replace("-", "").replace("_", "")
+
+
+def clash_message(what: str, name: str, who: str, first_name: str, first_who: str) -> str:
+    """One message for a name taken twice (exactly or up to case, ``-``, ``_``), naming both."""
+    if name == first_name:
+        head = f"{what} {name!r} is registered twice: by {first_who} and by {who}"
+    else:
+        head = (
+            f"{what} {name!r} of {who} clashes with {what} {first_name!r} of {first_who}"
+            " (names are compared ignoring case, '-' and '_')"
+        )
+    return f"{head}; rename one, uninstall one, or limit loading with ERTRL_BENCH_LOAD_PLUGINS"
+
+
 def unknown_name_message(kind: str, name: str, available: list[str]) -> str:
     return (
         f"unknown {SINGULAR[kind]} {name!r}; available: {', '.join(available) or '(none)'}"
@@ -135,7 +155,7 @@ def describe_plugin(pm: pluggy.PluginManager, plugin: object) -> str:
             f" entry point `{name} = {value}`)"
         )
     if name in DEFAULT_PLUGINS:
-        return f"built-in plugin {name}"
+        return f"built-in plugin {name} (package ertrl-bench)"
     return f"plugin {name!r}"
 
 
@@ -268,25 +288,33 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     from pydantic import BaseModel
 
     registry = Registry()
+    # normalised name -> (name, plugin description), per kind: one name per kind, up to case,
+    # "-" and "_" (a regularizer and an encoder may share a name)
+    taken_by_kind: dict[str, dict[str, tuple[str, str]]] = {k: {} for k in KINDS}
     for kind in KINDS:
         hook = getattr(pm.hook, f"register_{kind}")
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in hook.get_hookimpls():  # in registration order: built-ins first
             label = _plugin_label(pm, impl.plugin)
             who = describe_plugin(pm, impl.plugin)
             table = registry.entries[kind]
+            taken = taken_by_kind[kind]
 
             def register(
-                name, factory, options=None, _table=table, _label=label, _who=who, _kind=kind
+                name,
+                factory,
+                options=None,
+                _table=table,
+                _taken=taken,
+                _label=label,
+                _who=who,
+                _kind=kind,
             ):
                 what = SINGULAR[_kind]
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"{_who} registered a {what} without a name (got {name!r})")
-                if name in _table:
-                    raise PluginError(
-                        f"{what} {name!r} is registered twice: by {_table[name].plugin}"
-                        f" and by {_who}; rename one, uninstall one, or limit loading with"
-                        " ERTRL_BENCH_LOAD_PLUGINS"
-                    )
+                first = _taken.get(normalised(name))
+                if first is not None:
+                    raise PluginError(clash_message(what, name, _who, *first))
                 if _kind == "methods":
                     if not isinstance(factory, BaseModel | dict):
                         raise PluginError(
@@ -302,6 +330,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                     if _kind == "envs":
                         factory = _checked_env_factory(name, factory, _who)
                 _table[name] = Entry(name, factory, options, _label)
+                _taken[normalised(name)] = (name, _who)
 
             try:
                 impl.function(register=register)
@@ -450,6 +479,7 @@ def describe_plugins() -> list[dict]:
     """One record per loaded plugin (built-ins first, then by name): package, version, and what
     it registers (names sorted)."""
     pm = get_plugin_manager()
+    registry = get_registry()  # the load-time checks of `validate` and `run` run here too
     out = []
     for plugin in pm.get_plugins():
         name = pm.get_name(plugin)
@@ -465,12 +495,11 @@ def describe_plugins() -> list[dict]:
         record = {"name": name, "package": package, "version": version, "hooks": []}
         for kind in KINDS:
             hook = getattr(pm.hook, f"register_{kind}")
-            for impl in hook.get_hookimpls():
-                if impl.plugin is plugin:
-                    names: list[str] = []
-                    impl.function(register=lambda n, *a, _names=names, **k: _names.append(n))
-                    record[kind] = sorted(names)
-                    record["hooks"].append(f"register_{kind}")
+            if any(impl.plugin is plugin for impl in hook.get_hookimpls()):
+                label = _plugin_label(pm, plugin)
+                table = registry.entries[kind]
+                record[kind] = sorted(n for n, e in table.items() if e.plugin == label)
+                record["hooks"].append(f"register_{kind}")
         for impl in pm.hook.register_commands.get_hookimpls():
             if impl.plugin is plugin:
                 record["hooks"].append("register_commands")
@@ -487,15 +516,59 @@ def describe_plugins() -> list[dict]:
 # What `ertrl-bench plugins` prints
 
 
+def app_command_names(app) -> list[str]:
+    """The sub-command and sub-group names of a typer app, as typer names them."""
+    names = [
+        c.name or c.callback.__name__.lower().replace("_", "-") for c in app.registered_commands
+    ]
+    names += [g.name or g.typer_instance.info.name or "?" for g in app.registered_groups]
+    return sorted(names)
+
+
 def command_names(plugin_hookimpl) -> list[str]:
     """The sub-commands a ``register_commands`` implementation adds (on a throwaway app)."""
     import typer
 
     app = typer.Typer()
     plugin_hookimpl.function(cli=app)
-    names = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
-    names += [g.name or "?" for g in app.registered_groups]
-    return sorted(names)
+    return app_command_names(app)
+
+
+def checked_plugin_commands(builtin: list[str]) -> list:
+    """Each plugin's ``register_commands`` run on a throwaway typer app, checked: a command
+    named like a built-in one (``builtin``) or another plugin's, up to case, ``-`` and ``_``,
+    is one :class:`PluginError` naming both. Returns the apps, whose commands the CLI adds."""
+    import typer
+
+    pm = get_plugin_manager()
+    taken = {normalised(n): (n, None) for n in builtin}
+    apps = []
+    for impl in pm.hook.register_commands.get_hookimpls():  # built-ins first
+        who = describe_plugin(pm, impl.plugin)
+        scratch = typer.Typer()
+        try:
+            impl.function(cli=scratch)
+        except ErtrlError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{who}: register_commands raised {type(exc).__name__}: {exc}"
+            ) from exc
+        for name in app_command_names(scratch):
+            first_name, first_who = taken.get(normalised(name), (None, None))
+            if first_name is not None and first_who is None:
+                raise PluginError(
+                    f"{who} adds the command {name!r}, which is ertrl-bench's own"
+                    f" `ertrl-bench {first_name}` (package ertrl-bench; names are compared"
+                    " ignoring case, '-' and '_'): a plugin cannot replace a built-in command."
+                    " Rename the plugin's command, or leave the plugin out with"
+                    " ERTRL_BENCH_LOAD_PLUGINS"
+                )
+            if first_name is not None:
+                raise PluginError(clash_message("command", name, who, first_name, first_who))
+            taken[normalised(name)] = (name, who)
+        apps.append(scratch)
+    return apps
 
 
 def component_lines(records: list[dict]) -> list[str]:

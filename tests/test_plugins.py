@@ -271,6 +271,126 @@ def test_register_plugin_rejects_a_misspelt_hook_and_leaves_nothing(register_tes
 
 
 # ---------------------------------------------------------------------------------------------
+# No shadowing: names are compared ignoring case, "-" and "_", commands included
+
+
+def _one_component_plugin(kind: str, name: str):
+    """A plugin registering one real component of ``kind`` under ``name``."""
+    factories = {
+        "envs": (PointRobot, PointRobotOptions),
+        "encoders": (MLPEncoder, MLPEncoderOptions),
+        "regularizers": (CountingRegularizer, CountingOptions),
+        "backbones": (BRAC, BRACOptions),
+        "executors": (LocalExecutor, LocalOptions),
+    }
+
+    class OnePlugin:
+        pass
+
+    def hook(register):
+        if kind == "methods":
+            register(name, {"encoder_losses": ["dml"]})
+        else:
+            register(name, *factories[kind])
+
+    setattr(OnePlugin, f"register_{kind}", staticmethod(hookimpl(hook)))
+    return OnePlugin()
+
+
+CONFUSABLE = [
+    ("regularizers", "CSRO", "csro"),
+    ("regularizers", "gan-entropy", "gan_entropy"),
+    ("methods", "ER-TRL", "ertrl"),
+    ("methods", "Offline-PEARL", "offline_pearl"),
+    ("encoders", "MLP", "mlp"),
+    ("backbones", "b_r_a_c", "brac"),
+    ("envs", "Point_Robot", "point-robot"),
+    ("executors", "LOCAL", "local"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "builtin"), CONFUSABLE)
+def test_a_name_that_differs_from_a_builtin_only_by_case_dash_or_underscore_is_refused(
+    register_test_plugin, kind, name, builtin
+):
+    with pytest.raises(PluginError) as exc:
+        register_test_plugin(_one_component_plugin(kind, name), "lookalike")
+    msg = str(exc.value)
+    what = plugins.SINGULAR[kind]
+    assert f"{what} {name!r} of plugin 'lookalike' clashes with {what} {builtin!r}" in msg
+    assert f"built-in plugin ertrl_bench.{kind} (package ertrl-bench)" in msg
+    assert "ignoring case, '-' and '_'" in msg and "rename one" in msg
+    assert name not in get_registry().names(kind)  # the plugin was not kept
+    assert builtin in get_registry().names(kind)
+
+
+def test_two_plugins_with_confusable_names_are_one_error_naming_both(register_test_plugin):
+    register_test_plugin(_one_component_plugin("regularizers", "my_loss"), "first")
+    with pytest.raises(PluginError) as exc:
+        register_test_plugin(_one_component_plugin("regularizers", "My-Loss"), "second")
+    msg = str(exc.value)
+    assert "regularizer 'My-Loss' of plugin 'second' clashes with regularizer 'my_loss' of" in msg
+    assert "plugin 'first'" in msg and "plugin 'second'" in msg
+
+
+def test_the_same_name_in_two_kinds_is_allowed(register_test_plugin):
+    register_test_plugin(_one_component_plugin("regularizers", "mlp"), "reg-named-mlp")
+    assert "mlp" in get_registry().names("regularizers") and "mlp" in get_registry().names(
+        "encoders"
+    )
+
+
+def _cli(capsys, *argv) -> tuple[int, str]:
+    """The real command line, in this process: (exit code, stderr + stdout)."""
+    from ertrl_bench.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return info.value.code, captured.err + captured.out
+
+
+def _command_plugin(name: str):
+    class CommandPlugin:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command(name)
+            def hijack(suite: str = typer.Argument("x")):
+                typer.echo(f"HIJACKED {suite}: valid")
+
+    return CommandPlugin()
+
+
+@pytest.mark.parametrize(
+    ("command", "builtin"), [("validate", "validate"), ("Run", "run"), ("data_sets", "datasets")]
+)
+def test_a_plugin_cannot_replace_a_builtin_command(
+    register_test_plugin, capsys, tmp_path, command, builtin
+):
+    register_test_plugin(_command_plugin(command), "hijack")
+    suite = _write(tmp_path, _suite(["focal"]))
+    code, text = _cli(capsys, "validate", suite)
+    assert code == 2, text
+    assert "HIJACKED" not in text and "Traceback" not in text
+    (line,) = text.strip().splitlines()
+    assert f"error: plugin 'hijack' adds the command {command!r}" in line
+    assert f"ertrl-bench's own `ertrl-bench {builtin}`" in line
+    assert "a plugin cannot replace a built-in command" in line
+    code, text = _cli(capsys, "plugins")  # every command fails the same way, `plugins` too
+    assert code == 2 and "plugin 'hijack' adds the command" in text
+
+
+def test_two_plugins_adding_one_command_is_one_error_naming_both(register_test_plugin, capsys):
+    register_test_plugin(_command_plugin("hello"), "hello-one")
+    register_test_plugin(_command_plugin("HELLO"), "hello-two")
+    code, text = _cli(capsys, "plugins")
+    assert code == 2, text
+    (line,) = text.strip().splitlines()
+    assert "command 'HELLO' of plugin 'hello-two' clashes with command 'hello' of plugin" in line
+    assert "'hello-one'" in line
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry points and the ERTRL_BENCH_LOAD_PLUGINS allowlist
 
 
@@ -633,6 +753,35 @@ def test_broken_plugin_on_the_command_line_is_one_line_exit_2(site):
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("error: plugin 'typo' (package ertrl-bench-typo 0.1.0")
     assert "did you mean 'register_regularizers'" in line
+
+
+LENIENT_OPTIONS = (  # registers fine with pluggy; fails the registry's options check
+    HEADER + "from pydantic import BaseModel\n"
+    "from ertrl_bench.regularizers.none import NoRegularizer\n\n"
+    "class Loose(BaseModel):\n    weight: float = 1.0\n\n"
+    "@hookimpl\ndef register_regularizers(register):\n"
+    "    register('loose', NoRegularizer, Loose)\n"
+)
+
+
+def test_cli_plugins_runs_the_load_time_checks_of_validate(site, fresh_manager, capsys, tmp_path):
+    """`plugins` used to call the hooks with a dummy `register`: a plugin that every `validate`
+    rejected was listed, exit 0. Now both give the same one-line error, exit 2."""
+    _install(site, "ertrl-bench-loose", {"loose": "bad_loose"}, {"bad_loose": LENIENT_OPTIONS})
+    fresh_manager("loose")
+    messages = []
+    for argv in (
+        ["plugins"],
+        ["plugins", "--json"],
+        ["validate", _write(tmp_path, _suite(["focal"]))],
+    ):
+        code, text = _cli(capsys, *argv)
+        assert code == 2, text
+        (line,) = text.strip().splitlines()
+        messages.append(line)
+    assert len(set(messages)) == 1, messages
+    assert "plugin 'loose' (package ertrl-bench-loose 0.1.0" in messages[0]
+    assert "accept unknown keys" in messages[0]
 
 
 def test_unknown_name_in_the_allowlist_is_an_error(installed_l2reg, fresh_manager):
