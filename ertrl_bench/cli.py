@@ -434,7 +434,10 @@ def report(
         True, help="Compute behavior-policy W2 per env from cached datasets (diversity.json)."
     ),
     gain_split: str = typer.Option(
-        "moderate", help="Split of ER-TRL's gain vs diversity (moderate = the paper's OOD)."
+        "moderate", help="Split of the reference's gain vs diversity (moderate = the paper's OOD)."
+    ),
+    reference: str = typer.Option(
+        "ertrl", help="Method compared with every other one (tests, effect sizes, gain)."
     ),
 ):
     """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
@@ -453,7 +456,7 @@ def report(
                     atomic_write_json(suite_dir / "diversity.json", div)
                 except OSError as exc:
                     raise ErtrlError(f"{suite_dir}: cannot write diversity.json ({exc})") from None
-        rep = write_report(suite_dir, gain_split=gain_split)
+        rep = write_report(suite_dir, gain_split=gain_split, reference=reference)
         if out.is_terminal:
             out.print(rep.rich_table())
         else:  # piped: plain lines, not a table cut to 80 columns

@@ -117,7 +117,7 @@ def zmap_figure(env: str, runs: Sequence[RunRecord], path: Path, method: str) ->
 
 
 def gain_figure(grows: Sequence[Mapping], path: Path) -> Path | None:
-    """ER-TRL's gain vs diversity, one panel per protocol (Pearson r in each title)."""
+    """The reference method's gain vs diversity, one panel per protocol (Pearson r in titles)."""
     from .plots import plot_gain_vs_diversity, plt
 
     protos = ordered((g["protocol"] for g in grows), PROTOCOL_ORDER)
@@ -133,7 +133,9 @@ def gain_figure(grows: Sequence[Mapping], path: Path) -> Path | None:
         split = sub[0]["split"]
         title = ax.get_title().replace("ER-TRL gain vs diversity: ", "")
         ax.set_title(f"{proto} context, {split_title(split)}\n{title}", fontsize=9)
-        ax.set_ylabel(f"ER-TRL {split_label(split)} gain over best baseline")
+        ax.set_ylabel(
+            f"{sub[0].get('reference', 'ertrl')} {split_label(split)} gain over best other"
+        )
     fig.tight_layout()
     save_png(fig, path, dpi=110)
     plt.close(fig)

@@ -15,7 +15,10 @@ from .tables import PROTOCOL_ORDER, SPLIT_ORDER, ordered, split_label
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["SPLIT_HEADERS", "MISSING", "render", "fmt_ci", "fmt_ms", "fmt_mean_ci", "scoring_rule"]
+__all__ = [
+    "SPLIT_HEADERS", "MISSING", "render", "fmt_ci", "fmt_ms", "fmt_mean_ci", "scoring_rule",
+    "verdict",
+]  # fmt: skip
 
 #: Column headers of the splits in report.md.
 SPLIT_HEADERS = {
@@ -78,11 +81,86 @@ def _fmt_p(p: Any) -> str:
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
 
 
-def _fmt_t(t: Mapping) -> str:
-    if not _finite(t["p"]):
-        return f"Δ {t['diff']:+.1f}, p {MISSING}" if _finite(t["diff"]) else MISSING
-    star = "*" if t["p"] < 0.05 else ""
-    return f"Δ {t['diff']:+.1f}, t {t['t']:.2f}, p {_fmt_p(t['p'])}{star}"
+def verdict(t: Mapping) -> str:
+    """What a comparison row lets one say, in the words the docs use (never "does not beat")."""
+    ref, base = t["method"], t["baseline"]
+    if _finite(t["welch_p"]) and t["welch_p"] < 0.05:
+        better, worse = (ref, base) if t["diff"] > 0 else (base, ref)
+        return f"{better} above {worse} (Welch p < 0.05)"
+    if _finite(t["mde_80"]):
+        return f"no difference larger than {t['mde_80']:.1f} could be detected"
+    return "too few seeds to test"
+
+
+def _comparison_markdown(tsub: Sequence[Mapping]) -> list[str]:
+    """One row per split x baseline: effect size with CI, both tests, P(X > Y), power."""
+    ref = tsub[0]["method"]
+    lines = [
+        f"{ref} vs each other method, over per-seed scores (mean over tasks): Δ = difference of "
+        "means [95% agent-bootstrap CI]; Welch = Welch's t-test, two-sided; authors' = the "
+        "paper's test (one-sided, ddof-0 stds, df = n - 1; about half of Welch's p near "
+        f"0.05); P({ref} > other) = rliable's probability of improvement [95% CI]; MDE = the "
+        "smallest difference Welch's test detects with 80% power at two-sided alpha 0.05, "
+        "given the observed spread.",
+        "",
+    ]
+    body = []
+    for t in sorted(
+        tsub, key=lambda t: SPLIT_ORDER.index(t["split"]) if t["split"] in SPLIT_ORDER else 9
+    ):
+        delta = (
+            f"{t['diff']:+.1f} [{_f(t['diff_ci_low'])}, {_f(t['diff_ci_high'])}]"
+            if _finite(t["diff"]) else MISSING
+        )  # fmt: skip
+        poi = (
+            f"{t['poi']:.2f} [{t['poi_ci_low']:.2f}, {t['poi_ci_high']:.2f}]"
+            if _finite(t["poi"]) else MISSING
+        )  # fmt: skip
+        body.append(
+            [SPLIT_HEADERS.get(t["split"], t["split"]), t["baseline"],
+             f"{t['n_method']} vs {t['n_baseline']}", delta, _fmt_p(t["welch_p"]),
+             _fmt_p(t["authors_p"]), poi, _f(t["mde_80"]), verdict(t)]
+        )  # fmt: skip
+    header = ["split", "vs", "seeds", "Δ [95% CI]", "Welch p", "authors' p",
+              f"P({ref} > other)", "MDE (80%)", "what it says"]  # fmt: skip
+    return lines + _md_table(header, body)
+
+
+def _convergence_markdown(report: Report) -> list[str]:
+    if not report.rank_rows and not report.convergence_rows:
+        return []
+    from .tables import TAU_STABLE
+
+    bad, total = report.unstable
+    lines = ["## Convergence", ""]
+    lines.append(
+        f"Method rankings (mean over seeds) between consecutive evaluations in the scoring "
+        f"window: Kendall's tau per column; a column is unstable when a tau is below "
+        f"{TAU_STABLE}. {bad} of {total} columns are unstable: the study is "
+        + ("**not converged**, and no method is bolded as best." if not report.converged
+           else "converged enough to rank.")
+    )  # fmt: skip
+    lines.append("")
+    body = [
+        [r["env"], split_label(r["split"]), r["protocol"], f"{r['from_step']} → {r['to_step']}",
+         _f(r["kendall_tau"], 2)]
+        for r in report.rank_rows
+    ]  # fmt: skip
+    lines += _md_table(["env", "split", "protocol", "steps", "Kendall tau"], body)
+    lines.append(
+        "Change of each method's score (mean over tasks) over the scoring window, last "
+        "evaluation minus the window's first, mean over seeds [95% t-interval] "
+        "(convergence.csv):"
+    )
+    lines.append("")
+    body = [
+        [c["env"], split_label(c["split"]), c["protocol"], c["method"],
+         f"{c['from_step']} → {c['to_step']}",
+         f"{c['change']:+.1f} [{_f(c['change_ci_low'])}, {_f(c['change_ci_high'])}]"
+         if _finite(c["change"]) else MISSING]
+        for c in report.convergence_rows
+    ]  # fmt: skip
+    return lines + _md_table(["env", "split", "protocol", "method", "steps", "change"], body)
 
 
 def _md_cell(text: Any) -> str:
@@ -96,7 +174,7 @@ def _md_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> list[str]
     return lines + [""]
 
 
-def _summary_markdown(rows: Sequence[Mapping], env: str) -> list[str]:
+def _summary_markdown(rows: Sequence[Mapping], env: str, bold_best: bool = True) -> list[str]:
     """One table per env: method x (IID, OOD) x every protocol, paper-style mean ± std."""
     sub = [r for r in rows if r["env"] == env and r["split"] in ("train", "moderate")]
     if not sub:
@@ -117,13 +195,14 @@ def _summary_markdown(rows: Sequence[Mapping], env: str) -> list[str]:
             r = cells.get(c)
             text = fmt_ms(r) if r else MISSING
             n_methods = len({x["method"] for x in sub if (x["split"], x["protocol"]) == c})
-            bold = r and n_methods > 1 and _finite(r["mean"]) and r["mean"] == best[c]
+            bold = bold_best and r and n_methods > 1 and _finite(r["mean"]) and r["mean"] == best[c]
             line.append(f"**{text}**" if bold else text)
         body.append(line)
     header = ["method", *(f"{split_label(s)} {p}" for s, p in cols)]
     lines = [
         f"### {env}: summary (IID = train, OOD = moderate; mean ± s.d. over "
-        f"{seeds_phrase(sub)} seeds, s.d. with ddof 1; best in bold)",
+        f"{seeds_phrase(sub)} seeds, s.d. with ddof 1; "
+        f"{'best in bold' if bold_best else 'not converged: nothing bolded'})",
         "",
         f"Score: {scoring_rule(sub)}, averaged over tasks.",
         "",
@@ -190,10 +269,11 @@ def _returns_markdown(
     trows: Sequence[Mapping],
     arows: Sequence[Mapping] = (),
     expertise: Sequence[Mapping] = (),
+    bold_best: bool = True,
 ) -> list[str]:
     lines: list[str] = []
     for env in ordered(r["env"] for r in rows):
-        lines += _summary_markdown(rows, env)
+        lines += _summary_markdown(rows, env, bold_best)
         theirs = _authors_markdown(arows, expertise, env)
         lines += theirs or [
             f"{env} is not one of the paper's families: there is no authors' normalizer and no "
@@ -208,7 +288,8 @@ def _returns_markdown(
             lines.append(f"### {env} — {proto} context")
             lines.append("")
             lines.append(
-                "IQM over seeds x tasks [95% agent-bootstrap CI] (best IQM in bold); "
+                "IQM over seeds x tasks [95% agent-bootstrap CI] "
+                f"({'best IQM in bold' if bold_best else 'nothing bolded: not converged'}); "
                 f"{scoring_rule(sub)}:"
             )
             lines.append("")
@@ -220,7 +301,10 @@ def _returns_markdown(
                 for s in splits:
                     c = cells.get(s)
                     text = fmt_ci(c) if c else MISSING
-                    bold = c and c["iqm"] == best[s] and len(sub) > 1 and _finite(c["iqm"])
+                    bold = (
+                        bold_best and c and c["iqm"] == best[s] and len(sub) > 1
+                        and _finite(c["iqm"])
+                    )  # fmt: skip
                     ci.append(f"**{text}**" if bold else text)
                 body_ci.append([method, seeds, *ci])
                 body_ms.append(
@@ -236,24 +320,7 @@ def _returns_markdown(
             lines += _md_table(["method", "seeds", *headers], body_ms)
             tsub = [t for t in trows if t["env"] == env and t["protocol"] == proto]
             if tsub:
-                tsplits = ordered((t["split"] for t in tsub), SPLIT_ORDER)
-                ref = tsub[0]["method"]
-                lines.append(
-                    f"Welch's t-test over seeds ({ref} vs baseline, per-seed mean over tasks, "
-                    "two-sided; Δ = difference of means, * p < 0.05):"
-                )
-                lines.append("")
-                body = []
-                for base in ordered(t["baseline"] for t in tsub):
-                    cells = {t["split"]: t for t in tsub if t["baseline"] == base}
-                    seeds = max(f"{c['n_method']} vs {c['n_baseline']}" for c in cells.values())
-                    body.append(
-                        [base, seeds, *(_fmt_t(cells[s]) if s in cells else MISSING
-                                        for s in tsplits)]
-                    )  # fmt: skip
-                lines += _md_table(
-                    ["baseline", "seeds", *(SPLIT_HEADERS.get(s, s) for s in tsplits)], body
-                )
+                lines += _comparison_markdown(tsub)
     return lines
 
 
@@ -308,6 +375,13 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
     else:
         counts = "No runs found: the suite lists none and the folder holds no run folders."
     lines = [f"# Results: {report.suite}", "", counts, ""]
+    if not report.converged:
+        bad, total = report.unstable
+        lines += [
+            f"**Not converged**: the method ranking changes between the last evaluations in "
+            f"{bad} of {total} columns (see Convergence); no method is bolded as best.",
+            "",
+        ]
     if report.warnings:
         lines += [f"**{len(report.warnings)} warning(s)**: file(s) skipped, see Warnings.", ""]
     lines += [
@@ -328,10 +402,12 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
     ]
     if report.rows:
         lines += _returns_markdown(
-            report.rows, report.ttest_rows, report.authors_rows, report.expertise_rows
-        )
+            report.rows, report.ttest_rows, report.authors_rows, report.expertise_rows,
+            report.converged,
+        )  # fmt: skip
     else:
         lines += ["No finished runs yet.", ""]
+    lines += _convergence_markdown(report)
     if curve_figs or report.curve_rows:
         lines += ["## Learning curves", ""]
         lines += [
@@ -366,27 +442,26 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
         lines += [f"![{env} z map]({p.name})" for env, p in zmap_figs.items()] + [""]
 
     split = report.gain_split
-    lines += [f"## ER-TRL gain vs behavior-policy diversity ({split_label(split)} = {split})", ""]
+    ref = report.reference
+    lines += [f"## {ref} gain vs behavior-policy diversity ({split_label(split)} = {split})", ""]
     if diversity is None:
         lines += ["No diversity.json in the suite folder and none passed in.", ""]
     elif not report.gain_rows:
-        lines += ["No env has both diversity and results for ER-TRL and another method.", ""]
+        lines += [f"No env has both diversity and results for {ref} and another method.", ""]
     else:
         lines.append(
             "avg W2 = mean pairwise Wasserstein-2 distance between the training tasks' behavior "
             "policies; floor = the same estimate between two draws of one policy (the value "
-            "must dominate it to mean anything). Gain = ER-TRL's mean minus the best other's."
+            f"must dominate it to mean anything). Gain = {ref}'s mean minus the best other's."
         )
         lines.append("")
         body = [
             [g["env"], g["protocol"], _f(g["diversity"], 4), _f(g["floor"], 4),
-             _f(g["ertrl"], 2), f"{g['best_other']} ({_f(g['best_other_value'], 2)})",
+             _f(g["reference_value"], 2), f"{g['best_other']} ({_f(g['best_other_value'], 2)})",
              _f(g["gain"], 2)]
             for g in report.gain_rows
         ]  # fmt: skip
-        lines += _md_table(
-            ["env", "protocol", "avg W2", "floor", "ertrl", "best other", "gain"], body
-        )
+        lines += _md_table(["env", "protocol", "avg W2", "floor", ref, "best other", "gain"], body)
         lines += [f"- {proto}: {note}" for proto, (_, note) in report.pearson.items()] + [""]
         if any(p.name == "gain_vs_diversity.png" for p in report.figures):
             lines += ["![gain vs diversity](gain_vs_diversity.png)", ""]

@@ -6,7 +6,7 @@ this module writes the files.
 
 Files written into the suite folder: ``report.md``, ``returns.csv`` (both scales: ours and,
 for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv``,
-``curves.csv``, ``probe.csv``, ``cost.csv`` and ``gain_vs_diversity.csv`` (when there is
+``curves.csv``, ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and ``gain_vs_diversity.csv`` (when there is
 something to put in them), ``missing_runs.csv``, ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``.
 
 The report is built for partial results: a run that is missing, unfinished, failed, unreadable
@@ -35,6 +35,7 @@ from .figures import curve_figure, gain_figure, zmap_figure
 from .load import RunRecord, load_diversity, load_runs, load_suite, missing_scores, suite_dirs
 from .markdown import fmt_ci, fmt_ms, render
 from .tables import (
+    CONVERGENCE_COLUMNS,
     COST_COLUMNS,
     CURVE_COLUMNS,
     ERTRL,
@@ -43,7 +44,9 @@ from .tables import (
     MAIN_COLUMNS,
     PROBE_COLUMNS,
     PROTOCOL_ORDER,
+    RANK_COLUMNS,
     TTEST_COLUMNS,
+    convergence_rows,
     cost_rows,
     curve_rows,
     expertise_rows,
@@ -54,6 +57,7 @@ from .tables import (
     return_rows,
     score_cells,
     ttest_rows,
+    unstable_columns,
 )
 
 __all__ = [
@@ -75,7 +79,10 @@ class Report:
     path: Path
     rows: list[dict]
     columns: tuple[str, ...] = MAIN_COLUMNS
+    reference: str = ERTRL  # the method every other one is compared with
     authors_rows: list[dict] = field(default_factory=list)  # the same on the authors' scale
+    convergence_rows: list[dict] = field(default_factory=list)
+    rank_rows: list[dict] = field(default_factory=list)
     expertise_rows: list[dict] = field(default_factory=list)
     ttest_rows: list[dict] = field(default_factory=list)
     curve_rows: list[dict] = field(default_factory=list)
@@ -92,6 +99,18 @@ class Report:
     figures: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def unstable(self) -> tuple[int, int]:
+        """(columns whose method ranking is unstable in the scoring window, columns)."""
+        return unstable_columns(self.rank_rows)
+
+    @property
+    def converged(self) -> bool:
+        """False when at least half of the columns have unstable rankings: the report then
+        bolds no "best" method."""
+        bad, total = self.unstable
+        return not (total and 2 * bad >= total)
 
     @property
     def pearson_r(self) -> float | None:
@@ -177,7 +196,8 @@ def write_report(
     """Analyse ``results_dir`` (one suite folder) and write report.md, CSVs and PNGs into it.
 
     ``diversity`` ({env: avg W2 | {"value", "floor"}}, or a JSON path) overrides
-    ``<suite>/diversity.json``. The gain is ER-TRL's ``gain_stat`` ("mean" as in the paper's
+    ``<suite>/diversity.json``. ``reference``: the method compared with every other one (t-tests,
+    effect sizes, gain). The gain is the reference's ``gain_stat`` ("mean" as in the paper's
     tables, or "iqm") on ``gain_split`` (default: moderate, the paper's OOD) minus the best
     other method's, per protocol. Raises ``ErtrlError`` (message naming the path) for a folder
     that is not a suite or cannot be written.
@@ -196,6 +216,12 @@ def write_report(
     runs = loaded.runs
     done = [r for r in runs if r.done]
     problems = [r for r in runs if not r.done]
+    methods = ordered(r.method for r in runs if r.method)
+    if reference != ERTRL and methods and reference not in methods:
+        raise ErtrlError(
+            f"--reference {reference!r}: no such method in {suite_dir} (methods: "
+            f"{', '.join(methods)}); pass one of them"
+        )
 
     cells = score_cells(done, runs)
     rows = return_rows(
@@ -205,7 +231,10 @@ def write_report(
         score_cells(done, runs, scale="authors"),
         reps=reps, confidence=confidence, random_state=random_state, scale="authors",
     )  # fmt: skip
-    trows = ttest_rows(cells, reference=reference)
+    trows = ttest_rows(cells, reference=reference, reps=reps, random_state=random_state)
+    windows = [r.final_evals for r in done if r.final_evals]
+    window = max(set(windows), key=windows.count) if windows else 2
+    conv, ranks = convergence_rows(done, window, confidence)
     if done and not any(r.method == reference for r in done):
         notes.append(f"No finished {reference} run: no t-test and no gain table.")
     crows = curve_rows(done, confidence)
@@ -225,7 +254,8 @@ def write_report(
 
     report = Report(
         suite=loaded.name, path=suite_dir / "report.md", rows=rows, ttest_rows=trows,
-        authors_rows=authors_rows, expertise_rows=expertise_rows(done),
+        authors_rows=authors_rows, expertise_rows=expertise_rows(done), reference=reference,
+        convergence_rows=conv, rank_rows=ranks,
         curve_rows=crows, probe_rows=prows, gain_rows=grows, gain_split=gain_split,
         cost_rows=cost_rows(done),
         pearson=by_proto, problems=problems, missing=missing_scores(runs),
@@ -259,6 +289,14 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
     if report.gain_rows:
         report.tables.append(
             _write_csv(suite_dir / "gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS)
+        )
+    if report.convergence_rows:
+        report.tables.append(
+            _write_csv(suite_dir / "convergence.csv", report.convergence_rows, CONVERGENCE_COLUMNS)
+        )
+    if report.rank_rows:
+        report.tables.append(
+            _write_csv(suite_dir / "rank_stability.csv", report.rank_rows, RANK_COLUMNS)
         )
     if report.cost_rows:
         report.tables.append(_write_csv(suite_dir / "cost.csv", report.cost_rows, COST_COLUMNS))

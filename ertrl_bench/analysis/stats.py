@@ -464,7 +464,11 @@ def min_detectable_effect(a, b, power: float = 0.8, alpha: float = 0.05) -> floa
     crit = sps.t.ppf(1 - alpha / 2, df)
 
     def short(ncp: float) -> float:
-        return sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp) - power
+        upper = sps.nct.sf(crit, df, ncp)
+        if not np.isfinite(upper):
+            upper = 1.0 - sps.nct.cdf(crit, df, ncp)
+        lower = sps.nct.cdf(-crit, df, ncp)  # negligible; scipy may give NaN far in the tail
+        return float(upper + (lower if np.isfinite(lower) else 0.0) - power)
 
     high = 1.0
     while short(high) < 0:  # power rises with the noncentrality: bracket the root

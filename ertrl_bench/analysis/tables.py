@@ -25,7 +25,16 @@ from ertrl_bench.results_schema import DiversityRecord, is_number
 
 from . import paper_scale
 from .load import RunRecord
-from .stats import agent_bootstrap_ci, mean_ci, mean_std, welch_ttest
+from .stats import (
+    agent_bootstrap_ci,
+    authors_ttest,
+    difference_ci,
+    mean_ci,
+    mean_std,
+    min_detectable_effect,
+    probability_of_improvement_ci,
+    welch_ttest,
+)
 
 __all__ = [
     "SPLIT_LABELS",
@@ -38,6 +47,11 @@ __all__ = [
     "PROBE_COLUMNS",
     "GAIN_COLUMNS",
     "COST_COLUMNS",
+    "CONVERGENCE_COLUMNS",
+    "RANK_COLUMNS",
+    "TAU_STABLE",
+    "convergence_rows",
+    "unstable_columns",
     "ordered",
     "split_label",
     "split_title",
@@ -69,7 +83,9 @@ MAIN_COLUMNS = (
 )  # fmt: skip
 TTEST_COLUMNS = (
     "env", "protocol", "group", "split", "method", "baseline", "n_method", "n_baseline",
-    "mean_method", "mean_baseline", "diff", "t", "p",
+    "mean_method", "mean_baseline", "diff", "diff_ci_low", "diff_ci_high",
+    "welch_t", "welch_p", "authors_t", "authors_p", "authors_df",
+    "poi", "poi_ci_low", "poi_ci_high", "mde_80",
 )  # fmt: skip
 CURVE_COLUMNS = (
     "env", "method", "split", "protocol", "step", "n_seeds", "mean", "ci_low", "ci_high",
@@ -80,8 +96,8 @@ PROBE_COLUMNS = (
 COST_PHASES = ("data", "setup", "train", "eval", "probe", "total")
 COST_COLUMNS = ("env", "method", "n_runs", *(f"{p}_s" for p in COST_PHASES), "wall_s")
 GAIN_COLUMNS = (
-    "env", "protocol", "split", "diversity", "floor", "ertrl", "best_other",
-    "best_other_value", "gain",
+    "env", "protocol", "split", "diversity", "floor", "reference", "reference_value",
+    "best_other", "best_other_value", "gain",
 )  # fmt: skip
 
 
@@ -131,10 +147,17 @@ class Cell:
     """Scores of one env x method x split x protocol: ``(seeds, tasks)`` over shared tasks."""
 
     def __init__(
-        self, scores: np.ndarray, seeds: list, dropped: int, n_expected: int, n_evals=None
-    ):
+        self, scores: np.ndarray, seeds: list, dropped: int, n_expected: int, n_evals=None,
+        tasks: Sequence[str] = (),
+    ):  # fmt: skip
         self.scores, self.seeds, self.dropped, self.n_expected = scores, seeds, dropped, n_expected
         self.n_evals = n_evals  # the scoring window: mean of the last n_evals evaluations
+        self.tasks = list(tasks)  # column labels of ``scores``
+
+    def on_tasks(self, tasks: Sequence[str]) -> np.ndarray:
+        """``scores`` restricted to ``tasks`` (in that order)."""
+        pos = {t: i for i, t in enumerate(self.tasks)}
+        return self.scores[:, [pos[t] for t in tasks]]
 
     @property
     def per_seed(self) -> np.ndarray:
@@ -181,7 +204,7 @@ def score_cells(
                     windows = {r.final_evals for r, _ in per_run} - {None}
                     out[(env, method, split, proto)] = Cell(
                         scores, seeds, len(union) - len(tasks), max(n_exp, len(per_run)),
-                        windows.pop() if len(windows) == 1 else None,
+                        windows.pop() if len(windows) == 1 else None, tasks,
                     )  # fmt: skip
     return out
 
@@ -277,8 +300,17 @@ def ttest_rows(
     *,
     reference: str = ERTRL,
     splits: Sequence[str] = TTEST_SPLITS,
+    reps: int = 2000,
+    random_state: int = 0,
 ) -> list[dict]:
-    """Welch's t-test over seeds, ``reference`` vs each other method, per env x protocol x split."""
+    """``reference`` vs each other method, per env x protocol x split, over per-seed scores:
+
+    the difference of means with its 95% agent-bootstrap CI; Welch's two-sided test; the
+    authors' test (``stats.authors_ttest``: one-sided, ddof-0 stds, df = n - 1); rliable's
+    probability that a run of ``reference`` beats one of the other on a task, P(X > Y), with
+    its CI (over the tasks both scored); and the smallest difference Welch's test would detect
+    with 80% power at two-sided alpha 0.05 given the observed spread (``mde_80``).
+    """
     rows = []
     keys = list(cells)
     for env in ordered(k[0] for k in keys):
@@ -290,7 +322,22 @@ def ttest_rows(
                 for (e, method, s, p), cell in cells.items():
                     if (e, s, p) != (env, split, proto) or method == reference:
                         continue
-                    w = welch_ttest(ref.per_seed, cell.per_seed)
+                    a, b = ref.per_seed, cell.per_seed
+                    w = welch_ttest(a, b)
+                    au = authors_ttest(a, b)
+                    diff = difference_ci(
+                        ref.scores, cell.scores, "mean", reps, random_state=random_state
+                    )
+                    common = [t for t in ref.tasks if t in set(cell.tasks)]
+                    poi = (
+                        probability_of_improvement_ci(
+                            ref.on_tasks(common), cell.on_tasks(common), reps,
+                            random_state=random_state,
+                        )
+                        if common
+                        else None
+                    )  # fmt: skip
+                    nan = float("nan")
                     rows.append(
                         {
                             "env": env,
@@ -301,11 +348,20 @@ def ttest_rows(
                             "baseline": method,
                             "n_method": w.n_a,
                             "n_baseline": w.n_b,
-                            "mean_method": float(ref.per_seed.mean()),
-                            "mean_baseline": float(cell.per_seed.mean()),
+                            "mean_method": float(a.mean()),
+                            "mean_baseline": float(b.mean()),
                             "diff": w.diff,
-                            "t": w.t,
-                            "p": w.p,
+                            "diff_ci_low": diff.low,
+                            "diff_ci_high": diff.high,
+                            "welch_t": w.t,
+                            "welch_p": w.p,
+                            "authors_t": au.t,
+                            "authors_p": au.p,
+                            "authors_df": au.df,
+                            "poi": poi.point if poi else nan,
+                            "poi_ci_low": poi.low if poi else nan,
+                            "poi_ci_high": poi.high if poi else nan,
+                            "mde_80": min_detectable_effect(a, b),
                         }
                     )
     return rows
@@ -364,6 +420,78 @@ def curve_rows(runs: Sequence[RunRecord], confidence: float = 0.95) -> list[dict
                         }
                     )  # fmt: skip
     return rows
+
+
+CONVERGENCE_COLUMNS = (
+    "env", "split", "protocol", "method", "n_seeds", "from_step", "to_step", "change",
+    "change_ci_low", "change_ci_high",
+)  # fmt: skip
+RANK_COLUMNS = ("env", "split", "protocol", "from_step", "to_step", "n_methods", "kendall_tau")
+#: A column's method ranking is stable when Kendall's tau between consecutive evaluations in
+#: the scoring window is at least this (5 methods: one swap of neighbours gives 0.8, two 0.6).
+TAU_STABLE = 0.5
+
+
+def convergence_rows(
+    runs: Sequence[RunRecord], window: int, confidence: float = 0.95
+) -> tuple[list[dict], list[dict]]:
+    """Convergence diagnostics from the learning curves, per env x split x protocol.
+
+    ``change``: per method, the mean over seeds of (last evaluation - the evaluation
+    ``window - 1`` before it, at least the previous one) with its t-interval: how much a score
+    averaged over the scoring window still moves. ``kendall_tau``: the rank agreement of the
+    methods' mean scores between each pair of consecutive evaluations in that window.
+    """
+    from .stats import kendall_tau
+
+    span = max(2, window)
+    change, ranks = [], []
+    done = [r for r in runs if r.done]
+    for env in ordered(r.env for r in done):
+        env_runs = [r for r in done if r.env == env]
+        for split, proto in curve_keys(env_runs):
+            series = curve_series(env_runs, split, proto)
+            means = {}
+            for method, (steps, values) in series.items():
+                if len(steps) < 2:
+                    continue
+                first = max(0, len(steps) - span)
+                iv = mean_ci(values[:, -1] - values[:, first], confidence)
+                change.append(
+                    {
+                        "env": env, "split": split, "protocol": proto, "method": method,
+                        "n_seeds": int(np.isfinite(values[:, -1] - values[:, first]).sum()),
+                        "from_step": steps[first], "to_step": steps[-1],
+                        "change": iv.point, "change_ci_low": iv.low, "change_ci_high": iv.high,
+                    }
+                )  # fmt: skip
+                means[method] = dict(zip(steps, np.nanmean(values, axis=0), strict=True))
+            if len(means) < 2:
+                continue
+            shared = sorted(set.intersection(*(set(m) for m in means.values())))[-span:]
+            for a, b in zip(shared, shared[1:], strict=False):
+                ranks.append(
+                    {
+                        "env": env, "split": split, "protocol": proto, "from_step": a,
+                        "to_step": b, "n_methods": len(means),
+                        "kendall_tau": kendall_tau(
+                            [m[a] for m in means.values()], [m[b] for m in means.values()]
+                        ),
+                    }
+                )  # fmt: skip
+    return change, ranks
+
+
+def unstable_columns(ranks: Sequence[Mapping]) -> tuple[int, int]:
+    """(columns whose ranking is unstable, columns with a tau): unstable when any tau in the
+    window is below ``TAU_STABLE`` or undefined."""
+    cols: dict[tuple, bool] = {}
+    for r in ranks:
+        key = (r["env"], r["split"], r["protocol"])
+        tau = r["kendall_tau"]
+        bad = not (isinstance(tau, float) and np.isfinite(tau) and tau >= TAU_STABLE)
+        cols[key] = cols.get(key, False) or bad
+    return sum(cols.values()), len(cols)
 
 
 def cost_rows(runs: Sequence[RunRecord]) -> list[dict]:
@@ -523,7 +651,8 @@ def gain_rows(
                     "split": split,
                     "diversity": float(div.value),
                     "floor": div.floor,
-                    "ertrl": mine[0][stat],
+                    "reference": reference,
+                    "reference_value": mine[0][stat],
                     "best_other": best["method"],
                     "best_other_value": best[stat],
                     "gain": mine[0][stat] - best[stat],
@@ -533,7 +662,10 @@ def gain_rows(
 
 
 def pearson(grows: Sequence[Mapping]) -> tuple[float | None, str]:
-    """Pearson r of gain vs diversity over envs, and a sentence saying it (or why it is absent)."""
+    """Pearson r of gain vs diversity over envs, and a sentence saying it (or why it is absent).
+
+    The paper reports r = 0.85 for ER-TRL's gain (docs/paper.md); the sentence quotes it only
+    when the reference method is ER-TRL, the method that number is about."""
     if len(grows) < 3:
         return (
             None,
@@ -546,4 +678,5 @@ def pearson(grows: Sequence[Mapping]) -> tuple[float | None, str]:
     from scipy.stats import pearsonr
 
     r, p = pearsonr(x, y)
-    return float(r), f"Pearson r = {r:.3f} (p = {p:.3g}, n = {len(grows)} envs); paper: 0.85."
+    paper = "; the paper reports 0.85 for ER-TRL" if grows[0].get("reference") == ERTRL else ""
+    return float(r), f"Pearson r = {r:.3f} (p = {p:.3g}, n = {len(grows)} envs){paper}."
