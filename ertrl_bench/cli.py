@@ -139,19 +139,22 @@ def summary_table(metrics: list[dict], title: str) -> Table:
     """Mean normalized return over seeds per method x env x split x protocol."""
     import numpy as np
 
+    from ertrl_bench.results_schema import is_number
+
     cells: dict[tuple, list[float]] = {}
-    for m in metrics:
+    for m in metrics:  # validated by the runner (results_schema): final is {split: {protocol}}
         for split, by_p in m["final"].items():
             for protocol, v in by_p.items():
-                cells.setdefault((m["env"], m["method"], split, protocol), []).append(
-                    v["normalized"]
-                )
+                cell = cells.setdefault((m["env"], m["method"], split, protocol), [])
+                if is_number(v["normalized"]):  # NaN / null: no normalized score
+                    cell.append(v["normalized"])
     table = Table(title=title)
     for col in ("env", "method", "split", "context", "normalized return", "seeds"):
         table.add_column(col, justify="right" if col in ("normalized return", "seeds") else "left")
     for (env, method, split, protocol), vals in sorted(cells.items()):
         sd = f" ± {np.std(vals):.1f}" if len(vals) > 1 else ""
-        table.add_row(env, method, split, protocol, f"{np.mean(vals):.1f}{sd}", str(len(vals)))
+        mean = f"{np.mean(vals):.1f}{sd}" if vals else "n/a"
+        table.add_row(env, method, split, protocol, mean, str(len(vals)))
     return table
 
 

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError, model_validator
 
 __all__ = [
     "Score",
@@ -68,8 +70,9 @@ class _Open(BaseModel):
 class Score(_Open):
     """One evaluation score: raw return and normalized return (``None`` when undefined)."""
 
-    return_: float | None = Field(default=None, alias="return")
-    normalized: float | None = None
+    # strict: a number or null, never a string such as "NaN" (a hand-edited file)
+    return_: StrictFloat | None = Field(default=None, alias="return")
+    normalized: StrictFloat | None = None
 
 
 class ProbeStat(_Open):
@@ -119,17 +122,21 @@ class CurvePoint(_Open):
 
 
 class RunMetrics(_Open):
-    """A finished run's ``metrics.json``."""
+    """A finished run's ``metrics.json``: a run whose file does not fit is not finished.
+
+    ``per_task`` and ``final`` are required and non-empty: the report scores runs per task, so
+    a run without them would silently drop out of its method's statistics.
+    """
 
     run_id: str
     method: str
     env: str
     seed: int
-    final: dict[str, dict[str, Score]] = Field(default_factory=dict)
-    per_task: dict[str, dict[str, dict[str, Score]]] = Field(default_factory=dict)
+    final: dict[str, dict[str, Score]] = Field(min_length=1)
+    per_task: dict[str, dict[str, dict[str, Score]]] = Field(min_length=1)
     curve: list[CurvePoint] = Field(default_factory=list)
-    wall_s: float | None = None
-    timing_s: dict[str, float] = Field(default_factory=dict)
+    wall_s: StrictFloat | None = None
+    timing_s: dict[str, StrictFloat] = Field(default_factory=dict)
     dataset: str | None = None
     probe: ProbeRecord | None = None
 
@@ -188,17 +195,26 @@ def validate_metrics(metrics: dict) -> RunMetrics:
 
 def _load_json(path: Path) -> Any:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # O_NONBLOCK + the regular-file check: a FIFO or device here never blocks the caller
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise MetricsFileError(f"{path}: not a regular file")
+            text = f.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MetricsFileError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MetricsFileError(f"{path}: not valid JSON ({exc})") from None
 
 
 def read_metrics(path: str | Path) -> RunMetrics:
-    """Read and validate one ``metrics.json``; :class:`MetricsFileError` names file and field."""
+    """Read and validate one ``metrics.json``; :class:`MetricsFileError` names file and field.
+
+    The one check of a finished run: ``run``'s "done" test, its resume summary and the report
+    all go through it, so a file one of them rejects is rejected by all (and the run redone).
+    """
     data = _load_json(Path(path))
     if not isinstance(data, dict):
         raise MetricsFileError(f"{path}: expected a JSON object, got {type(data).__name__}")

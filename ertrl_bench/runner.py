@@ -124,13 +124,14 @@ def _skipped(rd: RunDir, spec: RunSpec) -> Outcome:
     if changed:
         what = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in sorted(changed.items()))
         message = f"already done, but stale ({what}): rerun with --force to redo it"
-    return Outcome(spec.run_id(), "skipped", message, json.loads(rd.metrics_path.read_text()))
+    return Outcome(spec.run_id(), "skipped", message, rd.read_metrics())
 
 
-def _record_failure(rd: RunDir, error: str) -> None:
-    """``failed.json`` for a run that could not start; best effort (the outcome says it too)."""
+def _record_failure(rd: RunDir, error: str, tb: str = "") -> None:
+    """``failed.json``, best effort: the outcome says it too, and a folder that refuses the file
+    (e.g. ``failed.json`` is a folder) must not stop the suite's other runs."""
     try:
-        rd.write_failed(error, "")
+        rd.write_failed(error, tb)
     except OSError:
         pass
 
@@ -159,19 +160,19 @@ def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
     try:
         if rd.is_done() and not force:  # finished by another process while we looked
             return _skipped(rd, spec)
-        device = resolve_device(spec.device)
-        rd.start(str(device))
         try:
+            device = resolve_device(spec.device)
+            rd.start(str(device))
             metrics = _run(spec, rd, device)
             return Outcome(rid, "done", metrics=metrics)
         except KeyboardInterrupt:
-            rd.write_failed("interrupted", traceback.format_exc())
+            _record_failure(rd, "interrupted", traceback.format_exc())
             raise
         except ErtrlError as exc:
-            rd.write_failed(str(exc), traceback.format_exc())
+            _record_failure(rd, str(exc), traceback.format_exc())
             return Outcome(rid, "failed", str(exc))
         except Exception as exc:  # a bug in one run must not lose the others' results
-            rd.write_failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            _record_failure(rd, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             return Outcome(rid, "failed", f"{type(exc).__name__}: {exc}")
     finally:
         rd.lock.release()

@@ -178,16 +178,41 @@ class RunDir:
     def metrics_path(self) -> Path:
         return self.path / "metrics.json"
 
-    def is_done(self) -> bool:
+    def metrics_problem(self) -> str | None:
+        """Why this run is not finished (None: its ``metrics.json`` is there and fits the
+        schema). One check for ``run``'s "done" test, its resume summary and the report."""
+        from ertrl_bench.results_schema import MetricsFileError, read_metrics
+
+        if not os.path.lexists(self.metrics_path):
+            return "no metrics.json"
         try:
-            json.loads(self.metrics_path.read_text())
-            return True
-        except (FileNotFoundError, json.JSONDecodeError):
-            return False
+            read_metrics(self.metrics_path)
+        except MetricsFileError as exc:
+            return str(exc)
+        return None
+
+    def is_done(self) -> bool:
+        return self.metrics_problem() is None
+
+    def read_metrics(self) -> dict:
+        """The finished run's metrics as a dict (validated; ``MetricsFileError`` otherwise)."""
+        from ertrl_bench.results_schema import read_metrics
+
+        return read_metrics(self.metrics_path).model_dump(by_alias=True)
 
     def start(self, device: str) -> None:
-        """Fresh attempt: clear what a previous attempt left, record spec and environment."""
+        """Fresh attempt: clear what a previous attempt left, record spec and environment.
+
+        A ``metrics.json`` that does not fit the schema (so the run is redone) is kept aside as
+        ``metrics.invalid.json``, not deleted: it may be someone's hand edit.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
+        if (
+            self.metrics_path.is_file()
+            and not self.metrics_path.is_symlink()
+            and not self.is_done()
+        ):
+            os.replace(self.metrics_path, self.path / "metrics.invalid.json")
         for name in ("metrics.json", "failed.json", "log.jsonl", "encodings.npz"):
             (self.path / name).unlink(missing_ok=True)
         atomic_write_json(self.path / "spec.json", self.spec.model_dump(mode="json"))

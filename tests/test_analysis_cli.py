@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -106,16 +107,28 @@ def test_cli_report_on_read_only_folder(tmp_path):
 
 
 def test_schema_rejects_what_the_report_could_not_read(tmp_path):
-    good = {"run_id": "r", "method": "m", "env": "e", "seed": 0}
+    score = {"return": 1.0, "normalized": 50}
+    good = {
+        "run_id": "r", "method": "m", "env": "e", "seed": 0,
+        "final": {"train": {"offline": score}},
+        "per_task": {"train": {"offline": {"task-000": score}}},
+    }  # fmt: skip
     assert validate_metrics(good).curve == []
     bad_cases = {
         "per_task": {**good, "per_task": {"train": {"offline": [1.0]}}},
+        "per_task: Field required": {k: v for k, v in good.items() if k != "per_task"},
+        "final: Dictionary should have at least 1 item": {**good, "final": {}},
+        "normalized: Input should be a valid number": {
+            **good,
+            "final": {"train": {"offline": {"normalized": "NaN"}}},
+        },
+        "timing_s.total": {**good, "timing_s": {"total": "12"}},
         "seed": {**good, "seed": "zero"},
         "curve.0.step": {**good, "curve": [{"train/offline/normalized": 1.0}]},
         "probe.linear": {**good, "probe": {"linear": 0.3}},
     }
     for field, metrics in bad_cases.items():
-        with pytest.raises(MetricsFileError, match=field.replace(".", "\\.")):
+        with pytest.raises(MetricsFileError, match=re.escape(field)):
             validate_metrics(metrics)
     # NaN and null scores fit the schema (reported as missing, not rejected).
     m = validate_metrics(
@@ -123,7 +136,7 @@ def test_schema_rejects_what_the_report_could_not_read(tmp_path):
     )
     assert m.final["train"]["offline"].normalized is None
     path = tmp_path / "metrics.json"
-    path.write_text('{"run_id": "r", "method": "m", "env": "e"}')
+    path.write_text(json.dumps({k: v for k, v in good.items() if k != "seed"}))
     with pytest.raises(MetricsFileError, match=f"{path}: wrong shape: seed: Field required"):
         read_metrics(path)
 

@@ -501,3 +501,50 @@ def test_suite_folder_in_results_is_a_file(capsys, tmp_path):
     code, text = run_main(capsys, "run", _suite(tmp_path), "--results-dir", results)
     assert_user_error(code, text, str(results / "tiny"))
     assert (results / "tiny").read_text() == "not a folder"
+
+
+# --- broken results files -----------------------------------------------------------------------
+
+BROKEN_METRICS = {
+    "no-per-task": lambda m: {k: v for k, v in m.items() if k != "per_task"},
+    "empty-list": lambda m: [],
+    "final-oops": lambda m: {"final": "oops"},
+    "string-nan": lambda m: {
+        **m,
+        "final": {**m["final"], "train": {**m["final"]["train"], "offline": {"normalized": "NaN"}}},
+    },
+}
+
+
+def test_a_run_with_broken_metrics_is_reported_as_such_and_redone(capsys, tmp_path):
+    """One check of metrics.json (results_schema.read_metrics) for run's "done" test, its resume
+    summary and the report: a broken file is named, never counted as done, and the run redone."""
+    import json
+
+    from ertrl_bench.analysis.report import write_report
+    from ertrl_bench.store import RunDir
+    from ertrl_bench.suite_loader import load_suite
+
+    path = write_suite(tmp_path / "s.yaml", tiny_suite(seeds=[0, 1]))
+    results = tmp_path / "results"
+    code, text = run_main(capsys, "run", path, "--results-dir", results, "--jobs", "1")
+    assert code == 0, text
+    a, b = (RunDir(results, s) for s in load_suite(path)[1])
+    good = json.loads(a.metrics_path.read_text())
+    for case, breaks in BROKEN_METRICS.items():
+        a.metrics_path.write_text(json.dumps(breaks(good)))
+        assert not a.is_done(), case
+        assert str(a.metrics_path) in a.metrics_problem(), case
+        report = write_report(results / "tiny", reps=20, probe=False, figures=False)
+        assert report.n_done == 1, case  # the header does not claim every run finished
+        assert [p.run_id for p in report.problems] == [a.spec.run_id()], case
+        assert report.problems[0].status == "invalid", case
+        md = report.path.read_text()
+        assert "1 of 2 runs finished" in md and a.spec.run_id() in md, case
+        assert {r["method"] for r in report.rows} == {"focal"}, case  # the method stays
+    # `run` redoes it (keeping the broken file aside); the resume summary never tracebacks
+    code, text = run_main(capsys, "run", path, "--results-dir", results, "--jobs", "1")
+    assert code == 0 and "Traceback" not in text, text
+    assert a.is_done() and b.is_done()
+    assert json.loads((a.path / "metrics.invalid.json").read_text())["final"]["train"]
+    assert "skipped" in text and "done" in text
