@@ -95,7 +95,12 @@ def run(
     """
     from ertrl_bench.config import device_problem
     from ertrl_bench.runner import run_suite
-    from ertrl_bench.store import check_writable_dir, write_suite_index
+    from ertrl_bench.store import (
+        CostMeter,
+        check_writable_dir,
+        record_invocation,
+        write_suite_index,
+    )
     from ertrl_bench.suite_loader import load_suite
 
     s, specs = load_suite(suite)
@@ -122,7 +127,17 @@ def run(
         style = {"done": "green", "skipped": "cyan", "failed": "red"}.get(o.status, "yellow")
         err.print(f"[{style}]{o.status:>7}[/] {o.run_id} {o.message}", highlight=False)
 
+    import os
+    import platform
+
+    meter = CostMeter()
     outcomes = run_suite(specs, results_dir, ex, force=force, on_outcome=show)
+    counts = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}
+    record_invocation(
+        results_dir, s.name,
+        {**meter.read(), "runs": counts, "executor": executor, "options": list(executor_opt),
+         "cpus": os.cpu_count(), "machine": platform.machine()},
+    )  # fmt: skip
     out.print(
         summary_table([o.metrics for o in outcomes if o.metrics], f"{s.name}: normalized return")
     )

@@ -238,14 +238,75 @@ class RunDir:
         atomic_write_json(self.path / "failed.json", {"error": error, "traceback": traceback})
 
 
+def _read_index(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_suite_index(root: Path, suite: str, specs: list[RunSpec]) -> Path:
+    """``results/<suite>/suite.json``: every expected run; the cost of earlier invocations of
+    ``run`` (``invocations``, see ``record_invocation``) is kept."""
     path = inside(root, suite, "suite.json")
     refuse_symlinked_folder(path.parent)
     runs = [
         {"run_id": s.run_id(), "method": s.method.name, "env": s.env.type, "seed": s.seed}
         for s in specs
     ]
-    atomic_write_json(path, {"suite": suite, "runs": runs})
+    index: dict = {"suite": suite, "runs": runs}
+    previous = _read_index(path).get("invocations")
+    if isinstance(previous, list):
+        index["invocations"] = previous
+    atomic_write_json(path, index)
+    return path
+
+
+class CostMeter:
+    """Wall-clock, CPU time and peak memory of one ``ertrl-bench run`` on this machine.
+
+    CPU time is user + system of this process and of its finished child processes (the local
+    executor's workers); peak memory is the largest resident set of this process or of any
+    one finished child (``getrusage``'s ``ru_maxrss``, Linux: KiB). Work done on other machines
+    (the ray executor's remote workers) is not seen.
+    """
+
+    def __init__(self) -> None:
+        import resource
+        import time
+
+        self._resource, self._time = resource, time
+        self.start_wall = time.perf_counter()
+        self.start_cpu = self._cpu()
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def _usage(self):
+        r = self._resource
+        return r.getrusage(r.RUSAGE_SELF), r.getrusage(r.RUSAGE_CHILDREN)
+
+    def _cpu(self) -> float:
+        return sum(u.ru_utime + u.ru_stime for u in self._usage())
+
+    def read(self) -> dict:
+        peak_kib = max(u.ru_maxrss for u in self._usage())
+        return {
+            "started": self.started,
+            "wall_s": round(self._time.perf_counter() - self.start_wall, 1),
+            "cpu_s": round(self._cpu() - self.start_cpu, 1),
+            "peak_rss_mb": round(peak_kib / 1024, 1),
+        }
+
+
+def record_invocation(root: Path, suite: str, record: dict) -> Path:
+    """Append one ``run`` invocation's cost (``CostMeter.read()`` plus outcome counts and the
+    machine) to ``suite.json``'s ``invocations``: a resumed suite lists each invocation."""
+    path = inside(root, suite, "suite.json")
+    refuse_symlinked_folder(path.parent)
+    index = _read_index(path) or {"suite": suite, "runs": []}
+    previous = index.get("invocations")
+    index["invocations"] = [*(previous if isinstance(previous, list) else []), record]
+    atomic_write_json(path, index)
     return path
 
 
