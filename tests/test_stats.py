@@ -47,9 +47,11 @@ def test_agent_bootstrap_covers_and_per_task_resampling_does_not():
     assert per_task < 0.6, per_task
 
 
-def test_agent_bootstrap_with_three_seeds_cannot_reach_nominal_coverage():
-    # The limit the report states: no bootstrap reaches past the most extreme of 3 seeds.
+def test_agent_bootstrap_coverage_with_few_seeds():
+    # The limits the report states: no bootstrap reaches past the most extreme of 3 seeds
+    # (~76%); with 5 the expanded percentiles come close to nominal (~93%).
     assert 0.70 < _coverage(3, 400, agent_bootstrap_ci) < 0.85
+    assert 0.90 < _coverage(5, 400, agent_bootstrap_ci) < 0.96
 
 
 def test_agent_bootstrap_keeps_runs_whole_and_stratifies_families():

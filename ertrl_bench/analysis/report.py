@@ -340,3 +340,8 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
                 report.notes.append(f"gain-vs-diversity figure failed: {type(exc).__name__}: {exc}")
 
     atomic_write_text(report.path, render(report, curve_figs, zmap_figs, div))
+    notes = suite_dir / "NOTES.md"
+    if notes.is_file():  # its generated block (glance.py) follows the CSVs just written
+        from .glance import sync_file
+
+        sync_file(notes, suite_dir.parent, suite_dir)

@@ -1,0 +1,38 @@
+"""The numbers in README.md and results/<study>/NOTES.md are the reports' own (glance.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ertrl_bench.analysis import glance
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_and_notes_tables_match_the_committed_report_csvs(capsys):
+    docs = glance.documents(ROOT)
+    assert ROOT / "README.md" in [p for p, _ in docs]
+    assert {s.name for _, s in docs if s} >= {"repro-point-robot", "repro-cheetah-vel"}
+    code = glance.main(["--check", str(ROOT)])
+    assert code == 0, capsys.readouterr().out  # names the stale file and the command to fix it
+
+
+def test_only_the_marked_block_is_rewritten_and_check_names_a_stale_file(tmp_path, capsys):
+    study = tmp_path / "results" / "s"
+    study.mkdir(parents=True)
+    (study / "returns.csv").write_text(
+        "env,method,scale,group,split,protocol,n_seeds,n_expected,n_tasks,n_evals,iqm,ci_low,"
+        "ci_high,mean,mean_ci_low,mean_ci_high,std,std_ddof0\n"
+        "point-robot,ertrl,ours,OOD,moderate,non_prior,5,5,10,3,1,0,2,12.34,10,14,2.5,2.2\n"
+    )
+    notes = study / "NOTES.md"
+    notes.write_text(
+        "Our reading.\n<!-- generated:study begin -->\nold | 99.9\n<!-- generated:study end -->\nMore.\n"
+    )
+    assert glance.main(["--check", str(tmp_path)]) == 1
+    assert f"{notes}: out of date" in capsys.readouterr().out
+    assert glance.main([str(tmp_path)]) == 0
+    text = notes.read_text()
+    assert text.startswith("Our reading.\n") and text.endswith("More.\n")
+    assert "99.9" not in text and "12.3 ± 2.5" in text
+    assert glance.main(["--check", str(tmp_path)]) == 0
