@@ -21,7 +21,7 @@ import torch
 from ertrl_bench.executors import LocalExecutor, LocalOptions, usable_cores
 from ertrl_bench.runner import prepare_datasets, run_suite
 from ertrl_bench.suite_loader import load_suite
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import tiny_suite, write_suite
 
 
 @pytest.mark.bench

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -21,16 +20,8 @@ from ertrl_bench.results_schema import (
 from ertrl_bench.runner import execute
 from ertrl_bench.store import write_suite_index
 from ertrl_bench.suite_loader import load_suite
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import tiny_suite, write_suite
 from tests.test_analysis_report import _index, _write_run
-
-
-def _cli(*args, cwd=None):
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "COLUMNS": "400"}  # no wrapped messages
-    return subprocess.run(
-        [sys.executable, "-m", "ertrl_bench.cli", "report", *map(str, args)],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
-    )  # fmt: skip
 
 
 def _small_suite(path, name, methods=("ertrl", "focal")):
@@ -45,11 +36,11 @@ def _small_suite(path, name, methods=("ertrl", "focal")):
     return path
 
 
-def test_cli_report_on_results_root_reports_each_suite(tmp_path):
+def test_cli_report_on_results_root_reports_each_suite(cli, tmp_path):
     root = tmp_path / "results"
     _small_suite(root / "alpha", "alpha")
     _small_suite(root / "beta", "beta", methods=("csro",))
-    res = _cli(root, "--no-diversity")
+    res = cli("report", root, "--no-diversity")
     assert res.returncode == 0, res.stderr
     for name in ("alpha", "beta"):
         md = (root / name / "report.md").read_text()
@@ -73,7 +64,7 @@ def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
     return exc.value.code, " ".join(capsys.readouterr().err.split())
 
 
-def test_cli_report_errors_name_the_path_and_exit_2(tmp_path, monkeypatch, capsys):
+def test_cli_report_errors_name_the_path_and_exit_2(cli, tmp_path, monkeypatch, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     (tmp_path / "file").write_text("x")
@@ -89,17 +80,17 @@ def test_cli_report_errors_name_the_path_and_exit_2(tmp_path, monkeypatch, capsy
     # so it fails even for root).
     suite = _small_suite(tmp_path / "s", "s", methods=("ertrl",))
     (suite / "report.md").mkdir()
-    res = _cli(suite, "--no-diversity")
+    res = cli("report", suite, "--no-diversity")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"{suite / 'report.md'}: cannot write the report" in res.stderr
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_cli_report_on_read_only_folder(tmp_path):
+def test_cli_report_on_read_only_folder(cli, tmp_path):
     suite = _small_suite(tmp_path / "ro", "ro", methods=("ertrl",))
     suite.chmod(0o555)
     try:
-        res = _cli(suite)
+        res = cli("report", suite)
     finally:
         suite.chmod(0o755)
     assert res.returncode == 2 and "Traceback" not in res.stderr

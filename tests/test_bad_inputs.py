@@ -8,11 +8,8 @@ run the installed ``ertrl-bench`` script as a subprocess, as a user would.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +17,7 @@ import torch
 import yaml
 
 from ertrl_bench.cli import main
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import entry_point, tiny_suite, wait_for, write_suite
 
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file permissions")
@@ -438,17 +435,6 @@ def test_nothing_written_outside_results(capsys, tmp_path):
 # --- through the real entry point ---------------------------------------------------------------
 
 
-def entry_point() -> list[str]:
-    script = shutil.which("ertrl-bench")
-    return [script] if script else [sys.executable, "-m", "ertrl_bench.cli"]
-
-
-def cli(*args, **kw):
-    return subprocess.run(
-        [*entry_point(), *map(str, args)], capture_output=True, text=True, timeout=120, **kw
-    )
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -456,14 +442,14 @@ def cli(*args, **kw):
         (["runn"], "No such command 'runn'"),
     ],
 )  # the others go through the same main() in-process (test_usage_errors_are_one_line_exit_2)
-def test_real_entry_point_usage_errors(tmp_path, argv, message):
+def test_real_entry_point_usage_errors(cli, tmp_path, argv, message):
     proc = cli(*argv, cwd=tmp_path)
     assert_user_error(proc.returncode, proc.stderr, message)
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert proc.stdout == ""
 
 
-def test_real_entry_point_bad_suite(tmp_path):
+def test_real_entry_point_bad_suite(cli, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_bytes("name: caf\u00e9\n".encode("latin-1"))
     proc = cli("validate", path)
@@ -484,9 +470,11 @@ def test_ctrl_c_exits_130_and_says_what_is_kept(tmp_path):
         # SIGINT ignored, and Python then keeps ignoring it: give the child the default back
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(results.glob("ctrlc/*/log.jsonl")):
-        time.sleep(0.2)
+    try:
+        wait_for(lambda: list(results.glob("ctrlc/*/log.jsonl")), "the run never started logging")
+    except AssertionError:
+        proc.kill()
+        raise
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

@@ -12,7 +12,7 @@ from ertrl_bench.data.tiers import resolve_tier
 from ertrl_bench.envs.base import ListBatchEnv
 from ertrl_bench.envs.mujoco import HopperMass
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotBatch
-from tests.conftest import TINY_DATA
+from tests.helpers import TINY_DATA
 
 SMALL_SAC = {"sac_hidden": (16, 16), "sac_batch": 16}
 

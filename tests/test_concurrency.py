@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -18,7 +16,7 @@ from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.runner import execute, run_suite
 from ertrl_bench.store import RunDir
 from ertrl_bench.suite_loader import load_suite
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import entry_point, tiny_suite, wait_for, write_suite
 
 
 def _specs(tmp_path, **kw):
@@ -108,11 +106,6 @@ def test_run_suite_waits_for_a_run_another_process_finishes(tmp_path, make_execu
     assert (a.run_id(), "waiting") in seen
 
 
-def _entry_point() -> list[str]:
-    script = shutil.which("ertrl-bench")
-    return [script] if script else [sys.executable, "-m", "ertrl_bench.cli"]
-
-
 @pytest.mark.slow  # two CLI start-ups + 3 runs (~1 min on 2 busy cores); locks are also
 def test_two_cli_processes_share_a_results_folder(tmp_path):  # tested above with real processes
     """Two `ertrl-bench run` of one suite into one folder: every run is done exactly once."""
@@ -120,16 +113,20 @@ def test_two_cli_processes_share_a_results_folder(tmp_path):  # tested above wit
     suite["train"].update(iterations=3, steps_per_iteration=30)
     path = write_suite(tmp_path / "s.yaml", suite)
     results = tmp_path / "results"
-    cmd = [*_entry_point(), "run", str(path), "--results-dir", str(results), "--jobs", "1"]
+    cmd = [*entry_point(), "run", str(path), "--results-dir", str(results), "--jobs", "1"]
     env = {**os.environ, "ERTRL_BENCH_QUIET": "1"}
     first = subprocess.Popen(
         cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(
-        p.read_text() for p in results.glob("twice/*/.lock") if p.exists()
-    ):
-        time.sleep(0.05)
+    try:
+        wait_for(
+            lambda: any(p.read_text() for p in results.glob("twice/*/.lock") if p.exists()),
+            "the first process never locked a run",
+            every=0.05,
+        )
+    except AssertionError:
+        first.kill()
+        raise
     second = subprocess.Popen(
         cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
     )

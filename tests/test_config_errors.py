@@ -1,23 +1,10 @@
 """Bad inputs: each gets its specific message, exit code 2, and no traceback."""
 
-import subprocess
-import sys
-
 import pytest
 
 from ertrl_bench.errors import ConfigError
 from ertrl_bench.suite_loader import load_suite
-from tests.conftest import tiny_suite, write_suite
-
-
-def cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "ertrl_bench.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
+from tests.helpers import tiny_suite, write_suite
 
 
 def test_valid_suite_expands_grid(tmp_path):
@@ -93,7 +80,7 @@ def test_component_option_errors_have_paths(tmp_path):
         ("name: x\n", "a suite needs a `grid:` or a non-empty `runs:` list"),
     ],
 )
-def test_cli_validate_bad_inputs_exit_2_without_traceback(tmp_path, content, message):
+def test_cli_validate_bad_inputs_exit_2_without_traceback(cli, tmp_path, content, message):
     path = tmp_path / "bad.yaml"
     path.write_text(content)
     proc = cli("validate", str(path))
@@ -103,7 +90,7 @@ def test_cli_validate_bad_inputs_exit_2_without_traceback(tmp_path, content, mes
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
-def test_missing_file_and_unknown_executor(tmp_path):
+def test_missing_file_and_unknown_executor(cli, tmp_path):
     proc = cli("validate", str(tmp_path / "nope.yaml"))
     assert proc.returncode == 2 and "no such suite file" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -112,7 +99,7 @@ def test_missing_file_and_unknown_executor(tmp_path):
     assert proc.returncode == 2 and "unknown executor 'slurm'; available: local, ray" in proc.stderr
 
 
-def test_run_does_no_work_on_invalid_suite(tmp_path):
+def test_run_does_no_work_on_invalid_suite(cli, tmp_path):
     suite = tiny_suite()
     suite["grid"]["methods"] = ["focal", "nope"]
     path = write_suite(tmp_path / "s.yaml", suite)
@@ -121,7 +108,7 @@ def test_run_does_no_work_on_invalid_suite(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_builtin_suites_validate():
+def test_builtin_suites_validate(cli):
     proc = cli("validate", "smoke")
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout

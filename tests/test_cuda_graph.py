@@ -22,7 +22,7 @@ from ertrl_bench.problem import Problem
 from ertrl_bench.step import train_step
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.training import build_agent, make_encoder_optimizer
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import tiny_suite, write_suite
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 M, C, B, N = 4, 16, 32, 200

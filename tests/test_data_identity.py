@@ -14,7 +14,7 @@ from ertrl_bench.data.memory import plan_groups, task_bytes
 from ertrl_bench.data.store import DatasetDir, data_root
 from ertrl_bench.data.tiers import resolve_tier
 from ertrl_bench.envs.point_robot import PointRobot
-from tests.conftest import TINY_DATA
+from tests.helpers import TINY_DATA
 
 # tiny nets, short training: a full 50-task build takes a couple of seconds
 DATA = {

@@ -1,8 +1,6 @@
 """Behavior datasets: per-task content, checksums, corruption handling, CLI listing."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ from ertrl_bench.data import get_datasets
 from ertrl_bench.data.store import DatasetDir
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.errors import DatasetError
-from tests.conftest import TINY_DATA
+from tests.helpers import TINY_DATA
 
 
 @pytest.fixture
@@ -36,7 +34,7 @@ def test_every_task_has_data_and_normalisation(own_cache):
     assert fd.r_min(t) < fd.r_max(t)
 
 
-def test_corrupted_and_truncated_files_are_detected_and_regenerated(own_cache, capsys):
+def test_corrupted_and_truncated_files_are_detected_and_regenerated(cli, own_cache, capsys):
     fam = PointRobot()
     fd = get_datasets(fam, "smoke", TINY_DATA)
     ddir = DatasetDir(Path(fd.path))
@@ -49,21 +47,13 @@ def test_corrupted_and_truncated_files_are_detected_and_regenerated(own_cache, c
     trunc.write_bytes(trunc.read_bytes()[:100])
     with pytest.raises(DatasetError, match="fails its checksum"):
         ddir.load_task(first)
-    proc = subprocess.run(
-        [sys.executable, "-m", "ertrl_bench.cli", "datasets", "verify"],
-        capture_output=True,
-        text=True,
-    )
+    proc = cli("datasets", "verify")
     assert proc.returncode == 2
     assert f"{first}.npz fails its checksum" in proc.stderr and second in proc.stderr
     again = get_datasets(fam, "smoke", TINY_DATA)  # regenerates the two bad tasks
     assert ddir.check_task(first) is None and ddir.check_task(second) is None
     assert np.array_equal(again.arrays[first]["obs"].shape, fd.arrays[first]["obs"].shape)
-    listing = subprocess.run(
-        [sys.executable, "-m", "ertrl_bench.cli", "datasets", "list"],
-        capture_output=True,
-        text=True,
-    )
+    listing = cli("datasets", "list")
     assert listing.returncode == 0 and "point-robot" in listing.stdout and "ok" in listing.stdout
 
 
@@ -118,14 +108,10 @@ def test_missing_or_malformed_manifest_is_incomplete_and_rebuilt(own_cache, cont
     assert _cli("datasets", "verify").exit_code == 0
 
 
-def test_verify_fails_on_malformed_manifest_through_the_real_cli(own_cache):
+def test_verify_fails_on_malformed_manifest_through_the_real_cli(cli, own_cache):
     fd = get_datasets(PointRobot(), "smoke", FAST, tasks=[0])
     (Path(fd.path) / "manifest.json").write_text("[1, 2]")
-    proc = subprocess.run(
-        [sys.executable, "-m", "ertrl_bench.cli", "datasets", "verify"],
-        capture_output=True,
-        text=True,
-    )
+    proc = cli("datasets", "verify")
     assert proc.returncode == 2, proc.stderr
     assert "incomplete: manifest.json is a list" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -24,7 +24,7 @@ from ertrl_bench.data.policies import (
     shared_states,
 )
 from ertrl_bench.envs.point_robot import PointRobot
-from tests.conftest import TINY_DATA
+from tests.helpers import TINY_DATA
 
 
 @pytest.fixture(scope="module")

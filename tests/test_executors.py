@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import tiny_suite, write_suite
-
-
-def cli(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "ertrl_bench.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "ERTRL_BENCH_QUIET": "1"},
-    )
+from tests.helpers import tiny_suite, write_suite
 
 
 def finals(results) -> dict[str, dict]:
@@ -36,7 +23,7 @@ def finals(results) -> dict[str, dict]:
         (["--executor-opt", "workers=2"], "--executor-opt.workers: unknown field"),
     ],
 )
-def test_bad_executor_options_are_named(tmp_path, opts, message):
+def test_bad_executor_options_are_named(cli, tmp_path, opts, message):
     suite = write_suite(tmp_path / "s.yaml", tiny_suite())
     proc = cli("run", str(suite), "--results-dir", str(tmp_path / "r"), *opts)
     assert proc.returncode == 2, proc.stderr
@@ -44,7 +31,7 @@ def test_bad_executor_options_are_named(tmp_path, opts, message):
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("metrics.json"))
 
 
-def test_ray_executor_matches_local(tmp_path):
+def test_ray_executor_matches_local(cli, tmp_path):
     pytest.importorskip("ray")
     suite = write_suite(tmp_path / "s.yaml", tiny_suite(seeds=(0, 1)))
     local = cli("run", str(suite), "--results-dir", str(tmp_path / "local"))
@@ -68,7 +55,7 @@ def test_ray_executor_matches_local(tmp_path):
     assert len(ours) == 2 and ours == theirs  # same config + seed: same numbers, any executor
 
 
-def test_run_help_names_the_ray_extra_literally():
+def test_run_help_names_the_ray_extra_literally(cli):
     # rich markup once swallowed "[ray]", telling users to install plain 'ertrl-bench'
     res = cli("run", "--help", timeout=60)
     assert res.returncode == 0, res.stderr

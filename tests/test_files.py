@@ -36,7 +36,7 @@ def _victim(tmp_path, name="victim.txt"):
 
 def _tiny_spec(tmp_path, **kw):
     from ertrl_bench.suite_loader import load_suite
-    from tests.conftest import tiny_suite, write_suite
+    from tests.helpers import tiny_suite, write_suite
 
     return load_suite(write_suite(tmp_path / "s.yaml", tiny_suite(**kw)))[1]
 

@@ -20,7 +20,7 @@ from ertrl_bench.executors import LocalExecutor
 from ertrl_bench.nn import mlp
 from ertrl_bench.runner import execute, make_family, run_suite
 from ertrl_bench.suite_loader import builtin_suite_path, load_suite
-from tests.conftest import USER_DATA_ROOT
+from tests.helpers import USER_DATA_ROOT
 
 MARGIN = 30.0
 

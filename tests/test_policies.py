@@ -16,7 +16,7 @@ from ertrl_bench.data.policies import load_behavior_policies, load_policy_file, 
 from ertrl_bench.data.sac import EnsembleActor
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.errors import DatasetError
-from tests.conftest import TINY_DATA
+from tests.helpers import TINY_DATA
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from ertrl_bench.analysis.probe import (
 )
 from ertrl_bench.runner import execute
 from ertrl_bench.suite_loader import load_suite
-from tests.conftest import TINY_PROBE, tiny_suite, write_suite
+from tests.helpers import TINY_PROBE, tiny_suite, write_suite
 
 
 def _encodings(rng, noise: float, informative: bool = True, tasks: int = 30, n: int = 60):

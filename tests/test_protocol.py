@@ -32,7 +32,7 @@ from ertrl_bench.testing import (
     tiny_problem,
 )
 from ertrl_bench.training import build_agent, make_encoder_optimizer, meta_train
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import tiny_suite, write_suite
 
 SMALL = {"hidden": [16]}
 

@@ -1,6 +1,6 @@
 """Regression against stored reference results (``results/reference/tiny.json``).
 
-A tiny deterministic suite (the same settings as ``tests/conftest.py:tiny_suite``) must reproduce
+A tiny deterministic suite (the same settings as ``tests/helpers.py:tiny_suite``) must reproduce
 the stored final scores. After an intended change of numbers, refresh the reference with
 ``python tests/test_regression.py --write`` and say why in the commit message.
 """
@@ -22,7 +22,7 @@ METHODS = ["focal", "csro", "ertrl", "unicorn", "offline_pearl"]  # all five nam
 def compute(tmp: Path) -> dict:
     from ertrl_bench.runner import execute
     from ertrl_bench.suite_loader import load_suite
-    from tests.conftest import tiny_suite, write_suite
+    from tests.helpers import tiny_suite, write_suite
 
     _, specs = load_suite(
         write_suite(tmp / "s.yaml", tiny_suite(name="reference", methods=METHODS))

@@ -570,7 +570,7 @@ def test_registered_families_carry_the_papers_weights(tmp_path):
     """The weights a suite resolves for each family (option default < family default)."""
     from ertrl_bench.plugins import get_registry
     from ertrl_bench.suite_loader import load_suite
-    from tests.conftest import write_suite
+    from tests.helpers import write_suite
 
     envs = [n for n in get_registry().names("envs") if n.replace("-", "") in PAPER_WEIGHTS]
     assert len(envs) == 8

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import torch
 
@@ -13,7 +12,7 @@ from ertrl_bench.config import Strict
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.runner import execute
 from ertrl_bench.suite_loader import load_suite
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import tiny_suite, wait_for, write_suite
 
 
 def _specs(tmp_path, **kw):
@@ -81,14 +80,16 @@ def test_killed_run_leaves_no_metrics_and_resumes(tmp_path):
         env={**os.environ},
         start_new_session=True,
     )
-    deadline = time.time() + 120
-    logs = []
-    while time.time() < deadline and not any(len(p.read_text().splitlines()) >= 2 for p in logs):
-        time.sleep(0.2)
+
+    def two_log_lines():
         logs = list(results.glob("killme/*/log.jsonl"))
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert logs, "the run never started logging"
+        return logs if any(len(p.read_text().splitlines()) >= 2 for p in logs) else None
+
+    try:
+        logs = wait_for(two_log_lines, "the run never wrote two log lines")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     run_dir = logs[0].parent
     assert not (run_dir / "metrics.json").exists()
     assert not list(run_dir.glob(".*tmp"))

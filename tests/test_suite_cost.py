@@ -7,7 +7,7 @@ import pytest
 from benchmarks.suite_cost import estimate, per_run_seconds, phase_costs
 from ertrl_bench.runner import execute
 from ertrl_bench.suite_loader import load_suite
-from tests.conftest import TINY_PROBE, tiny_suite, write_suite
+from tests.helpers import TINY_PROBE, tiny_suite, write_suite
 
 
 @pytest.fixture(scope="module")
