@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import tiny_suite, write_suite
 
 
 def _run(monkeypatch, *args) -> int:
