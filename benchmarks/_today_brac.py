@@ -43,12 +43,12 @@ class BRAC:
         o = self.o = options
         ds, da, dz = problem.obs_dim, problem.act_dim, problem.latent_dim
         dev = self.device = problem.device
-        self.policy = mlp(ds + dz, o.hidden, 2 * da).to(dev)
-        self.q1 = mlp(ds + da + dz, o.hidden, 1).to(dev)
-        self.q2 = mlp(ds + da + dz, o.hidden, 1).to(dev)
-        self.v = mlp(ds + dz, o.hidden, 1).to(dev)
+        self.policy = mlp(ds + dz, o.hidden, 2 * da, init="torch").to(dev)
+        self.q1 = mlp(ds + da + dz, o.hidden, 1, init="torch").to(dev)
+        self.q2 = mlp(ds + da + dz, o.hidden, 1, init="torch").to(dev)
+        self.v = mlp(ds + dz, o.hidden, 1, init="torch").to(dev)
         self.v_target = copy.deepcopy(self.v).requires_grad_(False)
-        self.c = mlp(ds + da + dz, o.hidden, 1).to(dev)
+        self.c = mlp(ds + da + dz, o.hidden, 1, init="torch").to(dev)
         hp = {"alpha_init": 500.0, "alpha_max": 2000.0}
         hp.update(getattr(problem.family, "component_defaults", {}).get("brac", {}))
         self.alpha_max = o.alpha_max if o.alpha_max is not None else hp["alpha_max"]

@@ -146,6 +146,10 @@ class TrainConfig(Strict):
     # authors: every trajectory's last transition is terminal (time-limit ends too); "env": only
     # true terminations (ertrl_bench.batch.TaskDataset)
     terminals: Literal["trajectory_end", "env"] = "trajectory_end"
+    # how every built-in network starts: "rlkit" (the authors', all their networks: hidden
+    # weights uniform in +-1/sqrt(output size), biases 0.1, output layers +-3e-3, policy heads
+    # +-1e-3, so z, log-std and Q start near 0) or "torch" (PyTorch's defaults). ertrl_bench/nn.py
+    init: Literal["rlkit", "torch"] = "rlkit"
     compile: bool = False  # torch.compile the backbone's losses (GPU; docs/performance.md)
     # capture the whole train step as one CUDA graph and replay it (CUDA only; on other devices
     # the step runs eagerly: ertrl_bench/cuda_graph.py, docs/performance.md)

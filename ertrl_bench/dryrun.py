@@ -43,7 +43,13 @@ def dry_run_spec(spec: RunSpec, tasks: int = 4, steps: int = 24) -> None:
     latent = spec.train.latent_dim or family.hparams.latent_dim
     obs_dim, act_dim = data.data["obs"].shape[-1], data.data["actions"].shape[-1]
     problem = Problem(
-        family, obs_dim, act_dim, latent, torch.device("cpu"), reference_stats(data, rows)
+        family,
+        obs_dim,
+        act_dim,
+        latent,
+        torch.device("cpu"),
+        reference_stats(data, rows),
+        init=spec.train.init,
     )
     agent = build_agent(spec.method, problem)
     opt = make_encoder_optimizer(agent, spec.train.encoder_lr)

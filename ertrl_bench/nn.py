@@ -13,15 +13,63 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+INITS = ("rlkit", "torch")  # TrainConfig.init: how every built-in network starts
+HIDDEN_BIAS = 0.1  # rlkit: every hidden layer's bias
+OUTPUT_BOUND = 3e-3  # rlkit: output layer weights and biases uniform in +-this
+POLICY_HEAD_BOUND = 1e-3  # rlkit's TanhGaussianPolicy: mean and log-std heads
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, act=nn.ReLU) -> nn.Sequential:
+
+def mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    act=nn.ReLU,
+    *,
+    init: str,
+    out_bound: float = OUTPUT_BOUND,
+) -> nn.Sequential:
+    """An MLP initialised by ``init`` (``init_mlp_``); ``out_bound``: its output layer's range
+    under ``rlkit`` (``POLICY_HEAD_BOUND`` for a policy's mean/log-std head)."""
     layers: list[nn.Module] = []
     d = in_dim
     for h in hidden:
         layers += [nn.Linear(d, h), act()]
         d = h
     layers.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*layers)
+    return init_mlp_(nn.Sequential(*layers), init, out_bound)
+
+
+@torch.no_grad()
+def init_mlp_(
+    net: nn.Module, init: str, out_bound: float = OUTPUT_BOUND, generator=None
+) -> nn.Module:
+    """Initialise the linear layers of an MLP in place (the last one is its output layer).
+
+    ``rlkit`` (the authors' networks, every one of them: rlkit's ``Mlp`` with ``fanin_init``):
+    hidden weights uniform in +-1/sqrt(fan), where fan is the layer's *output* size (rlkit's
+    ``fanin_init`` reads ``size[0]`` of a ``[out, in]`` weight), hidden biases 0.1, output
+    weights and biases uniform in +-``out_bound`` (3e-3; a policy's heads 1e-3), so z, log-std
+    and Q all start near 0. ``torch``: PyTorch's own default (the layers as constructed).
+    ``EnsembleLinear`` members are initialised alike, each one like a single layer.
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; available: {', '.join(INITS)}")
+    layers = [m for m in net.modules() if isinstance(m, (nn.Linear, EnsembleLinear))]
+    if init == "torch" or not layers:
+        return net
+    for layer in layers[:-1]:
+        bound = 1.0 / math.sqrt(_out_features(layer))
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        layer.bias.fill_(HIDDEN_BIAS)
+    last = layers[-1]
+    last.weight.uniform_(-out_bound, out_bound, generator=generator)
+    last.bias.uniform_(-out_bound, out_bound, generator=generator)
+    return net
+
+
+def _out_features(layer: nn.Module) -> int:
+    """A layer's output size: ``nn.Linear`` weight ``[out, in]``, ``EnsembleLinear`` ``[E, in, out]``."""
+    return layer.weight.shape[0] if isinstance(layer, nn.Linear) else layer.weight.shape[-1]
 
 
 class EnsembleLinear(nn.Module):
@@ -39,14 +87,23 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-def ensemble_mlp(ensemble: int, in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+def ensemble_mlp(
+    ensemble: int,
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    *,
+    init: str,
+    out_bound: float = OUTPUT_BOUND,
+) -> nn.Sequential:
+    """``ensemble`` independent MLPs in one (``EnsembleLinear``), initialised as ``mlp``."""
     layers: list[nn.Module] = []
     d = in_dim
     for h in hidden:
         layers += [EnsembleLinear(ensemble, d, h), nn.ReLU()]
         d = h
     layers.append(EnsembleLinear(ensemble, d, out_dim))
-    return nn.Sequential(*layers)
+    return init_mlp_(nn.Sequential(*layers), init, out_bound)
 
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0

@@ -43,6 +43,9 @@ class Problem:
     latent_dim: int
     device: torch.device
     stats: DataStats | None = None  # None: no dataset yet (checkers); UNICORN then uses a batch
+    # how networks start (TrainConfig.init): "rlkit" (the authors') or "torch"; built-in
+    # components pass it to ertrl_bench.nn.mlp, a plugin's networks may too
+    init: str = "rlkit"
 
     @property
     def hparams(self) -> FamilyHParams:

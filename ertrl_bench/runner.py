@@ -234,7 +234,7 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     latent = spec.train.latent_dim or family.hparams.latent_dim
     train_rows = torch.tensor([rows[t.key] for t in family.tasks("train")], device=device)
     stats = reference_stats(task_data, train_rows)
-    problem = Problem(family, obs_dim, act_dim, latent, device, stats)
+    problem = Problem(family, obs_dim, act_dim, latent, device, stats, init=spec.train.init)
     agent = build_agent(spec.method, problem)
     by_split = {s: family.tasks(s, data.tier.task_seed) for s in spec.eval.splits}
     history: list[dict] = []

@@ -163,7 +163,7 @@ def behavior_cloning_policy(data, tasks, steps: int = 3200, seed: int = 0):
     obs = torch.from_numpy(np.concatenate([data.task_arrays(t)["obs"] for t in tasks]))
     act = torch.from_numpy(np.concatenate([data.task_arrays(t)["actions"] for t in tasks]))
     torch.manual_seed(seed)
-    net = mlp(obs.shape[1], (64, 64, 64), act.shape[1])
+    net = mlp(obs.shape[1], (64, 64, 64), act.shape[1], init="torch")
     opt = torch.optim.Adam(net.parameters(), lr=3e-4)
     draws = torch.Generator().manual_seed(seed)
     for _ in range(steps):

@@ -41,6 +41,7 @@ from pydantic import PositiveFloat, PositiveInt
 
 from ertrl_bench.batch import Transitions
 from ertrl_bench.nn import (
+    POLICY_HEAD_BOUND,
     ensemble_mlp,
     mlp,
     soft_update,
@@ -106,11 +107,15 @@ class BRAC:
         dev = self.device = problem.device
         if dev.type == "cpu":
             tune_allocator()
-        self.policy = mlp(ds + dz, o.hidden, 2 * da).to(dev)
-        self.q = ensemble_mlp(2, ds + da + dz, o.hidden, 1).to(dev)  # the twin Q nets, fused
-        self.v = mlp(ds + dz, o.hidden, 1).to(dev)
+        init = problem.init  # rlkit's (the authors') or torch's (ertrl_bench.nn.init_mlp_)
+        # the policy's one output layer is its mean and log-std heads: rlkit's +-1e-3
+        self.policy = mlp(ds + dz, o.hidden, 2 * da, init=init, out_bound=POLICY_HEAD_BOUND)
+        self.policy = self.policy.to(dev)
+        # the twin Q nets, fused
+        self.q = ensemble_mlp(2, ds + da + dz, o.hidden, 1, init=init).to(dev)
+        self.v = mlp(ds + dz, o.hidden, 1, init=init).to(dev)
         self.v_target = copy.deepcopy(self.v).requires_grad_(False)
-        self.c = mlp(ds + da + dz, o.hidden, 1).to(dev)
+        self.c = mlp(ds + da + dz, o.hidden, 1, init=init).to(dev)
         self.alpha_max, alpha_init = o.alpha_max, o.alpha_init
         self.raw_alpha = torch.tensor(float(alpha_init), device=dev)  # plain SGD, no optimizer
         self.opt_policy = torch.optim.Adam(self.policy.parameters(), lr=o.lr)

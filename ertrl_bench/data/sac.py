@@ -41,7 +41,7 @@ class EnsembleActor(nn.Module):
 
     def __init__(self, tasks: int, obs_dim: int, act_dim: int, hidden):
         super().__init__()
-        self.net = ensemble_mlp(tasks, obs_dim, hidden, 2 * act_dim)
+        self.net = ensemble_mlp(tasks, obs_dim, hidden, 2 * act_dim, init="torch")
         self.act_dim = act_dim
 
     def forward(self, obs, deterministic: bool = False, noise: torch.Tensor | None = None):
@@ -55,8 +55,8 @@ class EnsembleActor(nn.Module):
 class EnsembleCritic(nn.Module):
     def __init__(self, tasks: int, obs_dim: int, act_dim: int, hidden):
         super().__init__()
-        self.q1 = ensemble_mlp(tasks, obs_dim + act_dim, hidden, 1)
-        self.q2 = ensemble_mlp(tasks, obs_dim + act_dim, hidden, 1)
+        self.q1 = ensemble_mlp(tasks, obs_dim + act_dim, hidden, 1, init="torch")
+        self.q2 = ensemble_mlp(tasks, obs_dim + act_dim, hidden, 1, init="torch")
 
     def forward(self, obs, act):
         x = torch.cat([obs, act], dim=-1)

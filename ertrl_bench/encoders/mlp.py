@@ -25,7 +25,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, options: MLPEncoderOptions, problem: Problem):
         super().__init__()
-        self.net = mlp(problem.context_dim, options.hidden, problem.latent_dim)
+        self.net = mlp(problem.context_dim, options.hidden, problem.latent_dim, init=problem.init)
         self.latent_dim = problem.latent_dim
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):

@@ -125,7 +125,7 @@ class CSRORegularizer:
         self.latent_dim = problem.latent_dim
         # one MLP, two heads: [mu | pre-softplus variance], as the authors' club_model, whose
         # output activation is tanh on *all* outputs (appended: parameter names unchanged)
-        q = mlp(in_dim, options.hidden, 2 * problem.latent_dim)
+        q = mlp(in_dim, options.hidden, 2 * problem.latent_dim, init=problem.init)
         if options.bounded:
             q.append(torch.nn.Tanh())
         self.q = q.to(self.device)

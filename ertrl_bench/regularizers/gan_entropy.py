@@ -97,9 +97,11 @@ class GANEntropyRegularizer:
         self.weight = options.weight
         ds, da, dz = problem.obs_dim, problem.act_dim, problem.latent_dim
         self.noise_dim = options.noise_dim
-        self.generator = mlp(ds + dz + options.noise_dim, options.generator_hidden, da)
+        init = problem.init
+        self.generator = mlp(ds + dz + options.noise_dim, options.generator_hidden, da, init=init)
         self.generator = self.generator.to(self.device)
-        self.discriminator = mlp(ds + da + dz, options.discriminator_hidden, 1).to(self.device)
+        self.discriminator = mlp(ds + da + dz, options.discriminator_hidden, 1, init=init)
+        self.discriminator = self.discriminator.to(self.device)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=options.lr)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=options.lr)
 

@@ -41,7 +41,8 @@ class UnicornRegularizer:
         self.device = problem.device
         self.weight = options.weight
         ds, da, dz = problem.obs_dim, problem.act_dim, problem.latent_dim
-        self.decoder = mlp(ds + da + dz, options.hidden, ds + 1).to(self.device)
+        self.decoder = mlp(ds + da + dz, options.hidden, ds + 1, init=problem.init)
+        self.decoder = self.decoder.to(self.device)
         self.scale: torch.Tensor | None = None  # [ds + 1] divisor of the targets
         self.shift: torch.Tensor | None = None  # [ds + 1] subtracted first (0 for s' - s)
         if problem.stats is not None:
