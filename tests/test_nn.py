@@ -22,7 +22,7 @@ from ertrl_bench.regularizers.gan_entropy import GANEntropyOptions, GANEntropyRe
 from ertrl_bench.regularizers.unicorn import UnicornOptions, UnicornRegularizer
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import tiny_problem
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import tiny_suite, write_suite
 
 # wide enough that a uniform draw comes within 5% of its bound on every layer
 WIDE = (64, 48)
