@@ -1,4 +1,5 @@
-"""Result analysis: IQM + bootstrap CIs, t-tests, W2 diversity, the z-probe, plots, the report.
+"""Result analysis: IQM + agent-bootstrap CIs, tests and power, W2 diversity, the z-probe, plots,
+the report (on our normalizer and, via ``paper_scale``, the authors').
 
 The suite report is split by job: ``load`` (read runs through ``ertrl_bench.results_schema``),
 ``tables`` (numbers), ``figures`` (PNGs), ``markdown`` (report.md), ``report`` (the orchestrator
@@ -21,6 +22,11 @@ _EXPORTS = {
     "Interval": "stats",
     "mean_ci": "stats",
     "welch_ttest": "stats",
+    "agent_bootstrap_ci": "stats",
+    "difference_ci": "stats",
+    "probability_of_improvement": "stats",
+    "authors_ttest": "stats",
+    "min_detectable_effect": "stats",
     "w2_between_samples": "wasserstein",
     "policy_distance": "wasserstein",
     "pairwise_distance_matrix": "wasserstein",

@@ -294,6 +294,8 @@ def _returns_markdown(
             )
             lines.append("")
             body_ci, body_ms = [], []
+            theirs = [r for r in arows if r["env"] == env and r["protocol"] == proto]
+            tsplits_a = [x for x in splits if any(r["split"] == x for r in theirs)]
             for method in ordered(r["method"] for r in sub):
                 cells = {r["split"]: r for r in sub if r["method"] == method}
                 seeds = max(f"{c['n_seeds']}/{c['n_expected']}" for c in cells.values())
@@ -307,17 +309,22 @@ def _returns_markdown(
                     )  # fmt: skip
                     ci.append(f"**{text}**" if bold else text)
                 body_ci.append([method, seeds, *ci])
+                acells = {r["split"]: r for r in theirs if r["method"] == method}
                 body_ms.append(
                     [method, seeds,
-                     *(fmt_mean_ci(cells[s]) if s in cells else MISSING for s in splits)]
+                     *(fmt_mean_ci(cells[s]) if s in cells else MISSING for s in splits),
+                     *(fmt_mean_ci(acells[s]) if s in acells else MISSING for s in tsplits_a)]
                 )  # fmt: skip
             lines += _md_table(["method", "seeds", *headers], body_ci)
             lines.append(
                 "Mean over seeds of the per-seed mean over tasks [95% agent-bootstrap CI] ± s.d. "
-                f"(sample, ddof 1) over {seeds_phrase(sub)} seeds:"
-            )
+                f"(sample, ddof 1) over {seeds_phrase(sub)} seeds"
+                + (", on our normalizer and on the authors' (their per-task R_min / R_max):"
+                   if tsplits_a else ":")
+            )  # fmt: skip
             lines.append("")
-            lines += _md_table(["method", "seeds", *headers], body_ms)
+            a_headers = [f"{SPLIT_HEADERS.get(x, x)}, authors' scale" for x in tsplits_a]
+            lines += _md_table(["method", "seeds", *headers, *a_headers], body_ms)
             tsub = [t for t in trows if t["env"] == env and t["protocol"] == proto]
             if tsub:
                 lines += _comparison_markdown(tsub)
