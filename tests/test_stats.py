@@ -40,9 +40,10 @@ def _coverage(runs: int, datasets: int, method) -> float:
 def test_agent_bootstrap_covers_and_per_task_resampling_does_not():
     # 1000 synthetic studies of 20 seeds: nominal 95% intervals must cover the truth 93-97% of
     # the time (binomial s.e. 0.7 points). Resampling runs independently per task (rliable's
-    # stratified bootstrap) ignores the seed effect shared across tasks and under-covers.
+    # stratified bootstrap) ignores the seed effect shared across tasks and under-covers (~48%;
+    # 300 studies suffice to show it).
     agent = _coverage(20, 1000, agent_bootstrap_ci)
-    per_task = _coverage(20, 1000, stratified_bootstrap_ci)
+    per_task = _coverage(20, 300, stratified_bootstrap_ci)
     assert 0.93 <= agent <= 0.97, agent
     assert per_task < 0.6, per_task
 
