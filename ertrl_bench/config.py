@@ -1,10 +1,13 @@
 """Pydantic models for suites and every shared option; the paper's values are the defaults.
 
 Component options (encoder, regularizer, backbone, env family) live next to their component and
-are looked up through the plugin registry; per-family paper values (latent size, context size,
-...) live on the family (``ertrl_bench.envs.base.FamilyHParams``); per-family component options
-(loss weights, BRAC's alpha) live on the family too (``EnvFamily.component_defaults``) and are
-resolved into each RunSpec by ``ertrl_bench.suite_loader.expand_suite``.
+are looked up through the plugin registry. Per-family values live on the family: the schedule's
+numbers (latent size, context size, evaluation budget...: ``EnvFamily.schedule_defaults``) and
+component options (loss weights, BRAC's alpha: ``EnvFamily.component_defaults``). Both are
+resolved once, when ``ertrl_bench.suite_loader.expand_suite`` turns a suite into ``RunSpec`` s:
+a suite may leave a schedule number out (``None`` in ``TrainConfig`` / ``EvalConfig``), a
+``RunSpec`` holds every number (``ResolvedTrainConfig`` / ``ResolvedEvalConfig``), so the run id
+hashes what runs and the run-time code never looks a default up.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ Seed = Annotated[int, Field(ge=0, lt=2**32)]
 MAX_COUNT = 1_000_000
 Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
 MAX_TRAIN_STEPS = 100_000_000  # 500x the paper's 200k steps per run
+MetaBatch = Annotated[int, Field(gt=0, le=10_000)]
+LatentDim = Annotated[int, Field(gt=0, le=100_000)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
@@ -68,6 +73,18 @@ def device_problem(name: str) -> str | None:
         if not torch.backends.mps.is_available():
             return "device 'mps': not available on this machine; use `auto`"
     return None
+
+
+def runs_on_cuda(name: str) -> bool:
+    """Whether a run on device ``name`` trains on CUDA; ``auto`` answers for this machine (the
+    one that expands the suite, which is the one that runs it)."""
+    if name.startswith("cuda"):
+        return True
+    if name != "auto":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class Component(Strict):
@@ -131,14 +148,15 @@ class MethodSpec(Strict):
 
 
 class TrainConfig(Strict):
-    """Meta-training schedule (docs/paper.md); ``None`` = the env family's paper value."""
+    """Meta-training schedule as a suite writes it (docs/paper.md); ``None`` = the env family's
+    paper value (``EnvFamily.schedule_defaults``), filled in at expansion (``resolve_schedule``)."""
 
     iterations: Count = 100
     steps_per_iteration: Count | None = None  # 2000 (1000 for Cheetah-Vel)
-    meta_batch: Annotated[int, Field(gt=0, le=10_000)] | None = None  # tasks per step: 16 (all)
+    meta_batch: MetaBatch | None = None  # tasks per step: 16 (all)
     rl_batch: Count = 256  # transitions per task for the RL losses
     context_size: Count | None = None  # context transitions per task: 100..512
-    latent_dim: Annotated[int, Field(gt=0, le=100_000)] | None = None  # size of z: 20 (40 Walker)
+    latent_dim: LatentDim | None = None  # size of z: 20 (40 Walker)
     encoder_lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 3e-4
     eval_every: Count = 1  # iterations between evaluations
     final_evals: Count = 5  # the reported score is the mean of the last N evaluations
@@ -151,8 +169,10 @@ class TrainConfig(Strict):
     # +-1e-3, so z, log-std and Q start near 0) or "torch" (PyTorch's defaults). ertrl_bench/nn.py
     init: Literal["rlkit", "torch"] = "rlkit"
     compile: bool = False  # torch.compile the backbone's losses (GPU; docs/performance.md)
-    # capture the whole train step as one CUDA graph and replay it (CUDA only; on other devices
-    # the step runs eagerly: ertrl_bench/cuda_graph.py, docs/performance.md)
+    # capture the whole train step as one CUDA graph and replay it (ertrl_bench/cuda_graph.py,
+    # docs/performance.md). CUDA only: a run whose device is not CUDA (`cpu`, `mps`, `auto` on a
+    # machine without one) runs eagerly and its spec records `cuda_graph: false`, so it is the
+    # same run (same id, same results folder) as one without the option
     cuda_graph: bool = False
 
     @model_validator(mode="after")
@@ -166,7 +186,9 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _total_steps_bounded(self):
-        total = self.iterations * (self.steps_per_iteration or 2000)
+        if self.steps_per_iteration is None:
+            return self  # checked once the family's value is filled in (ResolvedTrainConfig)
+        total = self.iterations * self.steps_per_iteration
         if total > MAX_TRAIN_STEPS:
             raise ValueError(
                 f"iterations x steps_per_iteration = {total:,} train steps; at most"
@@ -181,7 +203,8 @@ class EvalConfig(Strict):
     A run's budget is counted in transitions: a new episode starts while fewer than
     ``transitions`` are counted and runs to its own end, never cut at the budget (the authors'
     sampler); the score is the last episode's return (deterministic actions).
-    Every ``None`` takes the family's value.
+    Every ``None`` takes the family's value (``EnvFamily.schedule_defaults``), filled in at
+    expansion (``resolve_schedule``).
     """
 
     runs_per_task: Annotated[int, Field(gt=0, le=10_000)] = 2
@@ -200,7 +223,8 @@ class EvalConfig(Strict):
     # None = the family's horizon (200)
     non_prior_exploration_transitions: PositiveInt | None = None
     # non_prior: an exploration action is uniform random while (evaluation transitions counted
-    # + steps into the exploration episode) is below this. None = half the budget (300; 400 Ant)
+    # + steps into the exploration episode) is below this. None = half the run's budget
+    # (`transitions`, given or the family's: 300; 400 Ant)
     non_prior_random_transitions: NonNegativeInt | None = None
     protocols: list[Literal["offline", "online", "non_prior"]] = ["offline", "online", "non_prior"]
     splits: list[Literal["train", "iid", "moderate", "extreme"]] = [
@@ -221,6 +245,59 @@ class EvalConfig(Strict):
                     " otherwise z is never inferred before the scored episode"
                 )
         return self
+
+
+class ResolvedTrainConfig(TrainConfig):
+    """A run's schedule with every number filled in: what a ``RunSpec`` holds (and hashes)."""
+
+    steps_per_iteration: Count
+    meta_batch: MetaBatch
+    context_size: Count
+    latent_dim: LatentDim
+
+
+class ResolvedEvalConfig(EvalConfig):
+    """A run's evaluation with every number filled in: what a ``RunSpec`` holds (and hashes)."""
+
+    transitions: Count
+    online_min_transitions: PositiveInt
+    non_prior_min_transitions: PositiveInt
+    non_prior_exploration_transitions: PositiveInt
+    non_prior_random_transitions: NonNegativeInt
+
+
+def resolve_schedule(
+    train: TrainConfig,
+    evalc: EvalConfig,
+    family_values: dict[str, dict[str, int]],
+    on_cuda: bool,
+) -> tuple[ResolvedTrainConfig, ResolvedEvalConfig]:
+    """The one place a schedule number left out of a suite gets its value.
+
+    ``family_values`` is the run's ``EnvFamily.schedule_defaults()``: every ``None`` of
+    ``train`` / ``eval`` takes the family's value; ``non_prior_random_transitions`` left out is
+    half the resolved budget (the authors' rule, not a family value). ``cuda_graph`` is kept
+    only where the run's device is CUDA (``on_cuda``): elsewhere the option changes nothing, so
+    it must not change the run id. Raises ``ValidationError`` (the resolved values are checked
+    like a suite's: bounds, z inferred before the scored episode).
+    """
+
+    def filled(cfg: Strict, section: str) -> dict[str, Any]:
+        values = cfg.model_dump()
+        for key, value in family_values.get(section, {}).items():
+            if values.get(key) is None:
+                values[key] = value
+        return values
+
+    train_values = filled(train, "train")
+    train_values["cuda_graph"] = train.cuda_graph and on_cuda
+    eval_values = filled(evalc, "eval")
+    if eval_values["non_prior_random_transitions"] is None and eval_values["transitions"]:
+        eval_values["non_prior_random_transitions"] = eval_values["transitions"] // 2
+    return (
+        ResolvedTrainConfig.model_validate(train_values),
+        ResolvedEvalConfig.model_validate(eval_values),
+    )
 
 
 class RunEntry(Strict):
@@ -273,8 +350,8 @@ class RunSpec(Strict):
     seed: int
     tier: str
     data: dict[str, Any] = Field(default_factory=dict)
-    train: TrainConfig
-    eval: EvalConfig
+    train: ResolvedTrainConfig
+    eval: ResolvedEvalConfig
     device: str = "auto"
     # "kind/name" -> "package version" of each component's plugin (recorded, not hashed)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -282,20 +359,13 @@ class RunSpec(Strict):
     def run_id(self) -> str:
         """Stable id: method-env-seed plus a hash of the resolved spec (device, versions excluded).
 
-        The method's component params are the *resolved* options (family defaults included), so
-        changing a family's default weight changes the id.
+        The method's component params and the train / eval numbers are the *resolved* values
+        (family defaults included), so changing a family's default changes the id.
         """
         payload = self.model_dump(mode="json", exclude={"device", "versions"})
-        for section, key, default in ID_NEUTRAL_DEFAULTS:  # options added later: at their
-            if payload[section].get(key) == default:  # default, the ids of earlier runs hold
-                del payload[section][key]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.method.name}-{self.env.type}-s{self.seed}-{digest}"
 
-
-# (section, field, default): spec fields added after results were published; a run at the
-# default keeps the id it had before the field existed (results/ stays resumable)
-ID_NEUTRAL_DEFAULTS = [("train", "cuda_graph", False)]
 
 # Loading, validating and expanding a suite file live in ``ertrl_bench.suite_loader``; these
 # names stay importable from here for plugins written against earlier versions.

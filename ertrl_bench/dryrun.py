@@ -40,7 +40,7 @@ def dry_run_spec(spec: RunSpec, tasks: int = 4, steps: int = 24) -> None:
     train = family.tasks("train")[:tasks]
     data = random_task_data(family, train, steps=steps, seed=spec.seed)
     rows = torch.arange(len(train))
-    latent = spec.train.latent_dim or family.hparams.latent_dim
+    latent = spec.train.latent_dim
     obs_dim, act_dim = data.data["obs"].shape[-1], data.data["actions"].shape[-1]
     problem = Problem(
         family,

@@ -11,6 +11,10 @@ a fourth runs whole: 720). The score is the return of the run's **last** counted
 whole one), with deterministic actions; a task's score is the mean over its ``runs_per_task``
 runs.
 
+**Resolved numbers.** Every number below that a suite leaves out (None) takes the family's
+value when the suite is expanded (``EnvFamily.schedule_defaults``) and is written in the run's
+spec; this module reads the run's ``ResolvedEvalConfig`` and looks no default up.
+
 **Protocols** (the authors' evaluation code, precisely):
 
 - ``offline``: before each episode, ``offline_context_per_episode`` (200) transitions drawn
@@ -65,7 +69,7 @@ import numpy as np
 import torch
 
 from ertrl_bench.batch import TaskDataset, Transitions
-from ertrl_bench.config import EvalConfig
+from ertrl_bench.config import ResolvedEvalConfig
 from ertrl_bench.data import FamilyData
 from ertrl_bench.envs.base import BatchEnv, EnvFamily, Task
 from ertrl_bench.step import Agent
@@ -75,7 +79,7 @@ PROTOCOLS = ("offline", "online", "non_prior")
 
 @dataclass(frozen=True)
 class Budget:
-    """The resolved numbers of one evaluation (``EvalConfig`` with the family's defaults)."""
+    """The numbers of one evaluation: the run's resolved eval config and the family's horizon."""
 
     transitions: int
     horizon: int
@@ -86,18 +90,15 @@ class Budget:
     random_until: int
 
     @classmethod
-    def resolve(cls, cfg: EvalConfig, family: EnvFamily) -> Budget:
-        total = cfg.transitions or family.hparams.eval_transitions
-        h = family.horizon
-        rnd = cfg.non_prior_random_transitions
+    def resolve(cls, cfg: ResolvedEvalConfig, family: EnvFamily) -> Budget:
         return cls(
-            transitions=total,
-            horizon=h,
+            transitions=cfg.transitions,
+            horizon=family.horizon,
             offline_per_episode=cfg.offline_context_per_episode,
-            online_min=cfg.online_min_transitions or 2 * h,
-            non_prior_min=cfg.non_prior_min_transitions or 2 * h,
-            exploration=cfg.non_prior_exploration_transitions or h,
-            random_until=total // 2 if rnd is None else rnd,
+            online_min=cfg.online_min_transitions,
+            non_prior_min=cfg.non_prior_min_transitions,
+            exploration=cfg.non_prior_exploration_transitions,
+            random_until=cfg.non_prior_random_transitions,
         )
 
 
@@ -270,7 +271,7 @@ def evaluate_tasks(
     task_data: TaskDataset,
     rows: dict[str, int],
     tasks: list[Task],
-    cfg: EvalConfig,
+    cfg: ResolvedEvalConfig,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Scores ``{protocol: {task_key: {"return", "normalized"}}}`` and the final z per protocol
     ``[tasks, runs, L]`` (the z of each run's scored episode)."""

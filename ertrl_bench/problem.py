@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ertrl_bench.envs.base import EnvFamily, FamilyHParams
+from ertrl_bench.envs.base import EnvFamily
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,6 @@ class Problem:
     # how networks start (TrainConfig.init): "rlkit" (the authors') or "torch"; built-in
     # components pass it to ertrl_bench.nn.mlp, a plugin's networks may too
     init: str = "rlkit"
-
-    @property
-    def hparams(self) -> FamilyHParams:
-        """The family's training-schedule values (latent size, context size, meta-batch...)."""
-        return self.family.hparams
 
     @property
     def uses_next_obs(self) -> bool:

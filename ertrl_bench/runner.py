@@ -231,7 +231,7 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
         data.arrays[data.tasks[0].key]["obs"].shape[1],
         data.arrays[data.tasks[0].key]["actions"].shape[1],
     )
-    latent = spec.train.latent_dim or family.hparams.latent_dim
+    latent = spec.train.latent_dim
     train_rows = torch.tensor([rows[t.key] for t in family.tasks("train")], device=device)
     stats = reference_stats(task_data, train_rows)
     problem = Problem(family, obs_dim, act_dim, latent, device, stats, init=spec.train.init)

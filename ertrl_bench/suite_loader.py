@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,15 @@ from ertrl_bench.config import (
     Component,
     EvalConfig,
     MethodSpec,
+    ResolvedEvalConfig,
+    ResolvedTrainConfig,
     RunSpec,
     Suite,
     TrainConfig,
     device_problem,
     is_safe_name,
+    resolve_schedule,
+    runs_on_cuda,
 )
 from ertrl_bench.errors import ConfigError, ErtrlError
 
@@ -260,114 +265,101 @@ def _merge(base: BaseModel, overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
-    """Resolve methods by name, check every plugin name and option, and expand the grid.
+@dataclass
+class _Entry:
+    """One run as the suite writes it, before anything is resolved."""
 
-    Every problem is collected and raised together, each with its YAML path.
-    """
-    from ertrl_bench.plugins import get_registry, unknown_name_message
+    path: str  # YAML path for errors: "grid" or "runs[i]"
+    env: Component
+    env_ok: bool  # its name and options are valid (else reported)
+    method: MethodSpec | None  # None: unknown or invalid (reported)
+    method_path: str
+    seed: int
+    train: TrainConfig
+    eval: EvalConfig
 
-    registry = get_registry()
-    problems: list[str] = []
 
-    def check_component(kind: str, comp: Component, path: str, check_options=True) -> None:
-        table = registry.entries[kind]
-        if comp.type not in table:
-            problems.append(f"{path}: " + unknown_name_message(kind, comp.type, sorted(table)))
-            return
-        options = table[comp.type].options
-        if options is not None and check_options:
-            try:
-                options.model_validate(comp.params)
-            except ValidationError as exc:
-                problems.extend(format_validation_error(exc, prefix=f"{path}.params"))
+def _env_key(env: Component) -> str:
+    return json.dumps(env.model_dump(mode="json"), sort_keys=True)
 
-    def resolve_method(method: str | MethodSpec, path: str) -> MethodSpec | None:
-        if isinstance(method, str):
-            table = registry.entries["methods"]
-            if method not in table:
-                problems.append(
-                    f"{path}: " + unknown_name_message("methods", method, sorted(table))
-                )
-                return None
-            registered = table[method].factory  # a MethodSpec or its dict
-            try:
-                spec = MethodSpec.model_validate(
-                    registered.model_dump() if isinstance(registered, BaseModel) else registered
-                )
-            except ValidationError as exc:
-                problems.extend(format_validation_error(exc, prefix=f"{path} ({method})"))
-                return None
-            spec = spec.model_copy(update={"name": method})
-        else:
-            spec = method
-            if spec.name is None:
-                spec = spec.model_copy(update={"name": spec.default_name()})
-        if not is_safe_name(spec.name):
-            problems.append(
-                f"{path}.name: {spec.name!r} is not a safe name ({SLUG_HELP}); it names the"
-                " run's folder"
-            )
+
+def _check_component(
+    registry, kind: str, comp: Component, path: str, problems: list[str], check_options=True
+) -> bool:
+    """Whether ``comp`` names a registered ``kind`` (with ``check_options``: and its params are
+    valid options); each problem is added with its YAML path."""
+    from ertrl_bench.plugins import unknown_name_message
+
+    table = registry.entries[kind]
+    if comp.type not in table:
+        problems.append(f"{path}: " + unknown_name_message(kind, comp.type, sorted(table)))
+        return False
+    options = table[comp.type].options
+    if options is not None and check_options:
+        try:
+            options.model_validate(comp.params)
+        except ValidationError as exc:
+            problems.extend(format_validation_error(exc, prefix=f"{path}.params"))
+            return False
+    return True
+
+
+def _named_method(
+    registry,
+    method: str | MethodSpec,
+    path: str,
+    names: dict[str, tuple[str, str]],
+    problems: list[str],
+) -> MethodSpec | None:
+    """A suite's method as a named ``MethodSpec``: a registered name looked up, an inline
+    method given its default name if it has none. None when a part is unknown or the name
+    already names a different method of the suite (``names``: name -> first YAML path and
+    definition); reported. The parts' options are checked later, once merged with the
+    family's (``_resolve_components``)."""
+    from ertrl_bench.plugins import unknown_name_message
+
+    if isinstance(method, str):
+        table = registry.entries["methods"]
+        if method not in table:
+            problems.append(f"{path}: " + unknown_name_message("methods", method, sorted(table)))
             return None
-        definition = spec.model_dump_json()
-        first_path, first_def = method_defs.setdefault(spec.name, (path, definition))
-        if first_def != definition:
-            problems.append(
-                f"{path}.name: {spec.name!r} already names a different method ({first_path});"
-                " a name identifies one method: give each its own `name:`"
+        registered = table[method].factory  # a MethodSpec or its dict
+        try:
+            spec = MethodSpec.model_validate(
+                registered.model_dump() if isinstance(registered, BaseModel) else registered
             )
+        except ValidationError as exc:
+            problems.extend(format_validation_error(exc, prefix=f"{path} ({method})"))
             return None
-        ok = True
-        for kind, comp, part in spec.components():
-            n = len(problems)
-            check_component(kind, comp, f"{path}.{part}", check_options=False)
-            ok = ok and len(problems) == n
-        if ok:
-            method_paths[id(spec)] = path
-        return spec if ok else None
+        spec = spec.model_copy(update={"name": method})
+    else:
+        spec = method
+        if spec.name is None:
+            spec = spec.model_copy(update={"name": spec.default_name()})
+    if not is_safe_name(spec.name):
+        problems.append(
+            f"{path}.name: {spec.name!r} is not a safe name ({SLUG_HELP}); it names the"
+            " run's folder"
+        )
+        return None
+    definition = spec.model_dump_json()
+    first_path, first_def = names.setdefault(spec.name, (path, definition))
+    if first_def != definition:
+        problems.append(
+            f"{path}.name: {spec.name!r} already names a different method ({first_path});"
+            " a name identifies one method: give each its own `name:`"
+        )
+        return None
+    known = [
+        _check_component(registry, kind, comp, f"{path}.{part}", problems, check_options=False)
+        for kind, comp, part in spec.components()
+    ]
+    return spec if all(known) else None
 
-    families: dict[str, Any] = {}
-    method_paths: dict[int, str] = {}  # id(resolved MethodSpec) -> its YAML path
-    method_defs: dict[str, tuple[str, str]] = {}  # method name -> (first YAML path, definition)
 
-    def family_defaults(env: Component) -> dict[str, dict]:
-        key = json.dumps(env.model_dump(mode="json"), sort_keys=True)
-        if key not in families:
-            from ertrl_bench.components import create
-
-            try:
-                families[key] = dict(getattr(create("envs", env), "component_defaults", {}))
-            except ErtrlError as exc:
-                problems.append(f"env {env.type}: {exc}")
-                families[key] = {}
-        return families[key]
-
-    def resolve_params(m: MethodSpec, env: Component, path: str) -> MethodSpec:
-        """Each component's options, resolved: option default < family default <
-        suite component_params < the method's own params (recorded in the RunSpec)."""
-        defaults = family_defaults(env)
-        update: dict[str, Any] = {}
-        losses = []
-        for kind, comp, part in m.components():
-            params = {
-                **defaults.get(comp.type, {}),
-                **suite.component_params.get(comp.type, {}),
-                **comp.params,
-            }
-            options = registry.entries[kind][comp.type].options
-            if options is not None:
-                try:
-                    params = options.model_validate(params).model_dump(mode="json")
-                except ValidationError as exc:
-                    problems.extend(format_validation_error(exc, prefix=f"{path}.{part}.params"))
-            resolved = comp.model_copy(update={"params": params})
-            if kind == "regularizers":
-                losses.append(resolved)
-            else:
-                update[part] = resolved
-        return m.model_copy(update={**update, "encoder_losses": losses})
-
-    from ertrl_bench.data.tiers import TIERS, resolve_tier
+def _check_suite_settings(suite: Suite, registry, problems: list[str]) -> None:
+    """The suite-wide fields: ``component_params`` names a known component, tier, device."""
+    from ertrl_bench.data.tiers import TIERS
 
     all_types = {
         n for kind in ("encoders", "regularizers", "backbones") for n in registry.entries[kind]
@@ -383,78 +375,193 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     if device := device_problem(suite.device):
         problems.append(f"device: {device}")
 
-    triples: list[tuple[Component, MethodSpec | None, int, TrainConfig, EvalConfig]] = []
+
+def _entries(suite: Suite, registry, problems: list[str]) -> list[_Entry]:
+    """Every run the suite asks for, as written: the grid's env x method x seed, then the
+    explicit runs (their ``train`` / ``eval`` merged over the suite's)."""
+    out: list[_Entry] = []
+    names: dict[str, tuple[str, str]] = {}  # method name -> (first YAML path, definition)
     if suite.grid is not None:
-        for i, env in enumerate(suite.grid.envs):
-            check_component("envs", env, f"grid.envs[{i}]")
-        methods = [
-            resolve_method(m, f"grid.methods[{j}]") for j, m in enumerate(suite.grid.methods)
+        envs = [
+            (env, _check_component(registry, "envs", env, f"grid.envs[{i}]", problems))
+            for i, env in enumerate(suite.grid.envs)
         ]
-        for env in suite.grid.envs:
-            for m in methods:
+        methods = [
+            (
+                _named_method(registry, m, f"grid.methods[{j}]", names, problems),
+                f"grid.methods[{j}]",
+            )
+            for j, m in enumerate(suite.grid.methods)
+        ]
+        for env, env_ok in envs:
+            for method, method_path in methods:
                 for seed in suite.grid.seeds:
-                    triples.append((env, m, seed, suite.train, suite.eval))
+                    out.append(
+                        _Entry(
+                            "grid", env, env_ok, method, method_path, seed, suite.train, suite.eval
+                        )
+                    )
     for i, run in enumerate(suite.runs):
-        check_component("envs", run.env, f"runs[{i}].env")
-        m = resolve_method(run.method, f"runs[{i}].method")
+        path = f"runs[{i}]"
+        env_ok = _check_component(registry, "envs", run.env, f"{path}.env", problems)
+        method = _named_method(registry, run.method, f"{path}.method", names, problems)
         train = evalc = None
         try:
             train = TrainConfig.model_validate(_merge(suite.train, run.train))
         except ValidationError as exc:
-            problems.extend(format_validation_error(exc, prefix=f"runs[{i}].train"))
+            problems.extend(format_validation_error(exc, prefix=f"{path}.train"))
         try:
             evalc = EvalConfig.model_validate(_merge(suite.eval, run.eval))
         except ValidationError as exc:
-            problems.extend(format_validation_error(exc, prefix=f"runs[{i}].eval"))
+            problems.extend(format_validation_error(exc, prefix=f"{path}.eval"))
         if train is not None and evalc is not None:
-            triples.append((run.env, m, run.seed, train, evalc))
-
-    check_tiers = not problems and suite.tier in TIERS
-    # every component's options, resolved per family (names known: options checked here)
-    resolved = {}
-    for env, m, _, _, _ in triples:
-        if m is None or env.type not in registry.entries["envs"]:
-            continue
-        key = (env.model_dump_json(), m.model_dump_json())
-        if key not in resolved:
-            resolved[key] = resolve_params(m, env, method_paths.get(id(m), str(m.name)))
-    if check_tiers:
-        for env in {t[0].type for t in triples}:
-            try:
-                resolve_tier(suite.tier, registry.get("envs", env).factory, suite.data)
-            except ErtrlError as exc:
-                problems.append(f"data: {exc}")
-    if problems:
-        raise ConfigError(source, list(dict.fromkeys(problems)))
-
-    from ertrl_bench.components import component_versions
-
-    specs = []
-    for env, m, seed, train, evalc in triples:
-        m = resolved[(env.model_dump_json(), m.model_dump_json())]
-        versions = component_versions(
-            [("envs", env.type), *((kind, c.type) for kind, c, _ in m.components())]
-        )
-        specs.append(
-            RunSpec(
-                suite=suite.name,
-                env=env,
-                method=m,
-                seed=seed,
-                tier=suite.tier,
-                data=suite.data,
-                train=train,
-                eval=evalc,
-                device=suite.device,
-                versions=versions,
+            out.append(
+                _Entry(path, run.env, env_ok, method, f"{path}.method", run.seed, train, evalc)
             )
+    return out
+
+
+def _families(entries: list[_Entry], problems: list[str]) -> dict[str, Any]:
+    """Each valid env of the suite built once (keyed by ``_env_key``): its per-family values
+    (``schedule_defaults``, ``component_defaults``) are read from it."""
+    from ertrl_bench.components import create
+
+    families: dict[str, Any] = {}
+    for e in entries:
+        key = _env_key(e.env)
+        if not e.env_ok or key in families:
+            continue
+        try:
+            families[key] = create("envs", e.env)
+        except ErtrlError as exc:
+            problems.append(f"env {e.env.type}: {exc}")
+            families[key] = None
+    return families
+
+
+def _resolve_components(
+    method: MethodSpec, family, suite: Suite, registry, path: str, problems: list[str]
+) -> MethodSpec:
+    """Each component's options, resolved: option default < family default
+    (``component_defaults``) < suite ``component_params`` < the method's own params."""
+    defaults = dict(getattr(family, "component_defaults", {}))
+    update: dict[str, Any] = {}
+    losses = []
+    for kind, comp, part in method.components():
+        params = {
+            **defaults.get(comp.type, {}),
+            **suite.component_params.get(comp.type, {}),
+            **comp.params,
+        }
+        options = registry.entries[kind][comp.type].options
+        if options is not None:
+            try:
+                params = options.model_validate(params).model_dump(mode="json")
+            except ValidationError as exc:
+                problems.extend(format_validation_error(exc, prefix=f"{path}.{part}.params"))
+        resolved = comp.model_copy(update={"params": params})
+        if kind == "regularizers":
+            losses.append(resolved)
+        else:
+            update[part] = resolved
+    return method.model_copy(update={**update, "encoder_losses": losses})
+
+
+def _resolve_schedule(
+    entry: _Entry, family, device: str, problems: list[str]
+) -> tuple[ResolvedTrainConfig, ResolvedEvalConfig] | None:
+    """The run's train / eval numbers with the family's values filled in
+    (``config.resolve_schedule``); a value that fails its checks only once filled is reported
+    with the run's path and env."""
+    prefix = "" if entry.path == "grid" else f"{entry.path}."
+    on_cuda = entry.train.cuda_graph and runs_on_cuda(device)
+    try:
+        return resolve_schedule(entry.train, entry.eval, family.schedule_defaults(), on_cuda)
+    except ValidationError as exc:
+        section = "train" if exc.title == "ResolvedTrainConfig" else "eval"
+        problems.extend(
+            f"{line} (env {entry.env.type}; a value the suite leaves out is the family's)"
+            for line in format_validation_error(exc, prefix=f"{prefix}{section}")
         )
+        return None
+
+
+def _check_data(suite: Suite, env_types: set[str], registry, problems: list[str]) -> None:
+    """The suite's dataset tier with its ``data:`` overrides, checked for each family."""
+    from ertrl_bench.data.tiers import resolve_tier
+
+    for env in sorted(env_types):
+        try:
+            resolve_tier(suite.tier, registry.get("envs", env).factory, suite.data)
+        except ErtrlError as exc:
+            problems.append(f"data: {exc}")
+
+
+def _check_unique_ids(specs: list[RunSpec], problems: list[str]) -> None:
+    """Two runs with one run id would share a results folder: each is reported."""
     seen: dict[str, int] = {}
-    for k, s in enumerate(specs):
-        rid = s.run_id()
+    for k, spec in enumerate(specs):
+        rid = spec.run_id()
         if rid in seen:
             problems.append(f"runs: run {k} duplicates run {seen[rid]} ({rid})")
         seen[rid] = k
+
+
+def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
+    """The suite's runs as ``RunSpec`` s, every option and number resolved (their hash is the
+    run id, so a changed default makes new runs).
+
+    Steps, each adding its problems (with YAML paths), raised together as one ``ConfigError``:
+    suite-wide settings; the runs as written (methods looked up by name); each env's family
+    built once; per run, component options and the train / eval numbers resolved with the
+    family's values; the data tier per family; run ids unique.
+    """
+    from ertrl_bench.components import component_versions
+    from ertrl_bench.data.tiers import TIERS
+    from ertrl_bench.plugins import get_registry
+
+    registry = get_registry()
+    problems: list[str] = []
+    _check_suite_settings(suite, registry, problems)
+    entries = _entries(suite, registry, problems)
+    families = _families(entries, problems)
+    methods: dict[tuple[str, str], MethodSpec] = {}  # (env, method as written) -> resolved
+    resolved = []
+    for e in entries:
+        family = families.get(_env_key(e.env))
+        if e.method is None or family is None:
+            continue
+        key = (_env_key(e.env), e.method.model_dump_json())
+        if key not in methods:
+            methods[key] = _resolve_components(
+                e.method, family, suite, registry, e.method_path, problems
+            )
+        schedule = _resolve_schedule(e, family, suite.device, problems)
+        if schedule is not None:
+            resolved.append((e, methods[key], *schedule))
+    if not problems and suite.tier in TIERS:
+        _check_data(suite, {e.env.type for e in entries}, registry, problems)
+    if problems:
+        raise ConfigError(source, _dedupe(problems))
+
+    specs = [
+        RunSpec(
+            suite=suite.name,
+            env=e.env,
+            method=method,
+            seed=e.seed,
+            tier=suite.tier,
+            data=suite.data,
+            train=train,
+            eval=evalc,
+            device=suite.device,
+            versions=component_versions(
+                [("envs", e.env.type), *((kind, c.type) for kind, c, _ in method.components())]
+            ),
+        )
+        for e, method, train, evalc in resolved
+    ]
+    _check_unique_ids(specs, problems)
     if problems:
         raise ConfigError(source, problems)
     return specs

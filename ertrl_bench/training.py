@@ -22,7 +22,7 @@ import torch
 
 from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.components import ComponentError, accepts_kwarg, create
-from ertrl_bench.config import MethodSpec, TrainConfig
+from ertrl_bench.config import MethodSpec, ResolvedTrainConfig
 from ertrl_bench.errors import TrainingDiverged
 from ertrl_bench.plugins import get_registry
 from ertrl_bench.problem import Problem
@@ -96,16 +96,15 @@ def meta_train(
     agent: Agent,
     data: TaskDataset,
     train_rows: torch.Tensor,
-    cfg: TrainConfig,
+    cfg: ResolvedTrainConfig,
     log: Callable[[dict], None],
     evaluate: Callable[[int, int], None],
     generator: torch.Generator,
 ) -> None:
     """Run ``cfg.iterations`` x ``steps_per_iteration`` train steps, evaluating as configured."""
-    hp, method = agent.problem.hparams, agent.method
-    steps = cfg.steps_per_iteration or hp.steps_per_iteration
-    meta_batch = cfg.meta_batch or hp.meta_batch
-    context_size = cfg.context_size or hp.context_size
+    method = agent.method
+    steps, meta_batch = cfg.steps_per_iteration, cfg.meta_batch
+    context_size = cfg.context_size
     enc_opt = make_encoder_optimizer(agent, cfg.encoder_lr)
     if cfg.compile and hasattr(agent.backbone, "compile"):
         agent.backbone.compile()  # torch.compile the backbone's losses (docs/performance.md)

@@ -1,14 +1,11 @@
 """The graphed train step (``train: {cuda_graph: true}``, ``ertrl_bench/cuda_graph.py``).
 
 Capture needs a CUDA device: those tests skip without one (CI has none; they ran on an H200,
-benchmarks/measured/h200-2026-11-26/NOTES.md). The rest -- which optimizers are switched to capturable, that the option
-leaves earlier run ids alone, that it is a no-op off CUDA -- run everywhere.
+benchmarks/measured/h200-2026-11-26/NOTES.md). The rest -- which optimizers are switched to
+capturable, that the option off CUDA is the same run (same id) and a no-op -- run everywhere.
 """
 
 from __future__ import annotations
-
-import hashlib
-import json
 
 import numpy as np
 import pytest
@@ -81,16 +78,30 @@ def test_graphed_step_refuses_a_cpu_dataset():
         GraphedTrainStep(agent, opt, _data(torch.device("cpu")), M, C, B)
 
 
-def test_cuda_graph_option_keeps_earlier_run_ids(tmp_path):
-    raw = tiny_suite()
-    (spec,) = load_suite(write_suite(tmp_path / "a.yaml", raw))[1]
-    payload = spec.model_dump(mode="json", exclude={"device", "versions"})
-    del payload["train"]["cuda_graph"]  # the spec as it was before the option existed
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
-    assert spec.run_id().endswith(digest)
-    raw["train"] = {**raw.get("train", {}), "cuda_graph": True}
-    (graphed,) = load_suite(write_suite(tmp_path / "b.yaml", raw))[1]
-    assert graphed.run_id() != spec.run_id()
+def _spec_with_cuda_graph(tmp_path, graph: bool, device: str):
+    raw = tiny_suite(device=device)
+    raw["train"] = {**raw["train"], "cuda_graph": graph}
+    (spec,) = load_suite(write_suite(tmp_path / f"{graph}-{device}.yaml", raw))[1]
+    return spec
+
+
+def test_cuda_graph_off_cuda_is_the_same_run(tmp_path):
+    """On CPU the option changes nothing, so it must not make a second run (folder) of the same
+    run: the spec records what runs, ``cuda_graph: false``, and the run id is the plain one."""
+    plain = _spec_with_cuda_graph(tmp_path, False, "cpu")
+    graphed = _spec_with_cuda_graph(tmp_path, True, "cpu")
+    assert graphed.train.cuda_graph is False
+    assert graphed.run_id() == plain.run_id()
+    if not torch.cuda.is_available():  # `auto` on this machine is CPU too
+        assert _spec_with_cuda_graph(tmp_path, True, "auto").run_id() == plain.run_id()
+
+
+@cuda
+def test_cuda_graph_on_cuda_is_its_own_run(tmp_path):
+    plain = _spec_with_cuda_graph(tmp_path, False, "cuda")
+    graphed = _spec_with_cuda_graph(tmp_path, True, "cuda")
+    assert graphed.train.cuda_graph is True
+    assert graphed.run_id() != plain.run_id()
 
 
 def _eager_steps(agent, opt, data, rows_seq):

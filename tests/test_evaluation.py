@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ertrl_bench.batch import TaskDataset
-from ertrl_bench.config import EvalConfig
+from ertrl_bench.config import EvalConfig, TrainConfig, resolve_schedule
 from ertrl_bench.envs.base import BatchEnv, StepResult
 from ertrl_bench.envs.mujoco import FAMILIES
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
@@ -89,7 +89,9 @@ def point_robot(n_tasks: int = 3, horizon: int = 200):
 
 
 def budget(fam, **cfg) -> Budget:
-    return Budget.resolve(EvalConfig(**cfg), fam)
+    """The budget of a run on ``fam`` whose suite sets ``cfg`` (the rest: the family's)."""
+    _, resolved = resolve_schedule(TrainConfig(), EvalConfig(**cfg), fam.schedule_defaults(), False)
+    return Budget.resolve(resolved, fam)
 
 
 def is_random(a: np.ndarray) -> np.ndarray:

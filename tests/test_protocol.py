@@ -231,10 +231,10 @@ def test_nan_is_caught_on_the_step_it_happens(register_test_plugin):
     agent = build_agent(_method("dml", "nan3"), _problem())
     data = _data()
     records = []
-    from ertrl_bench.config import TrainConfig
+    from ertrl_bench.config import ResolvedTrainConfig
 
-    train_cfg = TrainConfig(
-        iterations=1, steps_per_iteration=10, meta_batch=4, rl_batch=8, context_size=6
+    train_cfg = ResolvedTrainConfig(
+        iterations=1, steps_per_iteration=10, meta_batch=4, rl_batch=8, context_size=6, latent_dim=4
     )
     with pytest.raises(TrainingDiverged) as exc:
         meta_train(

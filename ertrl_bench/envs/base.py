@@ -37,9 +37,11 @@ class Task:
 
 @dataclass(frozen=True)
 class FamilyHParams:
-    """Per-family training-schedule values (docs/paper.md); a train option left ``None`` takes
-    these. Per-family *component* options (loss weights, BRAC's alpha) are
-    ``EnvFamily.component_defaults``."""
+    """Per-family schedule values (docs/paper.md): the table a family declares as ``hparams``.
+
+    A suite that leaves one of these out gets the family's value, written into the run's spec
+    at expansion (``EnvFamily.schedule_defaults``). Per-family *component* options (loss
+    weights, BRAC's alpha) are ``EnvFamily.component_defaults``."""
 
     latent_dim: int = 20
     context_size: int = 100
@@ -86,6 +88,31 @@ class EnvFamily(ABC):
         """A gymnasium env for one task (time limit ``horizon`` included)."""
 
     # --- shared behaviour --------------------------------------------------------------------
+    def schedule_defaults(self) -> dict[str, dict[str, int]]:
+        """This family's value of every train / eval number a suite may leave out.
+
+        ``hparams`` gives the training schedule and the budget; the evaluation thresholds
+        follow the horizon as the authors' (``num_exp_traj_eval x max_path_length``): z = 0
+        until 2 x horizon transitions (online, non-prior), a horizon of exploration before each
+        non-prior evaluation episode. ``ertrl_bench.config.resolve_schedule`` fills a suite's
+        gaps with these when it is expanded; nothing reads them at run time.
+        """
+        hp, h = self.hparams, self.horizon
+        return {
+            "train": {
+                "steps_per_iteration": hp.steps_per_iteration,
+                "meta_batch": hp.meta_batch,
+                "context_size": hp.context_size,
+                "latent_dim": hp.latent_dim,
+            },
+            "eval": {
+                "transitions": hp.eval_transitions,
+                "online_min_transitions": 2 * h,
+                "non_prior_min_transitions": 2 * h,
+                "non_prior_exploration_transitions": h,
+            },
+        }
+
     def tasks(self, split: str, seed: int = 0) -> list[Task]:
         """The tasks of a split; deterministic in ``seed`` (only ``iid`` depends on it)."""
         if split == "iid":
