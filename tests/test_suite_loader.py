@@ -19,7 +19,7 @@ from ertrl_bench.errors import ConfigError
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.store import RunDir
 from ertrl_bench.suite_loader import load_suite
-from tests.conftest import tiny_suite, write_suite
+from tests.helpers import tiny_suite, write_suite
 
 FAMILY_EVAL = (  # the eval numbers tiny_suite leaves to the family
     "transitions",
