@@ -305,11 +305,15 @@ def datasets_build(
     if "last_build" in manifest:
         b = manifest["last_build"]
         resumed = b.get("resumed_at_step")
+        if b.get("behavior") == "scripted":
+            trained = "scripted experts (no SAC)"
+        else:
+            trained = f"SAC {b['sac_env_steps_per_s']:.0f} env-steps/s" + (
+                f" (since resuming at step {resumed})" if resumed else ""
+            )
         out.print(
-            f"last build: {b['tasks']} tasks in {b.get('groups', 1)} group(s),"
-            f" SAC {b['sac_env_steps_per_s']:.0f} env-steps/s"
-            + (f" (since resuming at step {resumed})" if resumed else "")
-            + f", collection {b['collect_env_steps_per_s']:.0f} env-steps/s"
+            f"last build: {b['tasks']} tasks in {b.get('groups', 1)} group(s), {trained},"
+            f" collection {b['collect_env_steps_per_s']:.0f} env-steps/s"
         )
     degenerate = [t.key for t in fd.degenerate_tasks()]
     if degenerate:

@@ -23,6 +23,7 @@ from ertrl_bench.data.sac import (
     saved_state_info,
     train_behavior_policies,
 )
+from ertrl_bench.data.scripted import collect_scripted
 from ertrl_bench.data.store import FORMAT_VERSION, DatasetDir, data_root
 from ertrl_bench.data.tiers import DataTier, resolve_tier
 from ertrl_bench.envs.base import EnvFamily, Task
@@ -194,7 +195,12 @@ def build_tasks(
 
     With ``save_every_s``, the training state is saved that often (``TrainingState``), so an
     interrupted build resumes mid-training; the file is removed once its tasks are written.
+    A family with scripted experts (``EnvFamily.scripted_behavior``) trains nothing: its
+    experts are rolled out at their noise levels instead (``ertrl_bench.data.scripted``).
     """
+    behavior = family.scripted_behavior()
+    if behavior is not None:
+        return collect_scripted(family, tier_name, tier, tasks, ddir, behavior)
     plan = plan_build(family, tier, tasks, ddir, max_memory, save_every_s is not None)
     if len(plan) > 1:
         obs_dim, act_dim = family.spaces()

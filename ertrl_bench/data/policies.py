@@ -40,6 +40,11 @@ def load_policy_file(path: str | Path) -> dict:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise DatasetError(f"{path}: unreadable behavior policy file ({exc})") from None
+    if "scripted" in blob:
+        raise DatasetError(
+            f"{path}: the behavior data of {blob['scripted']} came from scripted experts (noise"
+            f" levels {blob.get('noise_levels')}), not SAC: there are no policy weights to load"
+        )
     missing = {"obs_dim", "act_dim", "hidden", "checkpoints"} - set(blob)
     if missing:
         raise DatasetError(f"{path}: behavior policy file lacks {sorted(missing)}")

@@ -9,6 +9,7 @@ action space is [-1, 1]^d (wrappers rescale), so policies and datasets share one
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,22 @@ class Task:
     @property
     def key(self) -> str:
         return f"task-{self.index:03d}"
+
+
+@dataclass(frozen=True)
+class ScriptedBehavior:
+    """Hand-written expert policies that replace SAC as a family's behavior policies.
+
+    A task's dataset is then ``trajectories_per_checkpoint`` episodes (the tier's value) at each
+    level of ``noise``: the expert's action plus Gaussian noise of that standard deviation,
+    clipped to [-1, 1]. The levels take the place of SAC's checkpoints (the dataset's
+    ``checkpoint`` column holds the level's index), so small noise gives expert data and large
+    noise mediocre data, and the mixture spans both like the paper's checkpoint mixture.
+    """
+
+    noise: tuple[float, ...]
+    # (tasks, obs [E, ds]) -> the expert's actions [E, da] in [-1, 1]; row i acts in tasks[i]
+    act: Callable[[list[Task], np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,11 @@ class EnvFamily(ABC):
     def make_batch(self, tasks: list[Task]) -> BatchEnv:
         """Many tasks stepped together. Override with a vectorised simulator where it pays."""
         return ListBatchEnv([self.make(t) for t in tasks])
+
+    def scripted_behavior(self) -> ScriptedBehavior | None:
+        """Scripted experts for the behavior data instead of SAC (``None``: SAC, the paper's
+        recipe). A family with hand-written policies (Meta-World) returns them here."""
+        return None
 
     def spaces(self) -> tuple[int, int]:
         env = self.make(self.tasks("train")[0])

@@ -1,0 +1,112 @@
+"""Behavior data from a family's scripted experts (``EnvFamily.scripted_behavior``) instead of SAC.
+
+Same files, manifest, checksums and cache key as a SAC build: each task gets
+``tier.trajectories_per_checkpoint`` episodes at every noise level of the family's
+``ScriptedBehavior``; the ``checkpoint`` column holds the level's index (0 = the first, usually
+least noisy level) and ``checkpoint_returns`` the mean return per level. No network is trained,
+so the tier's SAC fields are unused. Every random number a task draws (action noise, reset
+seeds) comes from ``(tier seed, task index, level, episode)``, so a task's bytes do not depend
+on the tasks collected beside it.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import torch
+
+from ertrl_bench.data.collect import flatten_valid, rollout_episodes
+from ertrl_bench.data.family_data import is_degenerate_range
+from ertrl_bench.data.rng import env_seed
+from ertrl_bench.data.store import DatasetDir
+from ertrl_bench.data.tiers import DataTier
+from ertrl_bench.envs.base import EnvFamily, ScriptedBehavior, Task
+from ertrl_bench.progress import bar
+
+# tasks stepped together; each group is written before the next starts, so an interrupted
+# build keeps the finished groups
+GROUP = 10
+_NOISE_PURPOSE = 17  # a purpose number no SAC stream uses
+
+
+def _policy_bytes(family: EnvFamily, behavior: ScriptedBehavior) -> bytes:
+    """What stands in for the SAC weights in ``task-XXX.policy.pt``: the recipe, no weights."""
+    buf = io.BytesIO()
+    torch.save({"scripted": family.name, "noise_levels": list(behavior.noise)}, buf)
+    return buf.getvalue()
+
+
+def collect_scripted(
+    family: EnvFamily,
+    tier_name: str,
+    tier: DataTier,
+    tasks: list[Task],
+    ddir: DatasetDir,
+    behavior: ScriptedBehavior,
+) -> dict:
+    """Roll out ``behavior`` at each noise level in ``tasks`` and write their datasets."""
+    k = tier.trajectories_per_checkpoint
+    levels = list(behavior.noise)
+    t0 = time.perf_counter()
+    steps = 0
+    policy_bytes = _policy_bytes(family, behavior)
+    groups = [tasks[i : i + GROUP] for i in range(0, len(tasks), GROUP)]
+    with bar(f"{family.name} [{tier_name}] scripted experts", len(tasks)) as pbar:
+        for group in groups:
+            env = family.make_batch(group)
+            parts: dict[str, list[dict]] = {t.key: [] for t in group}
+            returns: dict[str, list[np.ndarray]] = {t.key: [] for t in group}
+            for li, sigma in enumerate(levels):
+                for r in range(k):
+                    rngs = [
+                        np.random.default_rng([tier.seed, t.index, _NOISE_PURPOSE, li, r])
+                        for t in group
+                    ]
+
+                    def policy(obs, _rngs=rngs, _sigma=sigma, _group=group):
+                        a = np.asarray(behavior.act(_group, obs), np.float32)
+                        noise = np.stack([g.standard_normal(a.shape[1]) for g in _rngs])
+                        return np.clip(a + _sigma * noise, -1.0, 1.0).astype(np.float32)
+
+                    seeds = [env_seed(tier.seed, t.index, _NOISE_PURPOSE, li, r) for t in group]
+                    ep = rollout_episodes(env, policy, family.horizon, seeds=seeds)
+                    steps += int(ep["valid"].sum())
+                    for i, task in enumerate(group):
+                        flat = flatten_valid(ep, np.array([i]))
+                        flat["checkpoint"] = np.full(len(flat["rewards"]), li, np.int64)
+                        flat["trajectory"] = flat["trajectory"] + li * k + r
+                        parts[task.key].append(flat)
+                        returns[task.key].append(ep["returns"][i : i + 1])
+            if hasattr(env, "close"):
+                env.close()
+            for task in group:
+                p = parts.pop(task.key)
+                arrays = {f: np.concatenate([x[f] for x in p]) for f in p[0]}
+                rets = np.concatenate(returns.pop(task.key))
+                r_min, r_max = float(rets.min()), float(rets.max())
+                meta = {
+                    "index": task.index,
+                    "split": task.split,
+                    "param": list(task.param),
+                    "r_min": r_min,
+                    "r_max": r_max,
+                    "degenerate_range": is_degenerate_range(r_min, r_max),
+                    "behavior": "scripted",
+                    "noise_levels": levels,
+                    "checkpoint_returns": {
+                        str(li): float(rets[li * k : (li + 1) * k].mean())
+                        for li in range(len(levels))
+                    },
+                }
+                ddir.write_task(task.key, arrays, meta, policy_bytes)
+                pbar.advance()
+    wall = time.perf_counter() - t0
+    return {
+        "behavior": "scripted",
+        "groups": len(groups),
+        "scripted_wall_s": wall,
+        "collect_env_steps_per_s": steps / max(wall, 1e-9),
+        "env_steps": steps,
+    }

@@ -1,0 +1,156 @@
+"""Meta-World ML1 families: the grid and its splits, the envs, the scripted-expert datasets.
+
+Each test builds a few Meta-World envs (tenths of a second each) or rolls out a few short
+episodes; the file takes well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+from ertrl_bench_metaworld import plugin
+from ertrl_bench_metaworld.names import ML1_ENVS, gym_id
+from ertrl_bench_metaworld.plugin import FAMILIES, MetaWorldOptions
+from gymnasium.utils.env_checker import check_env
+from pydantic import ValidationError
+
+from ertrl_bench.data import get_datasets
+from ertrl_bench.data.policies import load_policy_file
+from ertrl_bench.errors import DatasetError
+from ertrl_bench.plugins import get_registry
+from ertrl_bench.suite_loader import load_suite
+from ertrl_bench.testing import check_env_family
+
+MAIN = ("metaworld-reach", "metaworld-push", "metaworld-pick-place")
+
+
+@pytest.fixture(scope="module")
+def reach():
+    return FAMILIES["metaworld-reach"]()
+
+
+def test_env_list_is_the_installed_metaworlds():
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+    from metaworld.policies import ENV_POLICY_MAP
+
+    assert sorted(ML1_ENVS) == sorted(e.removesuffix("-v3") for e in ALL_V3_ENVIRONMENTS)
+    assert all(f"{e}-v3" in ENV_POLICY_MAP for e in ML1_ENVS)  # every family has an expert
+
+
+@pytest.mark.parametrize("name", MAIN)
+def test_family_passes_the_conformance_check(name):
+    fam = check_env_family(FAMILIES[name], registered_name=name)
+    assert fam.spaces() == (36, 4)
+
+
+def test_splits_are_fixed_disjoint_and_ood_goals_lie_farther_out(reach):
+    tasks = {s: reach.tasks(s) for s in ("train", "iid", "moderate", "extreme")}
+    assert [len(tasks[s]) for s in tasks] == [30, 10, 10, 10]
+    params = {s: {t.param for t in ts} for s, ts in tasks.items()}
+    assert len(set().union(*params.values())) == 60  # 60 distinct goal variations
+    box = reach._sampler.goal_space
+    centre = (box.low + box.high) / 2
+
+    def radius(split):
+        return [float(np.linalg.norm(reach.goal(t) - centre)) for t in tasks[split]]
+
+    assert max(radius("iid")) <= max(radius("train")) <= min(radius("moderate"))
+    assert max(radius("moderate")) <= min(radius("extreme"))
+    # the grid is fixed (GRID_SEED): a fresh family draws the same first goal
+    assert FAMILIES["metaworld-reach"]().grid_param(0) == reach.grid_param(0)
+    assert reach.grid_param(0) == pytest.approx(
+        (0.071, 0.684, 0.02, -0.025, 0.833, 0.184), abs=1e-3
+    )
+
+
+def test_gym_make_gives_a_checked_env_of_the_grid_task(reach):
+    env = gym.make(gym_id("reach"), task=3, horizon=20)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (36,) and obs.dtype == np.float32
+    steps = 0
+    while True:
+        *_, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+        if truncated:
+            break
+    assert steps == 20 and "success" in info
+    with pytest.raises(ValueError, match="0..49"):
+        gym.make(gym_id("reach"), task=50)
+
+
+def test_the_expert_succeeds_and_noise_degrades_its_return(reach):
+    task = reach.tasks("extreme")[-1]  # the farthest goal
+    returns, success = [], []
+    for sigma in (0.0, 3.0):
+        env, rng = reach.make(task), np.random.default_rng(0)
+        obs, _ = env.reset(seed=0)
+        total, ok = 0.0, False
+        for _ in range(reach.horizon):
+            a = reach.expert_actions([task], obs[None])[0]
+            a = np.clip(a + sigma * rng.standard_normal(4), -1, 1)
+            obs, r, _, _, info = env.step(a)
+            total, ok = total + r, ok or info["success"]
+        returns.append(total)
+        success.append(ok)
+    assert success[0] and returns[0] > returns[1]
+
+
+def test_scripted_datasets_have_the_cache_format_and_are_reproducible(tmp_path, monkeypatch):
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "a"))
+    fam = FAMILIES["metaworld-reach"](MetaWorldOptions(horizon=30, noise=(0.1, 2.0)))
+    fd = get_datasets(fam, "smoke", tasks=[0, 45])
+    a, meta = fd.arrays["task-045"], fd.meta["task-045"]
+    assert a["obs"].shape == (60, 36) and sorted(set(a["checkpoint"])) == [0, 1]
+    assert sorted(set(a["trajectory"])) == [0, 1] and a["timeouts"].sum() == 2
+    assert meta["behavior"] == "scripted" and meta["noise_levels"] == [0.1, 2.0]
+    assert meta["checkpoint_returns"]["0"] > meta["checkpoint_returns"]["1"]  # expert > noisy
+    assert fd.r_min(fd.tasks[1]) < fd.r_max(fd.tasks[1])
+    with pytest.raises(DatasetError, match="scripted experts"):
+        load_policy_file(Path(fd.path) / "task-045.policy.pt")
+    # the same task built alone, in another cache, has the same bytes
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "b"))
+    alone = get_datasets(fam, "smoke", tasks=[45])
+    assert Path(alone.path).name == Path(fd.path).name  # same cache key
+
+    def digest(path):
+        return hashlib.sha256((Path(path) / "task-045.npz").read_bytes()).hexdigest()
+
+    assert digest(alone.path) == digest(fd.path)
+
+
+def test_options_are_strict():
+    with pytest.raises(ValidationError):
+        MetaWorldOptions(horizn=10)
+    with pytest.raises(ValidationError):
+        MetaWorldOptions(horizon=501)  # Meta-World refuses to step past 500
+
+
+def test_registered_under_their_own_names(tmp_path, register_test_plugin):
+    register_test_plugin(plugin, "metaworld")
+    names = get_registry().names("envs")
+    assert {f"metaworld-{e}" for e in ML1_ENVS} <= set(names)
+    entry = get_registry().get("envs", "metaworld-pick-place")
+    assert entry.factory(entry.options()).name == "metaworld-pick-place"
+    suite = {"name": "mw", "grid": {"envs": list(MAIN), "methods": ["focal"]}}
+    path = tmp_path / "mw.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    specs = load_suite(path)[1]
+    assert [s.env.type for s in specs] == list(MAIN)
+
+
+def test_the_builtin_mujoco_families_pass_on_metaworlds_mujoco():
+    """Meta-World pins ``mujoco==3.3.0``; ertrl-bench asks ``mujoco>=3.1``: in this venv the
+    eight built-in families run on Meta-World's MuJoCo, and must still pass."""
+    import mujoco
+
+    from ertrl_bench.envs.mujoco import FAMILIES as MUJOCO_FAMILIES
+
+    assert mujoco.__version__.startswith("3.3.")  # what metaworld 3.1 installs
+    for name in MUJOCO_FAMILIES:
+        check_env_family(name, registered_name=name)
