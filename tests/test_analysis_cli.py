@@ -49,7 +49,8 @@ def test_cli_report_on_results_root_reports_each_suite(cli, tmp_path):
     assert not (root / "report.md").exists()
     # Piped output: plain tab-separated lines, nothing cut.
     lines = [line.split("\t") for line in res.stdout.splitlines() if "\t" in line]
-    assert lines[0] == ["env", "method", "split", "protocol", "seeds", "IQM [95% CI]", "mean ± std"]
+    assert lines[0][-1] == "mean ± s.d. (ddof 1)"  # the sample std, labelled
+    assert lines[0][:6] == ["env", "method", "split", "protocol", "seeds", "IQM [95% CI]"]
     assert ["point_robot", "ertrl", "OOD", "non_prior", "2/2"] in [row[:5] for row in lines]
     assert "Traceback" not in res.stderr
 

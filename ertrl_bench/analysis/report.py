@@ -6,8 +6,10 @@ this module writes the files.
 
 Files written into the suite folder: ``report.md``, ``returns.csv`` (both scales: ours and,
 for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv``,
-``curves.csv``, ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and ``gain_vs_diversity.csv`` (when there is
-something to put in them), ``missing_runs.csv``, ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``.
+``curves.csv``, ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and
+``gain_vs_diversity.csv`` (when there is something to put in them), ``missing_runs.csv``,
+``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``; the generated block of a
+``NOTES.md`` beside them (``glance``).
 
 The report is built for partial results: a run that is missing, unfinished, failed, unreadable
 or without any finite score is listed with its reason and left out of the statistics; a broken
@@ -71,6 +73,10 @@ __all__ = [
 ]
 
 
+#: The CLI's main table (IQM with its agent-bootstrap CI; s.d. is the sample std).
+TABLE_HEAD = ("env", "method", "split", "protocol", "seeds", "IQM [95% CI]", "mean ± s.d. (ddof 1)")
+
+
 @dataclass
 class Report:
     """What ``write_report`` produced; ``rows`` is the main table for the CLI."""
@@ -128,8 +134,7 @@ class Report:
 
     def plain_lines(self) -> list[str]:
         """The main table as tab-separated lines (for pipes and files: never cut to 80 columns)."""
-        head = ["env", "method", "split", "protocol", "seeds", "IQM [95% CI]", "mean ± std"]
-        return ["\t".join(head)] + [
+        return ["\t".join(TABLE_HEAD)] + [
             "\t".join([r["env"], r["method"], r["group"], r["protocol"],
                        f"{r['n_seeds']}/{r['n_expected']}", fmt_ci(r), fmt_ms(r)])
             for r in self.rows
@@ -139,8 +144,8 @@ class Report:
         """The main table as a ``rich.table.Table`` (optionally one protocol only)."""
         from rich.table import Table
 
-        table = Table(title=f"{self.suite}: normalized return (IQM [95% CI] | mean ± std)")
-        for col in ("env", "method", "split", "protocol", "seeds", "IQM [95% CI]", "mean ± std"):
+        table = Table(title=f"{self.suite}: normalized return over seeds")
+        for col in TABLE_HEAD:
             table.add_column(col, justify="right" if col in ("seeds",) else "left")
         for r in self.rows:
             if protocol is None or r["protocol"] == protocol:
