@@ -31,13 +31,15 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import torch
-
-from ertrl_bench.batch import Transitions
 from ertrl_bench.errors import ErtrlError
-from ertrl_bench.problem import Problem
+
+if TYPE_CHECKING:  # torch loads with the components that use it, not with the contracts
+    import torch
+
+    from ertrl_bench.batch import Transitions
+    from ertrl_bench.problem import Problem
 
 Logs = dict[str, Any]  # name -> float or 0-dim tensor; turned into numbers only when logged
 
@@ -89,6 +91,8 @@ class StepBatch:
 
     def detached(self) -> StepBatch:
         """The batch ``update`` receives: encodings detached, ``encode`` without gradient."""
+        import torch
+
         encode = self.encode
 
         def encode_no_grad(t: Transitions):

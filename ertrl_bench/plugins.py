@@ -64,6 +64,25 @@ class PluginError(ErtrlError):
 
 
 @dataclass(frozen=True)
+class Lazy:
+    """A factory named ``"package.module:Name"``, imported when it is first called.
+
+    Registering ``Lazy("mypkg.net:MyEncoder")`` with options from a torch-free module lets
+    ``ertrl-bench plugins``, ``validate`` and ``--help`` run without importing torch; the class
+    loads when a run builds the component.
+    """
+
+    path: str
+
+    def load(self) -> Any:
+        module, _, attr = self.path.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def __call__(self, *args, **kwargs):
+        return self.load()(*args, **kwargs)
+
+
+@dataclass(frozen=True)
 class Entry:
     """One registered component: its factory, its options model and the plugin it came from."""
 
@@ -700,7 +719,7 @@ def describe_component(name: str) -> list[dict]:
             record["options"] = []
         else:
             record["options_model"] = entry.options.__name__
-            factory = entry.factory
+            factory = entry.factory.load() if isinstance(entry.factory, Lazy) else entry.factory
             own = factory.__dict__.get("__doc__") if inspect.isclass(factory) else factory.__doc__
             doc = inspect.cleandoc(own or "")
             record["summary"] = doc.split("\n\n")[0].replace("\n", " ")

@@ -1,9 +1,12 @@
-"""Built-in offline RL backbones, registered through the same hook a third-party package uses."""
+"""Built-in offline RL backbones, registered through the same hook a third-party package uses.
 
-from ertrl_bench.backbones.brac import BRAC, BRACOptions
-from ertrl_bench.plugins import hookimpl
+Registered by name (``Lazy``) with torch-free options: listing and validating them loads no torch.
+"""
+
+from ertrl_bench.backbones.options import BRACOptions
+from ertrl_bench.plugins import Lazy, hookimpl
 
 
 @hookimpl
 def register_backbones(register):
-    register("brac", BRAC, BRACOptions)
+    register("brac", Lazy("ertrl_bench.backbones.brac:BRAC"), BRACOptions)

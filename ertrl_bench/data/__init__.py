@@ -8,28 +8,32 @@ Modules: ``build`` (get_datasets, grouped builds), ``sac`` (batched SAC, resumab
 ``rng`` (per-task random streams), ``collect`` (rollouts), ``store`` (files, manifest,
 checksums), ``memory`` (memory estimate, group planning), ``tiers`` (dataset budgets),
 ``family_data`` (FamilyData, normalised return), ``policies`` (behavior policies back).
+
+The names below load their module on first use (as in ``ertrl_bench.analysis``), so importing
+``ertrl_bench.data.tiers`` -- which validating a suite does -- loads no torch.
 """
 
 from __future__ import annotations
 
-from ertrl_bench.data.build import (
-    DEFAULT_SAVE_EVERY_S,
-    TRAINING_STATE_FILE,
-    build_tasks,
-    dataset_dir,
-    dataset_key,
-    get_datasets,
-)
-from ertrl_bench.data.family_data import FamilyData, is_degenerate_range, normalized_return
+import importlib
 
-__all__ = [
-    "DEFAULT_SAVE_EVERY_S",
-    "TRAINING_STATE_FILE",
-    "FamilyData",
-    "build_tasks",
-    "dataset_dir",
-    "dataset_key",
-    "get_datasets",
-    "is_degenerate_range",
-    "normalized_return",
-]
+_EXPORTS = {
+    "DEFAULT_SAVE_EVERY_S": "build",
+    "TRAINING_STATE_FILE": "build",
+    "build_tasks": "build",
+    "dataset_dir": "build",
+    "dataset_key": "build",
+    "get_datasets": "build",
+    "FamilyData": "family_data",
+    "is_degenerate_range": "family_data",
+    "normalized_return": "family_data",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

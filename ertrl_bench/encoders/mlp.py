@@ -8,16 +8,11 @@ Built by ``MLPEncoder(options, problem)``: input ``problem.context_dim``, output
 from __future__ import annotations
 
 import torch
-from pydantic import PositiveInt
 from torch import nn
 
+from ertrl_bench.encoders.options import MLPEncoderOptions
 from ertrl_bench.nn import mlp
-from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
-
-
-class MLPEncoderOptions(Strict):
-    hidden: tuple[PositiveInt, ...] = (200, 200, 200)
 
 
 class MLPEncoder(nn.Module):

@@ -36,44 +36,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt, field_validator
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.nn import mlp
-from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
-
-# names accepted in ``csro_inputs`` / ``inputs`` -> the Transitions field they read
-INPUT_FIELDS = {
-    "obs": "obs",
-    "action": "actions",
-    "actions": "actions",
-    "reward": "rewards",
-    "rewards": "rewards",
-    "next_obs": "next_obs",
-}
-
-
-class CSROOptions(Strict):
-    weight: float = Field(10.0, ge=0)  # families override it: component_defaults["csro"]
-    inputs: tuple[str, ...] = ("obs", "action")  # what q(z | x) conditions on
-    hidden: tuple[PositiveInt, ...] = (200, 200, 200)  # same shape as the context encoder
-    lr: float = Field(3e-4, gt=0)  # q's Adam (the authors use the encoder's lr, 3e-4)
-    model_loss_weight: float = Field(10.0, gt=0)  # weight of q's log-likelihood (docs/paper.md)
-    # tanh on all of q's outputs (the authors' net: mu in [-1, 1], var in [0.313, 1.313]);
-    # False = the unbounded form, whose estimate explodes when z_i ~ f(s, a) -- comparison only
-    bounded: bool = True
-
-    @field_validator("inputs")
-    @classmethod
-    def _known_inputs(cls, value):
-        unknown = [name for name in value or () if name not in INPUT_FIELDS]
-        if unknown or value == ():
-            what = f"unknown {', '.join(map(repr, unknown))}" if unknown else "empty"
-            raise ValueError(f"{what}; choose from {', '.join(INPUT_FIELDS)}")
-        return value
+from ertrl_bench.regularizers.options import INPUT_FIELDS, CSROOptions
 
 
 def club_terms(

@@ -6,17 +6,10 @@ is ``ertrl_bench.losses.dml_loss`` (docs/paper.md, FOCAL): weight 10, eps 1e-3.
 
 from __future__ import annotations
 
-from pydantic import Field, PositiveFloat
-
 from ertrl_bench.components import StepBatch
 from ertrl_bench.losses import dml_loss
-from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
-
-
-class DMLOptions(Strict):
-    weight: float = Field(10.0, ge=0, description="Multiplier of the distance-metric loss.")
-    eps: PositiveFloat = Field(1e-3, description="epsilon of both terms (docs/paper.md).")
+from ertrl_bench.regularizers.options import DMLOptions
 
 
 class DMLLoss:

@@ -36,24 +36,13 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, PositiveInt
 from torch.func import functional_call
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
 from ertrl_bench.nn import mlp
-from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
-
-
-class GANEntropyOptions(Strict):
-    weight: float = Field(5.0, ge=0)  # families override it: component_defaults (2.5 or 5)
-    noise_dim: int = Field(20, gt=0)
-    gan_steps: int = Field(5, ge=0)  # GAN updates per train step
-    lr: float = Field(2e-4, gt=0)  # Adam lr of both G and D
-    generator_hidden: tuple[PositiveInt, ...] = (200, 200, 200)
-    discriminator_hidden: tuple[PositiveInt, ...] = (256, 256)
-    jitter: float = Field(1e-5, ge=0)  # added to the covariance's diagonal (authors: 1e-5)
+from ertrl_bench.regularizers.options import GANEntropyOptions
 
 
 def _bce(logits: torch.Tensor, target: float, w: torch.Tensor | None) -> torch.Tensor:

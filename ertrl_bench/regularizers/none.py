@@ -9,12 +9,8 @@ from __future__ import annotations
 import torch
 
 from ertrl_bench.components import StepBatch
-from ertrl_bench.options import Strict
 from ertrl_bench.problem import Problem
-
-
-class NoneOptions(Strict):
-    """No options."""
+from ertrl_bench.regularizers.options import NoneOptions
 
 
 class NoRegularizer:

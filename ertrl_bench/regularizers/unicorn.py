@@ -18,19 +18,12 @@ statistics are frozen instead.
 from __future__ import annotations
 
 import torch
-from pydantic import Field, PositiveInt
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
 from ertrl_bench.nn import mlp
-from ertrl_bench.options import Strict
 from ertrl_bench.problem import DataStats, Problem
-
-
-class UnicornOptions(Strict):
-    weight: float = Field(1.5, ge=0)  # families override it: component_defaults["unicorn"]
-    hidden: tuple[PositiveInt, ...] = (256, 256)
-    min_std: float = Field(1e-3, gt=0)  # floor of the normalising stds
+from ertrl_bench.regularizers.options import UnicornOptions
 
 
 class UnicornRegularizer:
