@@ -223,8 +223,8 @@ def _from_cli_pairs(kind: str, name: str, pairs, flag: str, example: str):
 
     from ertrl_bench.components import create
     from ertrl_bench.config import Component
+    from ertrl_bench.options import format_validation_error
     from ertrl_bench.plugins import SINGULAR, get_registry
-    from ertrl_bench.suite_loader import format_validation_error
 
     entry = get_registry().get(kind, name)
     what = f"{SINGULAR[kind]} {name!r}"

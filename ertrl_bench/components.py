@@ -210,7 +210,7 @@ def resolve_options(kind: str, component, registry=None):
     try:
         return entry.options.model_validate(component.params)
     except ValidationError as exc:
-        from ertrl_bench.suite_loader import format_validation_error
+        from ertrl_bench.options import format_validation_error
 
         raise ComponentError(
             f"{_label(kind, component.type, entry.plugin)}: invalid params: "

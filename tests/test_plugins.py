@@ -1014,50 +1014,6 @@ def test_gym_ids_match_the_families():
 
 
 # ---------------------------------------------------------------------------------------------
-# Structure
-
-
-def _module_imports(path: Path) -> set[str]:
-    """Modules of ertrl_bench imported anywhere in ``path`` (also inside functions), except
-    under ``if TYPE_CHECKING:``."""
-    import ast
-
-    tree = ast.parse(path.read_text())
-    skip = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for n in ast.walk(node))
-    found = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ertrl"):
-            for alias in node.names:  # `from pkg import submodule` imports the submodule
-                sub = REPO.joinpath(*node.module.split("."), alias.name)
-                is_module = sub.with_suffix(".py").exists() or (sub / "__init__.py").exists()
-                found.add(f"{node.module}.{alias.name}" if is_module else node.module)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("ertrl"))
-    return found
-
-
-def test_no_import_cycles_in_the_env_packages():
-    pkg = REPO / "ertrl_bench"
-    graph = {}
-    for path in (pkg / "envs").rglob("*.py"):
-        mod = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-        graph[mod] = {m for m in _module_imports(path) if m.startswith("ertrl_bench.envs")}
-
-    def visit(mod, stack):
-        assert mod not in stack, f"import cycle: {' -> '.join([*stack, mod])}"
-        for dep in graph.get(mod, ()):
-            visit(dep, [*stack, mod])
-
-    for mod in graph:
-        visit(mod, [])
-
-
-# ---------------------------------------------------------------------------------------------
 # The template packages under plugins/: each one's plugin module, registered with
 # register_test_plugin, runs in a tiny suite (their own unit tests: `pytest plugins/<name>`)
 
