@@ -823,7 +823,7 @@ def test_bad_options_model_is_rejected_at_registration(register_test_plugin, opt
         register_test_plugin(_registering(options), "opts-plugin")
     msg = str(exc.value)
     assert "plugin 'opts-plugin': the options of regularizer 'mine'" in msg
-    assert expected in msg and "ertrl_bench.config.Strict" in msg
+    assert expected in msg and "ertrl_bench.options.Strict" in msg
     assert "mine" not in get_registry().names("regularizers")  # nothing half-registered
 
 
@@ -857,7 +857,7 @@ def test_env_family_name_must_be_its_registered_name(register_test_plugin):
 
 
 def test_builtin_options_models_share_the_strict_base():
-    from ertrl_bench.config import Strict
+    from ertrl_bench.options import Strict
 
     reg = get_registry()
     for kind in plugins.KINDS:
