@@ -272,6 +272,8 @@ def check_signatures(kind: str, obj, label: str) -> None:
     """The contract's call signatures, checked when a component is built: a plugin written
     against an older contract fails here with the fix, not deep in a train step."""
     if kind == "encoders":
+        import torch
+
         forward = obj.forward if isinstance(obj, torch.nn.Module) else obj
         sig = _binds(forward, 2)
         if sig is not None:
@@ -299,6 +301,8 @@ def check_act(backbone, problem: Problem, label: str) -> None:
     """``act`` tried once when the backbone is built (2 zero observations, deterministic): a
     backbone that returns numpy or the wrong shape fails now, not after a training iteration.
     Deterministic actions draw no random numbers in the built-ins, so runs are unchanged."""
+    import torch
+
     obs = torch.zeros(2, problem.obs_dim, device=problem.device)
     z = torch.zeros(2, problem.latent_dim, device=problem.device)
     try:
