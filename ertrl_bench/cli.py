@@ -52,21 +52,14 @@ def validate(
     from ertrl_bench.suite_loader import load_suite
 
     s, specs = load_suite(suite)
-    out.print(
-        f"[green]{escape(suite)}: valid[/] — suite {escape(repr(s.name))}, {len(specs)} run(s),"
-        f" tier {s.tier}",
-        soft_wrap=True,
-        highlight=False,
-    )
+    out.print(f"[green]{suite}: valid[/] — suite {s.name!r}, {len(specs)} run(s), tier {s.tier}")
     if dry_run:
         from ertrl_bench.dryrun import dry_run as _dry_run
 
         results = _dry_run(specs)
         for r in results:
             mark = "[green]ok[/]" if r.ok else "[red]FAILED[/]"
-            # a plugin's message verbatim ("[M, N]" is not markup), one line even when piped
-            text = f"{r.run} ({r.seconds:.1f} s)" + ("" if r.ok else f": {r.message}")
-            out.print(f"  {mark} {escape(text)}", soft_wrap=True, highlight=False)
+            out.print(f"  {mark} {r.run} ({r.seconds:.1f} s)" + ("" if r.ok else f": {r.message}"))
         failed = [r for r in results if not r.ok]
         if failed:
             err.print(f"[red]{len(failed)} of {len(results)} dry run(s) failed[/]")
@@ -77,7 +70,9 @@ def validate(
 def run(
     suite: str = typer.Argument(..., help=SUITE_HELP),
     results_dir: Path = typer.Option(Path("results"), help="Where results/<suite>/<run-id>/ go."),
-    force: bool = typer.Option(False, "--force", help="Re-run finished runs too."),
+    force: bool = typer.Option(
+        False, "--force", help="Re-run finished runs too; unfinished ones from step 0."
+    ),
     executor: str = typer.Option("local", help="local | ray (pip install 'ertrl-bench\\[ray]')."),
     executor_opt: list[str] = typer.Option(
         [],
@@ -94,8 +89,23 @@ def run(
         " cores // jobs torch threads (default: one per core; 1: in this process).",
     ),
     device: str | None = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
+    checkpoint_every: float | None = typer.Option(
+        None,
+        "--checkpoint-every",
+        metavar="MINUTES",
+        help="Minutes between a run's mid-run checkpoints (default: the suite's"
+        " checkpoint.every_minutes, 10); one is also written after every evaluation. A killed"
+        " run resumes from its last one.",
+    ),
+    keep_checkpoints: bool = typer.Option(
+        False, "--keep-checkpoints", help="Keep the last checkpoint of finished runs."
+    ),
 ):
     """Validate, then run every run of a suite (finished runs are skipped: resumable).
+
+    A run saves its training state every few minutes and after every evaluation
+    (checkpoint.pt in its folder): a killed run resumes from there with the same numbers.
+    --force reruns from step 0.
 
     Two processes may share a results folder: each run is locked while it runs, and runs the
     other process holds are waited for, not redone.
@@ -115,6 +125,10 @@ def run(
         if problem := device_problem(device):
             raise ErtrlError(f"--device: {problem}")
         specs = [sp.model_copy(update={"device": device}) for sp in specs]
+    if checkpoint_every is not None and not 0 < checkpoint_every < float("inf"):
+        raise ErtrlError(f"--checkpoint-every {checkpoint_every}: minutes must be > 0 (e.g. 10)")
+    if checkpoint_every is not None or keep_checkpoints:
+        specs = [_checkpoint_policy(sp, checkpoint_every, keep_checkpoints) for sp in specs]
     if jobs is not None:
         if executor != "local":
             raise ErtrlError(f"--jobs is for the local executor; {executor!r} takes --executor-opt")
@@ -126,15 +140,13 @@ def run(
     if hasattr(ex, "plan"):
         n_jobs, threads = ex.plan(len(specs))
         plan = f", {n_jobs} at a time x {threads} torch thread(s)" if n_jobs > 1 else ""
-    err.print(
-        f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}", markup=False
-    )
+    err.print(f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}")
     if getattr(ex, "parallel", False):
         err.print("building the runs' datasets first (each once), then dispatching the runs")
 
     def show(o) -> None:
         style = {"done": "green", "skipped": "cyan", "failed": "red"}.get(o.status, "yellow")
-        err.print(f"[{style}]{o.status:>7}[/] {escape(f'{o.run_id} {o.message}')}", highlight=False)
+        err.print(f"[{style}]{o.status:>7}[/] {o.run_id} {o.message}", highlight=False)
 
     import os
     import platform
@@ -157,6 +169,14 @@ def run(
             " Finished runs are kept; re-run to retry the failed ones."
         )
         raise typer.Exit(1)
+
+
+def _checkpoint_policy(spec, every_minutes: float | None, keep: bool):
+    """``spec`` with the CLI's checkpoint options (not part of the run id)."""
+    update = {"every_minutes": every_minutes} if every_minutes is not None else {}
+    if keep:
+        update["keep"] = True
+    return spec.model_copy(update={"checkpoint": spec.checkpoint.model_copy(update=update)})
 
 
 def summary_table(metrics: list[dict], title: str) -> Table:
@@ -232,8 +252,8 @@ def _from_cli_pairs(kind: str, name: str, pairs, flag: str, example: str):
 
     from ertrl_bench.components import create
     from ertrl_bench.config import Component
-    from ertrl_bench.options import format_validation_error
     from ertrl_bench.plugins import SINGULAR, get_registry
+    from ertrl_bench.suite_loader import format_validation_error
 
     entry = get_registry().get(kind, name)
     what = f"{SINGULAR[kind]} {name!r}"
@@ -422,7 +442,7 @@ def datasets_verify():
             err.print(f"{d.path}/{k}: {d.check_task(k)}", soft_wrap=True, markup=False)
         n_bad += len(bad)
         if not bad and not message:
-            out.print(f"[green]ok[/] {escape(str(d.path))} ({len(tasks)} tasks)", soft_wrap=True)
+            out.print(f"[green]ok[/] {d.path} ({len(tasks)} tasks)")
     if n_bad:
         err.print(
             f"{n_bad} problem(s): bad files are rebuilt on next use (or `datasets build --rebuild`)."
@@ -449,7 +469,7 @@ def _suite_diversity(results: Path) -> dict[str, dict]:
         try:
             res = behavior_diversity(_family(env), tier, spec.get("data"), build=False)
         except ErtrlError as exc:
-            err.print(f"diversity of {env}: {exc}", markup=False, highlight=False)
+            err.print(f"diversity of {env}: {exc}")
             continue
         if res is not None:
             seen[env] = res
@@ -493,11 +513,8 @@ def report(
         else:  # piped: plain lines, not a table cut to 80 columns
             print("\n".join(rep.plain_lines()))
         if rep.warnings:
-            err.print(
-                f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}",
-                markup=False,
-            )
-        out.print(f"wrote {rep.path}", markup=False, soft_wrap=True)
+            err.print(f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}")
+        out.print(f"wrote {rep.path}")
 
 
 @analyze_app.command("wasserstein")

@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from ertrl_bench.options import Strict
+from ertrl_bench.analysis.probe import ProbeConfig
+from ertrl_bench.options import Strict  # noqa: F401  (the one base; re-exported here)
 
 # Names that become folder names (suite, method): a safe slug, never a path. No separators, no
 # leading dot (so no `.` / `..`), at most 100 characters.
@@ -196,24 +197,16 @@ class TrainConfig(Strict):
         return self
 
 
-class ProbeConfig(Strict):
-    """The end-of-run probe (``eval.probe`` of a suite; ``analysis.probe.probe_agent`` runs it);
-    defaults = the paper's protocol."""
+class CheckpointConfig(Strict):
+    """Mid-run checkpoints (``ertrl_bench.checkpoint``): how often a run saves its whole
+    training state so that a killed run resumes where it was. Not part of the run id: it does
+    not change the numbers (a resumed run repeats an uninterrupted one bit for bit on CPU)."""
 
     enabled: bool = True
-    transitions: int = Field(1000, ge=2)  # fresh dataset transitions per task and resample
-    test: int = Field(200, ge=1)  # the first ``test`` of each task's draw are test rows
-    resamples: int = Field(5, ge=1)
-    # None = the SVR fits every training row (the paper's 24k); a number caps them (seeded subset)
-    svr_max_train_rows: int | None = Field(None, ge=5)
-
-    @model_validator(mode="after")
-    def _test_leaves_training_rows(self):
-        if self.test >= self.transitions:
-            raise ValueError(
-                f"probe test ({self.test}) must be less than transitions ({self.transitions})"
-            )
-        return self
+    # minutes of a run's wall time between checkpoints (one is also written after every
+    # evaluation); fractions are allowed (0.05 = every 3 s)
+    every_minutes: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
+    keep: bool = False  # keep the last checkpoint of a finished run (default: removed)
 
 
 class EvalConfig(Strict):
@@ -347,6 +340,7 @@ class Suite(Strict):
     device: str = "auto"
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
     # Options for every component of a type, e.g. {brac: {hidden: [64, 64]}}: how a suite
     # shrinks the networks of named methods (the smoke suite does) without redefining them.
     component_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -372,15 +366,37 @@ class RunSpec(Strict):
     train: ResolvedTrainConfig
     eval: ResolvedEvalConfig
     device: str = "auto"
+    checkpoint: CheckpointConfig = CheckpointConfig()  # how often to save (not hashed)
     # "kind/name" -> "package version" of each component's plugin (recorded, not hashed)
     versions: dict[str, str] = Field(default_factory=dict)
 
     def run_id(self) -> str:
-        """Stable id: method-env-seed plus a hash of the resolved spec (device, versions excluded).
+        """Stable id: method-env-seed plus a hash of the resolved spec (device, checkpoint
+        policy, versions excluded).
 
         The method's component params and the train / eval numbers are the *resolved* values
         (family defaults included), so changing a family's default changes the id.
         """
-        payload = self.model_dump(mode="json", exclude={"device", "versions"})
+        payload = self.model_dump(mode="json", exclude={"device", "checkpoint", "versions"})
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.method.name}-{self.env.type}-s{self.seed}-{digest}"
+
+
+# Loading, validating and expanding a suite file live in ``ertrl_bench.suite_loader``; these
+# names stay importable from here for plugins written against earlier versions.
+_MOVED = {
+    "load_suite",
+    "load_suite_file",
+    "expand_suite",
+    "format_validation_error",
+    "builtin_suite_path",
+    "read_suite_yaml",
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        from ertrl_bench import suite_loader
+
+        return getattr(suite_loader, name)
+    raise AttributeError(f"module 'ertrl_bench.config' has no attribute {name!r}")

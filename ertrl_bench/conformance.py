@@ -15,8 +15,9 @@ already-built object. The contracts: ``ertrl_bench.components`` and docs/plugins
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -223,17 +224,88 @@ def check_regularizer(
                 )
         except Exception as exc:
             problems.append(f"encoder_loss on a masked context raised {type(exc).__name__}: {exc}")
-    _check_state_dict(loss_obj, problems)
+    _check_state_dict(
+        loss_obj, problems, lambda: loss_obj.update(batch_of(ctx, rl_batch).detached())
+    )
     _fail(what, problems)
     return loss_obj
 
 
-def _check_state_dict(component: Any, problems: list[str]) -> None:
+def _flat(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, leaf)`` pairs of a nested state (dicts, lists, tuples; tensors and numbers)."""
+    if isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            yield from _flat(obj[k], f"{prefix}/{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _flat(v, f"{prefix}/{i}")
+    else:
+        yield prefix, obj.detach().clone() if isinstance(obj, torch.Tensor) else obj
+
+
+def _state_differences(a: list, b: list) -> list[str]:
+    if [k for k, _ in a] != [k for k, _ in b]:
+        return ["its keys"]
+    return [
+        k
+        for (k, x), (_, y) in zip(a, b, strict=True)
+        if not (torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y)
+    ]
+
+
+def _check_state_dict(
+    component: Any, problems: list[str], step: Callable[[], Any] | None = None
+) -> None:
+    """The checkpoint contract (docs/plugins.md "state_dict"): ``state_dict()`` is a dict a
+    checkpoint can store (``torch.load(weights_only=True)`` reads it back) and
+    ``load_state_dict(state)`` restores it *whole*: ``step`` (one ``update``) taken after a
+    restore repeats, bit for bit, the one taken right after the state was saved."""
     try:
-        if not isinstance(component.state_dict(), dict):
-            problems.append("state_dict() must return a dict")
+        state = component.state_dict()
     except Exception as exc:
         problems.append(f"state_dict() raised {type(exc).__name__}: {exc}")
+        return
+    if not isinstance(state, dict):
+        problems.append(f"state_dict() must return a dict, got {type(state).__name__}")
+        return
+    if not callable(getattr(component, "load_state_dict", None)):
+        problems.append(
+            "it has no load_state_dict(state): a run using it cannot resume from a checkpoint"
+        )
+        return
+    try:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        saved = torch.load(buffer, weights_only=True)
+    except Exception as exc:
+        problems.append(
+            "state_dict() holds something a checkpoint cannot store (only tensors, numbers,"
+            f" strings, None and lists / tuples / dicts of them): {type(exc).__name__}:"
+            f" {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}"
+        )
+        return
+    if step is None:
+        return
+    rng = torch.get_rng_state()
+    try:
+        step()
+        after = list(_flat(component.state_dict()))
+        component.load_state_dict(saved)
+        torch.set_rng_state(rng)
+        step()
+        again = list(_flat(component.state_dict()))
+    except Exception as exc:
+        problems.append(
+            f"load_state_dict(state_dict()) then update raised {type(exc).__name__}: {exc}"
+        )
+        return
+    if differ := _state_differences(after, again):
+        problems.append(
+            "load_state_dict(state_dict()) does not restore the whole state: the update after"
+            f" it ends elsewhere ({', '.join(differ[:4])}); state_dict() must hold every"
+            " network, optimizer and number that update() changes"
+        )
 
 
 def _with_garbage(t: Transitions, mask: torch.Tensor, value: float) -> Transitions:
@@ -347,7 +419,7 @@ def check_backbone(
         bb.act(obs, ze, deterministic=False)
     except Exception as exc:
         problems.append(f"act(obs, z, deterministic) raised {type(exc).__name__}: {exc}")
-    _check_state_dict(bb, problems)
+    _check_state_dict(bb, problems, lambda: bb.update(rl, z, z, **extra))
     _fail(what, problems)
     return bb
 
@@ -430,10 +502,8 @@ CHECKS: dict[str, Callable] = {
 
 def random_task_data(family, tasks: list, steps: int = 24, seed: int = 0) -> TaskDataset:
     """A tiny ``TaskDataset`` from uniform random actions in ``family.make_batch(tasks)``."""
-    from ertrl_bench.envs.base import make_checked_batch
-
     rng = np.random.default_rng(seed)
-    env = make_checked_batch(family, tasks)
+    env = family.make_batch(tasks)
     obs = env.reset(seed=seed)
     per = [{k: [] for k in ("obs", "actions", "rewards", "next_obs", "dones")} for _ in tasks]
     for _ in range(steps):

@@ -17,14 +17,17 @@ import torch
 
 from ertrl_bench.analysis.probe import probe_agent
 from ertrl_bench.batch import TaskDataset
+from ertrl_bench.checkpoint import Checkpointer, CheckpointError, read_checkpoint
 from ertrl_bench.components import create
 from ertrl_bench.config import RunSpec
 from ertrl_bench.data import get_datasets
+from ertrl_bench.data.store import clean_stale_tmp
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
 from ertrl_bench.problem import Problem, reference_stats, resolve_device
+from ertrl_bench.progress import console
 from ertrl_bench.store import RunDir
-from ertrl_bench.training import build_agent, meta_train
+from ertrl_bench.training import build_agent, checkpoint_problems, meta_train
 
 PROBE_SPLITS = ("train", "moderate")  # the probe's tasks (docs/paper.md "Probe")
 
@@ -162,9 +165,8 @@ def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
             return _skipped(rd, spec)
         try:
             device = resolve_device(spec.device)
-            rd.start(str(device))
-            metrics = _run(spec, rd, device)
-            return Outcome(rid, "done", metrics=metrics)
+            metrics, message = _run_resuming(spec, rd, device, force)
+            return Outcome(rid, "done", message, metrics=metrics)
         except KeyboardInterrupt:
             _record_failure(rd, "interrupted", traceback.format_exc())
             raise
@@ -216,7 +218,33 @@ def run_suite(
     return [outcomes[s.run_id()] for s in specs if s.run_id() in outcomes]
 
 
-def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
+def _note(message: str) -> None:
+    console.print(message, markup=False, highlight=False)
+
+
+def _run_resuming(spec: RunSpec, rd: RunDir, device: torch.device, force: bool) -> tuple[dict, str]:
+    """Run ``spec`` from its last checkpoint if it has one (``--force``: from step 0).
+
+    A checkpoint that cannot be used is reported once and the run starts over from step 0.
+    Returns the metrics and the outcome's message ("resumed from step N", or "").
+    """
+    if force:
+        rd.checkpoint_path.unlink(missing_ok=True)
+    clean_stale_tmp(rd.path)  # half-written files of a killed attempt (a checkpoint, say)
+    try:
+        state = read_checkpoint(rd.checkpoint_path, spec.run_id())
+        rd.start(str(device))
+        metrics = _run(spec, rd, device, state)
+        return metrics, f"resumed from step {state['loop']['step']}" if state else ""
+    except CheckpointError as exc:
+        _note(f"{spec.run_id()}: checkpoint {exc}; starting this run over from step 0")
+        rd.checkpoint_path.unlink(missing_ok=True)
+        rd.start(str(device))
+        return _run(spec, rd, device, None), "checkpoint unusable: started over"
+
+
+def _run(spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = None) -> dict:
+    """One attempt at a run: from step 0, or from the checkpoint ``resume``."""
     t0 = time.perf_counter()
     family = make_family(spec)
     data = get_datasets(family, spec.tier, spec.data, device=torch.device("cpu"))
@@ -239,6 +267,19 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
     by_split = {s: family.tasks(s, data.tier.task_seed) for s in spec.eval.splits}
     history: list[dict] = []
     last_z: dict = {}
+    # time of earlier attempts up to their checkpoint (the time after it was lost, not counted)
+    before = {"train": 0.0, "eval": 0.0, "wall": 0.0}
+    if resume is not None:
+        run_part = resume["run"]
+        history = json.loads(run_part["history"])
+        last_z = {
+            split: {p: z.numpy() for p, z in by_protocol.items()}
+            for split, by_protocol in run_part["last_z"].items()
+        }
+        before = dict(run_part["timing"])
+        timing["eval"] = before["eval"]
+        rd.restore_log(run_part["log"])  # drops what was logged after the checkpoint
+        rd.log({"resumed_at_step": resume["loop"]["step"]})
     timing["setup"] = time.perf_counter() - t0 - timing["data"]
 
     def evaluate(iteration: int, step: int) -> None:
@@ -255,8 +296,55 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
 
     generator = torch.Generator().manual_seed(spec.seed)
     t_train = time.perf_counter()
-    meta_train(agent, task_data, train_rows, spec.train, rd.log, evaluate, generator)
-    timing["train"] = time.perf_counter() - t_train - timing["eval"]
+
+    def trained_s() -> float:
+        return before["train"] + time.perf_counter() - t_train - (timing["eval"] - before["eval"])
+
+    def run_state() -> dict:
+        """The runner's part of a checkpoint (``ertrl_bench.checkpoint``)."""
+        return {
+            "history": json.dumps(history),
+            "last_z": {
+                split: {p: torch.from_numpy(np.ascontiguousarray(z)) for p, z in zs.items()}
+                for split, zs in last_z.items()
+            },
+            "log": rd.read_log(),
+            "timing": {
+                "train": trained_s(),
+                "eval": timing["eval"],
+                "wall": before["wall"] + time.perf_counter() - t0,
+            },
+        }
+
+    checkpointer = None
+    if spec.checkpoint.enabled:
+        if problems := checkpoint_problems(agent):
+            _note(
+                f"{spec.run_id()}: no checkpoints ({'; '.join(problems)}): if it is killed it"
+                " starts over from step 0. A component saves and restores its whole state"
+                " with state_dict() / load_state_dict(state) (docs/plugins.md)"
+            )
+        else:
+            checkpointer = Checkpointer(
+                rd.checkpoint_path, spec.run_id(), 60 * spec.checkpoint.every_minutes, run_state
+            )
+    try:
+        meta_train(
+            agent,
+            task_data,
+            train_rows,
+            spec.train,
+            rd.log,
+            evaluate,
+            generator,
+            checkpointer,
+            None if resume is None else resume["loop"],
+        )
+    except CheckpointError as exc:
+        raise CheckpointError(f"{rd.checkpoint_path}: {exc}") from None
+    timing["train"] = trained_s()
+    if checkpointer is not None:  # their cost (part of train and eval time), this attempt's
+        rd.log({"checkpoints": checkpointer.saved, "checkpoint_s": round(checkpointer.seconds, 3)})
 
     per_task = _final_scores(history, spec.train.final_evals)
     curve = [
@@ -288,7 +376,7 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
         "final": _summarise(per_task),
         "per_task": per_task,
         "curve": curve,
-        "wall_s": time.perf_counter() - t0,
+        "wall_s": before["wall"] + time.perf_counter() - t0,
         "dataset": data.path,
     }
     probe_tasks = [t for s in PROBE_SPLITS for t in family.tasks(s, data.tier.task_seed)]
@@ -304,7 +392,9 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device) -> dict:
         )
         timing["probe"] = time.perf_counter() - t_probe
         rd.log({"probe": metrics["probe"], "probe_s": timing["probe"]})
-    timing["total"] = time.perf_counter() - t0
+    timing["total"] = before["wall"] + time.perf_counter() - t0
     metrics["timing_s"] = {k: round(v, 3) for k, v in timing.items()}
     rd.write_metrics(metrics)
+    if not spec.checkpoint.keep:  # after the metrics: a finished run never depends on it
+        rd.checkpoint_path.unlink(missing_ok=True)
     return metrics

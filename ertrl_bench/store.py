@@ -9,6 +9,8 @@
     results/<suite>/<run_id>/encodings.npz final z's per task for the z map (compressed)
     results/<suite>/<run_id>/metrics.json  final scores (the "done" marker)
     results/<suite>/<run_id>/failed.json   why a run failed (removed when it re-runs)
+    results/<suite>/<run_id>/checkpoint.pt the training state while it runs (removed when done;
+                                           ``ertrl_bench.checkpoint``)
     results/<suite>/<run_id>/.lock         held (flock) by the process running it: pid + host
 
 Nothing is written outside the results folder: every path is checked to stay inside it
@@ -217,6 +219,20 @@ class RunDir:
             (self.path / name).unlink(missing_ok=True)
         atomic_write_json(self.path / "spec.json", self.spec.model_dump(mode="json"))
         atomic_write_json(self.path / "env.json", environment_info(device))
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    def read_log(self) -> str:
+        try:
+            return (self.path / "log.jsonl").read_text()
+        except FileNotFoundError:
+            return ""
+
+    def restore_log(self, text: str) -> None:
+        """The training log as a checkpoint recorded it (a resumed run continues from there)."""
+        atomic_write_bytes(self.path / "log.jsonl", lambda f: f.write(text.encode()))
 
     def log(self, record: dict) -> None:
         # appended, so not replaced atomically: O_NOFOLLOW refuses a symlink planted there

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import torch
 
 from ertrl_bench.batch import TaskDataset, Transitions
+from ertrl_bench.checkpoint import Checkpointer, CheckpointError, capture_rng, restore_rng
 from ertrl_bench.components import ComponentError, accepts_kwarg, create
 from ertrl_bench.config import MethodSpec, ResolvedTrainConfig
 from ertrl_bench.errors import TrainingDiverged
@@ -74,6 +75,39 @@ def make_encoder_optimizer(agent: Agent, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr)
 
 
+def checkpoint_problems(agent: Agent) -> list[str]:
+    """Why the agent's state cannot be checkpointed: components without ``state_dict`` and
+    ``load_state_dict`` (``components.EncoderLoss`` / ``Backbone``); [] when it can."""
+    parts = {**agent.losses, agent.method.backbone.type: agent.backbone}
+    return [
+        f"{agent.labels[name]} has no {m}()"
+        for name, part in parts.items()
+        for m in ("state_dict", "load_state_dict")
+        if not callable(getattr(part, m, None))
+    ]
+
+
+def agent_state(agent: Agent, enc_opt: torch.optim.Optimizer) -> dict:
+    """Every network and optimizer of the agent, through the components' ``state_dict``."""
+    return {
+        "encoder": agent.encoder.state_dict(),
+        "encoder_optimizer": enc_opt.state_dict(),
+        "losses": {name: loss.state_dict() for name, loss in agent.losses.items()},
+        "backbone": agent.backbone.state_dict(),
+    }
+
+
+def load_agent_state(agent: Agent, enc_opt: torch.optim.Optimizer, state: dict) -> None:
+    """Undo of ``agent_state``: the same method's agent continues exactly where it was."""
+    if set(state["losses"]) != set(agent.losses):
+        raise ValueError(f"encoder losses {sorted(state['losses'])}, not {sorted(agent.losses)}")
+    agent.encoder.load_state_dict(state["encoder"])
+    enc_opt.load_state_dict(state["encoder_optimizer"])
+    for name, loss in agent.losses.items():
+        loss.load_state_dict(state["losses"][name])
+    agent.backbone.load_state_dict(state["backbone"])
+
+
 def json_number(value) -> float | str:
     """A log value as JSON allows it: a float, or ``"nan"`` / ``"inf"`` / ``"-inf"`` as text."""
     v = float(value)
@@ -100,12 +134,33 @@ def meta_train(
     log: Callable[[dict], None],
     evaluate: Callable[[int, int], None],
     generator: torch.Generator,
+    checkpointer: Checkpointer | None = None,
+    resume: dict | None = None,
 ) -> None:
-    """Run ``cfg.iterations`` x ``steps_per_iteration`` train steps, evaluating as configured."""
+    """Run ``cfg.iterations`` x ``steps_per_iteration`` train steps, evaluating as configured.
+
+    ``checkpointer`` (a ``checkpoint.Checkpointer``) saves the loop's state when it is due and
+    after every evaluation; ``resume``, the ``loop`` part of a checkpoint, continues from it:
+    the agent, the RNG streams and the meta-batch generator as they were, so the steps that
+    follow are those an uninterrupted run takes.
+    """
     method = agent.method
     steps, meta_batch = cfg.steps_per_iteration, cfg.meta_batch
     context_size = cfg.context_size
     enc_opt = make_encoder_optimizer(agent, cfg.encoder_lr)
+    start_it, global_step = 0, 0
+    if resume is not None:  # before the CUDA graph captures the optimizers' state tensors
+        try:
+            load_agent_state(agent, enc_opt, resume["agent"])
+            generator.set_state(resume["generator"])
+            restore_rng(resume["rng"])
+            start_it, global_step = int(resume["iteration"]), int(resume["step"])
+        except Exception as exc:
+            raise CheckpointError(
+                f"its state does not fit this run's agent ({type(exc).__name__}: {exc})"[:400]
+            ) from None
+        if not (0 <= start_it <= cfg.iterations and 0 <= global_step - start_it * steps <= steps):
+            raise CheckpointError(f"step {global_step} is not a step of this run's schedule")
     if cfg.compile and hasattr(agent.backbone, "compile"):
         agent.backbone.compile()  # torch.compile the backbone's losses (docs/performance.md)
     graphed = None
@@ -115,13 +170,27 @@ def meta_train(
         graphed = GraphedTrainStep(agent, enc_opt, data, meta_batch, context_size, cfg.rl_batch)
     n_train = len(train_rows)
     total = cfg.iterations * steps
-    global_step = 0
+
+    def save(iteration: int, generator_state: torch.Tensor) -> None:
+        """The loop's state after ``global_step`` steps, ``iteration`` in progress (its
+        meta-batches come from ``generator_state``)."""
+        loop = {
+            "iteration": iteration,
+            "step": global_step,
+            "generator": generator_state,
+            "rng": capture_rng(),
+            "agent": agent_state(agent, enc_opt),
+        }
+        checkpointer.save(loop)
+
     with bar(f"meta-train {method.name}", total) as pbar:
-        for it in range(cfg.iterations):
+        pbar.advance(global_step - global_step % LOG_EVERY)
+        for it in range(start_it, cfg.iterations):
             # the iteration's meta-batches, drawn on the host (the seeded stream) and moved to
             # the device in one copy, not one per step
+            at_start = generator.get_state()
             picks = _draw_meta_batches(n_train, meta_batch, steps, generator).to(train_rows.device)
-            for pick in picks:
+            for pick in picks[global_step - it * steps :]:  # a resumed iteration: the rest
                 global_step += 1
                 rows = train_rows[pick]
                 try:
@@ -145,5 +214,9 @@ def meta_train(
                     pbar.advance(
                         LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY
                     )
+                if checkpointer is not None and checkpointer.due():
+                    save(it, at_start)
             if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
                 evaluate(it, global_step)
+                if checkpointer is not None:  # the next iteration, none of its steps done
+                    save(it + 1, generator.get_state())

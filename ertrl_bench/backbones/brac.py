@@ -21,7 +21,7 @@ The authors' terminal-at-trajectory-end (every trajectory's last transition mark
 ``train.terminals: trajectory_end``, applied where the training data's ``dones`` are built
 (``ertrl_bench.batch.TaskDataset``).
 
-Speed (same numbers as the straightforward computation, ``tests/brac_reference.py``; tested): the
+Speed (same numbers as the straightforward computation, ``brac_reference.py``; tested): the
 two Q nets are one ensemble (``EnsembleLinear``), the dual critic's forward passes of a c-step
 are one batched pass, the actor's loss back-propagates only into the actor (``backward(inputs=)``
 skips the critics' weight gradients), and c on the data actions of the actor step runs without a
@@ -240,7 +240,15 @@ class BRAC:
         a, _ = tanh_gaussian_from_noise(mean, log_std, torch.randn_like(mean))
         return a
 
+    _STATEFUL = ("policy", "q", "v", "v_target", "c", "opt_policy", "opt_q", "opt_v", "opt_c")
+
     def state_dict(self) -> dict:
-        return {k: getattr(self, k).state_dict() for k in ("policy", "q", "v", "v_target", "c")} | {
+        """Every network and optimizer, and alpha: all a resumed run needs to continue."""
+        return {k: getattr(self, k).state_dict() for k in self._STATEFUL} | {
             "raw_alpha": self.raw_alpha.detach().clone()
         }
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self._STATEFUL:
+            getattr(self, k).load_state_dict(state[k])
+        self.raw_alpha.copy_(state["raw_alpha"])  # in place: a CUDA graph may hold it

@@ -30,3 +30,6 @@ class DMLLoss:
 
     def state_dict(self) -> dict:
         return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass  # no state of its own (no networks, no optimizer)

@@ -28,3 +28,6 @@ class NoRegularizer:
 
     def state_dict(self):
         return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass  # no state of its own (no networks, no optimizer)

@@ -53,7 +53,10 @@ class L2ContextRegularizer:
         return []
 
     def state_dict(self) -> dict:
-        return {"weight": self.weight}
+        return {}  # no networks, no optimizer: nothing changes during a run
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 @hookimpl

@@ -6,8 +6,8 @@ loss ``-lambda * Q(s, pi(s, z), z) + ||pi(s, z) - a||^2`` with ``lambda = alpha 
 A small, fast alternative to BRAC for trying a regularizer.
 
 Copy this file to write your own backbone (docs/plugins.md, "Backbone"): an options model
-(``Strict``), a class built as ``factory(options, problem)`` with ``update``, ``act`` and
-``state_dict``, and the ``register_backbones`` hook at the bottom. The one rule that matters:
+(``Strict``), a class built as ``factory(options, problem)`` with ``update``, ``act``,
+``state_dict`` and ``load_state_dict`` (all ``update`` changes: a killed run resumes from it), and the ``register_backbones`` hook at the bottom. The one rule that matters:
 ``z_q`` goes into the critic's loss only (it carries the encoder's gradient for Offline PEARL),
 ``z`` (detached) everywhere else.
 
@@ -122,9 +122,27 @@ class TD3BC:
             a = (a + 0.1 * torch.randn_like(a)).clamp(-1.0, 1.0)
         return a
 
+    def _stateful(self) -> dict:
+        actor_t, q1_t, q2_t = self.targets
+        return {
+            "actor": self.actor,
+            "q1": self.q1,
+            "q2": self.q2,
+            "actor_target": actor_t,
+            "q1_target": q1_t,
+            "q2_target": q2_t,
+            "opt_actor": self.opt_actor,
+            "opt_q": self.opt_q,
+        }
+
     def state_dict(self) -> dict:
-        nets = {"actor": self.actor, "q1": self.q1, "q2": self.q2}
-        return {k: v.state_dict() for k, v in nets.items()}
+        """Everything ``update`` changes (a checkpoint resumes from it): networks, targets and
+        optimizers."""
+        return {k: v.state_dict() for k, v in self._stateful().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in self._stateful().items():
+            v.load_state_dict(state[k])
 
 
 @hookimpl

@@ -125,3 +125,9 @@ def test_a_suite_can_use_it(tmp_path, register_test_plugin):
     path.write_text(yaml.safe_dump(suite))
     (spec,) = load_suite(path)[1]
     assert spec.method.backbone.type == "td3bc"
+
+
+def test_passes_the_backbone_checker():  # includes the checkpoint round trip (state_dict)
+    from ertrl_bench.testing import check_backbone
+
+    check_backbone(TD3BC, TD3BCOptions(hidden=[8]))

@@ -1,0 +1,316 @@
+"""Mid-run checkpoints: a run killed at any point resumes to the numbers of an uninterrupted one.
+
+The kill tests run the real ``ertrl-bench run`` in a subprocess and SIGKILL its process group
+(the parent and its workers) at a random moment after a checkpoint, then rerun it until the suite
+finishes, and compare every run's metrics.json, encodings and training log with an uninterrupted
+run of the same suite, bit for bit (CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ertrl_bench.backbones.brac import BRAC, BRACOptions
+from ertrl_bench.config import Strict
+from ertrl_bench.conformance import ConformanceError
+from ertrl_bench.plugins import hookimpl
+from ertrl_bench.runner import execute
+from ertrl_bench.store import RunDir
+from ertrl_bench.suite_loader import load_suite
+from ertrl_bench.testing import check_backbone
+from tests.helpers import REPO, entry_point, tiny_suite, wait_for, write_suite
+
+METHODS = ("focal", "csro", "unicorn", "offline_pearl", "ertrl")
+
+
+def _suite(tmp_path: Path, methods=METHODS, iterations=2, steps=10, **checkpoint) -> Path:
+    suite = tiny_suite(name="ck", methods=list(methods))
+    suite["train"].update(iterations=iterations, steps_per_iteration=steps)
+    if checkpoint:
+        suite["checkpoint"] = checkpoint
+    return write_suite(tmp_path / "ck.yaml", suite)
+
+
+def _comparable(run_dir: Path) -> dict:
+    """What must not change with a kill: metrics (not the wall times), z's, the training log
+    (not its timing records, nor the resume marker)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    with np.load(run_dir / "encodings.npz") as z:
+        encodings = {k: z[k].tolist() for k in z.files}
+    return {
+        "metrics": {k: v for k, v in metrics.items() if k not in ("wall_s", "timing_s")},
+        "log": [
+            r for r in log if "resumed_at_step" not in r and not any(k.endswith("_s") for k in r)
+        ],
+        "encodings": encodings,
+    }
+
+
+def _uninterrupted(suite: Path, results: Path) -> dict[str, dict]:
+    out = {}
+    for spec in load_suite(suite)[1]:
+        assert execute(spec, results).status == "done"
+        out[spec.run_id()] = _comparable(RunDir(results, spec).path)
+    return out
+
+
+def _run_killing(
+    suite: Path,
+    results: Path,
+    args: list[str],
+    rng: random.Random,
+    max_delay_s: float = 0.3,
+    kills_per_run: int = 1,
+    together: int = 1,
+    max_kills: int = 1000,
+) -> int:
+    """``ertrl-bench run`` in a subprocess, SIGKILLed a random moment (up to ``max_delay_s``)
+    after ``together`` runs killed fewer than ``kills_per_run`` times wrote a checkpoint (fewer
+    when fewer are left); rerun until the suite finishes, killing it at most ``max_kills`` times.
+    Returns the number of kills."""
+    run_dirs = [RunDir(results, spec).path for spec in load_suite(suite)[1]]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    kills: Counter[Path] = Counter()
+
+    def ready() -> list[Path]:
+        return [
+            d
+            for d in run_dirs
+            if kills[d] < kills_per_run
+            and (d / "checkpoint.pt").exists()
+            and not (d / "metrics.json").exists()
+        ]
+
+    for attempt in range(40):
+        if attempt == max_kills:
+            kills_per_run = 0  # no more kills: let it finish
+        proc = subprocess.Popen(
+            [*entry_point(), "run", str(suite), "--results-dir", str(results), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group: the kill reaches its workers too
+        )
+        left = [
+            d for d in run_dirs if kills[d] < kills_per_run and not (d / "metrics.json").exists()
+        ]
+        wait_for(
+            lambda proc=proc, n=min(together, len(left)): (
+                proc.poll() is not None or len(ready()) >= n > 0
+            ),
+            "a checkpoint or the end of the suite",
+            timeout=300,
+            every=0.02,
+        )
+        if proc.poll() is not None:
+            assert proc.returncode == 0, f"the run ended with {proc.returncode}"
+            return attempt
+        targets = ready()
+        time.sleep(rng.uniform(0.0, max_delay_s))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills.update(d for d in targets if not (d / "metrics.json").exists())
+    raise AssertionError("the suite never finished")
+
+
+def _resumed(run_dir: Path) -> bool:
+    log = (run_dir / "log.jsonl").read_text().splitlines()
+    return any("resumed_at_step" in json.loads(line) for line in log)
+
+
+def _check_against(reference: dict[str, dict], results: Path, suite_name: str = "ck") -> None:
+    for run_id, expected in reference.items():
+        run_dir = results / suite_name / run_id
+        assert _comparable(run_dir) == expected, run_id
+        assert not (run_dir / "checkpoint.pt").exists(), "a finished run keeps no checkpoint"
+        assert not list(run_dir.glob(".*.tmp")), "no temp file left behind"
+
+
+def test_killed_suite_resumes_to_identical_numbers_jobs_2(tmp_path):
+    """Two methods at a time under --jobs 2 (checkpoints every ~0.03 s, set from the CLI), the
+    whole process group SIGKILLed while both are in flight, then run to the end. Every method
+    under SIGKILL, one and two at a time: the slow test below."""
+    suite = _suite(tmp_path, methods=("ertrl", "offline_pearl"))
+    reference = _uninterrupted(suite, tmp_path / "reference")
+    results = tmp_path / "killed"
+    args = ["--jobs", "2", "--checkpoint-every", "0.0005"]
+    kills = _run_killing(suite, results, args, random.Random(0), together=2, max_kills=1)
+    assert kills == 1
+    _check_against(reference, results)
+    assert any(_resumed(results / "ck" / rid) for rid in reference)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_interrupted_at_a_random_moment_resumes_to_identical_numbers(tmp_path, method):
+    """A run stopped at a random moment after its first checkpoint (a timer signal, in this
+    process: no start-up cost) and rerun ends as an uninterrupted run, bit for bit."""
+    (spec,) = load_suite(_suite(tmp_path, methods=(method,), every_minutes=0.0005))[1]
+    reference = execute(spec, tmp_path / "a")
+    rd = RunDir(tmp_path / "b", spec)
+    timing = reference.metrics["timing_s"]
+    delay = random.Random(method).uniform(0.1, 0.9) * (timing["train"] + timing["eval"])
+
+    def interrupt(signum, frame):
+        if not rd.checkpoint_path.exists():  # not before the first checkpoint
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            return
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, delay)
+        with pytest.raises(KeyboardInterrupt):
+            execute(spec, tmp_path / "b")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not rd.metrics_path.exists() and rd.checkpoint_path.exists()
+    again = execute(spec, tmp_path / "b")
+    assert again.status == "done" and again.message.startswith("resumed from step"), again
+    assert _comparable(rd.path) == _comparable(RunDir(tmp_path / "a", spec).path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_repeated_random_kills_resume_to_identical_numbers(tmp_path, jobs):
+    """Longer runs, each killed up to three times at random moments (mid-iteration, during an
+    evaluation or the probe), one run at a time and two at a time."""
+    suite = _suite(tmp_path, iterations=4, steps=30)
+    reference = _uninterrupted(suite, tmp_path / "reference")
+    results = tmp_path / "killed"
+    args = ["--jobs", jobs, "--checkpoint-every", "0.002"]
+    kills = _run_killing(
+        suite, results, args, random.Random(int(jobs)), 1.5, kills_per_run=3, together=int(jobs)
+    )
+    assert kills >= len(METHODS)
+    _check_against(reference, results)
+    assert all(_resumed(results / "ck" / rid) for rid in reference)
+
+
+# --------------------------------------------------------------------------------------------
+# In-process: keep / remove, unusable checkpoints, components without load_state_dict
+
+
+def _one_run(tmp_path, **checkpoint):
+    (spec,) = load_suite(_suite(tmp_path, methods=("focal",), **checkpoint))[1]
+    return spec
+
+
+def test_kept_checkpoint_of_a_finished_run_resumes_after_the_last_evaluation(tmp_path):
+    spec = _one_run(tmp_path, every_minutes=0.001)
+    plain = execute(spec, tmp_path / "a")
+    assert plain.status == "done" and plain.message == ""
+    assert not RunDir(tmp_path / "a", spec).checkpoint_path.exists()  # removed by default
+    kept = spec.model_copy(update={"checkpoint": spec.checkpoint.model_copy(update={"keep": True})})
+    assert kept.run_id() == spec.run_id()  # the checkpoint policy is not part of the id
+    rd = RunDir(tmp_path / "b", kept)
+    assert execute(kept, tmp_path / "b").status == "done"
+    assert rd.checkpoint_path.exists()
+    assert _comparable(rd.path) == _comparable(RunDir(tmp_path / "a", spec).path)
+    rd.metrics_path.unlink()  # as if killed during the probe, after the last checkpoint
+    again = execute(kept, tmp_path / "b")
+    assert again.status == "done" and again.message == "resumed from step 20"
+    assert _comparable(rd.path) == _comparable(RunDir(tmp_path / "a", spec).path)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other run"])
+def test_unusable_checkpoint_is_reported_once_and_the_run_starts_over(tmp_path, capsys, damage):
+    spec = _one_run(tmp_path, every_minutes=0.001, keep=True)
+    rd = RunDir(tmp_path / "r", spec)
+    assert execute(spec, tmp_path / "r").status == "done"
+    reference = _comparable(rd.path)
+    good = rd.checkpoint_path.read_bytes()
+    if damage == "garbage":
+        rd.checkpoint_path.write_bytes(b"not a checkpoint")
+    elif damage == "truncated":
+        rd.checkpoint_path.write_bytes(good[: len(good) // 2])
+    else:  # a checkpoint copied from another run's folder
+        state = torch.load(rd.checkpoint_path, weights_only=True)
+        torch.save({**state, "run_id": "ertrl-point-robot-s0-0123456789"}, rd.checkpoint_path)
+    # a finished run is never touched, whatever its kept checkpoint holds
+    assert execute(spec, tmp_path / "r").status == "skipped"
+    capsys.readouterr()
+    rd.metrics_path.unlink()
+    out = execute(spec, tmp_path / "r")
+    assert out.status == "done" and out.message == "checkpoint unusable: started over"
+    err = capsys.readouterr().err
+    assert err.count("starting this run over from step 0") == 1
+    assert str(rd.checkpoint_path) in err.replace("\n", "")
+    want = {"garbage": "unreadable", "truncated": "unreadable", "other run": "belongs to run"}
+    assert want[damage] in err
+    assert _comparable(rd.path) == reference
+    assert not _resumed(rd.path)
+
+
+class _NoLoadOptions(Strict):
+    pass
+
+
+class _NoLoad:
+    """An encoder loss from before the checkpoint contract: state_dict, no load_state_dict."""
+
+    def __init__(self, options, problem):
+        self.device = problem.device
+
+    def update(self, batch):
+        return {}
+
+    def encoder_loss(self, batch):
+        return torch.zeros((), device=self.device), {}
+
+    def joint_parameters(self):
+        return []
+
+    def state_dict(self):
+        return {}
+
+
+class _NoLoadPlugin:
+    @hookimpl
+    def register_regularizers(self, register):
+        register("no_load", _NoLoad, _NoLoadOptions)
+
+
+def test_component_without_load_state_dict_runs_without_checkpoints(
+    tmp_path, capsys, register_test_plugin
+):
+    register_test_plugin(_NoLoadPlugin(), "old-plugin")
+    suite = tiny_suite(name="old", methods=[{"name": "old", "encoder_losses": ["dml", "no_load"]}])
+    suite["checkpoint"] = {"every_minutes": 0.001}
+    (spec,) = load_suite(write_suite(tmp_path / "s.yaml", suite))[1]
+    out = execute(spec, tmp_path / "r")
+    assert out.status == "done"
+    err = capsys.readouterr().err.replace("\n", "")
+    assert err.count("no checkpoints") == 1
+    assert "encoder loss 'no_load' (plugin old-plugin) has no load_state_dict()" in err
+    assert not list((tmp_path / "r").rglob("checkpoint.pt"))
+
+
+def test_checker_finds_a_state_dict_that_forgets_the_optimizers():
+    class Forgetful(BRAC):
+        def state_dict(self):
+            return {k: v for k, v in super().state_dict().items() if not k.startswith("opt_")}
+
+        def load_state_dict(self, state):
+            for k in ("policy", "q", "v", "v_target", "c"):
+                getattr(self, k).load_state_dict(state[k])
+            self.raw_alpha.copy_(state["raw_alpha"])
+
+    with pytest.raises(ConformanceError, match="does not restore the whole state"):
+        check_backbone(Forgetful, BRACOptions(hidden=(8,)))
+    check_backbone(BRAC, BRACOptions(hidden=(8,)))  # the built-in saves its optimizers
