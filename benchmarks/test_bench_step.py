@@ -9,7 +9,7 @@ Setting: Cheetah-Vel's dimensions and paper sizes (16 tasks, context 100, RL bat
   sampling) -- for FOCAL and ER-TRL, on CPU and, when present, on CUDA (timed with
   ``torch.cuda.synchronize`` around each part).
 * ``test_fused_step_speedup``: the fused step (``ertrl_bench/backbones/brac.py``) against the
-  unfused computation of the same numbers (``brac_reference.py``) and against today's step
+  unfused computation of the same numbers (``tests/brac_reference.py``) and against today's step
   before #10.7/#14.2 (``_today_brac.py``: another algorithm -- log-alpha Adam, BRAC's gradient
   penalty, one batch for the c-steps -- shown for reference). All three in one process, stepped
   in turn so they share the machine's noise; median CPU time (``time.process_time``) per step, as
@@ -70,7 +70,7 @@ def _setup(method_name: str, device: torch.device, variant: str = "fused"):
     method = MethodSpec.model_validate({**METHODS[method_name], "name": method_name})
     agent = build_agent(method, problem)
     if variant == "reference":
-        from ertrl_bench.backbones.brac_reference import ReferenceBRAC
+        from tests.brac_reference import ReferenceBRAC
 
         agent.backbone = ReferenceBRAC(agent.backbone)
     elif variant == "today":

@@ -52,14 +52,21 @@ def validate(
     from ertrl_bench.suite_loader import load_suite
 
     s, specs = load_suite(suite)
-    out.print(f"[green]{suite}: valid[/] — suite {s.name!r}, {len(specs)} run(s), tier {s.tier}")
+    out.print(
+        f"[green]{escape(suite)}: valid[/] — suite {escape(repr(s.name))}, {len(specs)} run(s),"
+        f" tier {s.tier}",
+        soft_wrap=True,
+        highlight=False,
+    )
     if dry_run:
         from ertrl_bench.dryrun import dry_run as _dry_run
 
         results = _dry_run(specs)
         for r in results:
             mark = "[green]ok[/]" if r.ok else "[red]FAILED[/]"
-            out.print(f"  {mark} {r.run} ({r.seconds:.1f} s)" + ("" if r.ok else f": {r.message}"))
+            # a plugin's message verbatim ("[M, N]" is not markup), one line even when piped
+            text = f"{r.run} ({r.seconds:.1f} s)" + ("" if r.ok else f": {r.message}")
+            out.print(f"  {mark} {escape(text)}", soft_wrap=True, highlight=False)
         failed = [r for r in results if not r.ok]
         if failed:
             err.print(f"[red]{len(failed)} of {len(results)} dry run(s) failed[/]")
@@ -140,13 +147,15 @@ def run(
     if hasattr(ex, "plan"):
         n_jobs, threads = ex.plan(len(specs))
         plan = f", {n_jobs} at a time x {threads} torch thread(s)" if n_jobs > 1 else ""
-    err.print(f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}")
+    err.print(
+        f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}", markup=False
+    )
     if getattr(ex, "parallel", False):
         err.print("building the runs' datasets first (each once), then dispatching the runs")
 
     def show(o) -> None:
         style = {"done": "green", "skipped": "cyan", "failed": "red"}.get(o.status, "yellow")
-        err.print(f"[{style}]{o.status:>7}[/] {o.run_id} {o.message}", highlight=False)
+        err.print(f"[{style}]{o.status:>7}[/] {escape(f'{o.run_id} {o.message}')}", highlight=False)
 
     import os
     import platform
@@ -252,8 +261,8 @@ def _from_cli_pairs(kind: str, name: str, pairs, flag: str, example: str):
 
     from ertrl_bench.components import create
     from ertrl_bench.config import Component
+    from ertrl_bench.options import format_validation_error
     from ertrl_bench.plugins import SINGULAR, get_registry
-    from ertrl_bench.suite_loader import format_validation_error
 
     entry = get_registry().get(kind, name)
     what = f"{SINGULAR[kind]} {name!r}"
@@ -442,7 +451,7 @@ def datasets_verify():
             err.print(f"{d.path}/{k}: {d.check_task(k)}", soft_wrap=True, markup=False)
         n_bad += len(bad)
         if not bad and not message:
-            out.print(f"[green]ok[/] {d.path} ({len(tasks)} tasks)")
+            out.print(f"[green]ok[/] {escape(str(d.path))} ({len(tasks)} tasks)", soft_wrap=True)
     if n_bad:
         err.print(
             f"{n_bad} problem(s): bad files are rebuilt on next use (or `datasets build --rebuild`)."
@@ -469,7 +478,7 @@ def _suite_diversity(results: Path) -> dict[str, dict]:
         try:
             res = behavior_diversity(_family(env), tier, spec.get("data"), build=False)
         except ErtrlError as exc:
-            err.print(f"diversity of {env}: {exc}")
+            err.print(f"diversity of {env}: {exc}", markup=False, highlight=False)
             continue
         if res is not None:
             seen[env] = res
@@ -513,8 +522,11 @@ def report(
         else:  # piped: plain lines, not a table cut to 80 columns
             print("\n".join(rep.plain_lines()))
         if rep.warnings:
-            err.print(f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}")
-        out.print(f"wrote {rep.path}")
+            err.print(
+                f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}",
+                markup=False,
+            )
+        out.print(f"wrote {rep.path}", markup=False, soft_wrap=True)
 
 
 @analyze_app.command("wasserstein")

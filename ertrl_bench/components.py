@@ -32,6 +32,7 @@ docs/plugins.md walks through each with a template package.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -226,7 +227,7 @@ def resolve_options(kind: str, component, registry=None):
     try:
         return entry.options.model_validate(component.params)
     except ValidationError as exc:
-        from ertrl_bench.suite_loader import format_validation_error
+        from ertrl_bench.options import format_validation_error
 
         raise ComponentError(
             f"{_label(kind, component.type, entry.plugin)}: invalid params: "
@@ -255,13 +256,92 @@ def create(kind: str, component, problem: Problem | None = None, registry=None):
             f"{label}: building it failed with {type(exc).__name__}: {exc} (it is called as"
             f" {signature}; see docs/plugins.md)"
         ) from exc
+    if kind == "envs" and hasattr(obj, "plugin"):
+        with contextlib.suppress(AttributeError):  # named in its messages (EnvFamily.described)
+            obj.plugin = entry.plugin
     missing = [m for m in REQUIRED.get(kind, ()) if not callable(getattr(obj, m, None))]
     if missing:
         raise ComponentError(
             f"{label}: the object its factory returned ({type(obj).__name__}) has no"
             f" {', '.join(missing)}; see ertrl_bench.components for the contract"
         )
+    check_signatures(kind, obj, label)
+    if kind == "backbones" and problem is not None:
+        check_act(obj, problem, label)
     return obj
+
+
+def _binds(fn: Callable, n_args: int) -> str | None:
+    """None if ``fn`` can be called with ``n_args`` positional arguments, else its signature."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return None
+    try:
+        sig.bind(*([None] * n_args))
+    except TypeError:
+        return str(sig)
+    return None
+
+
+def check_signatures(kind: str, obj, label: str) -> None:
+    """The contract's call signatures, checked when a component is built: a plugin written
+    against an older contract fails here with the fix, not deep in a train step."""
+    if kind == "encoders":
+        import torch
+
+        forward = obj.forward if isinstance(obj, torch.nn.Module) else obj
+        sig = _binds(forward, 2)
+        if sig is not None:
+            raise ComponentError(
+                f"{label}: forward{sig} does not take a `mask`; an encoder is called as"
+                " encoder(x, mask), mask [M, N] bool (True = a real transition) or None. Add"
+                " `mask=None` to forward and leave masked transitions out of z (padded online"
+                " contexts have them); see plugins/ertrl-bench-attention and docs/plugins.md"
+                ' "Encoder"'
+            )
+    if kind == "regularizers":
+        for method in ("update", "encoder_loss"):
+            sig = _binds(getattr(obj, method), 1)
+            if sig is not None:
+                raise ComponentError(
+                    f"{label}: {method}{sig} is the old signature; {method} now takes one"
+                    " argument, a StepBatch: update(batch) -> logs and encoder_loss(batch) ->"
+                    " (loss, logs), reading batch.ctx, batch.z_i, batch.z, batch.task_ids (for"
+                    " update(ctx, z_i, z): ctx = batch.ctx, z_i = batch.z_i, z = batch.z); see"
+                    ' docs/plugins.md "What you receive: StepBatch"'
+                )
+
+
+def check_act(backbone, problem: Problem, label: str) -> None:
+    """``act`` tried once when the backbone is built (2 zero observations, deterministic): a
+    backbone that returns numpy or the wrong shape fails now, not after a training iteration.
+    Deterministic actions draw no random numbers in the built-ins, so runs are unchanged."""
+    import torch
+
+    obs = torch.zeros(2, problem.obs_dim, device=problem.device)
+    z = torch.zeros(2, problem.latent_dim, device=problem.device)
+    try:
+        with torch.no_grad():
+            a = backbone.act(obs, z, deterministic=True)
+    except Exception as exc:
+        raise ComponentError(
+            f"{label}: act(obs [2, {problem.obs_dim}], z [2, {problem.latent_dim}],"
+            f" deterministic=True) raised {type(exc).__name__}: {exc}; act takes torch tensors"
+            " on the problem's device and returns actions [E, act_dim] (see"
+            ' docs/plugins.md "Backbone")'
+        ) from exc
+    if not isinstance(a, torch.Tensor):
+        raise ComponentError(
+            f"{label}: act() returned a {type(a).__module__}.{type(a).__name__}, not a"
+            " torch.Tensor; return the actions as a tensor [E, act_dim] in [-1, 1] on the"
+            " observations' device, e.g. torch.as_tensor(actions, device=obs.device)"
+        )
+    if tuple(a.shape) != (2, problem.act_dim):
+        raise ComponentError(
+            f"{label}: act(obs [2, {problem.obs_dim}], z) returned shape {tuple(a.shape)};"
+            f" expected [E, act_dim] = (2, {problem.act_dim})"
+        )
 
 
 def accepts_kwarg(fn: Callable, name: str) -> bool:

@@ -24,8 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from ertrl_bench.analysis.probe import ProbeConfig
-from ertrl_bench.options import Strict  # noqa: F401  (the one base; re-exported here)
+from ertrl_bench.options import Strict
 
 # Names that become folder names (suite, method): a safe slug, never a path. No separators, no
 # leading dot (so no `.` / `..`), at most 100 characters.
@@ -193,6 +192,26 @@ class TrainConfig(Strict):
             raise ValueError(
                 f"iterations x steps_per_iteration = {total:,} train steps; at most"
                 f" {MAX_TRAIN_STEPS:,} (the paper trains 200,000, docs/paper.md)"
+            )
+        return self
+
+
+class ProbeConfig(Strict):
+    """The end-of-run probe (``eval.probe`` of a suite; ``analysis.probe.probe_agent`` runs it);
+    defaults = the paper's protocol."""
+
+    enabled: bool = True
+    transitions: int = Field(1000, ge=2)  # fresh dataset transitions per task and resample
+    test: int = Field(200, ge=1)  # the first ``test`` of each task's draw are test rows
+    resamples: int = Field(5, ge=1)
+    # None = the SVR fits every training row (the paper's 24k); a number caps them (seeded subset)
+    svr_max_train_rows: int | None = Field(None, ge=5)
+
+    @model_validator(mode="after")
+    def _test_leaves_training_rows(self):
+        if self.test >= self.transitions:
+            raise ValueError(
+                f"probe test ({self.test}) must be less than transitions ({self.transitions})"
             )
         return self
 
@@ -380,23 +399,3 @@ class RunSpec(Strict):
         payload = self.model_dump(mode="json", exclude={"device", "checkpoint", "versions"})
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.method.name}-{self.env.type}-s{self.seed}-{digest}"
-
-
-# Loading, validating and expanding a suite file live in ``ertrl_bench.suite_loader``; these
-# names stay importable from here for plugins written against earlier versions.
-_MOVED = {
-    "load_suite",
-    "load_suite_file",
-    "expand_suite",
-    "format_validation_error",
-    "builtin_suite_path",
-    "read_suite_yaml",
-}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        from ertrl_bench import suite_loader
-
-        return getattr(suite_loader, name)
-    raise AttributeError(f"module 'ertrl_bench.config' has no attribute {name!r}")

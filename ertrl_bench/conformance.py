@@ -502,8 +502,10 @@ CHECKS: dict[str, Callable] = {
 
 def random_task_data(family, tasks: list, steps: int = 24, seed: int = 0) -> TaskDataset:
     """A tiny ``TaskDataset`` from uniform random actions in ``family.make_batch(tasks)``."""
+    from ertrl_bench.envs.base import make_checked_batch
+
     rng = np.random.default_rng(seed)
-    env = family.make_batch(tasks)
+    env = make_checked_batch(family, tasks)
     obs = env.reset(seed=seed)
     per = [{k: [] for k in ("obs", "actions", "rewards", "next_obs", "dones")} for _ in tasks]
     for _ in range(steps):

@@ -32,6 +32,7 @@ def dry_run_spec(spec: RunSpec, tasks: int = 4, steps: int = 24) -> None:
     random-action data; one evaluation step (infer z, act, step the envs). Raises on failure."""
     from ertrl_bench.components import create
     from ertrl_bench.conformance import random_task_data
+    from ertrl_bench.envs.base import make_checked_batch
     from ertrl_bench.problem import Problem, reference_stats
     from ertrl_bench.step import train_step
     from ertrl_bench.training import build_agent, make_encoder_optimizer
@@ -58,7 +59,7 @@ def dry_run_spec(spec: RunSpec, tasks: int = 4, steps: int = 24) -> None:
     # one evaluation step: z from an offline context, deterministic actions, one env step
     with torch.no_grad():
         _, z = agent.infer(data.sample(rows, 8))
-        env = family.make_batch(train)
+        env = make_checked_batch(family, train)
         obs = torch.as_tensor(env.reset(seed=0), dtype=torch.float32)
         a = agent.backbone.act(obs, z, deterministic=True)
         if tuple(a.shape) != (len(train), act_dim):

@@ -71,7 +71,7 @@ import torch
 from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.config import ResolvedEvalConfig
 from ertrl_bench.data import FamilyData
-from ertrl_bench.envs.base import BatchEnv, EnvFamily, Task
+from ertrl_bench.envs.base import BatchEnv, EnvFamily, Task, make_checked_batch
 from ertrl_bench.step import Agent
 
 PROTOCOLS = ("offline", "online", "non_prior")
@@ -279,7 +279,7 @@ def evaluate_tasks(
     budget = Budget.resolve(cfg, family)
     runs = cfg.runs_per_task
     rep = [t for t in tasks for _ in range(runs)]  # task-major
-    env = family.make_batch(rep)
+    env = make_checked_batch(family, rep)
     task_rows = torch.tensor([rows[t.key] for t in rep], device=dev)
 
     def offline_sample(env_rows: np.ndarray, n: int) -> Transitions:

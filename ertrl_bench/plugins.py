@@ -54,7 +54,7 @@ SINGULAR = {
 }
 
 FIX_OPTIONS = (
-    "subclass ertrl_bench.config.Strict (a pydantic model that forbids unknown keys):"
+    "subclass ertrl_bench.options.Strict (a pydantic model that forbids unknown keys):"
     " `class MyOptions(Strict): weight: float = Field(1.0, description=...)`"
 )
 

@@ -34,35 +34,7 @@ from ertrl_bench.config import (
     runs_on_cuda,
 )
 from ertrl_bench.errors import ConfigError, ErtrlError
-
-
-def _loc_to_path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("str", "MethodSpec", "function-before[_from_name()]") or "[" in str(part):
-            continue  # pydantic's union-branch labels are noise for a user
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
-    problems = []
-    seen = set()
-    for err in exc.errors():
-        path = _loc_to_path(tuple(err["loc"]))
-        if prefix:
-            path = prefix if path == "(top level)" else f"{prefix}.{path}"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check its spelling)"
-        line = f"{path}: {msg}"
-        if line not in seen:
-            seen.add(line)
-            problems.append(line)
-    return problems
+from ertrl_bench.options import format_validation_error
 
 
 def builtin_suite_path(name: str) -> Path | None:

@@ -12,12 +12,20 @@ import signal
 import subprocess
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 import yaml
 
+from ertrl_bench.backbones.brac import BRAC, BRACOptions
 from ertrl_bench.cli import main
-from tests.helpers import entry_point, tiny_suite, wait_for, write_suite
+from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
+from ertrl_bench.envs.base import EnvFamily
+from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
+from ertrl_bench.plugins import hookimpl
+from ertrl_bench.regularizers.none import NoneOptions, NoRegularizer
+from tests.helpers import TINY_NETS, entry_point, tiny_suite, wait_for, write_suite
 
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file permissions")
@@ -536,3 +544,182 @@ def test_a_run_with_broken_metrics_is_reported_as_such_and_redone(capsys, tmp_pa
     assert a.is_done() and b.is_done()
     assert json.loads((a.path / "metrics.invalid.json").read_text())["final"]["train"]
     assert "skipped" in text and "done" in text
+
+
+# --- plugins that break their contract: one message naming the plugin, the component, the fix ---
+
+
+class _MasklessEncoder(MLPEncoder):
+    def forward(self, x):  # the contract is forward(x, mask)
+        return super().forward(x, None)
+
+
+class _OldStyleRegularizer(NoRegularizer):
+    def update(self, ctx, z_i, z):  # the signature before StepBatch
+        return {}
+
+
+class _NumpyActBRAC(BRAC):
+    def act(self, obs, z, deterministic=True):
+        return super().act(obs, z, deterministic).cpu().numpy()
+
+
+class _BrokenComponents:
+    @hookimpl
+    def register_encoders(self, register):
+        register("maskless", _MasklessEncoder, MLPEncoderOptions)
+
+    @hookimpl
+    def register_regularizers(self, register):
+        register("old_style", _OldStyleRegularizer, NoneOptions)
+
+    @hookimpl
+    def register_backbones(self, register):
+        register("numpy_act", _NumpyActBRAC, BRACOptions)
+
+
+BROKEN_COMPONENTS = {
+    "encoder-without-mask": (
+        {"encoder": "maskless"},
+        [
+            "encoder 'maskless' (plugin broken)",
+            "forward(x) does not take a `mask`",
+            "mask [M, N] bool (True = a real transition)",  # printed verbatim, not as markup
+            "Add `mask=None` to forward",
+        ],
+    ),
+    "old-style-update": (
+        {"encoder_losses": ["old_style"]},
+        [
+            "regularizer 'old_style' (plugin broken)",
+            "update(ctx, z_i, z) is the old signature",
+            "update(batch) -> logs",
+        ],
+    ),
+    "act-returns-numpy": (
+        {"backbone": "numpy_act"},
+        [
+            "backbone 'numpy_act' (plugin broken)",
+            "act() returned a numpy.ndarray, not a torch.Tensor",
+            "torch.as_tensor(actions, device=obs.device)",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_COMPONENTS))
+def test_a_component_that_breaks_its_contract_fails_when_built(
+    capsys, tmp_path, register_test_plugin, case
+):
+    """Each used to surface as a raw TypeError / AttributeError (the numpy `act` only after a
+    whole training iteration); now building the component says what to change."""
+    parts, needles = BROKEN_COMPONENTS[case]
+    register_test_plugin(_BrokenComponents(), "broken")
+    suite = tiny_suite(methods=[{"name": "broken-method", **parts}])
+    suite["component_params"] = {
+        **TINY_NETS,
+        "maskless": {"hidden": [16]},
+        "numpy_act": {"hidden": [16]},
+    }
+    path = write_suite(tmp_path / "s.yaml", suite)
+    code, text = run_main(capsys, "validate", path, "--dry-run")
+    assert code == 1, text  # the dry run's own failure status
+    assert "Traceback" not in text
+    (line,) = [x for x in text.splitlines() if "FAILED" in x]
+    flat = " ".join(line.split())
+    for needle in needles:
+        assert needle in flat, flat
+
+
+class _ObsSizeEnv(gym.ObservationWrapper):
+    """Point-Robot with one extra observation feature (a task of another size)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+
+    def observation(self, obs):
+        return np.append(obs, 0.0).astype(np.float32)
+
+
+class _UnevenFamily(PointRobot):
+    name = "uneven"
+    make_batch = EnvFamily.make_batch  # the generic batch: one env per task
+
+    def make(self, task):
+        env = super().make(task)
+        return _ObsSizeEnv(env) if task.index == 11 else env
+
+
+class _CrashingEnv(gym.Wrapper):
+    def step(self, action):
+        if self.env.unwrapped._t >= 5:
+            raise RuntimeError("simulation unstable at t=5")
+        return self.env.step(action)
+
+
+class _CrashingFamily(PointRobot):
+    name = "crashing"
+    make_batch = EnvFamily.make_batch
+
+    def make(self, task):
+        return _CrashingEnv(super().make(task))
+
+
+class _BrokenFamilies:
+    @hookimpl
+    def register_envs(self, register):
+        register("uneven", _UnevenFamily, PointRobotOptions)
+        register("crashing", _CrashingFamily, PointRobotOptions)
+
+
+@pytest.mark.parametrize(
+    ("family", "needles"),
+    [
+        (
+            "uneven",
+            [
+                "env family 'uneven' (plugin broken-envs)",
+                "its tasks differ in observation size",
+                "task-010: (2,), task-011: (3,)",
+                "Make make(task) return the same shape for every task",
+            ],
+        ),
+        (
+            "crashing",
+            [
+                "env family 'crashing' (plugin broken-envs)",
+                "its simulator raised RuntimeError: simulation unstable at t=5 (step, tasks",
+                "Fix the family's make(task) / reset / step",
+            ],
+        ),
+    ],
+)
+def test_a_family_that_fails_in_a_dataset_build_is_one_message_and_never_ok(
+    capsys, tmp_path, monkeypatch, register_test_plugin, family, needles
+):
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "data"))
+    register_test_plugin(_BrokenFamilies(), "broken-envs")
+    code, text = run_main(capsys, "datasets", "build", family, "--save-every", "0")
+    assert_user_error(code, text, *needles)
+    assert len(text.strip().splitlines()) == 1, text  # not a ~50-line traceback
+    code, text = run_main(capsys, "datasets", "verify")
+    assert code == 2 and "no task is built" in text and " ok " not in f" {text} ", text
+    code, text = run_main(capsys, "datasets", "list")
+    assert code == 0 and "no task is built" in text, text
+    assert " ok " not in text, text
+
+
+def test_run_prints_a_failed_runs_message_verbatim_on_one_line(
+    capsys, tmp_path, register_test_plugin
+):
+    """`run`'s outcome lines used to go through rich markup: "[M, N]" vanished."""
+    register_test_plugin(_BrokenComponents(), "broken")
+    suite = tiny_suite(methods=[{"name": "broken-method", "encoder": "maskless"}])
+    suite["component_params"] = {**TINY_NETS, "maskless": {"hidden": [16]}}
+    path = write_suite(tmp_path / "s.yaml", suite)
+    code, text = run_main(capsys, "run", path, "--results-dir", tmp_path / "r", "--jobs", "1")
+    assert code == 1, text
+    (line,) = [x for x in text.splitlines() if x.lstrip().startswith("failed")]
+    assert "encoder 'maskless' (plugin broken): forward(x) does not take a `mask`" in line
+    assert "mask [M, N] bool (True = a real transition)" in line

@@ -24,10 +24,10 @@ from ertrl_bench.backbones.brac import (
     gradient_penalty,
     output_penalty,
 )
-from ertrl_bench.backbones.brac_reference import ReferenceBRAC
 from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.problem import Problem
+from tests.brac_reference import ReferenceBRAC
 
 M, B, DS, DA, L = 4, 32, 5, 3, 6
 

@@ -112,12 +112,3 @@ def test_builtin_suites_validate(cli):
     proc = cli("validate", "smoke")
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout
-
-
-def test_suite_loading_lives_in_suite_loader_and_stays_importable_from_config():
-    from ertrl_bench import config, suite_loader
-
-    assert config.load_suite is suite_loader.load_suite
-    assert config.expand_suite is suite_loader.expand_suite
-    with pytest.raises(AttributeError):
-        config.no_such_name  # noqa: B018

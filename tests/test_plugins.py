@@ -823,7 +823,7 @@ def test_bad_options_model_is_rejected_at_registration(register_test_plugin, opt
         register_test_plugin(_registering(options), "opts-plugin")
     msg = str(exc.value)
     assert "plugin 'opts-plugin': the options of regularizer 'mine'" in msg
-    assert expected in msg and "ertrl_bench.config.Strict" in msg
+    assert expected in msg and "ertrl_bench.options.Strict" in msg
     assert "mine" not in get_registry().names("regularizers")  # nothing half-registered
 
 
@@ -857,7 +857,7 @@ def test_env_family_name_must_be_its_registered_name(register_test_plugin):
 
 
 def test_builtin_options_models_share_the_strict_base():
-    from ertrl_bench.config import Strict
+    from ertrl_bench.options import Strict
 
     reg = get_registry()
     for kind in plugins.KINDS:
@@ -1011,50 +1011,6 @@ def test_gym_ids_match_the_families():
     env.reset(seed=0)
     _, reward, *_ = env.step(np.zeros(2, np.float32))
     assert reward == pytest.approx(-1.0)  # the goal is on the unit circle, the start at 0
-
-
-# ---------------------------------------------------------------------------------------------
-# Structure
-
-
-def _module_imports(path: Path) -> set[str]:
-    """Modules of ertrl_bench imported anywhere in ``path`` (also inside functions), except
-    under ``if TYPE_CHECKING:``."""
-    import ast
-
-    tree = ast.parse(path.read_text())
-    skip = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for n in ast.walk(node))
-    found = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ertrl"):
-            for alias in node.names:  # `from pkg import submodule` imports the submodule
-                sub = REPO.joinpath(*node.module.split("."), alias.name)
-                is_module = sub.with_suffix(".py").exists() or (sub / "__init__.py").exists()
-                found.add(f"{node.module}.{alias.name}" if is_module else node.module)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("ertrl"))
-    return found
-
-
-def test_no_import_cycles_in_the_env_packages():
-    pkg = REPO / "ertrl_bench"
-    graph = {}
-    for path in (pkg / "envs").rglob("*.py"):
-        mod = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-        graph[mod] = {m for m in _module_imports(path) if m.startswith("ertrl_bench.envs")}
-
-    def visit(mod, stack):
-        assert mod not in stack, f"import cycle: {' -> '.join([*stack, mod])}"
-        for dep in graph.get(mod, ()):
-            visit(dep, [*stack, mod])
-
-    for mod in graph:
-        visit(mod, [])
 
 
 # ---------------------------------------------------------------------------------------------

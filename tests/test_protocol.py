@@ -446,7 +446,7 @@ def test_validate_dry_run_fails_fast_on_a_broken_plugin(tmp_path):
     plugin = tmp_path / "brokenplug.py"
     plugin.write_text(
         "from ertrl_bench.plugins import hookimpl\n"
-        "from ertrl_bench.config import Strict\n"
+        "from ertrl_bench.options import Strict\n"
         "class O(Strict):\n    pass\n"
         "class L:\n"
         "    def __init__(self, o, p): pass\n"

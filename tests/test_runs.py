@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from ertrl_bench.config import Strict
+from ertrl_bench.options import Strict
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.runner import execute
 from ertrl_bench.suite_loader import load_suite

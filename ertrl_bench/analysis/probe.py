@@ -31,7 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ertrl_bench.config import ProbeConfig
 
 __all__ = [
     "MODELS",
@@ -58,27 +59,6 @@ class ProbeResult:
     values: tuple[float, ...]
     n_train: int
     n_test: int
-
-
-class ProbeConfig(BaseModel):
-    """The end-of-run probe (``eval.probe`` of a suite); defaults = the paper's protocol."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    transitions: int = Field(1000, ge=2)  # fresh dataset transitions per task and resample
-    test: int = Field(200, ge=1)  # the first ``test`` of each task's draw are test rows
-    resamples: int = Field(5, ge=1)
-    # None = the SVR fits every training row (the paper's 24k); a number caps them (seeded subset)
-    svr_max_train_rows: int | None = Field(None, ge=5)
-
-    @model_validator(mode="after")
-    def _test_leaves_training_rows(self):
-        if self.test >= self.transitions:
-            raise ValueError(
-                f"probe test ({self.test}) must be less than transitions ({self.transitions})"
-            )
-        return self
 
 
 def make_regressor(model: str, n_outputs: int):

@@ -21,7 +21,7 @@ The authors' terminal-at-trajectory-end (every trajectory's last transition mark
 ``train.terminals: trajectory_end``, applied where the training data's ``dones`` are built
 (``ertrl_bench.batch.TaskDataset``).
 
-Speed (same numbers as the straightforward computation, ``brac_reference.py``; tested): the
+Speed (same numbers as the straightforward computation, ``tests/brac_reference.py``; tested): the
 two Q nets are one ensemble (``EnsembleLinear``), the dual critic's forward passes of a c-step
 are one batched pass, the actor's loss back-propagates only into the actor (``backward(inputs=)``
 skips the critics' weight gradients), and c on the data actions of the actor step runs without a

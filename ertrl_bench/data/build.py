@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from rich.markup import escape
 
 from ertrl_bench.data.collect import flatten_valid, rollout_episodes
 from ertrl_bench.data.family_data import FamilyData, is_degenerate_range
@@ -26,7 +27,7 @@ from ertrl_bench.data.sac import (
 from ertrl_bench.data.scripted import collect_scripted
 from ertrl_bench.data.store import FORMAT_VERSION, DatasetDir, data_root
 from ertrl_bench.data.tiers import DataTier, resolve_tier
-from ertrl_bench.envs.base import EnvFamily, Task
+from ertrl_bench.envs.base import EnvFamily, Task, checked_spaces, make_checked_batch
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.progress import bar, console
 
@@ -74,8 +75,8 @@ def train_and_write(
 ) -> dict:
     """Train the behavior policies of ``train`` together; collect and write those of ``write``
     (a subset: the others of ``train`` are already written, e.g. after a kill mid-write)."""
-    obs_dim, act_dim = family.spaces()
-    env = family.make_batch(train)
+    obs_dim, act_dim = checked_spaces(family)
+    env = make_checked_batch(family, train)
     resume = None
     if save_every_s is not None:
         resume = TrainingState(ddir.path / TRAINING_STATE_FILE, _fingerprint(train), save_every_s)
@@ -96,7 +97,7 @@ def train_and_write(
     rows = torch.tensor([pos[t.index] for t in write], device=device)
     k = tier.trajectories_per_checkpoint
     rep_tasks = [t for t in write for _ in range(k)]  # task-major: rows t*k .. t*k+k-1
-    collect_env = family.make_batch(rep_tasks)
+    collect_env = make_checked_batch(family, rep_tasks)
     actor = EnsembleActor(len(write), obs_dim, act_dim, tier.sac_hidden).to(device)
     per_task: dict[str, list[dict]] = {t.key: [] for t in write}
     t0 = time.perf_counter()
@@ -175,7 +176,7 @@ def plan_build(
             if all(ddir.check_task(t.key) is None for t in others):
                 plan.append((saved, [t for t in saved if t.index in todo_idx]))
                 todo = [t for t in todo if t.index not in set(info["tasks"])]
-    obs_dim, act_dim = family.spaces()
+    obs_dim, act_dim = checked_spaces(family)
     per_task = task_bytes(tier, obs_dim, act_dim, family.horizon)
     plan.extend((g, g) for g in plan_groups(todo, per_task, max_memory))
     return plan
@@ -203,12 +204,13 @@ def build_tasks(
         return collect_scripted(family, tier_name, tier, tasks, ddir, behavior)
     plan = plan_build(family, tier, tasks, ddir, max_memory, save_every_s is not None)
     if len(plan) > 1:
-        obs_dim, act_dim = family.spaces()
+        obs_dim, act_dim = checked_spaces(family)
         per = task_bytes(tier, obs_dim, act_dim, family.horizon)
         console.print(
             f"{family.name} [{tier_name}]: {len(tasks)} tasks in {len(plan)} groups"
             f" (~{format_bytes(per)} per task, budget"
-            f" {format_bytes(max_memory) if max_memory else 'none'})"
+            f" {format_bytes(max_memory) if max_memory else 'none'})",
+            markup=False,  # "[smoke]" is not a rich style
         )
     total: dict = {"groups": len(plan), "sac_wall_s": 0.0, "trained_tasks": 0}
     steps = collect_rate = wall_now = 0.0
@@ -271,13 +273,17 @@ def get_datasets(
     ddir.clean_stale_tmp()
     problem = ddir.manifest_problem()
     if problem is not None:
-        console.print(f"[yellow]dataset {ddir.path}: {problem}; rebuilding the tasks it lacks")
+        console.print(
+            f"[yellow]dataset {escape(f'{ddir.path}: {problem}')}; rebuilding the tasks it lacks"
+        )
     todo = []
     for t in tasks:
         task_problem = "rebuild requested" if rebuild else ddir.check_task(t.key)
         if task_problem is not None:
             if task_problem != "not built":
-                console.print(f"[yellow]dataset {ddir.path}/{t.key}: {task_problem}; regenerating")
+                console.print(
+                    f"[yellow]dataset {escape(f'{ddir.path}/{t.key}: {task_problem}')}; regenerating"
+                )
             todo.append(t)
     if todo:
         ddir.set_info(

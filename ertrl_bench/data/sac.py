@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.markup import escape
 from torch import nn
 
 from ertrl_bench.data.rng import TaskStreams, env_seed, reset_with_seeds
@@ -225,10 +226,14 @@ class TrainingState:
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=False)
         except Exception as exc:  # truncated / corrupted: start over, say so
-            console.print(f"[yellow]ignoring unreadable training state {self.path}: {exc}")
+            console.print(
+                f"[yellow]ignoring unreadable training state {escape(f'{self.path}: {exc}')}"
+            )
             return None
         if state.get("fingerprint") != self.fingerprint:
-            console.print(f"[yellow]ignoring training state {self.path}: other tasks or settings")
+            console.print(
+                f"[yellow]ignoring training state {escape(str(self.path))}: other tasks or settings"
+            )
             return None
         return state
 
@@ -303,7 +308,9 @@ def train_behavior_policies(
         streams.set_state(saved["rng"])
         done_steps, elapsed_before = saved["step"], saved["elapsed_s"]
         del saved
-        console.print(f"resuming {label}behavior policies at step {done_steps} ({resume.path})")
+        console.print(
+            f"resuming {label}behavior policies at step {done_steps} ({resume.path})", markup=False
+        )
 
     t0 = time.perf_counter()
 
@@ -312,7 +319,9 @@ def train_behavior_policies(
         try:
             env_state = env.get_state()
         except NotImplementedError as exc:
-            console.print(f"[yellow]not saving training state (an interruption restarts): {exc}")
+            console.print(
+                f"[yellow]not saving training state (an interruption restarts): {escape(str(exc))}"
+            )
             resume = None
             return
         resume.save(

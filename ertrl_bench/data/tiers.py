@@ -12,8 +12,6 @@ This module imports nothing of ours but ``errors`` (``config`` imports it, not t
 from __future__ import annotations
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PositiveFloat,
     PositiveInt,
@@ -22,12 +20,11 @@ from pydantic import (
 )
 
 from ertrl_bench.errors import ErtrlError
+from ertrl_bench.options import Strict
 
 
-class DataTier(BaseModel):
+class DataTier(Strict):
     """Everything that determines a family's behavior datasets (besides the family itself)."""
-
-    model_config = ConfigDict(extra="forbid")  # as config.Strict (not imported: no cycle)
 
     sac_steps: PositiveInt = 1_000_000  # env steps per task (all tasks train together)
     random_steps: int = Field(50_000, ge=0)  # uniform-random seed steps before learning

@@ -16,6 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ertrl_bench.errors import ErtrlError
+
 SPLITS = ("train", "iid", "moderate", "extreme")
 DEFAULT_TRAIN = tuple(range(10, 30))
 DEFAULT_MODERATE = tuple(range(5, 10)) + tuple(range(30, 35))
@@ -90,6 +92,13 @@ class EnvFamily(ABC):
     # Per-tier dataset values of this family, e.g. {"smoke": {"sac_steps": 1500, ...}}: fields of
     # ertrl_bench.data.tiers.DataTier overriding the generic tier (a suite's data: overrides both)
     data_tiers: dict[str, dict[str, Any]] = {}
+    # the plugin that registered the family, set by ``components.create``; named in messages
+    plugin: str = ""
+
+    @property
+    def described(self) -> str:
+        """``env family 'name' (plugin ...)``: how messages name the family."""
+        return f"env family {self.name!r}" + (f" (plugin {self.plugin})" if self.plugin else "")
 
     # --- what a family defines -----------------------------------------------------------------
     @abstractmethod
@@ -159,7 +168,9 @@ class EnvFamily(ABC):
 
     def make_batch(self, tasks: list[Task]) -> BatchEnv:
         """Many tasks stepped together. Override with a vectorised simulator where it pays."""
-        return ListBatchEnv([self.make(t) for t in tasks])
+        envs = [self.make(t) for t in tasks]
+        check_same_spaces(self, tasks, envs)
+        return ListBatchEnv(envs)
 
     def scripted_behavior(self) -> ScriptedBehavior | None:
         """Scripted experts for the behavior data instead of SAC (``None``: SAC, the paper's
@@ -242,3 +253,92 @@ class ListBatchEnv(BatchEnv):
     def close(self):
         for env in self.envs:
             env.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A family's mistakes as one message naming it (and its plugin), not a numpy or simulator
+# traceback from deep inside a dataset build or an evaluation
+
+
+def check_same_spaces(family: EnvFamily, tasks: list[Task], envs: list[gym.Env]) -> None:
+    """Every task of a family has the same observation and action sizes: their data are
+    stacked into one batch, so a task that differs would end in a numpy broadcast error."""
+    for space in ("observation", "action"):
+        shapes = {
+            t.key: getattr(env, f"{space}_space").shape for t, env in zip(tasks, envs, strict=True)
+        }
+        if len(set(shapes.values())) > 1:
+            sizes = ", ".join(f"{k}: {v}" for k, v in shapes.items())
+            raise ErtrlError(
+                f"{family.described}: its tasks differ in {space} size ({sizes}); every task of"
+                f" a family must have the same {space} space (the tasks' data are stacked into"
+                " one batch). Make make(task) return the same shape for every task, e.g. pad"
+                " the smaller ones, or make the size an option of the family"
+            )
+
+
+class SimulatorError(ErtrlError):
+    """A family's env raised while being made, reset or stepped."""
+
+
+def _simulator_error(family: EnvFamily, what: str, tasks: list[Task], exc: Exception):
+    keys = ", ".join(t.key for t in tasks[:4]) + (", ..." if len(tasks) > 4 else "")
+    return SimulatorError(
+        f"{family.described}: its simulator raised {type(exc).__name__}: {exc} ({what}, tasks"
+        f" {keys}). Fix the family's make(task) / reset / step; ertrl_bench.testing."
+        "check_env_family(family) runs them on a few tasks"
+    )
+
+
+class CheckedBatchEnv(BatchEnv):
+    """A family's ``BatchEnv`` whose simulator errors become one :class:`SimulatorError`."""
+
+    def __init__(self, family: EnvFamily, tasks: list[Task], env: BatchEnv):
+        self.family, self.tasks, self.env = family, tasks, env
+        self.num_envs, self.obs_dim, self.act_dim = env.num_envs, env.obs_dim, env.act_dim
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ErtrlError, NotImplementedError):  # get/set_state may be missing: a choice
+            raise
+        except Exception as exc:
+            raise _simulator_error(self.family, what, self.tasks, exc) from exc
+
+    def reset(self, seed=None, mask=None):
+        return self._call("reset", self.env.reset, seed=seed, mask=mask)
+
+    def step(self, actions):
+        return self._call("step", self.env.step, actions)
+
+    def get_state(self):
+        return self._call("get_state", self.env.get_state)
+
+    def set_state(self, state):
+        return self._call("set_state", self.env.set_state, state)
+
+    def close(self):
+        if hasattr(self.env, "close"):
+            self._call("close", self.env.close)
+
+
+def checked_spaces(family: EnvFamily) -> tuple[int, int]:
+    """``family.spaces()`` (it makes one env), its simulator errors one :class:`SimulatorError`."""
+    try:
+        return family.spaces()
+    except ErtrlError:
+        raise
+    except Exception as exc:
+        raise _simulator_error(family, "spaces", family.tasks("train")[:1], exc) from exc
+
+
+def make_checked_batch(family: EnvFamily, tasks: list[Task]) -> BatchEnv:
+    """``family.make_batch(tasks)``, its errors (and those of every later reset and step) one
+    :class:`SimulatorError` naming the family and its plugin."""
+    try:
+        env = family.make_batch(tasks)
+    except ErtrlError:
+        raise
+    except Exception as exc:
+        raise _simulator_error(family, "make_batch", tasks, exc) from exc
+    return CheckedBatchEnv(family, tasks, env)

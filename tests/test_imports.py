@@ -1,0 +1,71 @@
+"""The package's import graph has no cycle: every module of ertrl_bench, imports at any depth
+(inside functions too), except those under ``if TYPE_CHECKING:`` (annotations only)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PKG = REPO / "ertrl_bench"
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+
+
+MODULES = {_module_name(p): p for p in PKG.rglob("*.py")}
+
+
+def _imports(mod: str, path: Path) -> set[str]:
+    """The ertrl_bench modules ``mod`` imports; ``from pkg import sub`` counts as ``pkg.sub``."""
+    tree = ast.parse(path.read_text())
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against this module's package
+                base = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in MODULES else target)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m in MODULES and m != mod}
+
+
+def test_the_whole_package_has_no_import_cycle():
+    graph = {mod: _imports(mod, path) for mod, path in MODULES.items()}
+    done: set[str] = set()
+
+    def visit(mod: str, stack: list[str]) -> None:
+        if mod in stack:
+            cycle = stack[stack.index(mod) :] + [mod]
+            raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+        if mod in done:
+            return
+        for dep in sorted(graph[mod]):
+            visit(dep, [*stack, mod])
+        done.add(mod)
+
+    for mod in sorted(graph):
+        visit(mod, [])
+
+
+def test_the_cycle_check_sees_function_level_and_relative_imports(tmp_path):
+    """The scanner itself: an import inside a function counts, a TYPE_CHECKING one does not."""
+    path = PKG / "suite_loader.py"
+    assert "ertrl_bench.components" in _imports("ertrl_bench.suite_loader", path)
+    components = _imports("ertrl_bench.components", PKG / "components.py")
+    assert "ertrl_bench.batch" not in components  # imported for annotations only
