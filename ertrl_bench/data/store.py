@@ -225,7 +225,7 @@ class DatasetDir:
         """``incomplete: ...`` with the command that repairs it, or None."""
         problem = self.manifest_problem()
         if problem is None and self.manifest_path.exists() and not self.manifest()["tasks"]:
-            problem = "no task is built (a build stopped before writing its first task)"
+            problem = "no task is built (a build failed or stopped, or is still running)"
         if problem is None:
             return None
         family, tier = self.path.parent.name, self.path.name.rsplit("-", 1)[0]
