@@ -339,6 +339,8 @@ class RunEntry(Strict):
     seed: Seed = 0
     train: dict[str, Any] = Field(default_factory=dict)
     eval: dict[str, Any] = Field(default_factory=dict)
+    # merged over the suite's `data:` for this run, e.g. {quality: expert} (docs/data.md)
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class Grid(Strict):
@@ -355,7 +357,9 @@ class Suite(Strict):
     name: SafeName  # the results folder's name
     description: str = ""
     tier: str = "smoke"  # dataset tier: smoke | small | paper (see ertrl_bench.data.tiers)
-    data: dict[str, Any] = Field(default_factory=dict)  # overrides of the tier's fields
+    # overrides of the tier's fields, and `quality` (which checkpoints' data runs keep:
+    # ertrl_bench.data.quality, docs/data.md)
+    data: dict[str, Any] = Field(default_factory=dict)
     device: str = "auto"
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()

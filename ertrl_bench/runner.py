@@ -21,6 +21,7 @@ from ertrl_bench.checkpoint import Checkpointer, CheckpointError, read_checkpoin
 from ertrl_bench.components import create
 from ertrl_bench.config import RunSpec
 from ertrl_bench.data import get_datasets
+from ertrl_bench.data.quality import split_data_options
 from ertrl_bench.data.store import clean_stale_tmp
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
@@ -94,16 +95,18 @@ def prepare_datasets(specs: list[RunSpec], results_root: Path, force: bool = Fal
     For parallel executors: without it, concurrent runs of one family would each build the same
     dataset. A dataset that fails here is left to its runs, which record the error as theirs.
     """
-    groups: dict[str, RunSpec] = {}
+    groups: dict[str, tuple[RunSpec, dict]] = {}
     for spec in specs:
         if force or not RunDir(results_root, spec).is_done():
+            # a quality selects from the one collection built without it: not part of the key
+            tier_overrides, _ = split_data_options(spec.data)
             key = json.dumps(
-                [spec.env.model_dump(mode="json"), spec.tier, spec.data], sort_keys=True
+                [spec.env.model_dump(mode="json"), spec.tier, tier_overrides], sort_keys=True
             )
-            groups.setdefault(key, spec)
-    for spec in groups.values():
+            groups.setdefault(key, (spec, tier_overrides))
+    for spec, tier_overrides in groups.values():
         try:
-            get_datasets(make_family(spec), spec.tier, spec.data, device=torch.device("cpu"))
+            get_datasets(make_family(spec), spec.tier, tier_overrides, device=torch.device("cpu"))
         except ErtrlError:
             continue
 

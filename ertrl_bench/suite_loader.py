@@ -249,6 +249,7 @@ class _Entry:
     seed: int
     train: TrainConfig
     eval: EvalConfig
+    data: dict[str, Any]  # the suite's `data:` with the run's own merged over it
 
 
 def _env_key(env: Component) -> str:
@@ -370,7 +371,15 @@ def _entries(suite: Suite, registry, problems: list[str]) -> list[_Entry]:
                 for seed in suite.grid.seeds:
                     out.append(
                         _Entry(
-                            "grid", env, env_ok, method, method_path, seed, suite.train, suite.eval
+                            "grid",
+                            env,
+                            env_ok,
+                            method,
+                            method_path,
+                            seed,
+                            suite.train,
+                            suite.eval,
+                            suite.data,
                         )
                     )
     for i, run in enumerate(suite.runs):
@@ -388,7 +397,17 @@ def _entries(suite: Suite, registry, problems: list[str]) -> list[_Entry]:
             problems.extend(format_validation_error(exc, prefix=f"{path}.eval"))
         if train is not None and evalc is not None:
             out.append(
-                _Entry(path, run.env, env_ok, method, f"{path}.method", run.seed, train, evalc)
+                _Entry(
+                    path,
+                    run.env,
+                    env_ok,
+                    method,
+                    f"{path}.method",
+                    run.seed,
+                    train,
+                    evalc,
+                    {**suite.data, **run.data},
+                )
             )
     return out
 
@@ -458,15 +477,29 @@ def _resolve_schedule(
         return None
 
 
-def _check_data(suite: Suite, env_types: set[str], registry, problems: list[str]) -> None:
-    """The suite's dataset tier with its ``data:`` overrides, checked for each family."""
+def _check_data(
+    tier: str, entries: list[_Entry], families: dict, registry, problems: list[str]
+) -> None:
+    """Each run's dataset tier with its ``data:`` overrides and quality, checked per family."""
+    from ertrl_bench.data.quality import quality_levels, split_data_options
     from ertrl_bench.data.tiers import resolve_tier
 
-    for env in sorted(env_types):
+    seen = set()
+    for e in entries:
+        family = families.get(_env_key(e.env))
+        key = (_env_key(e.env), json.dumps(e.data, sort_keys=True, default=str))
+        if family is None or key in seen:
+            continue
+        seen.add(key)
+        where = "data" if e.path == "grid" else f"{e.path}.data"
         try:
-            resolve_tier(suite.tier, registry.get("envs", env).factory, suite.data)
+            overrides, quality = split_data_options(e.data)
+            dt = resolve_tier(tier, registry.get("envs", e.env.type).factory, overrides)
+            scripted = family.scripted_behavior()
+            levels = list(scripted.noise) if scripted is not None else dt.checkpoints
+            quality_levels(list(range(len(levels))), quality)
         except ErtrlError as exc:
-            problems.append(f"data: {exc}")
+            problems.append(f"{where}: {exc}")
 
 
 def _check_unique_ids(specs: list[RunSpec], problems: list[str]) -> None:
@@ -489,6 +522,7 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     family's values; the data tier per family; run ids unique.
     """
     from ertrl_bench.components import component_versions
+    from ertrl_bench.data.quality import canonical_data
     from ertrl_bench.data.tiers import TIERS
     from ertrl_bench.plugins import get_registry
 
@@ -512,7 +546,7 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
         if schedule is not None:
             resolved.append((e, methods[key], *schedule))
     if not problems and suite.tier in TIERS:
-        _check_data(suite, {e.env.type for e in entries}, registry, problems)
+        _check_data(suite.tier, entries, families, registry, problems)
     if problems:
         raise ConfigError(source, _dedupe(problems))
 
@@ -523,7 +557,7 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
             method=method,
             seed=e.seed,
             tier=suite.tier,
-            data=suite.data,
+            data=canonical_data(e.data),
             train=train,
             eval=evalc,
             device=suite.device,

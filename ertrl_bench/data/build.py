@@ -17,6 +17,7 @@ from rich.markup import escape
 from ertrl_bench.data.collect import flatten_valid, rollout_episodes
 from ertrl_bench.data.family_data import FamilyData, is_degenerate_range
 from ertrl_bench.data.memory import default_budget, format_bytes, plan_groups, task_bytes
+from ertrl_bench.data.quality import select_quality, split_data_options
 from ertrl_bench.data.rng import TaskStreams, env_seed
 from ertrl_bench.data.sac import (
     EnsembleActor,
@@ -252,9 +253,12 @@ def get_datasets(
     a rerun after an interruption continues from the last save, with identical results.
     ``max_memory``: bytes (or ``"16GiB"``) the build may use: tasks train in groups that fit;
     ``"auto"``: 80% of the device's free memory; None: all tasks in one group.
+    ``overrides`` may hold ``quality`` (``ertrl_bench.data.quality``): the full collection is
+    built and cached as without it, then only that quality's checkpoints are returned.
     """
     from ertrl_bench.data.memory import parse_bytes
 
+    overrides, quality = split_data_options(overrides)
     tier = resolve_tier(tier_name, family, overrides)
     device = device or torch.device("cpu")
     all_tasks = family.all_tasks(tier.task_seed)
@@ -303,4 +307,4 @@ def get_datasets(
     arrays, meta = {}, {}
     for t in tasks:
         arrays[t.key], meta[t.key] = ddir.load_task(t.key)
-    return FamilyData(family, tier, tasks, arrays, meta, str(ddir.path))
+    return select_quality(FamilyData(family, tier, tasks, arrays, meta, str(ddir.path)), quality)

@@ -37,6 +37,9 @@ class FamilyData:
     arrays: dict[str, dict[str, np.ndarray]]
     meta: dict[str, dict]
     path: str
+    # which checkpoints' trajectories ``arrays`` keep (ertrl_bench.data.quality); meta and
+    # R_min / R_max are always the full collection's
+    quality: str = "mixed"
 
     def task_arrays(self, task: Task) -> dict[str, np.ndarray]:
         a = self.arrays[task.key]

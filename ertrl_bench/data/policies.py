@@ -220,8 +220,11 @@ def behavior_diversity(
     """
     from ertrl_bench.analysis.wasserstein import diversity_with_floor
     from ertrl_bench.data import dataset_dir, get_datasets
+    from ertrl_bench.data.quality import split_data_options
     from ertrl_bench.data.tiers import resolve_tier
 
+    # a run's data quality is left out: the diversity is of the full collection's policies
+    overrides, _ = split_data_options(overrides)
     if not build:
         ddir = dataset_dir(family, tier, resolve_tier(tier, family, overrides))
         if any(ddir.check_task(t.key) is not None for t in family.tasks("train")):
