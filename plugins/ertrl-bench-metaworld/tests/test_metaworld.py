@@ -142,6 +142,8 @@ def test_registered_under_their_own_names(tmp_path, register_test_plugin):
     path.write_text(yaml.safe_dump(suite))
     specs = load_suite(path)[1]
     assert [s.env.type for s in specs] == list(MAIN)
+    tiny = Path(__file__).parents[1] / "suites" / "ml1-reach-tiny.yaml"
+    assert sorted(s.method.name for s in load_suite(tiny)[1]) == ["ertrl", "focal"]
 
 
 def test_the_builtin_mujoco_families_pass_on_metaworlds_mujoco():
