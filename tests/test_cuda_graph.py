@@ -26,16 +26,19 @@ M, C, B, N = 4, 16, 32, 200
 SMALL = {
     "mlp": {"hidden": [32, 32]},
     "brac": {"hidden": [32, 32]},
+    "iql": {"hidden": [32, 32]},
     "csro": {"hidden": [32]},
     "gan_entropy": {"generator_hidden": [32], "discriminator_hidden": [32]},
 }
 
 
-def _agent(method_name: str, device: torch.device, seed: int = 0):
+def _agent(method_name: str, device: torch.device, seed: int = 0, backbone: str = "brac"):
     torch.manual_seed(seed)
     entry = get_registry().get("envs", "cheetah-vel")
     problem = Problem(entry.factory(None), 17, 6, 8, device)
-    method = MethodSpec.model_validate({**METHODS[method_name], "name": method_name})
+    method = MethodSpec.model_validate(
+        {**METHODS[method_name], "name": method_name, "backbone": backbone}
+    )
     for part in (method.encoder, method.backbone, *method.encoder_losses):
         part.params = {**part.params, **SMALL.get(part.type, {})}
     agent = build_agent(method, problem)
@@ -68,6 +71,8 @@ def test_every_optimizer_of_the_agent_is_found():
         # ER-TRL's G and D
         assert len(found) == expected, method
         assert len({id(o) for o in found}) == expected
+    agent, opt = _agent("focal", torch.device("cpu"), backbone="iql")
+    assert len(set(map(id, agent_optimizers(agent, opt)))) == 4  # encoder's, IQL's policy, Q, V
 
 
 def test_graphed_step_refuses_a_cpu_dataset():
@@ -114,8 +119,15 @@ def _eager_steps(agent, opt, data, rows_seq):
 
 
 @cuda
-@pytest.mark.parametrize("method", ["focal", "csro", "ertrl", "unicorn", "offline_pearl"])
-def test_graphed_step_equals_eager_on_cuda(method):
+@pytest.mark.parametrize(
+    "method, backbone",
+    [
+        *((m, "brac") for m in ("focal", "csro", "ertrl", "unicorn", "offline_pearl")),
+        ("focal", "iql"),
+        ("offline_pearl", "iql"),
+    ],
+)
+def test_graphed_step_equals_eager_on_cuda(method, backbone):
     """Same init, data, task rows and CUDA seed: the replayed graph computes the eager steps'
     numbers (random draws included) within float tolerance."""
     from ertrl_bench.cuda_graph import GraphedTrainStep
@@ -124,8 +136,8 @@ def test_graphed_step_equals_eager_on_cuda(method):
     data = _data(dev)
     g = torch.Generator().manual_seed(1)
     rows_seq = [torch.randperm(M, generator=g).to(dev) for _ in range(8)]
-    eager, eager_opt = _agent(method, dev)
-    graphed, graphed_opt = _agent(method, dev)
+    eager, eager_opt = _agent(method, dev, backbone=backbone)
+    graphed, graphed_opt = _agent(method, dev, backbone=backbone)
     torch.cuda.manual_seed(3)
     want = _eager_steps(eager, eager_opt, data, rows_seq)
     step = GraphedTrainStep(graphed, graphed_opt, data, M, C, B)

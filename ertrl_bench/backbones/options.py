@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 
 from ertrl_bench.options import Strict
 
@@ -27,3 +27,18 @@ class BRACOptions(Strict):
     policy_reg: float = 1e-3  # weight of mean(mean^2) and of mean(log_std^2) in the policy loss
     log_std_min: float = -20.0
     log_std_max: float = 0.0
+
+
+class IQLOptions(Strict):
+    """Options of ``backbone: {type: iql, params: {...}}``; defaults: the IQL paper's MuJoCo."""
+
+    hidden: tuple[PositiveInt, ...] = Field((256, 256), description="Hidden layers of all nets.")
+    lr: PositiveFloat = Field(3e-4, description="Adam learning rate of actor, Q and V.")
+    expectile: float = Field(0.7, gt=0, lt=1, description="Expectile of V's regression on Q.")
+    temperature: float = Field(3.0, ge=0, description="beta: the actor's weights exp(beta * A).")
+    max_weight: PositiveFloat = Field(100.0, description="Clip of the actor's weights exp(beta A).")
+    discount: float = Field(0.99, gt=0, le=1, description="Discount factor gamma.")
+    tau: PositiveFloat = Field(0.005, le=1, description="Polyak rate of the target Q.")
+    reward_scale: PositiveFloat = Field(1.0, description="Rewards are multiplied by this.")
+    log_std_min: float = Field(-5.0, description="Lower clamp of the actor's log-std.")
+    log_std_max: float = Field(2.0, description="Upper clamp of the actor's log-std.")
