@@ -131,10 +131,10 @@ def _nonfinite_problems(value: Any, path: str = "") -> list[str]:
 def _raw_name_problems(raw: dict) -> list[str]:
     """Unknown plugin names, tier and device of a suite that fails structural validation.
 
-    So one ``validate`` shows every mistake: structure, values and names, all at once.
+    So one ``validate`` shows every mistake: structure, values and names, all at once. The
+    checks are ``expand_suite`` 's own, applied to whatever parts of the YAML are well formed.
     """
-    from ertrl_bench.data.tiers import TIERS
-    from ertrl_bench.plugins import get_registry, unknown_name_message
+    from ertrl_bench.plugins import get_registry
 
     registry = get_registry()
     problems: list[str] = []
@@ -144,15 +144,11 @@ def _raw_name_problems(raw: dict) -> list[str]:
             comp = Component.model_validate(value)
         except ValidationError:
             return  # reported by the structural pass
-        table = registry.entries[kind]
-        if comp.type not in table:
-            problems.append(f"{path}: " + unknown_name_message(kind, comp.type, sorted(table)))
+        _check_component(registry, kind, comp, path, problems, check_options=False)
 
     def method(value: Any, path: str) -> None:
         if isinstance(value, str):
-            table = registry.entries["methods"]
-            if value not in table:
-                problems.append(f"{path}: " + unknown_name_message("methods", value, sorted(table)))
+            _registered_method(registry, value, path, problems)
         elif isinstance(value, dict):
             for part, kind in _METHOD_PARTS:
                 if part in value:
@@ -179,12 +175,9 @@ def _raw_name_problems(raw: dict) -> list[str]:
                 component("envs", run["env"], f"runs[{i}].env")
             if "method" in run:
                 method(run["method"], f"runs[{i}].method")
-    tier = raw.get("tier", "smoke")
-    if isinstance(tier, str) and tier not in TIERS:
-        problems.append(f"tier: unknown tier {tier!r}; available: {', '.join(TIERS)}")
-    device = raw.get("device", "auto")
-    if isinstance(device, str) and (p := device_problem(device)):
-        problems.append(f"device: {p}")
+    tier, device = raw.get("tier", "smoke"), raw.get("device", "auto")
+    if isinstance(tier, str) and isinstance(device, str):
+        _check_tier_and_device(tier, device, problems)
     return problems
 
 
@@ -289,14 +282,10 @@ def _named_method(
     already names a different method of the suite (``names``: name -> first YAML path and
     definition); reported. The parts' options are checked later, once merged with the
     family's (``_resolve_components``)."""
-    from ertrl_bench.plugins import unknown_name_message
-
     if isinstance(method, str):
-        table = registry.entries["methods"]
-        if method not in table:
-            problems.append(f"{path}: " + unknown_name_message("methods", method, sorted(table)))
+        registered = _registered_method(registry, method, path, problems)
+        if registered is None:
             return None
-        registered = table[method].factory  # a MethodSpec or its dict
         try:
             spec = MethodSpec.model_validate(
                 registered.model_dump() if isinstance(registered, BaseModel) else registered
@@ -330,10 +319,29 @@ def _named_method(
     return spec if all(known) else None
 
 
-def _check_suite_settings(suite: Suite, registry, problems: list[str]) -> None:
-    """The suite-wide fields: ``component_params`` names a known component, tier, device."""
+def _registered_method(registry, name: str, path: str, problems: list[str]) -> Any:
+    """The registered definition of method ``name`` (a MethodSpec or its dict); None, reported,
+    when no method has that name."""
+    from ertrl_bench.plugins import unknown_name_message
+
+    table = registry.entries["methods"]
+    if name not in table:
+        problems.append(f"{path}: " + unknown_name_message("methods", name, sorted(table)))
+        return None
+    return table[name].factory
+
+
+def _check_tier_and_device(tier: str, device: str, problems: list[str]) -> None:
     from ertrl_bench.data.tiers import TIERS
 
+    if tier not in TIERS:
+        problems.append(f"tier: unknown tier {tier!r}; available: {', '.join(TIERS)}")
+    if problem := device_problem(device):
+        problems.append(f"device: {problem}")
+
+
+def _check_suite_settings(suite: Suite, registry, problems: list[str]) -> None:
+    """The suite-wide fields: ``component_params`` names a known component, tier, device."""
     all_types = {
         n for kind in ("encoders", "regularizers", "backbones") for n in registry.entries[kind]
     }  # component_params may also name a component no method of this suite uses
@@ -343,10 +351,7 @@ def _check_suite_settings(suite: Suite, registry, problems: list[str]) -> None:
                 f"component_params.{name}: no encoder, encoder loss or backbone is named {name!r};"
                 f" available: {', '.join(sorted(all_types))}"
             )
-    if suite.tier not in TIERS:
-        problems.append(f"tier: unknown tier {suite.tier!r}; available: {', '.join(TIERS)}")
-    if device := device_problem(suite.device):
-        problems.append(f"device: {device}")
+    _check_tier_and_device(suite.tier, suite.device, problems)
 
 
 def _entries(suite: Suite, registry, problems: list[str]) -> list[_Entry]:
