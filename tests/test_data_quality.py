@@ -2,7 +2,8 @@
 
 Each quality keeps exactly its third of the behavior checkpoints' trajectories -- the same rows
 as the full collection, nothing rebuilt -- and changes nothing else: same tasks, same R_min /
-R_max and meta, same cache folder. ``mixed`` is today's data and today's run id.
+R_max and meta, same cache folder. ``mixed`` is today's data and today's run id. The built-in
+``data-quality`` suite runs every quality.
 """
 
 from __future__ import annotations
@@ -108,3 +109,11 @@ def test_a_run_with_a_quality_finishes(tmp_path):
     spec = _spec(tmp_path, {**TINY3, "quality": "random-heavy"})
     out = execute(spec, tmp_path / "results")
     assert out.status == "done", out.message
+
+
+def test_the_data_quality_suite_runs_each_quality_for_each_method_and_seed():
+    from collections import Counter
+
+    _, specs = load_suite("data-quality")
+    cells = Counter((s.method.name, s.data.get("quality", "mixed")) for s in specs)
+    assert cells == {(m, q): 5 for m in ("focal", "ertrl") for q in QUALITIES}

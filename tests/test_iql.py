@@ -6,7 +6,8 @@
   regression finds the expectile;
 * ``state_dict`` / ``load_state_dict`` restore it exactly (a resumed run repeats its numbers);
 * IQL-backed FOCAL runs end to end on a tiny suite, and on the smoke budget beats a random
-  policy on unseen Point-Robot tasks (slow).
+  policy on unseen Point-Robot tasks (slow);
+* the built-in ``backbones`` suite pairs ER-TRL, FOCAL and CSRO each with BRAC and IQL.
 """
 
 from __future__ import annotations
@@ -218,3 +219,13 @@ def test_focal_with_iql_beats_random_on_iid_tasks(tmp_path):
     random = random_policy_normalized("iid")
     print(f"FOCAL+IQL iid offline-context normalized {score:.1f} vs random {random:.1f}")
     assert score > random + MARGIN
+
+
+def test_the_backbones_suite_pairs_each_method_with_brac_and_iql():
+    _, specs = load_suite("backbones")
+    pairs = {
+        (tuple(c.type for c in s.method.encoder_losses), s.method.backbone.type) for s in specs
+    }
+    losses = {("dml",), ("dml", "csro"), ("dml", "gan_entropy")}
+    assert pairs == {(x, b) for x in losses for b in ("brac", "iql")}
+    assert len(specs) == 30
