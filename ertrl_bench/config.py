@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     NonNegativeInt,
     PositiveInt,
+    field_validator,
     model_validator,
 )
 
@@ -204,8 +205,21 @@ class ProbeConfig(Strict):
     transitions: int = Field(1000, ge=2)  # fresh dataset transitions per task and resample
     test: int = Field(200, ge=1)  # the first ``test`` of each task's draw are test rows
     resamples: int = Field(5, ge=1)
-    # None = the SVR fits every training row (the paper's 24k); a number caps them (seeded subset)
-    svr_max_train_rows: int | None = Field(None, ge=5)
+    # "all" = the SVR fits every training row (the paper's 24k); a number caps them (seeded
+    # subset). A suite's `null` means "all" too, so a run's spec.json never holds a null.
+    svr_max_train_rows: int | Literal["all"] = "all"
+
+    @field_validator("svr_max_train_rows", mode="before")
+    @classmethod
+    def _null_is_all(cls, value):
+        return "all" if value is None else value
+
+    @field_validator("svr_max_train_rows")
+    @classmethod
+    def _cap_leaves_rows(cls, value):
+        if value != "all" and value < 5:
+            raise ValueError(f"svr_max_train_rows must be 'all' or at least 5 (got {value})")
+        return value
 
     @model_validator(mode="after")
     def _test_leaves_training_rows(self):

@@ -34,7 +34,10 @@ def _encodings(rng, noise: float, informative: bool = True, tasks: int = 30, n: 
 def test_defaults_are_the_papers_protocol():
     cfg = ProbeConfig()
     assert (cfg.transitions, cfg.test, cfg.resamples) == (1000, 200, 5)
-    assert cfg.svr_max_train_rows is None  # no silent row cap: the SVR fits all 24k rows
+    assert cfg.svr_max_train_rows == "all"  # no silent row cap: the SVR fits all 24k rows
+    assert ProbeConfig(svr_max_train_rows=None).svr_max_train_rows == "all"  # a suite's null
+    with pytest.raises(ValueError, match="at least 5"):
+        ProbeConfig(svr_max_train_rows=4)
     assert 30 * (cfg.transitions - cfg.test) == 24_000 and 30 * cfg.test == 6_000
     with pytest.raises(ValueError):
         ProbeConfig(transitions=100, test=100)  # no training rows left

@@ -78,8 +78,8 @@ def test_spec_json_has_every_number(tmp_path):
     rd.start("cpu")  # what `run` writes before training
     written = json.loads((rd.path / "spec.json").read_text())
     assert _nulls(written["train"]) == []
-    # the one null is a value, not a deferred one: the probe's SVR has no row cap
-    assert _nulls(written["eval"]) == [".probe.svr_max_train_rows"]
+    assert _nulls(written["eval"]) == []
+    assert written["eval"]["probe"]["svr_max_train_rows"] == "all"  # the paper's: no row cap
     family = PointRobot()  # horizon 20: budget 3 x 20
     assert written["train"]["latent_dim"] == family.hparams.latent_dim == 8
     assert written["train"]["context_size"] == 8  # the suite's value beats the family's

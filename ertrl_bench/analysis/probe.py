@@ -172,14 +172,15 @@ def probe_resample(
     n_test: int,
     *,
     models: Sequence[str] = MODELS,
-    svr_max_train_rows: int | None = None,
+    svr_max_train_rows: int | str = "all",
     rng: np.random.Generator | None = None,
 ) -> tuple[dict[str, float], int, int]:
     """Test RMSE of each model on one draw: ``zi [T, n, L]`` encodings, ``params [T, P]``.
 
     The first ``n_test`` rows of each task are test rows, the rest training rows (per task, so
     every task is in both). Returns ``({model: rmse}, n_train, n_test)`` (row counts overall).
-    ``svr_max_train_rows`` fits the SVR on that many training rows drawn with ``rng``.
+    ``svr_max_train_rows`` (a number, or ``"all"``) fits the SVR on that many training rows drawn
+    with ``rng``.
     """
     zi = np.asarray(zi, dtype=np.float64)
     params = np.asarray(params, dtype=np.float64).reshape(len(zi), -1)
@@ -194,7 +195,7 @@ def probe_resample(
     out = {}
     for m in models:
         zt, yt = z_tr, y_tr
-        if m == "svr" and svr_max_train_rows is not None and len(z_tr) > svr_max_train_rows:
+        if m == "svr" and svr_max_train_rows != "all" and len(z_tr) > svr_max_train_rows:
             rng = rng if rng is not None else np.random.default_rng(0)
             idx = rng.choice(len(z_tr), size=svr_max_train_rows, replace=False)
             zt, yt = z_tr[idx], y_tr[idx]
@@ -263,7 +264,7 @@ def probe_agent(agent, task_data, rows, params, config: ProbeConfig | None = Non
         "n_train": n_tr,
         "n_test": n_te,
         "svr_train_rows": n_tr
-        if cfg.svr_max_train_rows is None
+        if cfg.svr_max_train_rows == "all"
         else min(n_tr, cfg.svr_max_train_rows),
         "values": {m: [float(x) for x in v] for m, v in values.items()},
     }
