@@ -93,7 +93,8 @@ def run(
         "-j",
         min=1,
         help="Local executor: runs at the same time, each in its own process with"
-        " cores // jobs torch threads (default: one per core; 1: in this process).",
+        " cores // jobs torch threads (default: one per core; never more than the runs; 1: in"
+        " this process).",
     ),
     device: str | None = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
     checkpoint_every: float | None = typer.Option(

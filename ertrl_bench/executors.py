@@ -11,8 +11,11 @@ Options come from ``ertrl-bench run --executor ray --executor-opt num_cpus=2 ...
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 
@@ -39,11 +42,43 @@ class LocalOptions(Strict):
     threads: PositiveInt | None = None
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int) -> None:
     import torch
 
     os.environ["ERTRL_BENCH_QUIET"] = "1"  # N progress bars on one terminal are unreadable
     torch.set_num_threads(threads)
+    # Ctrl-C is the parent's to handle: it stops the pool (SIGTERM), which each run turns into
+    # its "interrupted" marker (_call_in_worker); an idle worker just ends (default SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker whose parent is gone (kill -9, SIGTERM) gets SIGTERM: it never finishes its run
+    as an orphan. Linux: the kernel sends it (prctl PR_SET_PDEATHSIG); elsewhere, or should
+    prctl fail, a thread notices the parent's pid change within a second."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # this process's symbols: libc's prctl on Linux
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _interrupted(signum, frame) -> None:
+    """SIGTERM in a worker's run: stop it as Ctrl-C would (``execute`` writes the run's
+    "interrupted" marker); a second signal is ignored so the marker gets written."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 class LocalExecutor:
@@ -59,7 +94,8 @@ class LocalExecutor:
     def plan(self, n_runs: int) -> tuple[int, int]:
         """(jobs, threads) for ``n_runs`` runs on this machine."""
         cores = usable_cores()
-        jobs = self.options.jobs or max(1, min(cores, n_runs))
+        # never more processes than runs (each holds torch and its data: ~1 GB)
+        jobs = max(1, min(self.options.jobs or cores, n_runs))
         threads = self.options.threads or max(1, cores // jobs)
         return jobs, threads
 
@@ -74,9 +110,9 @@ class LocalExecutor:
                 yield fn(spec)
             return
         ctx = multiprocessing.get_context("spawn")  # fork after torch's threads start can hang
-        pool = ctx.Pool(min(jobs, len(specs)), initializer=_init_worker, initargs=(threads,))
+        pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(threads, os.getpid()))
         try:
-            yield from pool.imap_unordered(partial(_call, fn), specs)  # completion order
+            yield from pool.imap_unordered(partial(_call_in_worker, fn), specs)  # completion order
             pool.close()
         except BaseException:  # Ctrl-C, or the consumer stopped: no orphan workers go on
             pool.terminate()
@@ -122,6 +158,18 @@ class RayExecutor:
 
 def _call(fn: Callable, spec):
     return fn(spec)
+
+
+def _call_in_worker(fn: Callable, spec):
+    """``fn(spec)`` in a pool worker: SIGTERM (the pool stopping, or the parent gone) interrupts
+    the run cleanly; the worker then exits without a traceback (its parent reports)."""
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return fn(spec)
+    except KeyboardInterrupt:
+        os._exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @hookimpl

@@ -168,6 +168,8 @@ def test_default_jobs_come_from_the_core_count():
     ex = LocalExecutor()
     assert ex.plan(1000) == (cores, 1)
     assert ex.plan(1) == (1, cores)
+    # --jobs is capped at the number of runs: never a process without a run
+    assert LocalExecutor(LocalOptions(jobs=1000)).plan(2) == (2, max(1, cores // 2))
     assert LocalExecutor(LocalOptions(jobs=1)).plan(10) == (1, cores)
     assert not LocalExecutor(LocalOptions(jobs=1)).parallel
 
@@ -182,3 +184,95 @@ def test_a_broken_lock_fails_only_its_run(tmp_path):
     assert by_id == {a.run_id(): "failed", b.run_id(): "done"}
     assert "is a folder, not the run's lock file" in outcomes[0].message
     assert not list(results.rglob(".*.tmp"))
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(stat))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_dies_with_its_parent():
+    """The executor's worker set-up, in a real grandchild: kill -9 its parent and it goes too."""
+    code = textwrap.dedent(
+        """
+        import os, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", (
+            "import os, time; from ertrl_bench.executors import _die_with_parent;"
+            f" _die_with_parent({os.getpid()}); print('armed', flush=True); time.sleep(600)"
+        )], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "armed"
+        print(child.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    try:
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: not _alive(worker), "the worker's death", timeout=30, every=0.05)
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+@pytest.mark.slow  # ~50 s per case on 2 busy cores: a CLI and two workers importing torch
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM", "Ctrl-C"])
+def test_jobs_workers_stop_with_their_parent(tmp_path, how):
+    """`run --jobs 2` stopped in mid-run: no worker outlives its parent or finishes its run, no
+    traceback, and each run it stopped says "interrupted" (as with --jobs 1)."""
+    suite = tiny_suite(name="stop", seeds=[0, 1])
+    suite["train"].update(iterations=500, steps_per_iteration=50)
+    path = write_suite(tmp_path / "s.yaml", suite)
+    results = tmp_path / "results"
+    parent = subprocess.Popen(
+        [*entry_point(), "run", str(path), "--results-dir", str(results), "--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    workers: list[int] = []
+    try:
+        wait_for(  # two workers importing torch on busy cores
+            lambda: len(list(results.glob("stop/*/log.jsonl"))) == 2, "both runs", timeout=600
+        )
+        workers = _children(parent.pid)
+        assert len(workers) >= 2
+        parent.send_signal(
+            {"kill -9": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "Ctrl-C": signal.SIGINT}[how]
+        )
+        parent.wait(timeout=120)
+        wait_for(lambda: not any(_alive(p) for p in workers), f"the workers' end ({how})", 60)
+    finally:  # never leave this test's processes behind
+        for pid in [parent.pid, *workers]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait()
+    stderr = parent.stderr.read()  # workers share it: read once all are gone
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    if how == "Ctrl-C":
+        assert parent.returncode == 130, stderr
+    for run in results.glob("stop/*/"):
+        if run.is_dir():
+            assert not (run / "metrics.json").exists()
+            assert json.loads((run / "failed.json").read_text())["error"] == "interrupted"
