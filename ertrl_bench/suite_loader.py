@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,12 +86,7 @@ def read_suite_yaml(path: str | Path) -> tuple[Any, str]:
             )
         p = builtin
     source = str(path)
-    if p.is_dir():
-        raise ErtrlError(f"{source}: is a folder, not a suite file (give a .yaml file)")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ErtrlError(f"{source}: cannot read the suite file ({exc.strerror or exc})") from None
+    data = _read_suite_bytes(p, source)
     if b"\0" in data:
         raise ConfigError(source, ["a binary file, not a YAML suite"])
     try:
@@ -111,7 +108,74 @@ def read_suite_yaml(path: str | Path) -> tuple[Any, str]:
         raise ConfigError(source, [f"malformed YAML at{where}: {problem}"]) from None
     except RecursionError:
         raise ConfigError(source, ["malformed YAML: nested too deeply"]) from None
+    _check_expanded_size(raw, source)
     return raw, source
+
+
+#: A suite is a few KB; anything near this is not one (and is never read whole).
+MAX_SUITE_BYTES = 1 << 20
+#: Values a suite may hold once YAML aliases are expanded (a large grid is a few thousand): an
+#: "alias bomb" of ten short lines would otherwise expand to billions during validation.
+MAX_SUITE_VALUES = 100_000
+
+
+def _read_suite_bytes(p: Path, source: str) -> bytes:
+    """The suite file's bytes, bounded: a regular file of at most ``MAX_SUITE_BYTES``.
+
+    Opened non-blocking and checked before reading, so a FIFO without a writer or a device such
+    as ``/dev/zero`` is refused at once instead of hanging or reading without end.
+    """
+    if p.is_dir():
+        raise ErtrlError(f"{source}: is a folder, not a suite file (give a .yaml file)")
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ErtrlError(
+                    f"{source}: not a regular file (a FIFO, device or socket); give a .yaml file"
+                )
+            data = f.read(MAX_SUITE_BYTES + 1)
+    except OSError as exc:
+        raise ErtrlError(f"{source}: cannot read the suite file ({exc.strerror or exc})") from None
+    if len(data) > MAX_SUITE_BYTES:
+        raise ConfigError(
+            source, [f"larger than {MAX_SUITE_BYTES >> 20} MiB: not a suite file (a few KB)"]
+        )
+    return data
+
+
+def _check_expanded_size(raw: Any, source: str) -> None:
+    """Refuse YAML whose aliases expand past ``MAX_SUITE_VALUES`` values, or refer to
+    themselves, before anything walks the expanded tree. Linear in the file's own size: a
+    value shared through an alias is sized once."""
+    sizes: dict[int, int | None] = {}  # id -> expanded size (None: being sized: a cycle)
+
+    def size(value: Any) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        key = id(value)
+        if key in sizes:
+            if sizes[key] is None:
+                raise ConfigError(source, ["a YAML alias refers to its own anchor (a cycle)"])
+            return sizes[key]
+        sizes[key] = None
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        total = 1 + sum(size(c) for c in children)
+        if total > MAX_SUITE_VALUES:
+            raise ConfigError(
+                source,
+                [
+                    f"YAML aliases expand to more than {MAX_SUITE_VALUES:,} values (an alias"
+                    " bomb?); write the suite without aliases nested in aliases"
+                ],
+            )
+        sizes[key] = total
+        return total
+
+    try:
+        size(raw)
+    except RecursionError:
+        raise ConfigError(source, ["malformed YAML: nested too deeply"]) from None
 
 
 def _nonfinite_problems(value: Any, path: str = "") -> list[str]:

@@ -158,6 +158,17 @@ SUITE_FILES = {
         b"grid: {envs: [point-robot], methods: [focal]}\n",
         "line 4",
     ),
+    # bounded reads: ten lines that expand to 9**10 values, a self-reference, a huge file
+    "alias-bomb": (
+        b'a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]\n'
+        + b"".join(
+            f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n".encode() for i in range(1, 10)
+        )
+        + b"name: bomb\ngrid: {envs: [point-robot], methods: [focal]}\n",
+        "YAML aliases expand to more than 100,000 values",
+    ),
+    "alias-cycle": (b"name: x\ngrid: &g {envs: *g}\n", "error"),
+    "too-large": (b"name: x\n" + b"# padding\n" * 200_000, "larger than 1 MiB: not a suite"),
 }
 
 
@@ -168,6 +179,19 @@ def test_bad_suite_files(capsys, tmp_path, case):
     path.write_bytes(content)
     code, text = run_main(capsys, "validate", path)
     assert_user_error(code, text, str(path), message)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_suite_that_is_not_a_regular_file_is_refused_at_once(capsys, tmp_path, kind):
+    """Never blocks on a FIFO without a writer, never reads a device without end."""
+    path = tmp_path / "s.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero")
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(code, text, f"{path}: not a regular file (a FIFO, device or socket)")
+    assert len(text.strip().splitlines()) == 1, text
 
 
 def test_suite_is_a_folder_or_missing_or_unreadable(capsys, tmp_path):
