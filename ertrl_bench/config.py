@@ -18,6 +18,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     NonNegativeInt,
     PositiveInt,
@@ -31,7 +32,6 @@ from ertrl_bench.options import Strict
 # leading dot (so no `.` / `..`), at most 100 characters.
 SLUG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$"
 SLUG_HELP = "letters, digits, _ . + - only, not starting with a dot"
-SafeName = Annotated[str, Field(pattern=SLUG_PATTERN)]
 # numpy's and torch's seeds are 32-bit in places (np.random.seed rejects >= 2**32)
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 # Upper bounds catch typos (an extra zero, 1e12) before hours are spent, not science choices:
@@ -45,8 +45,29 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
 
+MAX_NAME_LENGTH = 100  # as in SLUG_PATTERN
+
+
 def is_safe_name(name: str) -> bool:
     return isinstance(name, str) and re.match(SLUG_PATTERN, name) is not None
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a folder, in words (None: it can)."""
+    if is_safe_name(name):
+        return None
+    if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        return f"too long ({len(name)} characters, max {MAX_NAME_LENGTH})"
+    return f"{name!r} is not a safe name ({SLUG_HELP})"
+
+
+def _safe_name(name: str) -> str:
+    if problem := name_problem(name):
+        raise ValueError(problem)  # in words, not pydantic's raw regex
+    return name
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 def device_problem(name: str) -> str | None:

@@ -33,6 +33,10 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]
     problems = []
     seen = set()
     for err in exc.errors():
+        if err["type"] == "string_type" and err["loc"][-1:] == ("str",):
+            if isinstance(err["input"], dict):
+                continue  # a mapping is meant as the union's other branch (an inline method),
+                # whose own errors follow: "should be a valid string" would only mislead
         path = _loc_to_path(tuple(err["loc"]))
         if prefix:
             path = prefix if path == "(top level)" else f"{prefix}.{path}"

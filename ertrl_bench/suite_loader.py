@@ -21,7 +21,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ertrl_bench.config import (
-    SLUG_HELP,
     Component,
     EvalConfig,
     MethodSpec,
@@ -32,6 +31,7 @@ from ertrl_bench.config import (
     TrainConfig,
     device_problem,
     is_safe_name,
+    name_problem,
     resolve_schedule,
     runs_on_cuda,
 )
@@ -222,7 +222,7 @@ def _raw_name_problems(raw: dict) -> list[str]:
                 component("regularizers", loss, f"{path}.encoder_losses[{k}]")
             name = value.get("name")
             if isinstance(name, str) and not is_safe_name(name):
-                problems.append(f"{path}.name: {name!r} is not a safe name ({SLUG_HELP})")
+                problems.append(f"{path}.name: {name_problem(name)}")
 
     grid = raw.get("grid")
     if isinstance(grid, dict):
@@ -342,10 +342,11 @@ def _named_method(
     problems: list[str],
 ) -> MethodSpec | None:
     """A suite's method as a named ``MethodSpec``: a registered name looked up, an inline
-    method given its default name if it has none. None when a part is unknown or the name
-    already names a different method of the suite (``names``: name -> first YAML path and
-    definition); reported. The parts' options are checked later, once merged with the
-    family's (``_resolve_components``)."""
+    method given its default name if it has none. None when the name is unsafe or already
+    names a different method of the suite (``names``: name -> first YAML path and
+    definition); reported. An unknown part is reported too, but the method is kept so that
+    its known parts' options are still checked, later, once merged with the family's
+    (``_resolve_components``): one error never hides another."""
     if isinstance(method, str):
         registered = _registered_method(registry, method, path, problems)
         if registered is None:
@@ -363,10 +364,7 @@ def _named_method(
         if spec.name is None:
             spec = spec.model_copy(update={"name": spec.default_name()})
     if not is_safe_name(spec.name):
-        problems.append(
-            f"{path}.name: {spec.name!r} is not a safe name ({SLUG_HELP}); it names the"
-            " run's folder"
-        )
+        problems.append(f"{path}.name: {name_problem(spec.name)}; it names the run's folder")
         return None
     definition = spec.model_dump_json()
     first_path, first_def = names.setdefault(spec.name, (path, definition))
@@ -376,11 +374,9 @@ def _named_method(
             " a name identifies one method: give each its own `name:`"
         )
         return None
-    known = [
+    for kind, comp, part in spec.components():
         _check_component(registry, kind, comp, f"{path}.{part}", problems, check_options=False)
-        for kind, comp, part in spec.components()
-    ]
-    return spec if all(known) else None
+    return spec  # an unknown part is reported; the known parts' options are still checked
 
 
 def _registered_method(registry, name: str, path: str, problems: list[str]) -> Any:
@@ -503,11 +499,14 @@ def _resolve_components(
     method: MethodSpec, family, suite: Suite, registry, path: str, problems: list[str]
 ) -> MethodSpec:
     """Each component's options, resolved: option default < family default
-    (``component_defaults``) < suite ``component_params`` < the method's own params."""
+    (``component_defaults``) < suite ``component_params`` < the method's own params.
+    A component of unknown name (reported by ``_named_method``) is left as written."""
     defaults = dict(getattr(family, "component_defaults", {}))
     update: dict[str, Any] = {}
     losses = []
     for kind, comp, part in method.components():
+        if comp.type not in registry.entries[kind]:
+            continue
         params = {
             **defaults.get(comp.type, {}),
             **suite.component_params.get(comp.type, {}),

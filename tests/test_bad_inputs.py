@@ -227,12 +227,23 @@ def _grid_suite(**changes) -> dict:
 
 SUITES = {
     # names that would become paths
-    "name-dotdot": (_grid_suite(name=".."), "name: String should match pattern"),
-    "name-dot": (_grid_suite(name="."), "name: String should match pattern"),
-    "name-slash": (_grid_suite(name="a/b"), "name: String should match pattern"),
-    "name-parent-path": (_grid_suite(name="../x"), "name: String should match pattern"),
-    "name-empty": (_grid_suite(name=""), "name: String should match pattern"),
-    "name-absolute": (_grid_suite(name="/tmp/x"), "name: String should match pattern"),
+    "name-dotdot": (_grid_suite(name=".."), "name: '..' is not a safe name (letters, digits"),
+    "name-dot": (_grid_suite(name="."), "name: '.' is not a safe name (letters, digits"),
+    "name-slash": (_grid_suite(name="a/b"), "name: 'a/b' is not a safe name (letters, digits"),
+    "name-parent-path": (
+        _grid_suite(name="../x"),
+        "name: '../x' is not a safe name (letters, digits",
+    ),
+    "name-empty": (_grid_suite(name=""), "name: '' is not a safe name (letters, digits"),
+    "name-absolute": (
+        _grid_suite(name="/tmp/x"),
+        "name: '/tmp/x' is not a safe name (letters, digits",
+    ),
+    "name-too-long": (_grid_suite(name="a" * 101), "name: too long (101 characters, max 100)"),
+    "method-name-too-long": (
+        _grid_suite(grid__methods=[{"name": "m" * 101}]),
+        "grid.methods[0].name: too long (101 characters, max 100)",
+    ),
     "method-name-traversal": (
         _grid_suite(grid__methods=[{"name": "../../x"}]),
         "grid.methods[0].name: '../../x' is not a safe name",
@@ -431,6 +442,31 @@ def test_every_mistake_at_once(capsys, tmp_path):
         "grid.methods[2].name: '../x' is not a safe name",
     )
     assert "9 error(s)" in text
+
+
+def test_one_error_never_hides_another_nor_misleads(capsys, tmp_path):
+    """An unknown encoder does not hide the backbone's bad option, and an inline method's
+    mistake is not paired with "Input should be a valid string" (the union's other branch)."""
+    suite = tiny_suite()
+    suite["grid"]["methods"] = [
+        {"encoder": "mlpx", "backbone": {"type": "brac", "params": {"discont": 0.9}}},
+        {"encoder_losses": ["dml"], "bogus": 1},
+    ]
+    path = write_suite(tmp_path / "s.yaml", suite)
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(code, text, "grid.methods[0].encoder: unknown encoder 'mlpx'")
+    suite["grid"]["methods"] = suite["grid"]["methods"][:1]
+    code, text = run_main(capsys, "validate", write_suite(path, suite))
+    assert_user_error(
+        code,
+        text,
+        "grid.methods[0].encoder: unknown encoder 'mlpx'",
+        "grid.methods[0].backbone.params.discont: unknown field",
+    )
+    suite["grid"]["methods"] = [{"encoder_losses": ["dml"], "bogus": 1}]
+    code, text = run_main(capsys, "validate", write_suite(path, suite))
+    assert_user_error(code, text, "1 error(s)", "grid.methods[0].bogus: unknown field")
+    assert "valid string" not in text
 
 
 @no_gpu

@@ -108,6 +108,21 @@ def test_missing_or_malformed_manifest_is_incomplete_and_rebuilt(own_cache, cont
     assert _cli("datasets", "verify").exit_code == 0
 
 
+def test_a_build_stopped_before_its_first_task_is_never_ok(own_cache, capsys):
+    """`--max-memory 1KiB` fails before any task: its manifest (no task) is "incomplete"."""
+    from ertrl_bench.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["datasets", "build", "point-robot", "--max-memory", "1KiB"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "the memory budget is 1.0 KiB" in err, err
+    verify = _cli("datasets", "verify")
+    assert verify.exit_code == 2, verify.output
+    assert "incomplete: manifest.json lists no task" in " ".join(verify.output.split())
+    assert "ok" not in verify.output.split()
+    assert "incomplete" in _cli("datasets", "list").output
+
+
 def test_verify_fails_on_malformed_manifest_through_the_real_cli(cli, own_cache):
     fd = get_datasets(PointRobot(), "smoke", FAST, tasks=[0])
     (Path(fd.path) / "manifest.json").write_text("[1, 2]")
