@@ -118,7 +118,7 @@ def test_a_build_stopped_before_its_first_task_is_never_ok(own_cache, capsys):
     assert info.value.code == 2 and "the memory budget is 1.0 KiB" in err, err
     verify = _cli("datasets", "verify")
     assert verify.exit_code == 2, verify.output
-    assert "incomplete: manifest.json lists no task" in " ".join(verify.output.split())
+    assert "incomplete: no task is built" in " ".join(verify.output.split())
     assert "ok" not in verify.output.split()
     assert "incomplete" in _cli("datasets", "list").output
 
