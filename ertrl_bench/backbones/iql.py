@@ -20,7 +20,7 @@ networks). Left out, so the step stays the same work every step (``train: {cuda_
 and knows nothing of the schedule: the cosine decay of the actor's learning rate, and the IQL
 paper's MuJoCo reward normalisation by the dataset's return range (``reward_scale`` is a fixed
 factor, 1 by default). Networks start as every built-in network (``train.init``, rlkit's by
-default: ``ertrl_bench.nn``).
+default: ``ertrl_bench.nn``). ``train.compile`` leaves it eager (it has no ``compile()``).
 """
 
 from __future__ import annotations
