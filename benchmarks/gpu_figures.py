@@ -187,9 +187,9 @@ def stage_sac_parts() -> dict:
     out = {"tasks": n, "env step (random phase)": round(env_ms, 3)}
     for precision, tf32 in (("float32", False), ("tf32", True)):
         torch.backends.cuda.matmul.allow_tf32 = tf32
-        sac.update(replay)  # warm-up
+        sac.update(replay, 0)  # warm-up
         t = dict.fromkeys(t, 0.0)
-        for _ in range(reps):
+        for k in range(reps):
             a = timed("act", sac.act, obs)
             res = timed("env step", env.step, a)
             timed("replay add", add, obs, a, res)
@@ -202,7 +202,7 @@ def stage_sac_parts() -> dict:
                     streams.normal(cfg.sac_batch, act_dim),
                 ),
             )
-            timed("update", sac.update, replay)
+            timed("update", sac.update, replay, k)
         out[precision] = {k: round(v / reps * 1e3, 3) for k, v in t.items()}
     torch.backends.cuda.matmul.allow_tf32 = False
     return out

@@ -67,6 +67,23 @@ def init_mlp_(
     return net
 
 
+@torch.no_grad()
+def orthogonal_init_(net: nn.Module, member: int | None = None, generator=None) -> nn.Module:
+    """pytorch_sac's ``weight_init`` (the authors' behavior SAC): every linear layer's weights
+    orthogonal (gain 1), biases 0. ``member``: only that member of each ``EnsembleLinear``
+    (its ``[in, out]`` slice), drawn from ``generator``."""
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.orthogonal_(m.weight, generator=generator)
+            m.bias.zero_()
+        elif isinstance(m, EnsembleLinear):
+            members = range(m.weight.shape[0]) if member is None else [member]
+            for t in members:
+                nn.init.orthogonal_(m.weight[t], generator=generator)
+                m.bias[t].zero_()
+    return net
+
+
 def _out_features(layer: nn.Module) -> int:
     """A layer's output size: ``nn.Linear`` weight ``[out, in]``, ``EnsembleLinear`` ``[E, in, out]``."""
     return layer.weight.shape[0] if isinstance(layer, nn.Linear) else layer.weight.shape[-1]

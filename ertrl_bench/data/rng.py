@@ -78,15 +78,12 @@ class TaskStreams:
 
     @torch.no_grad()
     def init_ensemble(self, module: torch.nn.Module) -> None:
-        """Re-draw every ``EnsembleLinear`` member from its own task's stream (nn.Linear's init)."""
-        from ertrl_bench.nn import EnsembleLinear
+        """Re-draw every ``EnsembleLinear`` member from its own task's stream, as the authors'
+        behavior SAC starts (``ertrl_bench.nn.orthogonal_init_``)."""
+        from ertrl_bench.nn import orthogonal_init_
 
-        layers = [m for m in module.modules() if isinstance(m, EnsembleLinear)]
         for t, g in enumerate(self.torch):
-            for layer in layers:
-                bound = 1.0 / float(layer.weight.shape[1]) ** 0.5
-                for p in (layer.weight, layer.bias):
-                    p[t].uniform_(-bound, bound, generator=g)
+            orthogonal_init_(module, member=t, generator=g)
 
     def state(self) -> dict:
         return {

@@ -5,6 +5,18 @@ The task axis is an ensemble axis: every network has weights ``[tasks, in, out]`
 stepped in one ``BatchEnv``. The loss is the *sum* over tasks of each task's mean loss, so each
 task's gradient is exactly its own and Adam (element-wise) keeps the agents independent.
 Hyper-parameters: docs/paper.md's behavior policy (see ``DataTier``).
+
+As the authors' behavior SAC (their data collection runs denisyarats/pytorch_sac, whose config
+``cfgs/data_collection.yaml`` sets the values below):
+
+- the policy's log-std is tanh-rescaled into [-5, 2] (``LOG_STD_BOUNDS``): ``log_std = -5 +
+  0.5 * (2 + 5) * (tanh(x) + 1)``, not clamped;
+- the critic's target network is soft-updated every ``TARGET_UPDATE_PERIOD`` = 2 environment
+  steps (counted from 0, as their ``step % critic_target_update_frequency``), the actor every step;
+- the temperature loss is taken on alpha itself, ``mean(alpha * (-log pi - target_entropy))``
+  (its gradient is alpha times log alpha's), the parameter still being log alpha;
+- the networks start as pytorch_sac's ``weight_init``: orthogonal weights (gain 1), zero biases
+  (``ertrl_bench.nn.orthogonal_init_``), each task's from its own random stream.
 """
 
 from __future__ import annotations
@@ -24,13 +36,15 @@ from ertrl_bench.data.rng import TaskStreams, env_seed, reset_with_seeds
 from ertrl_bench.data.store import atomic_write_bytes, atomic_write_json
 from ertrl_bench.data.tiers import DataTier
 from ertrl_bench.envs.base import BatchEnv
-from ertrl_bench.nn import LOG_STD_MAX, LOG_STD_MIN, ensemble_mlp, soft_update, tanh_gaussian_sample
+from ertrl_bench.nn import ensemble_mlp, soft_update, tanh_gaussian_sample
 from ertrl_bench.progress import bar, console
+
+LOG_STD_BOUNDS = (-5.0, 2.0)  # the authors' actor_cfg.log_std_bounds
+TARGET_UPDATE_PERIOD = 2  # the authors' critic_target_update_frequency
 
 
 def _tanh_gaussian_with_noise(mean, log_std, noise):
     """``tanh_gaussian_sample`` with the standard normals given (drawn from per-task streams)."""
-    log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
     pre = mean + log_std.exp() * noise
     normal_logp = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
     correction = (2 * (math.log(2) - pre - nn.functional.softplus(-2 * pre))).sum(-1)
@@ -42,12 +56,19 @@ class EnsembleActor(nn.Module):
 
     def __init__(self, tasks: int, obs_dim: int, act_dim: int, hidden):
         super().__init__()
+        # pytorch_sac's init is drawn per task by TaskStreams.init_ensemble (BatchedSAC)
         self.net = ensemble_mlp(tasks, obs_dim, hidden, 2 * act_dim, init="torch")
         self.act_dim = act_dim
 
+    def mean_log_std(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian's mean and its log-std, tanh-rescaled into ``LOG_STD_BOUNDS``."""
+        mean, raw = self.net(obs).chunk(2, dim=-1)
+        lo, hi = LOG_STD_BOUNDS
+        return mean, lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1)
+
     def forward(self, obs, deterministic: bool = False, noise: torch.Tensor | None = None):
         """``noise``: the standard normals to use (``[T, B, da]``); None draws from torch's RNG."""
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        mean, log_std = self.mean_log_std(obs)
         if noise is not None and not deterministic:
             return _tanh_gaussian_with_noise(mean, log_std, noise)
         return tanh_gaussian_sample(mean, log_std, deterministic)
@@ -153,7 +174,9 @@ class BatchedSAC:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
 
-    def update(self, replay: TaskReplay) -> dict[str, torch.Tensor]:
+    def update(self, replay: TaskReplay, step: int) -> dict[str, torch.Tensor]:
+        """One SAC update; ``step``: the environment step (from 0), which decides whether the
+        critic's target moves (every ``TARGET_UPDATE_PERIOD``, as the authors)."""
         cfg, st = self.cfg, self.streams
         idx = None if st is None else st.randint(replay.size, cfg.sac_batch)
         obs, act, rew, next_obs, done = replay.sample(cfg.sac_batch, idx)
@@ -179,11 +202,12 @@ class BatchedSAC:
         actor_loss.backward()
         self.actor_opt.step()
 
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy).mean(1)).sum()
+        alpha_loss = temperature_loss(self.log_alpha, logp.detach(), self.target_entropy)
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.alpha_opt.step()
-        soft_update(self.critic_target, self.critic, cfg.tau)
+        if step % TARGET_UPDATE_PERIOD == 0:
+            soft_update(self.critic_target, self.critic, cfg.tau)
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
 
     @torch.no_grad()
@@ -198,6 +222,15 @@ class BatchedSAC:
         a, _ = self.actor(x, deterministic, noise)
         a = a.squeeze(1) if squeeze else a
         return a.cpu().numpy()
+
+
+def temperature_loss(
+    log_alpha: torch.Tensor, logp: torch.Tensor, target_entropy: float
+) -> torch.Tensor:
+    """The authors' (pytorch_sac's) temperature loss, on alpha itself: per task
+    ``mean(alpha * (-log pi - target_entropy))``, summed over tasks. ``log_alpha [T]``,
+    ``logp [T, B]`` (detached)."""
+    return (log_alpha.exp() * (-logp - target_entropy).mean(1)).sum()
 
 
 class TrainingState:
@@ -358,7 +391,7 @@ def train_behavior_policies(
             finished = res.terminated | res.truncated
             obs = env.reset(mask=finished) if finished.any() else res.next_obs
             if step > cfg.random_steps:
-                sac.update(replay)
+                sac.update(replay, step - 1)  # the authors count env steps from 0
             if step in wanted:
                 snapshots[step] = copy.deepcopy(sac.actor.state_dict())
             if step % 100 == 0 or step == cfg.sac_steps:

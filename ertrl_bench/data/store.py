@@ -37,7 +37,9 @@ from ertrl_bench.errors import DatasetError
 
 # 2: per-task RNG streams (a task's bytes no longer depend on the tasks trained beside it),
 #    deterministic .npz bytes, policy checksums. Part of the folder key: v1 caches are never reused.
-FORMAT_VERSION = 2
+# 3: the authors' behavior SAC (log-std tanh-rescaled into [-5, 2], critic target every 2 steps,
+#    temperature loss on alpha, pytorch_sac's orthogonal init): v2 policies and data differ.
+FORMAT_VERSION = 3
 ARRAYS = (
     "obs",
     "actions",
