@@ -19,8 +19,8 @@ from ertrl_bench.envs.base import EnvFamily
 class DataStats:
     """Scale of one training task's offline data (UNICORN normalises its targets with it).
 
-    As the authors: the task at position ``n_train // 2 - 1`` of the training tasks
-    (docs/paper.md, UNICORN). Per-dimension ``obs_std [ds]``; scalars for the reward.
+    As the authors: the task with grid index ``n_grid // 2 - 1`` (19 of 40) in every family
+    (``reference_task_index``; docs/paper.md, UNICORN). Per-dimension ``obs_std [ds]``; scalars for the reward.
     """
 
     obs_mean: torch.Tensor
@@ -57,12 +57,16 @@ class Problem:
         return self.obs_dim + self.act_dim + 1 + (self.obs_dim if self.uses_next_obs else 0)
 
 
-def reference_stats(data, train_rows: torch.Tensor) -> DataStats:
-    """``DataStats`` of the training task at position ``n_train // 2 - 1`` (the authors' choice).
+def reference_task_index(family: EnvFamily) -> int:
+    """The task whose data scales UNICORN's targets: grid index ``n_grid // 2 - 1``, i.e. 19 of
+    40 in every family, as the authors (their task id 19). A training task in every built-in
+    family: Ant-Goal's training tasks are 0-19, the others' 10-29."""
+    return family.n_grid // 2 - 1
 
-    ``data`` is a ``TaskDataset``; ``train_rows`` its rows of the training tasks, in order.
-    """
-    row = int(train_rows[max(len(train_rows) // 2 - 1, 0)])
+
+def reference_stats(data, row: int) -> DataStats:
+    """``DataStats`` of dataset row ``row`` of ``data`` (a ``TaskDataset``): the row of
+    ``reference_task_index``'s task in a run."""
     n = int(data.counts[row])
     return DataStats.of(data.data["obs"][row, :n], data.data["rewards"][row, :n])
 

@@ -25,7 +25,7 @@ from ertrl_bench.data.quality import split_data_options
 from ertrl_bench.data.store import clean_stale_tmp
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
-from ertrl_bench.problem import Problem, reference_stats, resolve_device
+from ertrl_bench.problem import Problem, reference_stats, reference_task_index, resolve_device
 from ertrl_bench.progress import console
 from ertrl_bench.store import RunDir
 from ertrl_bench.training import build_agent, checkpoint_problems, meta_train
@@ -221,6 +221,19 @@ def run_suite(
     return [outcomes[s.run_id()] for s in specs if s.run_id() in outcomes]
 
 
+def _reference_row(family, data, rows: dict[str, int]) -> int:
+    """The dataset row of the task whose statistics scale UNICORN's targets (task 19)."""
+    index = reference_task_index(family)
+    for t in data.tasks:
+        if t.index == index:
+            return rows[t.key]
+    raise ErtrlError(
+        f"family {family.name!r}: no dataset for task {index} (n_grid // 2 - 1), whose data"
+        " statistics every run needs (UNICORN's normalisation, docs/paper.md); build the"
+        " family's datasets with all of its grid tasks"
+    )
+
+
 def _note(message: str) -> None:
     console.print(message, markup=False, highlight=False)
 
@@ -264,7 +277,7 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = 
     )
     latent = spec.train.latent_dim
     train_rows = torch.tensor([rows[t.key] for t in family.tasks("train")], device=device)
-    stats = reference_stats(task_data, train_rows)
+    stats = reference_stats(task_data, _reference_row(family, data, rows))
     problem = Problem(family, obs_dim, act_dim, latent, device, stats, init=spec.train.init)
     agent = build_agent(spec.method, problem)
     by_split = {s: family.tasks(s, data.tier.task_seed) for s in spec.eval.splits}

@@ -44,9 +44,10 @@ from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.components import StepBatch
 from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
 from ertrl_bench.envs.base import FamilyHParams
+from ertrl_bench.envs.mujoco import FAMILIES
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.losses import dml_loss
-from ertrl_bench.problem import DataStats, Problem, reference_stats
+from ertrl_bench.problem import DataStats, Problem, reference_stats, reference_task_index
 from ertrl_bench.regularizers.csro import CSROOptions, CSRORegularizer, club_terms
 from ertrl_bench.regularizers.gan_entropy import (
     GANEntropyOptions,
@@ -478,15 +479,46 @@ def _task_dataset(seed=0, tasks=6, n=40):
     return TaskDataset(per, CPU)
 
 
-def test_reference_stats_are_one_training_tasks():
-    """docs/paper.md, UNICORN: statistics of the training task at position n_train // 2 - 1."""
+def test_reference_stats_are_one_datasets():
     data = _task_dataset()
-    train_rows = torch.tensor([5, 1, 4, 2])  # n_train = 4 -> position 1 -> dataset row 1
-    stats = reference_stats(data, train_rows)
+    stats = reference_stats(data, 1)
     obs, r = data.data["obs"][1], data.data["rewards"][1, :, 0]
     torch.testing.assert_close(stats.obs_std, obs.std(0, unbiased=False))
     torch.testing.assert_close(stats.reward_mean, r.mean())
     torch.testing.assert_close(stats.reward_std, r.std(unbiased=False))
+
+
+@pytest.mark.parametrize("name", [*FAMILIES, "point-robot"])
+def test_unicorn_statistics_come_from_task_19_in_every_family(name):
+    """docs/paper.md, UNICORN: the authors' task id 19 (= 40 // 2 - 1), a training task in every
+    family; Ant-Goal's training tasks are 0-19, so its middle one (9) would be another task."""
+    family = FAMILIES[name]() if name in FAMILIES else PointRobot()
+    assert reference_task_index(family) == 19
+    assert 19 in [t.index for t in family.tasks("train")]
+
+
+def test_a_run_normalises_with_task_19s_data(tmp_path, monkeypatch):
+    import ertrl_bench.runner as runner
+    from ertrl_bench.data import get_datasets
+    from ertrl_bench.suite_loader import load_suite
+    from tests.helpers import tiny_suite, write_suite
+
+    seen = []
+
+    def capture(method, problem):
+        seen.append(problem.stats)
+        raise KeyboardInterrupt  # only the Problem is of interest
+
+    monkeypatch.setattr(runner, "build_agent", capture)
+    (spec,) = load_suite(write_suite(tmp_path / "s.yaml", tiny_suite()))[1]
+    with pytest.raises(KeyboardInterrupt):
+        runner._run(spec, runner.RunDir(tmp_path / "results", spec), CPU)
+    data = get_datasets(PointRobot(), spec.tier, spec.data)
+    (task,) = [t for t in data.tasks if t.index == 19]
+    arrays = data.task_arrays(task)
+    expect = DataStats.of(torch.as_tensor(arrays["obs"]), torch.as_tensor(arrays["rewards"]))
+    torch.testing.assert_close(seen[0].obs_std, expect.obs_std)
+    torch.testing.assert_close(seen[0].reward_mean, expect.reward_mean)
 
 
 def test_unicorn_targets_scaled_not_centred_and_on_the_rl_batch():

@@ -8,7 +8,8 @@ the encoder *and* the decoder: the decoder's parameters are returned by ``joint_
 and join the encoder's optimizer, so ``update`` has no network to train.
 
 Normalisation, as the authors (docs/paper.md, UNICORN): fixed statistics of ONE training task's
-data, the task at position ``n_train // 2 - 1`` (``problem.stats``, ``problem.reference_stats``):
+data, the task with grid index ``n_grid // 2 - 1`` = 19 in every family, Ant-Goal included
+(``problem.stats``, ``problem.reference_task_index``):
 the state difference is divided by std(s) per dimension and **not centred**; the reward is
 centred and scaled. Stds are floored at ``min_std``. Where no dataset statistics exist (a
 ``Problem`` built without ``stats``, e.g. by the conformance checkers), the first RL batch's
