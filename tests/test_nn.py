@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ertrl_bench.backbones.brac import BRAC, BRACOptions
+from ertrl_bench.backbones.iql import IQL, IQLOptions
 from ertrl_bench.config import TrainConfig
 from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
 from ertrl_bench.nn import EnsembleLinear, init_mlp_, mlp
@@ -67,8 +68,12 @@ def networks(init: str) -> dict[str, tuple[nn.Module, float]]:
     gan = GANEntropyRegularizer(
         GANEntropyOptions(generator_hidden=WIDE, discriminator_hidden=WIDE), p
     )
+    iql = IQL(IQLOptions(hidden=WIDE), p)
     return {
         "encoder": (MLPEncoder(MLPEncoderOptions(hidden=WIDE), p).net, 3e-3),
+        "iql actor": (iql.policy, 1e-3),
+        "iql q (twin, fused)": (iql.q, 3e-3),
+        "iql v": (iql.v, 3e-3),
         "actor": (brac.policy, 1e-3),  # mean and log-std heads: rlkit's policy +-1e-3
         "q (twin, fused)": (brac.q, 3e-3),
         "v": (brac.v, 3e-3),
