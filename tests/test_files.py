@@ -107,7 +107,13 @@ def test_report_replaces_symlinked_outputs_and_leaves_their_targets(tmp_path):
     for name in outputs:
         victims[name] = _victim(tmp_path, f"victim-{name}")
         (suite / name).symlink_to(victims[name])
+    notes = "<!-- generated:study begin -->\nold\n<!-- generated:study end -->\n"
+    victims["NOTES.md"] = tmp_path / "victim-NOTES.md"
+    victims["NOTES.md"].write_text(notes)  # a block the report rewrites
+    (suite / "NOTES.md").symlink_to(victims["NOTES.md"])
     write_report(suite, reps=50, probe=False)
+    assert victims.pop("NOTES.md").read_text() == notes
+    assert not (suite / "NOTES.md").is_symlink() and "old" not in (suite / "NOTES.md").read_text()
     for name in outputs:
         assert victims[name].read_text() == "precious", name
         assert not (suite / name).is_symlink(), name

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ertrl_bench.data.store import atomic_write_text
+
 from . import paper_scale
 from .tables import PROTOCOL_ORDER, TAU_STABLE, ordered, split_label
 
@@ -248,7 +250,7 @@ def sync_file(path: Path, root: Path, study: Path | None = None, check: bool = F
     text = path.read_text(encoding="utf-8")
     new = sync_text(text, root, study)
     if new != text and not check:
-        path.write_text(new, encoding="utf-8")
+        atomic_write_text(path, new)  # a symlinked NOTES.md is replaced, never written through
     return new != text
 
 
