@@ -24,7 +24,7 @@ import torch
 from ertrl_bench.backbones.brac import BRAC, BRACOptions
 from ertrl_bench.config import Strict
 from ertrl_bench.conformance import ConformanceError
-from ertrl_bench.plugins import hookimpl
+from ertrl_bench.plugins import get_registry, hookimpl
 from ertrl_bench.runner import execute
 from ertrl_bench.store import RunDir
 from ertrl_bench.suite_loader import load_suite
@@ -313,4 +313,13 @@ def test_checker_finds_a_state_dict_that_forgets_the_optimizers():
 
     with pytest.raises(ConformanceError, match="does not restore the whole state"):
         check_backbone(Forgetful, BRACOptions(hidden=(8,)))
-    check_backbone(BRAC, BRACOptions(hidden=(8,)))  # the built-in saves its optimizers
+
+
+def test_every_builtin_backbone_restores_its_whole_state():
+    """The same round trip for each built-in backbone (the encoder losses: test_protocol.py's
+    test_builtin_losses_pass_the_checker)."""
+    registry = get_registry()
+    for name in registry.entries["backbones"]:
+        entry = registry.get("backbones", name)
+        if entry.plugin.startswith("ertrl_bench"):
+            check_backbone(name, entry.options.model_validate({"hidden": [8]}))
