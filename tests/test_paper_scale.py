@@ -11,6 +11,7 @@ import pytest
 
 from ertrl_bench.analysis import paper_scale
 from ertrl_bench.analysis.report import write_report
+from ertrl_bench.analysis.stats import authors_ttest, iqm, min_detectable_effect
 from tests.test_analysis_report import _index, _write_run
 
 
@@ -55,7 +56,8 @@ def test_recover_ranges_inverts_the_normalization():
     assert "task-002" not in got
 
 
-def test_report_gives_both_scales_and_the_paper_row_only_on_theirs(tmp_path):
+def _two_family_suite(tmp_path):
+    """ertrl and focal x 3 seeds on cheetah-vel (a paper family) and point-robot (not one)."""
     suite = tmp_path / "two"
     runs = []
     for env in ("cheetah-vel", "point-robot"):
@@ -65,6 +67,26 @@ def test_report_gives_both_scales_and_the_paper_row_only_on_theirs(tmp_path):
                 _write_run(suite, rid, method, env, seed)
                 runs.append({"run_id": rid, "method": method, "env": env, "seed": seed})
     _index(suite, runs)
+    return suite
+
+
+def _authors_scores(suite, method, split, proto) -> np.ndarray:
+    """seeds x tasks: the synthetic runs' raw returns on the authors' scale, by hand."""
+    out = []
+    for seed in range(3):
+        path = suite / f"{method}-cheetah-vel-s{seed}" / "metrics.json"
+        tasks = json.loads(path.read_text())["per_task"][split][proto]
+        out.append(
+            [
+                paper_scale.authors_normalized("cheetah-vel", k, v["return"])
+                for k, v in tasks.items()
+            ]
+        )
+    return np.array(out)
+
+
+def test_report_gives_both_scales_and_the_paper_row_only_on_theirs(tmp_path):
+    suite = _two_family_suite(tmp_path)
     report = write_report(suite, reps=200, probe=False, figures=False)
     with open(suite / "returns.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -100,3 +122,44 @@ def test_report_gives_both_scales_and_the_paper_row_only_on_theirs(tmp_path):
     # The paper's number never sits in a table of our own scale.
     ours = md.split("### cheetah-vel: on the authors' scale")[0]
     assert "paper" not in ours.split("## Normalized return")[1]
+
+
+def _pick(rows, **want):
+    return next(r for r in rows if all(r[k] == v for k, v in want.items()))
+
+
+def test_iqm_and_comparison_tables_on_the_authors_scale_for_paper_families_only(tmp_path):
+    suite = _two_family_suite(tmp_path)
+    report = write_report(suite, reps=200, probe=False, figures=False)
+    with open(suite / "ttest.csv") as fh:
+        tests = list(csv.DictReader(fh))
+    assert {(t["env"], t["scale"]) for t in tests} == {
+        ("cheetah-vel", "ours"), ("point-robot", "ours"), ("cheetah-vel", "authors"),
+    }  # fmt: skip
+    row = _pick(tests, env="cheetah-vel", scale="authors", split="moderate", protocol="non_prior")
+    a = _authors_scores(suite, "ertrl", "moderate", "non_prior").mean(axis=1)
+    b = _authors_scores(suite, "focal", "moderate", "non_prior").mean(axis=1)
+    assert float(row["diff"]) == pytest.approx(a.mean() - b.mean())
+    assert float(row["authors_p"]) == pytest.approx(authors_ttest(a, b).p)
+    assert float(row["mde_80"]) == pytest.approx(min_detectable_effect(a, b))
+    assert float(row["diff_ci_low"]) <= float(row["diff"]) <= float(row["diff_ci_high"])
+    ours = _pick(tests, env="cheetah-vel", scale="ours", split="moderate", protocol="non_prior")
+    assert float(ours["diff"]) != pytest.approx(float(row["diff"]))  # really another scale
+
+    arow = _pick(
+        report.authors_rows, env="cheetah-vel", method="ertrl", split="train", protocol="offline"
+    )
+    assert arow["iqm"] == pytest.approx(iqm(_authors_scores(suite, "ertrl", "train", "offline")))
+    assert arow["ci_low"] <= arow["iqm"] <= arow["ci_high"]
+
+    md = report.path.read_text()
+    cheetah = md.split("### cheetah-vel — non_prior context")[1].split("### point-robot")[0]
+    iqm_text = f"{arow['iqm']:.1f} [{arow['ci_low']:.1f}, {arow['ci_high']:.1f}]"
+    offline = md.split("### cheetah-vel — offline context")[1].split("### cheetah-vel —")[0]
+    assert (
+        iqm_text in offline.split("The same IQM [95% agent-bootstrap CI] on the authors' scale")[1]
+    )
+    assert "The same comparison on the authors' scale" in cheetah
+    assert f"{float(row['diff']):+.1f} [{float(row['diff_ci_low']):.1f}, " in cheetah
+    robot = md.split("### point-robot: summary")[1]
+    assert "authors' scale" not in robot and "authors' scale" in cheetah

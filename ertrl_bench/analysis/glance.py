@@ -152,7 +152,7 @@ def _headline(study: Path, env: str) -> list[str]:
     split, proto = HEADLINE
     tests = [
         t for t in _rows(study / "ttest.csv")
-        if (t["env"], t["split"], t["protocol"]) == (env, split, proto)
+        if (t["env"], t.get("scale", "ours"), t["split"], t["protocol"]) == (env, "ours", split, proto)
     ]  # fmt: skip
     if not tests:
         return []
@@ -202,7 +202,10 @@ def glance_block(studies: Sequence[str], root: Path = Path(".")) -> str:
             r for r in _rows(study / "returns.csv")
             if (r["scale"], r["split"], r["protocol"]) == ("ours", split, proto)
         ]  # fmt: skip
-        tests = [t for t in _rows(study / "ttest.csv") if (t["split"], t["protocol"]) == HEADLINE]
+        tests = [
+            t for t in _rows(study / "ttest.csv")
+            if (t.get("scale", "ours"), t["split"], t["protocol"]) == ("ours", *HEADLINE)
+        ]  # fmt: skip
         if not rows or not tests:
             continue
         ref = tests[0]["method"]

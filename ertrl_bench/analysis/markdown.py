@@ -92,10 +92,11 @@ def verdict(t: Mapping) -> str:
     return "too few seeds to test"
 
 
-def _comparison_markdown(tsub: Sequence[Mapping]) -> list[str]:
-    """One row per split x baseline: effect size with CI, both tests, P(X > Y), power."""
+def _comparison_markdown(tsub: Sequence[Mapping], authors_scale: bool = False) -> list[str]:
+    """One row per split x baseline: effect size with CI, both tests, P(X > Y), power.
+    ``authors_scale``: the same comparison on the authors' scale, under a short heading."""
     ref = tsub[0]["method"]
-    lines = [
+    intro = [
         f"{ref} vs each other method, over per-seed scores (mean over tasks): Δ = difference of "
         "means [95% agent-bootstrap CI]; Welch = Welch's t-test, two-sided; authors' = the "
         "paper's test (one-sided, ddof-0 stds, df = n - 1; about half of Welch's p near "
@@ -104,6 +105,12 @@ def _comparison_markdown(tsub: Sequence[Mapping]) -> list[str]:
         "given the observed spread.",
         "",
     ]
+    if authors_scale:
+        intro = [
+            f"The same comparison on the authors' scale ({ref} vs each other method; ttest.csv, "
+            "scale = authors):",
+            "",
+        ]
     body = []
     for t in sorted(
         tsub, key=lambda t: SPLIT_ORDER.index(t["split"]) if t["split"] in SPLIT_ORDER else 9
@@ -123,7 +130,7 @@ def _comparison_markdown(tsub: Sequence[Mapping]) -> list[str]:
         )  # fmt: skip
     header = ["split", "vs", "seeds", "Δ [95% CI]", "Welch p", "authors' p",
               f"P({ref} > other)", "MDE (80%)", "what it says"]  # fmt: skip
-    return lines + _md_table(header, body)
+    return intro + _md_table(header, body)
 
 
 def _convergence_markdown(report: Report) -> list[str]:
@@ -264,13 +271,39 @@ def _ddof0(r: Mapping) -> dict:
     return {**r, "std": r.get("std_ddof0", r["std"])}
 
 
+def _seeds(cells: Iterable[Mapping]) -> str:
+    return max(f"{c['n_seeds']}/{c['n_expected']}" for c in cells)
+
+
+def _iqm_table(sub: Sequence[Mapping], splits: Sequence[str], bold_best: bool) -> list[str]:
+    """method x split: IQM [95% CI], the best per split in bold when ``bold_best``."""
+    best = {s: max(r["iqm"] for r in sub if r["split"] == s) for s in splits}
+    body = []
+    for method in ordered(r["method"] for r in sub):
+        cells = {r["split"]: r for r in sub if r["method"] == method}
+        ci = []
+        for s in splits:
+            c = cells.get(s)
+            text = fmt_ci(c) if c else MISSING
+            bold = (
+                bold_best and c and c["iqm"] == best[s] and len(sub) > 1 and _finite(c["iqm"])
+            )  # fmt: skip
+            ci.append(f"**{text}**" if bold else text)
+        body.append([method, _seeds(cells.values()), *ci])
+    return _md_table(["method", "seeds", *(SPLIT_HEADERS.get(s, s) for s in splits)], body)
+
+
 def _returns_markdown(
     rows: Sequence[Mapping],
     trows: Sequence[Mapping],
     arows: Sequence[Mapping] = (),
     expertise: Sequence[Mapping] = (),
     bold_best: bool = True,
+    atrows: Sequence[Mapping] = (),
 ) -> list[str]:
+    """Per env: the summary on both scales, then per protocol the IQM tables (ours, then the
+    authors' scale where the family has one), the means on both scales, and the comparisons
+    (ours, then the authors' scale). ``arows`` / ``atrows``: the authors'-scale rows."""
     lines: list[str] = []
     for env in ordered(r["env"] for r in rows):
         lines += _summary_markdown(rows, env, bold_best)
@@ -283,7 +316,6 @@ def _returns_markdown(
         for proto in ordered((r["protocol"] for r in rows if r["env"] == env), PROTOCOL_ORDER):
             sub = [r for r in rows if r["env"] == env and r["protocol"] == proto]
             splits = ordered((r["split"] for r in sub), SPLIT_ORDER)
-            best = {s: max(r["iqm"] for r in sub if r["split"] == s) for s in splits}
             headers = [SPLIT_HEADERS.get(s, s) for s in splits]
             lines.append(f"### {env} — {proto} context")
             lines.append("")
@@ -293,29 +325,25 @@ def _returns_markdown(
                 f"{scoring_rule(sub)}:"
             )
             lines.append("")
-            body_ci, body_ms = [], []
+            body_ms = []
             theirs = [r for r in arows if r["env"] == env and r["protocol"] == proto]
             tsplits_a = [x for x in splits if any(r["split"] == x for r in theirs)]
             for method in ordered(r["method"] for r in sub):
                 cells = {r["split"]: r for r in sub if r["method"] == method}
-                seeds = max(f"{c['n_seeds']}/{c['n_expected']}" for c in cells.values())
-                ci = []
-                for s in splits:
-                    c = cells.get(s)
-                    text = fmt_ci(c) if c else MISSING
-                    bold = (
-                        bold_best and c and c["iqm"] == best[s] and len(sub) > 1
-                        and _finite(c["iqm"])
-                    )  # fmt: skip
-                    ci.append(f"**{text}**" if bold else text)
-                body_ci.append([method, seeds, *ci])
                 acells = {r["split"]: r for r in theirs if r["method"] == method}
                 body_ms.append(
-                    [method, seeds,
+                    [method, _seeds(cells.values()),
                      *(fmt_mean_ci(cells[s]) if s in cells else MISSING for s in splits),
                      *(fmt_mean_ci(acells[s]) if s in acells else MISSING for s in tsplits_a)]
                 )  # fmt: skip
-            lines += _md_table(["method", "seeds", *headers], body_ci)
+            lines += _iqm_table(sub, splits, bold_best)
+            if theirs:
+                lines += [
+                    "The same IQM [95% agent-bootstrap CI] on the authors' scale (their per-task "
+                    "R_min / R_max; returns.csv, scale = authors):",
+                    "",
+                    *_iqm_table(theirs, tsplits_a, bold_best),
+                ]
             lines.append(
                 "Mean over seeds of the per-seed mean over tasks [95% agent-bootstrap CI] ± s.d. "
                 f"(sample, ddof 1) over {seeds_phrase(sub)} seeds"
@@ -328,6 +356,9 @@ def _returns_markdown(
             tsub = [t for t in trows if t["env"] == env and t["protocol"] == proto]
             if tsub:
                 lines += _comparison_markdown(tsub)
+            tsub = [t for t in atrows if t["env"] == env and t["protocol"] == proto]
+            if tsub:
+                lines += _comparison_markdown(tsub, authors_scale=True)
     return lines
 
 
@@ -411,7 +442,7 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
     if report.rows:
         lines += _returns_markdown(
             report.rows, report.ttest_rows, report.authors_rows, report.expertise_rows,
-            report.converged,
+            report.converged, report.authors_ttest_rows,
         )  # fmt: skip
     else:
         lines += ["No finished runs yet.", ""]

@@ -5,7 +5,7 @@ The thin orchestrator: ``load`` reads the runs (typed by ``ertrl_bench.results_s
 this module writes the files.
 
 Files written into the suite folder: ``report.md``, ``returns.csv`` (both scales: ours and,
-for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv``,
+for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv`` (both scales likewise),
 ``curves.csv``, ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and
 ``gain_vs_diversity.csv`` (when there is something to put in them), ``missing_runs.csv``,
 ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``; the generated block of a
@@ -91,6 +91,7 @@ class Report:
     rank_rows: list[dict] = field(default_factory=list)
     expertise_rows: list[dict] = field(default_factory=list)
     ttest_rows: list[dict] = field(default_factory=list)
+    authors_ttest_rows: list[dict] = field(default_factory=list)  # ttest_rows, authors' scale
     curve_rows: list[dict] = field(default_factory=list)
     probe_rows: list[dict] = field(default_factory=list)
     gain_rows: list[dict] = field(default_factory=list)
@@ -232,11 +233,15 @@ def write_report(
     rows = return_rows(
         cells, reps=reps, confidence=confidence, random_state=random_state, notes=notes
     )
+    authors_cells = score_cells(done, runs, scale="authors")
     authors_rows = return_rows(
-        score_cells(done, runs, scale="authors"),
-        reps=reps, confidence=confidence, random_state=random_state, scale="authors",
+        authors_cells, reps=reps, confidence=confidence, random_state=random_state,
+        scale="authors",
     )  # fmt: skip
     trows = ttest_rows(cells, reference=reference, reps=reps, random_state=random_state)
+    authors_trows = ttest_rows(
+        authors_cells, reference=reference, reps=reps, random_state=random_state, scale="authors"
+    )
     windows = [r.final_evals for r in done if r.final_evals]
     window = max(set(windows), key=windows.count) if windows else 2
     conv, ranks = convergence_rows(done, window, confidence)
@@ -259,7 +264,7 @@ def write_report(
 
     report = Report(
         suite=loaded.name, path=suite_dir / "report.md", rows=rows, ttest_rows=trows,
-        authors_rows=authors_rows, expertise_rows=expertise_rows(done), reference=reference,
+        authors_rows=authors_rows, authors_ttest_rows=authors_trows, expertise_rows=expertise_rows(done), reference=reference,
         convergence_rows=conv, rank_rows=ranks,
         curve_rows=crows, probe_rows=prows, gain_rows=grows, gain_split=gain_split,
         cost_rows=cost_rows(done),
@@ -286,7 +291,12 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
             _write_csv(suite_dir / "expertise.csv", report.expertise_rows, EXPERTISE_COLUMNS)
         )
     if report.ttest_rows:
-        report.tables.append(_write_csv(suite_dir / "ttest.csv", report.ttest_rows, TTEST_COLUMNS))
+        report.tables.append(
+            _write_csv(
+                suite_dir / "ttest.csv", report.ttest_rows + report.authors_ttest_rows,
+                TTEST_COLUMNS,
+            )
+        )  # fmt: skip
     if report.curve_rows:
         report.tables.append(_write_csv(suite_dir / "curves.csv", report.curve_rows, CURVE_COLUMNS))
     if report.probe_rows:

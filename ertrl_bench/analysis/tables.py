@@ -82,7 +82,7 @@ MAIN_COLUMNS = (
     "std_ddof0",
 )  # fmt: skip
 TTEST_COLUMNS = (
-    "env", "protocol", "group", "split", "method", "baseline", "n_method", "n_baseline",
+    "env", "scale", "protocol", "group", "split", "method", "baseline", "n_method", "n_baseline",
     "mean_method", "mean_baseline", "diff", "diff_ci_low", "diff_ci_high",
     "welch_t", "welch_p", "authors_t", "authors_p", "authors_df",
     "poi", "poi_ci_low", "poi_ci_high", "mde_80",
@@ -302,8 +302,10 @@ def ttest_rows(
     splits: Sequence[str] = TTEST_SPLITS,
     reps: int = 2000,
     random_state: int = 0,
+    scale: str = "ours",
 ) -> list[dict]:
-    """``reference`` vs each other method, per env x protocol x split, over per-seed scores:
+    """``reference`` vs each other method, per env x protocol x split, over per-seed scores
+    (``cells`` from ``score_cells`` on ``scale``, which labels the rows):
 
     the difference of means with its 95% agent-bootstrap CI; Welch's two-sided test; the
     authors' test (``stats.authors_ttest``: one-sided, ddof-0 stds, df = n - 1); rliable's
@@ -341,6 +343,7 @@ def ttest_rows(
                     rows.append(
                         {
                             "env": env,
+                            "scale": scale,
                             "protocol": proto,
                             "group": split_label(split),
                             "split": split,
