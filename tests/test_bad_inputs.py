@@ -25,7 +25,7 @@ from ertrl_bench.envs.base import EnvFamily
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.regularizers.none import NoneOptions, NoRegularizer
-from tests.helpers import TINY_NETS, entry_point, tiny_suite, wait_for, write_suite
+from tests.helpers import TINY_DATA, TINY_NETS, entry_point, tiny_suite, wait_for, write_suite
 
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file permissions")
@@ -726,11 +726,35 @@ class _CrashingFamily(PointRobot):
         return _CrashingEnv(super().make(task))
 
 
+class _CrashesOnOneTaskFamily(PointRobot):
+    """Point-Robot whose simulator raises for task 45 only, with a smoke tier of seconds."""
+
+    name = "crashes-on-one"
+    make_batch = EnvFamily.make_batch
+    data_tiers = {
+        "smoke": {
+            **TINY_DATA,
+            "sac_steps": 40,
+            "random_steps": 20,
+            "checkpoints": [20, 40],
+            "trajectories_per_checkpoint": 1,
+            "sac_hidden": [8, 8],
+            "sac_batch": 8,
+        }
+    }
+    broken = True  # a test sets it False: the fixed simulator
+
+    def make(self, task):
+        env = super().make(task)
+        return _CrashingEnv(env) if self.broken and task.index == 45 else env
+
+
 class _BrokenFamilies:
     @hookimpl
     def register_envs(self, register):
         register("uneven", _UnevenFamily, PointRobotOptions)
         register("crashing", _CrashingFamily, PointRobotOptions)
+        register("crashes-on-one", _CrashesOnOneTaskFamily, PointRobotOptions)
 
 
 @pytest.mark.parametrize(
@@ -768,6 +792,35 @@ def test_a_family_that_fails_in_a_dataset_build_is_one_message_and_never_ok(
     code, text = run_main(capsys, "datasets", "list")
     assert code == 0 and "no task is built" in text, text
     assert " ok " not in text, text
+
+
+def test_a_build_that_fails_after_some_task_groups_stays_incomplete_until_resumed(
+    capsys, tmp_path, monkeypatch, register_test_plugin
+):
+    """Two groups of 25 tasks: the first is written, the second (task 45) raises. The folder
+    holds 25 valid tasks, yet it is "incomplete: 25 of 50" until a rerun builds the other 25."""
+    from ertrl_bench.data.memory import task_bytes
+    from ertrl_bench.data.tiers import resolve_tier
+
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "data"))
+    register_test_plugin(_BrokenFamilies(), "broken-envs")
+    fam = _CrashesOnOneTaskFamily()
+    per_task = task_bytes(resolve_tier("smoke", fam, None), 2, 2, fam.horizon)
+    build = ("datasets", "build", "crashes-on-one", "--save-every", "0")
+    code, text = run_main(capsys, *build, "--max-memory", str(25 * per_task))
+    assert code == 2 and "50 tasks in 2 groups" in text, text
+    assert "its simulator raised RuntimeError: simulation unstable at t=5" in text, text
+    for command, want_code in (("verify", 2), ("list", 0)):
+        code, text = run_main(capsys, "datasets", command)
+        flat = " ".join(text.split())
+        assert code == want_code, text
+        assert "incomplete: 25 of 50 tasks built, task-025, task-026, task-027, ... missing" in flat
+        assert " ok " not in f" {flat} ", flat
+    monkeypatch.setattr(_CrashesOnOneTaskFamily, "broken", False)
+    code, text = run_main(capsys, *build)
+    assert code == 0 and "50 tasks" in text and "last build: 25 tasks" in text, text
+    code, text = run_main(capsys, "datasets", "verify")
+    assert code == 0 and "(50 tasks)" in text and "incomplete" not in text, text
 
 
 def test_run_prints_a_failed_runs_message_verbatim_on_one_line(

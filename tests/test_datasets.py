@@ -84,7 +84,10 @@ def _cli(*args):
     return CliRunner().invoke(app, list(args))
 
 
-@pytest.mark.parametrize("content", [None, "{}", "[1, 2]", '{"tasks": {"task-000": 3}}'])
+@pytest.mark.parametrize(
+    "content",
+    [None, "{}", "[1, 2]", '{"tasks": {"task-000": 3}}', '{"tasks": {}, "expected_tasks": 3}'],
+)
 def test_missing_or_malformed_manifest_is_incomplete_and_rebuilt(own_cache, content, capsys):
     fam = PointRobot()
     fd = get_datasets(fam, "smoke", FAST, tasks=[0, 1])
@@ -106,6 +109,15 @@ def test_missing_or_malformed_manifest_is_incomplete_and_rebuilt(own_cache, cont
     assert {k: v["sha256"] for k, v in ddir.manifest()["tasks"].items()} == before
     assert again.r_min(again.tasks[0]) < again.r_max(again.tasks[0])
     assert _cli("datasets", "verify").exit_code == 0
+
+
+def test_a_subset_build_expects_only_its_tasks_and_is_ok(own_cache):
+    """`get_datasets(..., tasks=[...])` shares the family's folder: it is complete with its
+    subset; tests/test_bad_inputs.py shows a full build that fails part-way staying incomplete."""
+    fd = get_datasets(PointRobot(), "smoke", FAST, tasks=[3, 0])
+    assert DatasetDir(Path(fd.path)).manifest()["expected_tasks"] == ["task-000", "task-003"]
+    verify = _cli("datasets", "verify")
+    assert verify.exit_code == 0 and "(2 tasks)" in verify.output, verify.output
 
 
 def test_a_build_stopped_before_its_first_task_is_never_ok(own_cache, capsys):

@@ -298,6 +298,7 @@ def get_datasets(
                 "format": FORMAT_VERSION,
             }
         )
+        ddir.expect_tasks([t.key for t in tasks])
         if rebuild:
             TrainingState(ddir.path / TRAINING_STATE_FILE, "").remove()
         budget = default_budget(device) if max_memory == "auto" else max_memory

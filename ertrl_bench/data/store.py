@@ -3,7 +3,8 @@
 Layout (readable without our code)::
 
     <data root>/<family>/<tier>-<key>/
-        manifest.json        # key fields, tier, family, and per task: file, sha256, R_min, R_max,
+        manifest.json        # key fields, tier, family, expected_tasks (the task keys the
+                             # builds asked for), and per task: file, sha256, R_min, R_max,
                              # policy_file, policy_sha256, degenerate_range
         task-012.npz         # obs, actions, rewards, next_obs, terminals, timeouts,
                              # checkpoint (SAC step of the policy), trajectory (id within task)
@@ -17,7 +18,10 @@ per-task data but not our shared manifest of normalisation constants). The ``.np
 written with fixed zip timestamps, so the same data always has the same bytes (and checksum).
 
 A missing or malformed manifest is a state, not a crash: ``manifest_problem`` names it,
-``datasets list`` shows "incomplete", ``verify`` fails and a build rewrites it.
+``datasets list`` shows "incomplete", ``verify`` fails and a build rewrites it. So is a build that
+failed or stopped part-way: ``expected_tasks`` is written before its first task, and the folder
+is "incomplete: k of N tasks built" until every expected task is there (a build of a subset,
+``get_datasets(..., tasks=[...])``, expects only that subset).
 """
 
 from __future__ import annotations
@@ -213,7 +217,14 @@ class DatasetDir:
             return {**raw, "tasks": {}}, "manifest.json has no tasks table"
         good = {k: v for k, v in tasks.items() if _entry_problem(k, v) is None}
         bad = [_entry_problem(k, v) for k, v in tasks.items() if k not in good]
-        return {**raw, "tasks": good}, ("; ".join(bad) if bad else None)
+        out = {**raw, "tasks": good}
+        expected = raw.get("expected_tasks")
+        if expected is not None and not (
+            isinstance(expected, list) and all(isinstance(k, str) for k in expected)
+        ):
+            del out["expected_tasks"]
+            bad.append("manifest.json's expected_tasks is not a list of task keys")
+        return out, ("; ".join(bad) if bad else None)
 
     def manifest(self) -> dict:
         """The manifest's valid content (malformed parts dropped: those tasks count as unbuilt)."""
@@ -225,9 +236,19 @@ class DatasetDir:
 
     def incomplete_message(self) -> str | None:
         """``incomplete: ...`` with the command that repairs it, or None."""
-        problem = self.manifest_problem()
-        if problem is None and self.manifest_path.exists() and not self.manifest()["tasks"]:
-            problem = "no task is built (a build failed or stopped, or is still running)"
+        manifest, problem = self._read()
+        if problem is None and self.manifest_path.exists():
+            built, expected = manifest["tasks"], manifest.get("expected_tasks", [])
+            missing = [k for k in expected if k not in built]
+            why = "a build failed or stopped, or is still running"
+            if not built:
+                problem = f"no task is built ({why})"
+            elif missing:
+                shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+                problem = (
+                    f"{len(expected) - len(missing)} of {len(expected)} tasks built,"
+                    f" {shown} missing ({why})"
+                )
         if problem is None:
             return None
         family, tier = self.path.parent.name, self.path.name.rsplit("-", 1)[0]
@@ -256,6 +277,12 @@ class DatasetDir:
             "transitions": int(len(arrays["rewards"])),
         }
         atomic_write_json(self.manifest_path, manifest, self._pause)
+
+    def expect_tasks(self, keys: list[str]) -> None:
+        """Record that a complete folder holds ``keys`` (besides those expected before): written
+        when a build starts, so a build that fails or stops part-way is never listed "ok"."""
+        before = self.manifest().get("expected_tasks", [])
+        self.set_info({"expected_tasks": sorted(set(before) | set(keys))})
 
     def set_info(self, info: dict) -> None:
         manifest = self.manifest()
