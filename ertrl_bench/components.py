@@ -17,7 +17,7 @@ Protocols (``typing.Protocol``; duck-typed, no base class to inherit):
 * ``EnvFamily`` -- ``ertrl_bench.envs.base.EnvFamily`` (an ABC you subclass).
 * ``Encoder`` -- ``encoder(x [M, N, K], mask [M, N] | None) -> (z_i [M, N, L], z [M, L])``, a
   ``torch.nn.Module``; ``K = problem.context_dim``, ``L = problem.latent_dim``.
-* ``EncoderLoss`` (registered through ``register_regularizers``) -- receives a ``StepBatch``
+* ``EncoderLoss`` (registered through ``register_encoder_losses``) -- receives a ``StepBatch``
   each train step: ``update(batch) -> logs`` trains its own networks on the *detached* batch,
   ``encoder_loss(batch) -> (scalar loss, logs)`` is added to the encoder objective.
 * ``Backbone`` -- ``update(rl, z_q, z, sample_rl=None) -> logs`` and ``act(obs, z, det)``.
@@ -127,7 +127,7 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class EncoderLoss(Protocol):
-    """``factory(options, problem)``: a term of the encoder objective (a "regularizer")."""
+    """``factory(options, problem)``: a term of the encoder objective."""
 
     def update(self, batch: StepBatch) -> Logs:
         """Train the loss's own networks (own optimizers) on ``batch`` (detached); return logs."""
@@ -198,7 +198,7 @@ class Executor(Protocol):
 REQUIRED = {
     "envs": ("tasks", "make", "make_batch", "spaces"),
     "encoders": ("__call__", "parameters"),
-    "regularizers": ("update", "encoder_loss", "joint_parameters", "state_dict"),
+    "encoder_losses": ("update", "encoder_loss", "joint_parameters", "state_dict"),
     "backbones": ("update", "act", "state_dict"),
     "executors": ("map",),
 }
@@ -238,7 +238,7 @@ def resolve_options(kind: str, component, registry=None):
 def create(kind: str, component, problem: Problem | None = None, registry=None):
     """Build ``component`` (a ``config.Component``) of ``kind`` for ``problem``.
 
-    ``kind`` is a registry kind: envs | encoders | regularizers | backbones | executors.
+    ``kind`` is a registry kind: envs | encoders | encoder_losses | backbones | executors.
     """
     from ertrl_bench.plugins import get_registry
 

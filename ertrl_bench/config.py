@@ -1,6 +1,6 @@
 """Pydantic models for suites and every shared option; the paper's values are the defaults.
 
-Component options (encoder, regularizer, backbone, env family) live next to their component and
+Component options (encoder, encoder loss, backbone, env family) live next to their component and
 are looked up through the plugin registry. Per-family values live on the family: the schedule's
 numbers (latent size, context size, evaluation budget...: ``EnvFamily.schedule_defaults``) and
 component options (loss weights, BRAC's alpha: ``EnvFamily.component_defaults``). Both are
@@ -137,9 +137,10 @@ class MethodSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_old_keys(cls, value):
-        if isinstance(value, dict) and ({"regularizer", "encoder_loss", "dml"} & set(value)):
+        old = {"regularizer", "regularizers", "encoder_loss", "dml"}
+        if isinstance(value, dict) and (old & set(value)):
             raise ValueError(
-                "`encoder_loss`, `dml` and `regularizer` were replaced by one list,"
+                "`encoder_loss`, `dml`, `regularizer` and `regularizers` were replaced by one list,"
                 " `encoder_losses`, e.g. `encoder_losses: [dml, {type: csro, params: {weight: 5}}]`"
                 " (FOCAL's DML is the `dml` loss)"
             )
@@ -161,7 +162,7 @@ class MethodSpec(Strict):
         return [
             ("encoders", self.encoder, "encoder"),
             *(
-                ("regularizers", c, f"encoder_losses[{k}]")
+                ("encoder_losses", c, f"encoder_losses[{k}]")
                 for k, c in enumerate(self.encoder_losses)
             ),
             ("backbones", self.backbone, "backbone"),

@@ -4,8 +4,8 @@ Each ``check_*`` builds the component (or takes a built one), runs it on tiny re
 envs, and raises ``ConformanceError`` listing every contract violation in plain words; it
 returns the built component when all is well. Use them in a plugin's tests::
 
-    from ertrl_bench.testing import check_regularizer
-    check_regularizer(MyLoss, MyOptions())
+    from ertrl_bench.testing import check_encoder_loss
+    check_encoder_loss(MyLoss, MyOptions())
 
 ``component`` is a factory (``factory(options, problem)``; ``factory(options)`` for env
 families), a registered name (its default options are used unless ``options`` is given), or an
@@ -136,7 +136,7 @@ def _encoder_for(problem: Problem):
     return MLPEncoder(MLPEncoderOptions(hidden=(16,)), dataclasses.replace(problem, init="torch"))
 
 
-def check_regularizer(
+def check_encoder_loss(
     component: Any,
     options: Any = None,
     problem: Problem | None = None,
@@ -144,11 +144,11 @@ def check_regularizer(
     context: int = 6,
     rl: int = 8,
 ):
-    """Check an encoder loss (regularizer) against ``components.EncoderLoss``."""
+    """Check an encoder loss against ``components.EncoderLoss``."""
     problem = problem or tiny_problem()
     problems: list[str] = []
-    loss_obj, label = _build("regularizers", component, options, problem, problems)
-    what = f"check_regularizer({label})"
+    loss_obj, label = _build("encoder_losses", component, options, problem, problems)
+    what = f"check_encoder_loss({label})"
     _fail(what, problems)
     for m in ("update", "encoder_loss", "joint_parameters", "state_dict"):
         if not callable(getattr(loss_obj, m, None)):
@@ -494,7 +494,7 @@ def check_env_family(component: Any, options: Any = None, registered_name: str |
 
 CHECKS: dict[str, Callable] = {
     "encoders": check_encoder,
-    "regularizers": check_regularizer,
+    "encoder_losses": check_encoder_loss,
     "backbones": check_backbone,
     "envs": check_env_family,
 }

@@ -2,13 +2,13 @@
 
 A plugin is a module (or object) with functions named like the specs below, decorated with
 ``ertrl_bench.plugins.hookimpl`` (``from ertrl_bench.plugins import hookimpl``). Built-ins
-register through exactly these hooks, so ``ertrl_bench/regularizers/__init__.py`` is the
+register through exactly these hooks, so ``ertrl_bench/encoder_losses/__init__.py`` is the
 worked example for a third-party package, which declares
 ``[project.entry-points.ertrl_bench] myname = "mypackage.plugin"``.
 
 Each ``register_*`` hook receives a ``register`` callable. Call it once per component::
 
-    register("csro", CSRORegularizer, CSROOptions)   # name, factory, pydantic options model
+    register("csro", CSROLoss, CSROOptions)   # name, factory, pydantic options model
 
 The options model validates the ``params`` of a suite's ``{type: csro, params: {...}}``
 before any work starts (after merging the family's ``component_defaults``). ONE factory
@@ -46,8 +46,8 @@ def register_encoders(register):
 
 
 @hookspec
-def register_regularizers(register):
-    """Register encoder losses ("regularizers"): ``register(name, factory, options_model)``.
+def register_encoder_losses(register):
+    """Register encoder losses (registry kind ``encoder_losses``): ``register(name, factory, options_model)``.
 
     ``factory(options, problem) -> EncoderLoss`` with ``update(batch) -> logs`` (trains the
     loss's own networks on the detached batch) and ``encoder_loss(batch) -> (loss, logs)``

@@ -37,21 +37,24 @@ GROUP = "ertrl_bench"  # the entry-point group third-party packages declare
 DEFAULT_PLUGINS = (
     "ertrl_bench.envs",
     "ertrl_bench.encoders",
-    "ertrl_bench.regularizers",
+    "ertrl_bench.encoder_losses",
     "ertrl_bench.backbones",
     "ertrl_bench.methods",
     "ertrl_bench.executors",
 )
 
-KINDS = ("envs", "encoders", "regularizers", "backbones", "methods", "executors")
+KINDS = ("envs", "encoders", "encoder_losses", "backbones", "methods", "executors")
 SINGULAR = {
     "envs": "env family",
     "encoders": "encoder",
-    "regularizers": "regularizer",
+    "encoder_losses": "encoder loss",
     "backbones": "backbone",
     "methods": "method",
     "executors": "executor",
 }
+
+# hooks that were renamed: a plugin still using the old name is told the new one
+RENAMED_HOOKS = {"register_regularizers": "register_encoder_losses"}
 
 FIX_OPTIONS = (
     "subclass ertrl_bench.options.Strict (a pydantic model that forbids unknown keys):"
@@ -202,6 +205,8 @@ def _own_functions(plugin: object) -> dict[str, Any]:
 
 
 def _did_you_mean(name: str, hooks: list[str]) -> str:
+    if name in RENAMED_HOOKS:
+        return f"it is now called {RENAMED_HOOKS[name]!r}. "
     close = difflib.get_close_matches(name, hooks, n=1, cutoff=0.75)
     return f"did you mean {close[0]!r}? " if close else ""
 
@@ -308,7 +313,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
     registry = Registry()
     # normalised name -> (name, plugin description), per kind: one name per kind, up to case,
-    # "-" and "_" (a regularizer and an encoder may share a name)
+    # "-" and "_" (an encoder loss and an encoder may share a name)
     taken_by_kind: dict[str, dict[str, tuple[str, str]]] = {k: {} for k in KINDS}
     for kind in KINDS:
         hook = getattr(pm.hook, f"register_{kind}")

@@ -1,6 +1,6 @@
 """What a component is built for: the task family, the dimensions, the device, the data scale.
 
-Encoders, encoder losses (regularizers) and backbones are built by ``factory(options,
+Encoders, encoder losses and backbones are built by ``factory(options,
 problem)`` (``ertrl_bench.components``); the options already hold the resolved per-family values
 (``EnvFamily.component_defaults``), so a component reads only sizes, the device and, where it
 normalises, ``problem.stats`` from here.

@@ -219,7 +219,7 @@ def _raw_name_problems(raw: dict) -> list[str]:
                     component(kind, value[part], f"{path}.{part}")
             losses = value.get("encoder_losses")
             for k, loss in enumerate(losses if isinstance(losses, list) else []):
-                component("regularizers", loss, f"{path}.encoder_losses[{k}]")
+                component("encoder_losses", loss, f"{path}.encoder_losses[{k}]")
             name = value.get("name")
             if isinstance(name, str) and not is_safe_name(name):
                 problems.append(f"{path}.name: {name_problem(name)}")
@@ -403,7 +403,7 @@ def _check_tier_and_device(tier: str, device: str, problems: list[str]) -> None:
 def _check_suite_settings(suite: Suite, registry, problems: list[str]) -> None:
     """The suite-wide fields: ``component_params`` names a known component, tier, device."""
     all_types = {
-        n for kind in ("encoders", "regularizers", "backbones") for n in registry.entries[kind]
+        n for kind in ("encoders", "encoder_losses", "backbones") for n in registry.entries[kind]
     }  # component_params may also name a component no method of this suite uses
     for name in suite.component_params:
         if name not in all_types:
@@ -519,7 +519,7 @@ def _resolve_components(
             except ValidationError as exc:
                 problems.extend(format_validation_error(exc, prefix=f"{path}.{part}.params"))
         resolved = comp.model_copy(update={"params": params})
-        if kind == "regularizers":
+        if kind == "encoder_losses":
             losses.append(resolved)
         else:
             update[part] = resolved

@@ -5,9 +5,9 @@
 
     from my_package import plugin
 
-    def test_my_regularizer_is_registered(register_test_plugin):
+    def test_my_loss_is_registered(register_test_plugin):
         register_test_plugin(plugin, "mine")
-        assert "my_reg" in get_registry().names("regularizers")
+        assert "my_reg" in get_registry().names("encoder_losses")
 
 The fixture starts from the **built-in plugins only**: installed third-party plugins (your own
 package included, once it is ``pip install``-ed) are not loaded during the test, so registering
@@ -16,7 +16,7 @@ break your tests. No ``conftest.py`` trick (``ERTRL_BENCH_LOAD_PLUGINS``) is nee
 is checked at registration: a broken plugin raises ``ertrl_bench.plugins.PluginError`` with one
 message naming the plugin and the fix (see docs/plugins.md).
 
-The conformance checkers ``check_regularizer``, ``check_encoder``, ``check_backbone`` and
+The conformance checkers ``check_encoder_loss``, ``check_encoder``, ``check_backbone`` and
 ``check_env_family`` (``ertrl_bench.conformance``) are importable from here too.
 """
 
@@ -44,8 +44,8 @@ from ertrl_bench.conformance import (  # noqa: E402
     ConformanceError,
     check_backbone,
     check_encoder,
+    check_encoder_loss,
     check_env_family,
-    check_regularizer,
     tiny_problem,
     tiny_transitions,
 )
@@ -55,7 +55,7 @@ __all__ = [
     "check_backbone",
     "check_encoder",
     "check_env_family",
-    "check_regularizer",
+    "check_encoder_loss",
     "register_test_plugin",
     "tiny_problem",
     "tiny_transitions",

@@ -47,9 +47,11 @@ def build_agent(method: MethodSpec, problem: Problem) -> Agent:
             f" torch.nn.Module, got {type(encoder).__name__}"
         )
     encoder = encoder.to(problem.device)
-    losses = {c.type: create("regularizers", c, problem) for c in method.encoder_losses}
+    losses = {c.type: create("encoder_losses", c, problem) for c in method.encoder_losses}
     backbone = create("backbones", method.backbone, problem)
-    labels = {c.type: label("regularizers", "encoder loss", c.type) for c in method.encoder_losses}
+    labels = {
+        c.type: label("encoder_losses", "encoder loss", c.type) for c in method.encoder_losses
+    }
     labels[method.backbone.type] = label("backbones", "backbone", method.backbone.type)
     return Agent(
         method,

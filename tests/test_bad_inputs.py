@@ -344,7 +344,7 @@ SUITES = {
     "unknown-method": (_grid_suite(grid__methods=["foccal"]), "unknown method 'foccal'"),
     "unknown-regularizer": (
         _grid_suite(grid__methods=[{"encoder_losses": ["csr0"]}]),
-        "grid.methods[0].encoder_losses[0]: unknown regularizer 'csr0'",
+        "grid.methods[0].encoder_losses[0]: unknown encoder loss 'csr0'",
     ),
     "unknown-backbone": (
         _grid_suite(grid__methods=[{"backbone": "td3"}]),
@@ -438,7 +438,7 @@ def test_every_mistake_at_once(capsys, tmp_path):
         "tier: unknown tier 'medium'",
         "grid.envs[0]: unknown env family 'point-robbot'",
         "grid.methods[0]: unknown method 'foccal'",
-        "grid.methods[1].encoder_losses[0]: unknown regularizer 'csr0'",
+        "grid.methods[1].encoder_losses[0]: unknown encoder loss 'csr0'",
         "grid.methods[2].name: '../x' is not a safe name",
     )
     assert "9 error(s)" in text

@@ -35,7 +35,7 @@ def test_every_error_reported_at_once_with_yaml_paths(tmp_path):
     assert "train.steps_per_iteration: Input should be greater than 0" in text
     assert "eval.runs_per_tsk: unknown field" in text
     # unknown names are reported with the structural errors, not after they are fixed
-    assert "runs[2].method.encoder_losses[1]: unknown regularizer 'csr0'; available: " in text
+    assert "runs[2].method.encoder_losses[1]: unknown encoder loss 'csr0'; available: " in text
     assert "none" in text.split("'csr0'")[1].splitlines()[0]
     assert "runs[3].env: unknown env family 'point-robbot'" in text
     assert len(info.value.problems) == 4
@@ -46,7 +46,7 @@ def test_every_error_reported_at_once_with_yaml_paths(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_suite(path)
     text = str(info.value)
-    assert "runs[2].method.encoder_losses[1]: unknown regularizer 'csr0'; available: " in text
+    assert "runs[2].method.encoder_losses[1]: unknown encoder loss 'csr0'; available: " in text
     assert "none" in text.split("'csr0'")[1].splitlines()[0]
     assert "runs[3].env: unknown env family 'point-robbot'" in text
     assert len(info.value.problems) == 2

@@ -13,10 +13,10 @@ import math
 import torch
 
 from ertrl_bench.batch import Transitions
+from ertrl_bench.encoder_losses.csro import CSROLoss, CSROOptions, club_terms
 from ertrl_bench.envs.base import FamilyHParams
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.problem import Problem
-from ertrl_bench.regularizers.csro import CSROOptions, CSRORegularizer, club_terms
 
 LATENT = 8
 
@@ -44,7 +44,7 @@ def fit_and_measure(bounded: bool, steps: int = 300) -> tuple[float, float, floa
     """Fit q by its Gaussian log-likelihood (as ``update``); return CLUB, grad norm, var range."""
     torch.manual_seed(0)
     prob = Problem(_Family(), 2, 2, LATENT, torch.device("cpu"))
-    reg = CSRORegularizer(CSROOptions(hidden=(64, 64), lr=1e-3, bounded=bounded), prob)
+    reg = CSROLoss(CSROOptions(hidden=(64, 64), lr=1e-3, bounded=bounded), prob)
     g = torch.Generator().manual_seed(1)  # the same data stream for both forms
     for _ in range(steps):
         ctx = _ctx(g)
@@ -66,7 +66,7 @@ def fit_and_measure(bounded: bool, steps: int = 300) -> tuple[float, float, floa
 
 def test_q_outputs_are_bounded_as_the_authors():
     prob = Problem(_Family(), 2, 2, LATENT, torch.device("cpu"))
-    reg = CSRORegularizer(CSROOptions(hidden=(16,)), prob)
+    reg = CSROLoss(CSROOptions(hidden=(16,)), prob)
     with torch.no_grad():  # push the last layer to saturate: outputs far outside [-1, 1]
         reg.q[-2].weight.mul_(1000.0)
     mu, var = (t.detach() for t in reg.q_params(100.0 * torch.randn(512, 4)))

@@ -16,11 +16,11 @@ from torch import nn
 from ertrl_bench.backbones.brac import BRAC, BRACOptions
 from ertrl_bench.backbones.iql import IQL, IQLOptions
 from ertrl_bench.config import TrainConfig
+from ertrl_bench.encoder_losses.csro import CSROLoss, CSROOptions
+from ertrl_bench.encoder_losses.gan_entropy import GANEntropyLoss, GANEntropyOptions
+from ertrl_bench.encoder_losses.unicorn import UnicornLoss, UnicornOptions
 from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
 from ertrl_bench.nn import EnsembleLinear, init_mlp_, mlp
-from ertrl_bench.regularizers.csro import CSROOptions, CSRORegularizer
-from ertrl_bench.regularizers.gan_entropy import GANEntropyOptions, GANEntropyRegularizer
-from ertrl_bench.regularizers.unicorn import UnicornOptions, UnicornRegularizer
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import tiny_problem
 from tests.helpers import tiny_suite, write_suite
@@ -65,9 +65,7 @@ def networks(init: str) -> dict[str, tuple[nn.Module, float]]:
     p = tiny_problem(obs_dim=5, act_dim=3, latent_dim=4)
     p = type(p)(**{**p.__dict__, "init": init})
     brac = BRAC(BRACOptions(hidden=WIDE), p)
-    gan = GANEntropyRegularizer(
-        GANEntropyOptions(generator_hidden=WIDE, discriminator_hidden=WIDE), p
-    )
+    gan = GANEntropyLoss(GANEntropyOptions(generator_hidden=WIDE, discriminator_hidden=WIDE), p)
     iql = IQL(IQLOptions(hidden=WIDE), p)
     return {
         "encoder": (MLPEncoder(MLPEncoderOptions(hidden=WIDE), p).net, 3e-3),
@@ -79,8 +77,8 @@ def networks(init: str) -> dict[str, tuple[nn.Module, float]]:
         "v": (brac.v, 3e-3),
         "v target": (brac.v_target, 3e-3),
         "brac dual critic c": (brac.c, 3e-3),
-        "csro q net": (CSRORegularizer(CSROOptions(hidden=WIDE), p).q, 3e-3),
-        "unicorn decoder": (UnicornRegularizer(UnicornOptions(hidden=WIDE), p).decoder, 3e-3),
+        "csro q net": (CSROLoss(CSROOptions(hidden=WIDE), p).q, 3e-3),
+        "unicorn decoder": (UnicornLoss(UnicornOptions(hidden=WIDE), p).decoder, 3e-3),
         "gan generator": (gan.generator, 3e-3),
         "gan discriminator": (gan.discriminator, 3e-3),
     }

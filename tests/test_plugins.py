@@ -101,8 +101,8 @@ class CountingOptions(BaseModel):
     weight: float = Field(0.01, ge=0)
 
 
-class CountingRegularizer:
-    """A real (tiny) regularizer: ``weight * mean(z^2)``, counting every call it gets."""
+class CountingLoss:
+    """A real (tiny) encoder loss: ``weight * mean(z^2)``, counting every call it gets."""
 
     def __init__(self, options: CountingOptions, problem, calls: Counter):
         self.weight = options.weight
@@ -152,10 +152,10 @@ class EveryHookPlugin:
         register("counted-mlp", encoder, MLPEncoderOptions)
 
     @hookimpl
-    def register_regularizers(self, register):
+    def register_encoder_losses(self, register):
         register(
             "counting",
-            lambda options, problem: CountingRegularizer(options, problem, self.calls),
+            lambda options, problem: CountingLoss(options, problem, self.calls),
             CountingOptions,
         )
 
@@ -195,7 +195,7 @@ def test_every_hook_end_to_end(tmp_path, data_dir, monkeypatch, register_test_pl
     monkeypatch.setenv("ERTRL_BENCH_DATA", str(data_dir))
     plugin = register_test_plugin(EveryHookPlugin(), "every-hook")
     reg = get_registry()
-    assert reg.get("regularizers", "counting").plugin == "every-hook"
+    assert reg.get("encoder_losses", "counting").plugin == "every-hook"
     suite = _suite(["counted"], envs=["counted-point-robot"], name="every-hook")
     suite["component_params"].update({"counted-mlp": TINY_NETS, "counted-brac": TINY_NETS})
     _, specs = load_suite(_write(tmp_path, suite))
@@ -219,7 +219,7 @@ def test_every_hook_end_to_end(tmp_path, data_dir, monkeypatch, register_test_pl
 
 def test_registration_is_undone_after_a_test():
     reg = get_registry()
-    assert "counting" not in reg.names("regularizers")
+    assert "counting" not in reg.names("encoder_losses")
     assert "counted" not in reg.names("methods")
     assert "every-hook" not in [
         plugins.get_plugin_manager().get_name(p) for p in plugins.get_plugin_manager().get_plugins()
@@ -230,7 +230,7 @@ def test_unknown_plugin_component_is_a_config_error(tmp_path):
     path = _write(tmp_path, _suite([{"name": "x", "encoder_losses": ["counting"]}]))
     with pytest.raises(ConfigError) as exc:
         load_suite(path)
-    assert "grid.methods[0].encoder_losses[0]: unknown regularizer 'counting'" in str(exc.value)
+    assert "grid.methods[0].encoder_losses[0]: unknown encoder loss 'counting'" in str(exc.value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,23 +239,23 @@ def test_unknown_plugin_component_is_a_config_error(tmp_path):
 
 class DuplicateNonePlugin:
     @hookimpl
-    def register_regularizers(self, register):
-        register("none", CountingRegularizer, CountingOptions)
+    def register_encoder_losses(self, register):
+        register("none", CountingLoss, CountingOptions)
 
 
 def test_duplicate_name_names_both_plugins(register_test_plugin):
     with pytest.raises(PluginError) as exc:
         register_test_plugin(DuplicateNonePlugin(), "dup-plugin")
     msg = str(exc.value)
-    assert "regularizer 'none' is registered twice" in msg
-    assert "ertrl_bench.regularizers" in msg and "dup-plugin" in msg
+    assert "encoder loss 'none' is registered twice" in msg
+    assert "ertrl_bench.encoder_losses" in msg and "dup-plugin" in msg
     assert "ERTRL_BENCH_LOAD_PLUGINS" in msg
 
 
 class MisspeltHookPlugin:
     @hookimpl
-    def register_regularizer(self, register):  # missing "s": not a hook of ertrl_bench
-        register("never", CountingRegularizer, CountingOptions)
+    def register_encoder_loss(self, register):  # missing "es": not a hook of ertrl_bench
+        register("never", CountingLoss, CountingOptions)
 
 
 def test_register_plugin_rejects_a_misspelt_hook_and_leaves_nothing(register_test_plugin):
@@ -263,8 +263,8 @@ def test_register_plugin_rejects_a_misspelt_hook_and_leaves_nothing(register_tes
         register_test_plugin(MisspeltHookPlugin(), "typo")
     msg = str(exc.value)
     assert "plugin 'typo'" in msg
-    assert "'register_regularizer' is not an ertrl_bench hook" in msg
-    assert "did you mean 'register_regularizers'?" in msg
+    assert "'register_encoder_loss' is not an ertrl_bench hook" in msg
+    assert "did you mean 'register_encoder_losses'?" in msg
     pm = plugins.get_plugin_manager()
     assert pm.get_plugin("typo") is None
     pm.check_pending()  # the rejected plugin does not poison later registrations
@@ -279,7 +279,7 @@ def _one_component_plugin(kind: str, name: str):
     factories = {
         "envs": (PointRobot, PointRobotOptions),
         "encoders": (MLPEncoder, MLPEncoderOptions),
-        "regularizers": (CountingRegularizer, CountingOptions),
+        "encoder_losses": (CountingLoss, CountingOptions),
         "backbones": (BRAC, BRACOptions),
         "executors": (LocalExecutor, LocalOptions),
     }
@@ -298,8 +298,8 @@ def _one_component_plugin(kind: str, name: str):
 
 
 CONFUSABLE = [
-    ("regularizers", "CSRO", "csro"),
-    ("regularizers", "gan-entropy", "gan_entropy"),
+    ("encoder_losses", "CSRO", "csro"),
+    ("encoder_losses", "gan-entropy", "gan_entropy"),
     ("methods", "ER-TRL", "ertrl"),
     ("methods", "Offline-PEARL", "offline_pearl"),
     ("encoders", "MLP", "mlp"),
@@ -325,17 +325,17 @@ def test_a_name_that_differs_from_a_builtin_only_by_case_dash_or_underscore_is_r
 
 
 def test_two_plugins_with_confusable_names_are_one_error_naming_both(register_test_plugin):
-    register_test_plugin(_one_component_plugin("regularizers", "my_loss"), "first")
+    register_test_plugin(_one_component_plugin("encoder_losses", "my_loss"), "first")
     with pytest.raises(PluginError) as exc:
-        register_test_plugin(_one_component_plugin("regularizers", "My-Loss"), "second")
+        register_test_plugin(_one_component_plugin("encoder_losses", "My-Loss"), "second")
     msg = str(exc.value)
-    assert "regularizer 'My-Loss' of plugin 'second' clashes with regularizer 'my_loss' of" in msg
+    assert "encoder loss 'My-Loss' of plugin 'second' clashes with encoder loss 'my_loss' of" in msg
     assert "plugin 'first'" in msg and "plugin 'second'" in msg
 
 
 def test_the_same_name_in_two_kinds_is_allowed(register_test_plugin):
-    register_test_plugin(_one_component_plugin("regularizers", "mlp"), "reg-named-mlp")
-    assert "mlp" in get_registry().names("regularizers") and "mlp" in get_registry().names(
+    register_test_plugin(_one_component_plugin("encoder_losses", "mlp"), "reg-named-mlp")
+    assert "mlp" in get_registry().names("encoder_losses") and "mlp" in get_registry().names(
         "encoders"
     )
 
@@ -434,17 +434,17 @@ def test_empty_allowlist_loads_no_entry_point_plugin(installed_l2reg, fresh_mana
     pm = fresh_manager("")
     assert _loaded_names(pm) == set(plugins.DEFAULT_PLUGINS)
     assert pm.list_plugin_distinfo() == []
-    assert "l2_context" not in get_registry().names("regularizers")
+    assert "l2_context" not in get_registry().names("encoder_losses")
 
 
 def test_unset_allowlist_loads_installed_plugins(installed_l2reg, fresh_manager):
     pm = fresh_manager(None)
     assert "l2reg" in _loaded_names(pm)
-    entry = get_registry().get("regularizers", "l2_context")
+    entry = get_registry().get("encoder_losses", "l2_context")
     assert entry.plugin == "ertrl-bench-l2reg (l2reg)"
     (record,) = [r for r in plugins.describe_plugins() if r["name"] == "l2reg"]
     assert record["package"] == "ertrl-bench-l2reg" and record["version"] == "0.1.0"
-    assert record["regularizers"] == ["l2_context"] and record["methods"] == ["focal_l2"]
+    assert record["encoder_losses"] == ["l2_context"] and record["methods"] == ["focal_l2"]
 
 
 @pytest.mark.parametrize("allow", ["l2reg", " l2reg , "])
@@ -500,7 +500,7 @@ def test_cli_plugins_json_lists_builtins():
     records = json.loads(result.output)
     found = _components(records)
     assert "point-robot" in found["envs"] and "mlp" in found["encoders"]
-    assert {"none", "csro", "gan_entropy"} <= found["regularizers"]
+    assert {"none", "csro", "gan_entropy"} <= found["encoder_losses"]
     assert "brac" in found["backbones"] and "local" in found["executors"]
     assert {"focal", "ertrl"} <= found["methods"]
     assert all(r["package"] == "ertrl-bench (built-in)" for r in records)
@@ -589,7 +589,7 @@ def test_example_plugin_penalty_masks_padding(monkeypatch):
 
 
 INSTALLABLE = {
-    "l2reg": ("ertrl-bench-l2reg", {"regularizers": ["l2_context"], "methods": ["focal_l2"]}),
+    "l2reg": ("ertrl-bench-l2reg", {"encoder_losses": ["l2_context"], "methods": ["focal_l2"]}),
     "attention": ("ertrl-bench-attention", {"encoders": ["attention"]}),
     "td3bc": ("ertrl-bench-td3bc", {"backbones": ["td3bc"]}),
     "linegoal": ("ertrl-bench-linegoal", {"envs": ["line-goal"]}),
@@ -688,20 +688,27 @@ def site(tmp_path, monkeypatch):
 HEADER = "from ertrl_bench.plugins import hookimpl\n\n"
 CASES = {
     "misspelt": (
-        HEADER + "@hookimpl\ndef register_regularizer(register):\n    pass\n",
+        HEADER + "@hookimpl\ndef register_encoder_loss(register):\n    pass\n",
         [
-            "'register_regularizer' is not an ertrl_bench hook",
-            "did you mean 'register_regularizers'",
+            "'register_encoder_loss' is not an ertrl_bench hook",
+            "did you mean 'register_encoder_losses'",
+        ],
+    ),
+    "old-hook-name": (
+        HEADER + "@hookimpl\ndef register_regularizers(register):\n    pass\n",
+        [
+            "'register_regularizers' is not an ertrl_bench hook",
+            "it is now called 'register_encoder_losses'",
         ],
     ),
     "undecorated": (
-        HEADER + "def register_regularizers(register):\n    pass\n",
-        ["'register_regularizers' is not decorated with @hookimpl", "put `@hookimpl` above it"],
+        HEADER + "def register_encoder_losses(register):\n    pass\n",
+        ["'register_encoder_losses' is not decorated with @hookimpl", "put `@hookimpl` above it"],
     ),
     "empty": ("X = 1\n", ["registers nothing: it has no @hookimpl function", "register_envs"]),
     "undecorated-typo": (
-        "def register_regularizer(register):\n    pass\n",
-        ["registers nothing", "'register_regularizer' looks like a hook: did you mean"],
+        "def register_encoder_loss(register):\n    pass\n",
+        ["registers nothing", "'register_encoder_loss' looks like a hook: did you mean"],
     ),
     "helper": (  # a helper named like a hook is fine next to a real hook
         HEADER + "def register_my_envs(register):\n    pass\n\n"
@@ -709,8 +716,8 @@ CASES = {
         None,
     ),
     "wrong-arg": (
-        HEADER + "@hookimpl\ndef register_regularizers(reg):\n    pass\n",
-        ["register_regularizers", "one argument named `register`"],
+        HEADER + "@hookimpl\ndef register_encoder_losses(reg):\n    pass\n",
+        ["register_encoder_losses", "one argument named `register`"],
     ),
     "broken-import": (
         "import not_a_module_anywhere\n",
@@ -752,15 +759,15 @@ def test_broken_plugin_on_the_command_line_is_one_line_exit_2(site):
     assert "Traceback" not in proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("error: plugin 'typo' (package ertrl-bench-typo 0.1.0")
-    assert "did you mean 'register_regularizers'" in line
+    assert "did you mean 'register_encoder_losses'" in line
 
 
 LENIENT_OPTIONS = (  # registers fine with pluggy; fails the registry's options check
     HEADER + "from pydantic import BaseModel\n"
-    "from ertrl_bench.regularizers.none import NoRegularizer\n\n"
+    "from ertrl_bench.encoder_losses.none import NoLoss\n\n"
     "class Loose(BaseModel):\n    weight: float = 1.0\n\n"
-    "@hookimpl\ndef register_regularizers(register):\n"
-    "    register('loose', NoRegularizer, Loose)\n"
+    "@hookimpl\ndef register_encoder_losses(register):\n"
+    "    register('loose', NoLoss, Loose)\n"
 )
 
 
@@ -803,8 +810,8 @@ class _Lenient(BaseModel):  # pydantic's default: unknown keys are ignored
 def _registering(options):
     class Plugin:
         @hookimpl
-        def register_regularizers(self, register):
-            register("mine", CountingRegularizer, options)
+        def register_encoder_losses(self, register):
+            register("mine", CountingLoss, options)
 
     return Plugin()
 
@@ -822,9 +829,9 @@ def test_bad_options_model_is_rejected_at_registration(register_test_plugin, opt
     with pytest.raises(PluginError) as exc:
         register_test_plugin(_registering(options), "opts-plugin")
     msg = str(exc.value)
-    assert "plugin 'opts-plugin': the options of regularizer 'mine'" in msg
+    assert "plugin 'opts-plugin': the options of encoder loss 'mine'" in msg
     assert expected in msg and "ertrl_bench.options.Strict" in msg
-    assert "mine" not in get_registry().names("regularizers")  # nothing half-registered
+    assert "mine" not in get_registry().names("encoder_losses")  # nothing half-registered
 
 
 class _CopiedName(PointRobot):  # forgot to set `name`: would share point-robot's datasets
@@ -887,7 +894,7 @@ def test_register_test_plugin_ignores_installed_plugins(
     pm = plugins.get_plugin_manager()
     assert _loaded_names(pm) == set(plugins.DEFAULT_PLUGINS)  # the installed copy is not loaded
     register_test_plugin(l2reg, "l2reg")  # so registering the module again does not clash
-    assert get_registry().get("regularizers", "l2_context").plugin == "l2reg"
+    assert get_registry().get("encoder_losses", "l2_context").plugin == "l2reg"
 
 
 def test_builtins_only_restores_the_previous_manager():
@@ -910,15 +917,20 @@ def test_cli_plugins_piped_is_plain_lines_in_a_stable_order(register_test_plugin
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "…" not in result.output and "│" not in result.output and "┃" not in result.output
-    rows = [line.split() for line in lines]
-    assert ["regularizer", "gan_entropy", "ertrl_bench.regularizers", "ertrl-bench"] == rows[
+    kinds = [plugins.SINGULAR[k] for k in plugins.KINDS] + ["command"]
+
+    def row(line: str) -> list:  # [kind, name, plugin, ...]; a kind may be two words
+        kind = max((k for k in kinds if line.startswith(k + " ")), key=len)
+        return [kind, *line[len(kind) :].split()]
+
+    rows = [row(line) for line in lines]
+    assert ["encoder loss", "gan_entropy", "ertrl_bench.encoder_losses", "ertrl-bench"] == rows[
         [r[1] for r in rows].index("gan_entropy")
     ][:4]
-    assert ["regularizer", "counting", "every-hook"] in [r[:3] for r in rows]
-    assert ["env", "family", "counted-point-robot", "every-hook"] in [r[:4] for r in rows]
+    assert ["encoder loss", "counting", "every-hook"] in [r[:3] for r in rows]
+    assert ["env family", "counted-point-robot", "every-hook"] in [r[:3] for r in rows]
     assert ["command", "hello", "hello-plugin"] in [r[:3] for r in rows]
-    kinds = [plugins.SINGULAR[k].split()[0] for k in plugins.KINDS] + ["command"]
-    keys = [(kinds.index(r[0]), r[2] if r[0] == "env" else r[1]) for r in rows]
+    keys = [(kinds.index(r[0]), r[1]) for r in rows]
     assert keys == sorted(keys)  # by kind, then by name
     assert CliRunner().invoke(app, ["plugins"]).output == result.output
 
@@ -931,8 +943,8 @@ class DescribedOptions(Strict):
 
 class DescribedPlugin:
     @hookimpl
-    def register_regularizers(self, register):
-        register("described", CountingRegularizer, DescribedOptions)
+    def register_encoder_losses(self, register):
+        register("described", CountingLoss, DescribedOptions)
 
 
 def test_cli_plugins_options_lists_defaults_and_descriptions(register_test_plugin):
@@ -942,7 +954,7 @@ def test_cli_plugins_options_lists_defaults_and_descriptions(register_test_plugi
     result = CliRunner().invoke(app, ["plugins", "--options", "described"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "regularizer described (plugin described-plugin)"
+    assert lines[0] == "encoder loss described (plugin described-plugin)"
     assert "    temperature: float (> 0), default 0.5" in lines
     assert "      Softmax temperature of the contrast." in lines
     assert "    views: tuple[int, ...], default [1, 2]" in lines
@@ -950,7 +962,7 @@ def test_cli_plugins_options_lists_defaults_and_descriptions(register_test_plugi
 
     as_json = CliRunner().invoke(app, ["plugins", "--options", "gan_entropy", "--json"])
     (record,) = json.loads(as_json.output)
-    from ertrl_bench.regularizers.gan_entropy import GANEntropyOptions
+    from ertrl_bench.encoder_losses.gan_entropy import GANEntropyOptions
 
     defaults = GANEntropyOptions().model_dump(mode="json")
     assert {o["name"]: o["default"] for o in record["options"]} == defaults

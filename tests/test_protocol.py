@@ -27,8 +27,8 @@ from ertrl_bench.testing import (
     ConformanceError,
     check_backbone,
     check_encoder,
+    check_encoder_loss,
     check_env_family,
-    check_regularizer,
     tiny_problem,
 )
 from ertrl_bench.training import build_agent, make_encoder_optimizer, meta_train
@@ -86,7 +86,7 @@ class _Plugin:
         self.losses = losses
 
     @hookimpl
-    def register_regularizers(self, register):
+    def register_encoder_losses(self, register):
         for name, cls in self.losses.items():
             register(name, cls, Opts)
 
@@ -148,8 +148,9 @@ def test_losses_are_summed_in_order_and_pearl_has_none():
     )
 
 
-def test_old_method_keys_are_a_clear_error(tmp_path):
-    suite = tiny_suite(methods=[{"name": "x", "regularizer": "csro"}])
+@pytest.mark.parametrize("key", ["regularizer", "regularizers"])
+def test_old_method_keys_are_a_clear_error(tmp_path, key):
+    suite = tiny_suite(methods=[{"name": "x", key: ["csro"]}])
     with pytest.raises(ConfigError, match="replaced by one list, `encoder_losses`"):
         load_suite(write_suite(tmp_path / "s.yaml", suite))
     suite = tiny_suite(methods=[{"name": "x", "encoder_losses": ["dml", "dml"]}])
@@ -327,7 +328,7 @@ def test_family_defaults_precedence_and_run_id(tmp_path, register_test_plugin):
     assert {c.type: c.params for c in plain.method.encoder_losses}["csro"]["weight"] == 10.0
     assert heavy.method.backbone.params["alpha_init"] == 7.0
     assert heavy.method.backbone.params["hidden"] == [16]  # suite component_params kept
-    assert heavy.versions["regularizers/csro"].startswith("ertrl-bench ")
+    assert heavy.versions["encoder_losses/csro"].startswith("ertrl-bench ")
     # suite component_params beat the family's; the method's own params beat both
     params = {"mlp": SMALL, "brac": SMALL, "csro": {"weight": 3.0}}
     specs = _csro_spec(tmp_path, component_params=params)
@@ -373,13 +374,13 @@ def test_bad_family_default_is_reported_with_the_run(tmp_path, register_test_plu
 def test_builtin_losses_pass_the_checker(name):
     from ertrl_bench.plugins import get_registry
 
-    opts = get_registry().get("regularizers", name).options
+    opts = get_registry().get("encoder_losses", name).options
     small = {
         "csro": {"hidden": [8]},
         "gan_entropy": {"generator_hidden": [8], "discriminator_hidden": [8], "gan_steps": 1},
         "unicorn": {"hidden": [8]},
     }.get(name, {})
-    check_regularizer(name, opts.model_validate(small))
+    check_encoder_loss(name, opts.model_validate(small))
 
 
 def test_checker_reports_broken_losses_in_plain_words():
@@ -400,7 +401,7 @@ def test_checker_reports_broken_losses_in_plain_words():
             return {}
 
     with pytest.raises(ConformanceError) as exc:
-        check_regularizer(IgnoresMask, Opts())
+        check_encoder_loss(IgnoresMask, Opts())
     msg = str(exc.value)
     assert "update(batch) must return a dict of logs" in msg
     assert "masked (padding) context transitions" in msg
@@ -455,7 +456,7 @@ def test_validate_dry_run_fails_fast_on_a_broken_plugin(tmp_path):
         "    def joint_parameters(self): return []\n"
         "    def state_dict(self): return {}\n"
         "@hookimpl\n"
-        "def register_regularizers(register):\n    register('vec_loss', L, O)\n"
+        "def register_encoder_losses(register):\n    register('vec_loss', L, O)\n"
     )
     suite = tiny_suite(methods=["focal", {"name": "vec", "encoder_losses": ["dml", "vec_loss"]}])
     path = write_suite(tmp_path / "s.yaml", suite)
@@ -481,7 +482,7 @@ def test_validate_dry_run_fails_fast_on_a_broken_plugin(tmp_path):
 def test_no_import_cycle_through_methods():
     """config -> plugins -> methods must not lead back to config (methods register dicts)."""
     code = (
-        "import sys; import ertrl_bench.methods, ertrl_bench.regularizers, ertrl_bench.encoders;"
+        "import sys; import ertrl_bench.methods, ertrl_bench.encoder_losses, ertrl_bench.encoders;"
         "print('ertrl_bench.config' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -125,7 +125,7 @@ class _NaNRegularizer:
 
 class _NaNPlugin:
     @hookimpl
-    def register_regularizers(self, register):
+    def register_encoder_losses(self, register):
         register("nan_reg", _NaNRegularizer, _NaNOptions)
 
 

@@ -13,7 +13,7 @@ Copy this file to write your own encoder loss (docs/plugins.md, "Regularizers an
 losses"): an options model (pydantic, ``extra="forbid"`` so a misspelt option in a suite is an
 error), a class with the four methods of ``ertrl_bench.components.EncoderLoss`` -- each receives
 one ``ertrl_bench.components.StepBatch`` -- and the ``register_*`` hooks at the bottom. Check it
-with ``ertrl_bench.testing.check_regularizer`` (see ``tests/test_l2reg.py``).
+with ``ertrl_bench.testing.check_encoder_loss`` (see ``tests/test_l2reg.py``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class L2ContextRegularizer:
 
 
 @hookimpl
-def register_regularizers(register):
+def register_encoder_losses(register):
     register("l2_context", L2ContextRegularizer, L2ContextOptions)
 
 

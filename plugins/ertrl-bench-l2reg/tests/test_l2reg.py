@@ -21,7 +21,7 @@ from ertrl_bench.components import StepBatch
 from ertrl_bench.config import MethodSpec
 from ertrl_bench.errors import ConfigError
 from ertrl_bench.suite_loader import load_suite
-from ertrl_bench.testing import check_regularizer
+from ertrl_bench.testing import check_encoder_loss
 
 
 def _suite(tmp_path, methods, name="l2"):
@@ -70,13 +70,13 @@ def _batch(ctx, z_i):
 def test_registers_regularizer_and_method(register_test_plugin):
     register_test_plugin(l2reg, "l2reg")
     reg = plugins.get_registry()
-    assert reg.get("regularizers", "l2_context").plugin == "l2reg"
+    assert reg.get("encoder_losses", "l2_context").plugin == "l2reg"
     spec = MethodSpec.model_validate(reg.get("methods", "focal_l2").factory)
     assert [c.type for c in spec.encoder_losses] == ["dml", "l2_context"]
 
 
 def test_passes_the_conformance_checker():
-    check_regularizer(L2ContextRegularizer, L2ContextOptions())
+    check_encoder_loss(L2ContextRegularizer, L2ContextOptions())
 
 
 def test_penalty_value_gradient_and_mask():
@@ -118,7 +118,7 @@ def test_installed_entry_point_is_found(monkeypatch):
     monkeypatch.setenv("ERTRL_BENCH_LOAD_PLUGINS", "l2reg")
     monkeypatch.setattr(plugins, "_PM", None)  # a fresh manager, loading the entry point
     monkeypatch.setattr(plugins, "_REGISTRY", None)
-    assert "l2_context" in plugins.get_registry().names("regularizers")
+    assert "l2_context" in plugins.get_registry().names("encoder_losses")
     assert plugins.get_registry().get("methods", "focal_l2").plugin.startswith("ertrl-bench-l2reg")
 
 

@@ -3,7 +3,7 @@
 ``td3bc`` is TD3+BC (Fujimoto & Gu, 2021) conditioned on the task representation ``z``: a
 deterministic actor ``pi(s, z)``, twin critics ``Q(s, a, z)`` with target networks, and the actor
 loss ``-lambda * Q(s, pi(s, z), z) + ||pi(s, z) - a||^2`` with ``lambda = alpha / mean|Q|``.
-A small, fast alternative to BRAC for trying a regularizer.
+A small, fast alternative to BRAC for trying an encoder loss.
 
 Copy this file to write your own backbone (docs/plugins.md, "Backbone"): an options model
 (``Strict``), a class built as ``factory(options, problem)`` with ``update``, ``act``,

@@ -22,12 +22,12 @@ import torch
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
+from ertrl_bench.encoder_losses.options import UnicornOptions
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import DataStats, Problem
-from ertrl_bench.regularizers.options import UnicornOptions
 
 
-class UnicornRegularizer:
+class UnicornLoss:
     """A (s, a, z) -> (s' - s, r) decoder trained jointly with the encoder."""
 
     def __init__(self, options: UnicornOptions, problem: Problem):

@@ -7,9 +7,9 @@ is ``ertrl_bench.losses.dml_loss`` (docs/paper.md, FOCAL): weight 10, eps 1e-3.
 from __future__ import annotations
 
 from ertrl_bench.components import StepBatch
+from ertrl_bench.encoder_losses.options import DMLOptions
 from ertrl_bench.losses import dml_loss
 from ertrl_bench.problem import Problem
-from ertrl_bench.regularizers.options import DMLOptions
 
 
 class DMLLoss:

@@ -1,6 +1,6 @@
 """``csro``: CSRO's CLUB upper bound on I(z_i; x_i), x_i = the transition's (s, a).
 
-A worked example of a regularizer that owns an *estimator network with its own optimizer*:
+A worked example of an encoder loss that owns an *estimator network with its own optimizer*:
 
 * ``update`` fits a variational Gaussian q(z | x) = N(mu(x), diag var(x)) (an MLP shaped like
   the encoder, 200-200-200) to the **detached** per-transition encodings z_i by maximum
@@ -22,7 +22,7 @@ A worked example of a regularizer that owns an *estimator network with its own o
 
 The all-pairs term is computed in closed form, ``mean_j (z_j - mu_i)^2 = (zbar - mu_i)^2 +
 var_j(z)`` per task and latent dimension, so memory is O(M C L) instead of the authors'
-O(M C^2 L) expansion (numerically the same quantity; ``tests/test_regularizers.py`` checks it
+O(M C^2 L) expansion (numerically the same quantity; ``tests/test_encoder_losses.py`` checks it
 against the explicit pairwise sum). Means are over latent dimensions too, as in the authors' code
 (``.mean()`` over every element), so ``weight`` has the paper's scale.
 
@@ -39,10 +39,10 @@ import torch.nn.functional as F
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
+from ertrl_bench.encoder_losses.options import INPUT_FIELDS, CSROOptions
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import Problem
-from ertrl_bench.regularizers.options import INPUT_FIELDS, CSROOptions
 
 
 def club_terms(
@@ -70,7 +70,7 @@ def club_terms(
     return positive, negative
 
 
-class CSRORegularizer:
+class CSROLoss:
     """CLUB mutual-information upper bound between z_i and (s, a) (CSRO, Gao et al. 2023)."""
 
     def __init__(self, options: CSROOptions, problem: Problem):

@@ -42,20 +42,20 @@ from sklearn.model_selection import train_test_split
 
 from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.components import StepBatch
+from ertrl_bench.encoder_losses.csro import CSROLoss, CSROOptions, club_terms
+from ertrl_bench.encoder_losses.gan_entropy import (
+    GANEntropyLoss,
+    GANEntropyOptions,
+    gaussian_entropy,
+)
+from ertrl_bench.encoder_losses.none import NoLoss, NoneOptions
+from ertrl_bench.encoder_losses.unicorn import UnicornLoss, UnicornOptions
 from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
 from ertrl_bench.envs.base import FamilyHParams
 from ertrl_bench.envs.mujoco import FAMILIES
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.losses import dml_loss
 from ertrl_bench.problem import DataStats, Problem, reference_stats, reference_task_index
-from ertrl_bench.regularizers.csro import CSROOptions, CSRORegularizer, club_terms
-from ertrl_bench.regularizers.gan_entropy import (
-    GANEntropyOptions,
-    GANEntropyRegularizer,
-    gaussian_entropy,
-)
-from ertrl_bench.regularizers.none import NoneOptions, NoRegularizer
-from ertrl_bench.regularizers.unicorn import UnicornOptions, UnicornRegularizer
 
 CPU = torch.device("cpu")
 K, B, N, C, LATENT = 8, 2, 2000, 32, 8  # tasks, behavior policies, transitions, context, z size
@@ -100,16 +100,16 @@ def context(data, k: torch.Tensor, b: torch.Tensor, idx: torch.Tensor) -> Transi
 
 def make_regularizer(kind: str, prob: Problem):
     if kind == "none":
-        return NoRegularizer(NoneOptions(), prob)
+        return NoLoss(NoneOptions(), prob)
     if kind == "csro":  # Ant's weight (docs/paper.md)
-        return CSRORegularizer(CSROOptions(hidden=SMALL, weight=50.0), prob)
-    return GANEntropyRegularizer(
+        return CSROLoss(CSROOptions(hidden=SMALL, weight=50.0), prob)
+    return GANEntropyLoss(
         GANEntropyOptions(generator_hidden=SMALL, discriminator_hidden=SMALL, lr=1e-3), prob
     )
 
 
 def train(kind: str, steps: int, seed: int = 0):
-    """The training loop of ``regularizers/base.py`` on the leaky problem; returns the pieces."""
+    """The training loop of ``encoder_losses/base.py`` on the leaky problem; returns the pieces."""
     torch.manual_seed(seed)
     data = make_data()
     prob = problem()
@@ -153,7 +153,7 @@ def probe(enc, data, seed: int = 123) -> dict[str, float]:
     return {"behavior": behavior, "task": task}
 
 
-def gan_w2(enc, reg: GANEntropyRegularizer, data, n_tasks: int = K, seed: int = 7) -> float:
+def gan_w2(enc, reg: GANEntropyLoss, data, n_tasks: int = K, seed: int = 7) -> float:
     """Mean over the datasets of W2^2 (POT, exact) between G's actions and the dataset's."""
     g = torch.Generator().manual_seed(seed)
     kk, bb = torch.meshgrid(torch.arange(n_tasks), torch.arange(B), indexing="ij")
@@ -217,7 +217,7 @@ def _gan_w2_during_training(n_tasks: int, updates: int, every: int) -> tuple[flo
     torch.manual_seed(0)
     data = {name: t[:n_tasks] for name, t in make_data().items()}
     # the paper's GAN lr (2e-4): at 1e-3 this small GAN oscillates (W2 up and down by 3x)
-    reg = GANEntropyRegularizer(
+    reg = GANEntropyLoss(
         GANEntropyOptions(generator_hidden=SMALL, discriminator_hidden=SMALL), problem()
     )
     kk, bb = torch.meshgrid(torch.arange(n_tasks), torch.arange(B), indexing="ij")
@@ -286,7 +286,7 @@ def test_club_closed_form_equals_the_pairwise_sum():
 
 def _fit_club(z_of, steps=150):
     torch.manual_seed(0)
-    reg = CSRORegularizer(CSROOptions(hidden=SMALL, lr=1e-3), problem())
+    reg = CSROLoss(CSROOptions(hidden=SMALL, lr=1e-3), problem())
     g = torch.Generator().manual_seed(1)
     for _ in range(steps):
         ctx = _random_ctx(g, c=32)
@@ -343,7 +343,7 @@ def test_gaussian_entropy_is_nan_not_an_error_for_a_singular_covariance():
 
 def test_entropy_gradient_spreads_the_generated_actions():
     torch.manual_seed(0)
-    reg = GANEntropyRegularizer(GANEntropyOptions(generator_hidden=SMALL), problem())
+    reg = GANEntropyLoss(GANEntropyOptions(generator_hidden=SMALL), problem())
     ctx = _random_ctx(torch.Generator().manual_seed(3), m=4, c=128)
     # the loss's gradient w.r.t. each generated action points away from its task's mean
     x = torch.randn(4, 128, 2, requires_grad=True)
@@ -374,7 +374,7 @@ def test_entropy_gradient_spreads_the_generated_actions():
 
 def test_gan_update_trains_only_its_networks():
     torch.manual_seed(0)
-    reg = GANEntropyRegularizer(GANEntropyOptions(generator_hidden=SMALL, gan_steps=2), problem())
+    reg = GANEntropyLoss(GANEntropyOptions(generator_hidden=SMALL, gan_steps=2), problem())
     ctx = _random_ctx(torch.Generator().manual_seed(4), m=4, c=16)
     z = torch.randn(4, LATENT, requires_grad=True)
     before = [p.detach().clone() for p in reg.discriminator.parameters()]
@@ -404,15 +404,15 @@ def test_masked_transitions_are_ignored():
     z_i = torch.randn(3, 10, LATENT, generator=g)
     z = torch.randn(3, LATENT, generator=g)
     for cls, opts in [
-        (CSRORegularizer, CSROOptions(hidden=SMALL)),
-        (GANEntropyRegularizer, GANEntropyOptions(generator_hidden=SMALL)),
-        (UnicornRegularizer, UnicornOptions(hidden=SMALL)),
+        (CSROLoss, CSROOptions(hidden=SMALL)),
+        (GANEntropyLoss, GANEntropyOptions(generator_hidden=SMALL)),
+        (UnicornLoss, UnicornOptions(hidden=SMALL)),
     ]:
         torch.manual_seed(0)
         reg = cls(opts, problem())
         torch.manual_seed(1)
         a, _ = reg.encoder_loss(sb(padded, z_i, z))
-        if cls is GANEntropyRegularizer:  # its noise has the padded shape: vary the garbage
+        if cls is GANEntropyLoss:  # its noise has the padded shape: vary the garbage
             padded.obs[:, 6:] = -7.0
             torch.manual_seed(1)
             b, _ = reg.encoder_loss(sb(padded, z_i, z))
@@ -442,7 +442,7 @@ def test_gan_trains_and_measures_entropy_on_the_rl_batch():
     g = torch.Generator().manual_seed(8)
     ctx, rl = _two_batches(g)
     z = torch.randn(3, LATENT, generator=g)
-    reg = GANEntropyRegularizer(GANEntropyOptions(generator_hidden=SMALL, gan_steps=1), problem())
+    reg = GANEntropyLoss(GANEntropyOptions(generator_hidden=SMALL, gan_steps=1), problem())
     seen = []
     hook = reg.discriminator.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
     g_in = []
@@ -530,7 +530,7 @@ def test_unicorn_targets_scaled_not_centred_and_on_the_rl_batch():
         reward_mean=torch.tensor(3.0),
         reward_std=torch.tensor(0.5),
     )
-    reg = UnicornRegularizer(UnicornOptions(hidden=SMALL), problem(stats=stats))
+    reg = UnicornLoss(UnicornOptions(hidden=SMALL), problem(stats=stats))
     y = reg.normalised_targets(rl)
     d = rl.next_obs - rl.obs
     torch.testing.assert_close(y[..., 0], d[..., 0] / 2.0)
@@ -548,7 +548,7 @@ def test_unicorn_decoder_loss_decreases():
     data = make_data()
     enc = MLPEncoder(MLPEncoderOptions(hidden=SMALL), problem())  # (s, a, r): 5 features
     flat = {k: v.reshape(-1, v.shape[-1]) for k, v in data.items()}
-    reg = UnicornRegularizer(
+    reg = UnicornLoss(
         UnicornOptions(hidden=SMALL),
         problem(stats=DataStats.of(flat["obs"], flat["rewards"])),
     )
@@ -596,7 +596,7 @@ def test_option_defaults_are_the_papers():
     assert o.weight == 5.0 and (o.noise_dim, o.gan_steps, o.lr) == (20, 5, 2e-4)
     assert (o.generator_hidden, o.discriminator_hidden) == ((200, 200, 200), (256, 256))
     assert UnicornOptions().weight == 1.5 and UnicornOptions().hidden == (256, 256)
-    assert CSRORegularizer(CSROOptions(weight=1.0), problem()).weight == 1.0
+    assert CSROLoss(CSROOptions(weight=1.0), problem()).weight == 1.0
     with pytest.raises(pydantic.ValidationError):
         CSROOptions(wieght=1.0)  # extra="forbid"
 
@@ -630,7 +630,7 @@ def test_registered_and_named_methods():
     from ertrl_bench.plugins import get_registry
 
     reg = get_registry()
-    assert {"dml", "csro", "gan_entropy", "unicorn"} <= set(reg.names("regularizers"))
+    assert {"dml", "csro", "gan_entropy", "unicorn"} <= set(reg.names("encoder_losses"))
     for method, loss in [("csro", "csro"), ("ertrl", "gan_entropy"), ("unicorn", "unicorn")]:
         spec = MethodSpec.model_validate(METHODS[method])
         assert [c.type for c in spec.encoder_losses] == ["dml", loss]

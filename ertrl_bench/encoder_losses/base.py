@@ -1,4 +1,4 @@
-"""The encoder-loss (regularizer) protocol lives in ``ertrl_bench.components``; re-exported here.
+"""The encoder-loss protocol lives in ``ertrl_bench.components``; re-exported here.
 
 Each train step the training loop (``ertrl_bench.training``) does, for the sampled meta-batch::
 

@@ -1,4 +1,4 @@
-"""``gan_entropy``: ER-TRL's regularizer -- maximise the entropy of the behavior policy given z.
+"""``gan_entropy``: ER-TRL's encoder loss -- maximise the entropy of the behavior policy given z.
 
 The problem. An offline task's dataset is collected by one behavior policy pi_beta, so a context
 encoder trained to tell tasks apart can as well recognise *which policy collected the data*
@@ -22,7 +22,7 @@ form, 0.5 logdet(2 pi e Sigma)), and returns ``-weight * mean_tasks H``. Descend
 where the modelled pi_beta(. | s, z) is broad, i.e. it maximises an estimate of H(pi_beta | Z)
 and so minimises I(Z; pi_beta). The distance-metric loss keeps z informative about the task.
 
-A worked example of a regularizer with *two* networks trained adversarially in ``update`` and a
+A worked example of an encoder loss with *two* networks trained adversarially in ``update`` and a
 loss that differentiates through a frozen network into the encoder (``torch.func.functional_call``
 with detached weights, so ``encoder_loss`` leaves no gradients in G).
 
@@ -40,9 +40,9 @@ from torch.func import functional_call
 
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
+from ertrl_bench.encoder_losses.options import GANEntropyOptions
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import Problem
-from ertrl_bench.regularizers.options import GANEntropyOptions
 
 
 def _bce(logits: torch.Tensor, target: float, w: torch.Tensor | None) -> torch.Tensor:
@@ -77,7 +77,7 @@ def gaussian_entropy(
     return 0.5 * (a * math.log(2 * math.pi * math.e) + logdet)
 
 
-class GANEntropyRegularizer:
+class GANEntropyLoss:
     """ER-TRL: maximise H(pi_beta | Z) through a conditional GAN of the behavior policy."""
 
     def __init__(self, options: GANEntropyOptions, problem: Problem):

@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 
 from ertrl_bench.components import StepBatch
+from ertrl_bench.encoder_losses.options import NoneOptions
 from ertrl_bench.problem import Problem
-from ertrl_bench.regularizers.options import NoneOptions
 
 
-class NoRegularizer:
+class NoLoss:
     def __init__(self, options: NoneOptions, problem: Problem):
         self.device = problem.device
 
