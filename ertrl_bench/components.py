@@ -300,7 +300,7 @@ def check_signatures(kind: str, obj, label: str) -> None:
                 " contexts have them); see plugins/ertrl-bench-attention and docs/plugins.md"
                 ' "Encoder"'
             )
-    if kind == "regularizers":
+    if kind == "encoder_losses":
         for method in ("update", "encoder_loss"):
             sig = _binds(getattr(obj, method), 1)
             if sig is not None:

@@ -92,6 +92,15 @@ def run_cli(
     )
 
 
+def build_datasets(suite_path) -> None:
+    """Build the datasets a suite file's runs need, in this process (the session's cache), so a
+    ``ertrl-bench run`` started next begins training at once instead of building them."""
+    from ertrl_bench.runner import prepare_datasets
+    from ertrl_bench.suite_loader import load_suite
+
+    prepare_datasets(load_suite(suite_path)[1], Path(suite_path).parent / "warm")
+
+
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 120, every=0.2):
     """Poll ``condition()`` until it is true; fail the test naming ``what`` at the deadline."""
     deadline = time.monotonic() + timeout

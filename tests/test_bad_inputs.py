@@ -20,12 +20,20 @@ import yaml
 
 from ertrl_bench.backbones.brac import BRAC, BRACOptions
 from ertrl_bench.cli import main
+from ertrl_bench.encoder_losses.none import NoLoss, NoneOptions
 from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
 from ertrl_bench.envs.base import EnvFamily
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
 from ertrl_bench.plugins import hookimpl
-from ertrl_bench.regularizers.none import NoneOptions, NoRegularizer
-from tests.helpers import TINY_DATA, TINY_NETS, entry_point, tiny_suite, wait_for, write_suite
+from tests.helpers import (
+    TINY_DATA,
+    TINY_NETS,
+    build_datasets,
+    entry_point,
+    tiny_suite,
+    wait_for,
+    write_suite,
+)
 
 ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 needs_non_root = pytest.mark.skipif(ROOT, reason="root ignores file permissions")
@@ -529,6 +537,7 @@ def test_ctrl_c_exits_130_and_says_what_is_kept(tmp_path):
     suite["train"].update(iterations=200, steps_per_iteration=50)
     path = write_suite(tmp_path / "s.yaml", suite)
     results = tmp_path / "results"
+    build_datasets(path)  # so the run is training when it is interrupted
     proc = subprocess.Popen(
         [*entry_point(), "run", str(path), "--results-dir", str(results), "--jobs", "1"],
         stdout=subprocess.PIPE,
@@ -539,7 +548,11 @@ def test_ctrl_c_exits_130_and_says_what_is_kept(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        wait_for(lambda: list(results.glob("ctrlc/*/log.jsonl")), "the run never started logging")
+        wait_for(
+            lambda: list(results.glob("ctrlc/*/log.jsonl")),
+            "the run never started logging",
+            timeout=300,
+        )
     except AssertionError:
         proc.kill()
         raise
@@ -614,7 +627,7 @@ class _MasklessEncoder(MLPEncoder):
         return super().forward(x, None)
 
 
-class _OldStyleRegularizer(NoRegularizer):
+class _OldStyleRegularizer(NoLoss):
     def update(self, ctx, z_i, z):  # the signature before StepBatch
         return {}
 
@@ -630,7 +643,7 @@ class _BrokenComponents:
         register("maskless", _MasklessEncoder, MLPEncoderOptions)
 
     @hookimpl
-    def register_regularizers(self, register):
+    def register_encoder_losses(self, register):
         register("old_style", _OldStyleRegularizer, NoneOptions)
 
     @hookimpl
@@ -651,7 +664,7 @@ BROKEN_COMPONENTS = {
     "old-style-update": (
         {"encoder_losses": ["old_style"]},
         [
-            "regularizer 'old_style' (plugin broken)",
+            "encoder loss 'old_style' (plugin broken)",
             "update(ctx, z_i, z) is the old signature",
             "update(batch) -> logs",
         ],

@@ -282,7 +282,7 @@ class _NoLoad:
 
 class _NoLoadPlugin:
     @hookimpl
-    def register_regularizers(self, register):
+    def register_encoder_losses(self, register):
         register("no_load", _NoLoad, _NoLoadOptions)
 
 

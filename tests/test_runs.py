@@ -12,7 +12,7 @@ from ertrl_bench.options import Strict
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.runner import execute
 from ertrl_bench.suite_loader import load_suite
-from tests.helpers import tiny_suite, wait_for, write_suite
+from tests.helpers import build_datasets, tiny_suite, wait_for, write_suite
 
 
 def _specs(tmp_path, **kw):
@@ -73,6 +73,7 @@ def test_killed_run_leaves_no_metrics_and_resumes(tmp_path):
     suite["train"].update(iterations=50, steps_per_iteration=50)
     path = write_suite(tmp_path / "s.yaml", suite)
     results = tmp_path / "results"
+    build_datasets(path)  # so the run is training when it is killed
     proc = subprocess.Popen(
         [sys.executable, "-m", "ertrl_bench.cli", "run", str(path), "--results-dir", str(results)],
         stdout=subprocess.DEVNULL,
@@ -86,7 +87,7 @@ def test_killed_run_leaves_no_metrics_and_resumes(tmp_path):
         return logs if any(len(p.read_text().splitlines()) >= 2 for p in logs) else None
 
     try:
-        logs = wait_for(two_log_lines, "the run never wrote two log lines")
+        logs = wait_for(two_log_lines, "the run never wrote two log lines", timeout=300)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
