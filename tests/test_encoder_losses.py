@@ -23,8 +23,8 @@ and the task from the pooled z. Measured (CPU, torch 2.13; the asserted margins 
     csro          0.48                   1.00
     gan_entropy   0.52                   1.00
 
-Regularizer weights are the paper's Ant values (csro 50, gan 5, through the family's hparams).
-The regularizers' hidden sizes are shrunk to 64-64 and the GAN's lr raised to 1e-3 to fit a CPU
+Encoder-loss weights are the paper's Ant values (csro 50, gan 5, through the family's hparams).
+The losses' hidden sizes are shrunk to 64-64 and the GAN's lr raised to 1e-3 to fit a CPU
 test budget (paper: 200-200-200 / 256-256 / 2e-4); everything else is the paper's algorithm.
 """
 

@@ -570,7 +570,7 @@ def test_example_plugin_validates_and_runs(tmp_path, data_dir, monkeypatch, regi
 
 def test_example_plugin_penalty_masks_padding(monkeypatch):
     monkeypatch.syspath_prepend(str(L2REG))
-    from ertrl_bench_l2reg.plugin import L2ContextOptions, L2ContextRegularizer
+    from ertrl_bench_l2reg.plugin import L2ContextLoss, L2ContextOptions
 
     class P:
         device = torch.device("cpu")
@@ -579,7 +579,7 @@ def test_example_plugin_penalty_masks_padding(monkeypatch):
     from ertrl_bench.testing import tiny_problem, tiny_transitions
 
     ctx = tiny_transitions(tiny_problem(), 1, 2, mask=torch.tensor([[True, False]]))
-    reg = L2ContextRegularizer(L2ContextOptions(weight=2.0), P())
+    reg = L2ContextLoss(L2ContextOptions(weight=2.0), P())
     z_i = torch.tensor([[[3.0, 4.0], [100.0, 0.0]]], requires_grad=True)
     batch = StepBatch(ctx, ctx, z_i, z_i.mean(1), encode=lambda t: (None, None))
     loss, logs = reg.encoder_loss(batch)

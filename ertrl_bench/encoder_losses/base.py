@@ -10,6 +10,4 @@ Each train step the training loop (``ertrl_bench.training``) does, for the sampl
 
 from ertrl_bench.components import EncoderLoss, StepBatch
 
-Regularizer = EncoderLoss  # the older name
-
-__all__ = ["EncoderLoss", "Regularizer", "StepBatch"]
+__all__ = ["EncoderLoss", "StepBatch"]

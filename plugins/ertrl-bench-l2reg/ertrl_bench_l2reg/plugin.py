@@ -35,7 +35,7 @@ class L2ContextOptions(BaseModel):
     weight: float = Field(0.1, ge=0, description="Multiplier of the mean squared norm of z_i.")
 
 
-class L2ContextRegularizer:
+class L2ContextLoss:
     """``weight * mean ||z_i||^2`` added to the encoder's loss."""
 
     def __init__(self, options: L2ContextOptions, problem: Problem):
@@ -61,7 +61,7 @@ class L2ContextRegularizer:
 
 @hookimpl
 def register_encoder_losses(register):
-    register("l2_context", L2ContextRegularizer, L2ContextOptions)
+    register("l2_context", L2ContextLoss, L2ContextOptions)
 
 
 @hookimpl

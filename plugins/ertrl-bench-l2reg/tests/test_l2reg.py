@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 from ertrl_bench_l2reg import plugin as l2reg
-from ertrl_bench_l2reg.plugin import L2ContextOptions, L2ContextRegularizer
+from ertrl_bench_l2reg.plugin import L2ContextLoss, L2ContextOptions
 from pydantic import ValidationError
 
 from ertrl_bench import plugins
@@ -76,11 +76,11 @@ def test_registers_regularizer_and_method(register_test_plugin):
 
 
 def test_passes_the_conformance_checker():
-    check_encoder_loss(L2ContextRegularizer, L2ContextOptions())
+    check_encoder_loss(L2ContextLoss, L2ContextOptions())
 
 
 def test_penalty_value_gradient_and_mask():
-    reg = L2ContextRegularizer(L2ContextOptions(weight=0.5), _Problem())
+    reg = L2ContextLoss(L2ContextOptions(weight=0.5), _Problem())
     z_i = torch.tensor([[[3.0, 4.0], [0.0, 1.0]]], requires_grad=True)  # norms^2: 25, 1
     loss, logs = reg.encoder_loss(_batch(_ctx(1, 2), z_i))
     assert loss.item() == pytest.approx(0.5 * 13.0)
