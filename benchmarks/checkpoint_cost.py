@@ -58,7 +58,7 @@ def main() -> None:
         act_dim,
         latent,
         torch.device("cpu"),
-        reference_stats(data, rows),
+        reference_stats(data, 0),  # a stand-in: only the shapes matter here
         init=spec.train.init,
     )
     torch.manual_seed(0)

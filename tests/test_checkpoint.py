@@ -77,7 +77,7 @@ def _run_killing(
     max_kills: int = 1000,
 ) -> int:
     """``ertrl-bench run`` in a subprocess, SIGKILLed a random moment (up to ``max_delay_s``)
-    after ``together`` runs killed fewer than ``kills_per_run`` times wrote a checkpoint (fewer
+    after ``together`` runs killed fewer than ``kills_per_run`` times wrote a new checkpoint (fewer
     when fewer are left); rerun until the suite finishes, killing it at most ``max_kills`` times.
     Returns the number of kills."""
     run_dirs = [RunDir(results, spec).path for spec in load_suite(suite)[1]]
@@ -86,13 +86,21 @@ def _run_killing(
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     kills: Counter[Path] = Counter()
+    killed_at: dict[Path, int] = {}  # the checkpoint's mtime when the run was last killed
+
+    def mtime(d: Path) -> int | None:
+        try:
+            return (d / "checkpoint.pt").stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def ready() -> list[Path]:
+        """Runs with a checkpoint written since their last kill (not the one they resume from)."""
         return [
             d
             for d in run_dirs
             if kills[d] < kills_per_run
-            and (d / "checkpoint.pt").exists()
+            and mtime(d) not in (None, killed_at.get(d))
             and not (d / "metrics.json").exists()
         ]
 
@@ -109,14 +117,19 @@ def _run_killing(
         left = [
             d for d in run_dirs if kills[d] < kills_per_run and not (d / "metrics.json").exists()
         ]
-        wait_for(
-            lambda proc=proc, n=min(together, len(left)): (
-                proc.poll() is not None or len(ready()) >= n > 0
-            ),
-            "a checkpoint or the end of the suite",
-            timeout=300,
-            every=0.02,
-        )
+        try:
+            wait_for(
+                lambda proc=proc, n=min(together, len(left)): (
+                    proc.poll() is not None or len(ready()) >= n > 0
+                ),
+                "a checkpoint or the end of the suite",
+                timeout=300,
+                every=0.02,
+            )
+        except BaseException:  # the test fails or is stopped: leave no run behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         if proc.poll() is not None:
             assert proc.returncode == 0, f"the run ended with {proc.returncode}"
             return attempt
@@ -124,7 +137,10 @@ def _run_killing(
         time.sleep(rng.uniform(0.0, max_delay_s))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        kills.update(d for d in targets if not (d / "metrics.json").exists())
+        for d in targets:
+            if not (d / "metrics.json").exists():
+                kills[d] += 1
+                killed_at[d] = mtime(d)
     raise AssertionError("the suite never finished")
 
 
