@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from ertrl_bench.checkpoint import Checkpointer
-from ertrl_bench.components import create
 from ertrl_bench.config import Suite
 from ertrl_bench.conformance import random_task_data
 from ertrl_bench.problem import Problem, reference_stats
+from ertrl_bench.registry import create
 from ertrl_bench.step import train_step
 from ertrl_bench.suite_loader import expand_suite
 from ertrl_bench.training import agent_state, build_agent, make_encoder_optimizer

@@ -257,13 +257,13 @@ def plugins(
 def _from_cli_pairs(kind: str, name: str, pairs, flag: str, example: str):
     """Component ``name`` of ``kind`` built from repeated ``FLAG KEY=VALUE`` options: the values
     are validated by its options model (errors name ``FLAG.KEY``), then it is built through the
-    one construction path, ``components.create``."""
+    one construction path, ``registry.create``."""
     from pydantic import ValidationError
 
-    from ertrl_bench.components import create
     from ertrl_bench.config import Component
     from ertrl_bench.options import format_validation_error
     from ertrl_bench.plugins import SINGULAR, get_registry
+    from ertrl_bench.registry import create
 
     entry = get_registry().get(kind, name)
     what = f"{SINGULAR[kind]} {name!r}"

@@ -30,10 +30,10 @@ class DryRunResult:
 def dry_run_spec(spec: RunSpec, tasks: int = 4, steps: int = 24) -> None:
     """Build the run's family, encoder, encoder losses and backbone; one train step on tiny
     random-action data; one evaluation step (infer z, act, step the envs). Raises on failure."""
-    from ertrl_bench.components import create
     from ertrl_bench.conformance import random_task_data
     from ertrl_bench.envs.base import make_checked_batch
     from ertrl_bench.problem import Problem, reference_stats
+    from ertrl_bench.registry import create
     from ertrl_bench.step import train_step
     from ertrl_bench.training import build_agent, make_encoder_optimizer
 

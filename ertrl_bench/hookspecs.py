@@ -14,8 +14,8 @@ The options model validates the ``params`` of a suite's ``{type: csro, params: {
 before any work starts (after merging the family's ``component_defaults``). ONE factory
 signature: ``factory(options, problem)`` (``ertrl_bench.problem.Problem``); env families and
 executors, which exist before any problem, are called as ``factory(options)``. Every component
-is built through ``ertrl_bench.components.create``, which also holds the protocols (what each
-kind must do). A name registered twice is an error naming both plugins.
+is built through ``ertrl_bench.registry.create`` and checked against the protocols of
+``ertrl_bench.components`` (what each kind must do). A name registered twice is an error naming both plugins.
 """
 
 from __future__ import annotations

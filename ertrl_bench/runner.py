@@ -18,7 +18,6 @@ import torch
 from ertrl_bench.analysis.probe import probe_agent
 from ertrl_bench.batch import TaskDataset
 from ertrl_bench.checkpoint import Checkpointer, CheckpointError, read_checkpoint
-from ertrl_bench.components import create
 from ertrl_bench.config import RunSpec
 from ertrl_bench.data import get_datasets
 from ertrl_bench.data.quality import split_data_options
@@ -27,6 +26,7 @@ from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
 from ertrl_bench.problem import Problem, reference_stats, reference_task_index, resolve_device
 from ertrl_bench.progress import console
+from ertrl_bench.registry import create
 from ertrl_bench.store import RunDir
 from ertrl_bench.training import build_agent, checkpoint_problems, meta_train
 

@@ -480,7 +480,7 @@ def _entries(suite: Suite, registry, problems: list[str]) -> list[_Entry]:
 def _families(entries: list[_Entry], problems: list[str]) -> dict[str, Any]:
     """Each valid env of the suite built once (keyed by ``_env_key``): its per-family values
     (``schedule_defaults``, ``component_defaults``) are read from it."""
-    from ertrl_bench.components import create
+    from ertrl_bench.registry import create
 
     families: dict[str, Any] = {}
     for e in entries:
@@ -589,10 +589,10 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     built once; per run, component options and the train / eval numbers resolved with the
     family's values; the data tier per family; run ids unique.
     """
-    from ertrl_bench.components import component_versions
     from ertrl_bench.data.quality import canonical_data
     from ertrl_bench.data.tiers import TIERS
     from ertrl_bench.plugins import get_registry
+    from ertrl_bench.registry import component_versions
 
     registry = get_registry()
     problems: list[str] = []

@@ -22,19 +22,20 @@ import torch
 
 from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.checkpoint import Checkpointer, CheckpointError, capture_rng, restore_rng
-from ertrl_bench.components import ComponentError, accepts_kwarg, create
+from ertrl_bench.components import ComponentError, accepts_kwarg
 from ertrl_bench.config import MethodSpec, ResolvedTrainConfig
 from ertrl_bench.errors import TrainingDiverged
 from ertrl_bench.plugins import get_registry
 from ertrl_bench.problem import Problem
 from ertrl_bench.progress import bar
+from ertrl_bench.registry import create
 from ertrl_bench.step import Agent, train_step
 
 LOG_EVERY = 50  # train steps between training-log records
 
 
 def build_agent(method: MethodSpec, problem: Problem) -> Agent:
-    """Instantiate the method's components through the registry (``components.create``)."""
+    """Instantiate the method's components through the registry (``registry.create``)."""
     reg = get_registry()
 
     def label(kind: str, what: str, name: str) -> str:

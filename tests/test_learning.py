@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
-from ertrl_bench.components import create
 from ertrl_bench.config import Component
 from ertrl_bench.data import get_datasets
 from ertrl_bench.data.collect import rollout_episodes
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.executors import LocalExecutor
 from ertrl_bench.nn import mlp
+from ertrl_bench.registry import create
 from ertrl_bench.runner import execute, make_family, run_suite
 from ertrl_bench.suite_loader import builtin_suite_path, load_suite
 from tests.helpers import USER_DATA_ROOT

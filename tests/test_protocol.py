@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ertrl_bench.backbones.brac import BRAC, BRACOptions
 from ertrl_bench.batch import TaskDataset
-from ertrl_bench.components import ComponentError, StepBatch, create
+from ertrl_bench.components import ComponentError, StepBatch
 from ertrl_bench.config import Component, MethodSpec
 from ertrl_bench.encoders.mlp import MLPEncoder, MLPEncoderOptions
 from ertrl_bench.envs.point_robot import PointRobot, PointRobotOptions
 from ertrl_bench.errors import ConfigError, TrainingDiverged
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.problem import Problem
+from ertrl_bench.registry import create
 from ertrl_bench.step import train_step
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import (

@@ -92,7 +92,7 @@ class EnvFamily(ABC):
     # Per-tier dataset values of this family, e.g. {"smoke": {"sac_steps": 1500, ...}}: fields of
     # ertrl_bench.data.tiers.DataTier overriding the generic tier (a suite's data: overrides both)
     data_tiers: dict[str, dict[str, Any]] = {}
-    # the plugin that registered the family, set by ``components.create``; named in messages
+    # the plugin that registered the family, set by ``registry.create``; named in messages
     plugin: str = ""
 
     @property
