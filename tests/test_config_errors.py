@@ -1,5 +1,7 @@
 """Bad inputs: each gets its specific message, exit code 2, and no traceback."""
 
+from pathlib import Path
+
 import pytest
 
 from ertrl_bench.errors import ConfigError
@@ -108,7 +110,14 @@ def test_run_does_no_work_on_invalid_suite(cli, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_builtin_suites_validate(cli):
-    proc = cli("validate", "smoke")
+BUILTIN_SUITES = sorted(
+    p.stem for p in (Path(__file__).parents[1] / "ertrl_bench" / "suites").glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("name", BUILTIN_SUITES)
+def test_builtin_suites_validate(cli, name):
+    """Every suite shipped in the package validates (by name, as a user would call it)."""
+    proc = cli("validate", name)
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout
