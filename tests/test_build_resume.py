@@ -17,8 +17,9 @@ from tests.helpers import TINY_DATA
 SMALL_SAC = {"sac_hidden": (16, 16), "sac_batch": 16}
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(BaseException):
+    """A stand-in for Ctrl-C: like ``KeyboardInterrupt`` it is no ``Exception``, so the
+    simulator-error wrapper (``envs.base.CheckedBatchEnv``) lets it through unchanged."""
 
 
 def interrupt_after(env, steps: int):
