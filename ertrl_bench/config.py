@@ -220,7 +220,7 @@ class TrainConfig(Strict):
 
 
 class ProbeConfig(Strict):
-    """The end-of-run probe (``eval.probe`` of a suite; ``analysis.probe.probe_agent`` runs it);
+    """The end-of-run probe (``eval.probe`` of a suite; ``measures.probe.probe_agent`` runs it);
     defaults = the paper's protocol."""
 
     enabled: bool = True

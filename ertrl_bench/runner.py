@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ertrl_bench.analysis.probe import probe_agent
 from ertrl_bench.batch import TaskDataset
 from ertrl_bench.checkpoint import Checkpointer, CheckpointError, read_checkpoint
 from ertrl_bench.config import RunSpec
@@ -24,6 +23,7 @@ from ertrl_bench.data.quality import split_data_options
 from ertrl_bench.data.store import clean_stale_tmp
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
+from ertrl_bench.measures.probe import probe_agent
 from ertrl_bench.problem import Problem, reference_stats, reference_task_index, resolve_device
 from ertrl_bench.progress import console
 from ertrl_bench.registry import create

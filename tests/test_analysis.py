@@ -9,8 +9,8 @@ from scipy.linalg import sqrtm
 from scipy.optimize import linear_sum_assignment
 
 from ertrl_bench.analysis import plots
-from ertrl_bench.analysis.probe import probe_heldout_tasks, probe_rmse
-from ertrl_bench.analysis.stats import (
+from ertrl_bench.measures.probe import probe_heldout_tasks, probe_rmse
+from ertrl_bench.measures.stats import (
     Interval,
     interval_estimates,
     iqm,
@@ -20,7 +20,7 @@ from ertrl_bench.analysis.stats import (
     stratified_bootstrap_ci,
     welch_ttest,
 )
-from ertrl_bench.analysis.wasserstein import (
+from ertrl_bench.measures.wasserstein import (
     average_pairwise_distance,
     pairwise_distance_matrix,
     policy_distance,

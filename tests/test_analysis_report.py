@@ -15,8 +15,8 @@ import pytest
 from scipy import stats as sps
 
 from ertrl_bench.analysis.report import load_runs, write_report
-from ertrl_bench.analysis.stats import iqm, mean_std
 from ertrl_bench.errors import ErtrlError
+from ertrl_bench.measures.stats import iqm, mean_std
 
 SPLITS = {
     "train": range(10, 30),

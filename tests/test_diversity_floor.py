@@ -10,12 +10,6 @@ import numpy as np
 import ot
 import pytest
 
-from ertrl_bench.analysis.wasserstein import (
-    diversity_with_floor,
-    random_directions,
-    sliced_w2_sorted,
-    sorted_projections,
-)
 from ertrl_bench.data import get_datasets
 from ertrl_bench.data.policies import (
     behavior_diversity,
@@ -24,6 +18,12 @@ from ertrl_bench.data.policies import (
     shared_states,
 )
 from ertrl_bench.envs.point_robot import PointRobot
+from ertrl_bench.measures.wasserstein import (
+    diversity_with_floor,
+    random_directions,
+    sliced_w2_sorted,
+    sorted_projections,
+)
 from tests.helpers import TINY_DATA
 
 

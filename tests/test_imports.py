@@ -75,3 +75,46 @@ def test_the_contracts_are_a_leaf_module():
     """``components`` (the protocols) imports nothing of the package but its error class, so
     any module can import the contracts; building components is ``registry``'s job."""
     assert _imports("ertrl_bench.components", PKG / "components.py") == {"ertrl_bench.errors"}
+
+
+def _package_imports(prefix: str) -> dict[str, set[str]]:
+    """``{module: the ertrl_bench modules it imports}`` for every module under ``prefix``."""
+    return {
+        mod: _imports(mod, path)
+        for mod, path in MODULES.items()
+        if mod == prefix or mod.startswith(prefix + ".")
+    }
+
+
+def _under(mod: str, prefix: str) -> bool:
+    return mod == prefix or mod.startswith(prefix + ".")
+
+
+def test_measures_and_the_report_are_two_layers():
+    """Runs and data builds use ``measures``; ``analysis`` (the report) only reads results.
+
+    Nothing but the CLI imports the report, so a run never depends on it; the report imports
+    the measures, the results schema and the file writers, never the runner, the data cache or
+    a component (it reads what runs and builds recorded)."""
+    report_users = {
+        mod
+        for mod, path in MODULES.items()
+        if not _under(mod, "ertrl_bench.analysis")
+        and any(_under(dep, "ertrl_bench.analysis") for dep in _imports(mod, path))
+    }
+    assert report_users <= {"ertrl_bench.cli"}, report_users
+    allowed = ("ertrl_bench.analysis", "ertrl_bench.measures")
+    allowed_modules = {"ertrl_bench.errors", "ertrl_bench.results_schema", "ertrl_bench.data.store"}
+    for mod, deps in _package_imports("ertrl_bench.analysis").items():
+        bad = {
+            d for d in deps if d not in allowed_modules and not any(_under(d, a) for a in allowed)
+        }
+        assert not bad, f"{mod} (report layer) imports {sorted(bad)}"
+
+
+def test_the_layering_check_sees_a_measure_in_the_report(tmp_path):
+    """The scanner behind the layering test finds ``measures`` imports in the report modules."""
+    assert "ertrl_bench.measures.stats" in _imports(
+        "ertrl_bench.analysis.tables", PKG / "analysis" / "tables.py"
+    )
+    assert "ertrl_bench.measures.probe" in _imports("ertrl_bench.runner", PKG / "runner.py")

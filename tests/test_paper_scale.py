@@ -11,7 +11,7 @@ import pytest
 
 from ertrl_bench.analysis import paper_scale
 from ertrl_bench.analysis.report import write_report
-from ertrl_bench.analysis.stats import authors_ttest, iqm, min_detectable_effect
+from ertrl_bench.measures.stats import authors_ttest, iqm, min_detectable_effect
 from tests.test_analysis_report import _index, _write_run
 
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ertrl_bench.analysis.wasserstein import average_pairwise_distance, policy_distance
 from ertrl_bench.data import get_datasets
 from ertrl_bench.data.policies import load_behavior_policies, load_policy_file, shared_states
 from ertrl_bench.data.sac import EnsembleActor
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.errors import DatasetError
+from ertrl_bench.measures.wasserstein import average_pairwise_distance, policy_distance
 from tests.helpers import TINY_DATA
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from ertrl_bench.analysis.probe import (
+from ertrl_bench.measures.probe import (
     ProbeConfig,
     draw_probe_indices,
     probe_resample,

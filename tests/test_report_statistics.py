@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ertrl_bench.analysis.report import write_report
-from ertrl_bench.analysis.stats import authors_ttest, min_detectable_effect
 from ertrl_bench.errors import ErtrlError
+from ertrl_bench.measures.stats import authors_ttest, min_detectable_effect
 from tests.test_analysis_report import _index, _scores, _write_run
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ertrl_bench.analysis.stats import (
+from ertrl_bench.measures.stats import (
     agent_bootstrap,
     agent_bootstrap_ci,
     authors_ttest,

@@ -1,7 +1,9 @@
-"""Result analysis: IQM + agent-bootstrap CIs, tests and power, W2 diversity, the z-probe, plots,
-the report (on our normalizer and, via ``paper_scale``, the authors').
+"""The report layer: reads a suite's results and writes report.md, CSV tables and PNG figures (on
+our normalizer and, via ``paper_scale``, the authors').
 
-The suite report is split by job: ``load`` (read runs through ``ertrl_bench.results_schema``),
+It only reads results (run folders, the suite folder): the numbers a run or a data build
+measures (statistics, W2 diversity, the z probe) come from ``ertrl_bench.measures``, which never
+imports this package. The suite report is split by job: ``load`` (read runs through ``ertrl_bench.results_schema``),
 ``tables`` (numbers), ``figures`` (PNGs), ``markdown`` (report.md), ``report`` (the orchestrator
 that writes the files).
 
@@ -14,26 +16,6 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "iqm": "stats",
-    "mean_std": "stats",
-    "stratified_bootstrap": "stats",
-    "stratified_bootstrap_ci": "stats",
-    "interval_estimates": "stats",
-    "Interval": "stats",
-    "mean_ci": "stats",
-    "welch_ttest": "stats",
-    "agent_bootstrap_ci": "stats",
-    "difference_ci": "stats",
-    "probability_of_improvement": "stats",
-    "authors_ttest": "stats",
-    "min_detectable_effect": "stats",
-    "w2_between_samples": "wasserstein",
-    "policy_distance": "wasserstein",
-    "pairwise_distance_matrix": "wasserstein",
-    "average_pairwise_distance": "wasserstein",
-    "probe_rmse": "probe",
-    "probe_heldout_tasks": "probe",
-    "ProbeResult": "probe",
     "plot_learning_curves": "plots",
     "plot_z_map": "plots",
     "plot_gain_vs_diversity": "plots",

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-from .stats import mean_ci, stratified_bootstrap_ci  # noqa: E402
+from ertrl_bench.measures.stats import mean_ci, stratified_bootstrap_ci  # noqa: E402
 
 __all__ = [
     "curve_band",

@@ -21,11 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ertrl_bench.results_schema import DiversityRecord, is_number
-
-from . import paper_scale
-from .load import RunRecord
-from .stats import (
+from ertrl_bench.measures.stats import (
     agent_bootstrap_ci,
     authors_ttest,
     difference_ci,
@@ -35,6 +31,10 @@ from .stats import (
     probability_of_improvement_ci,
     welch_ttest,
 )
+from ertrl_bench.results_schema import DiversityRecord, is_number
+
+from . import paper_scale
+from .load import RunRecord
 
 __all__ = [
     "SPLIT_LABELS",
@@ -445,7 +445,7 @@ def convergence_rows(
     averaged over the scoring window still moves. ``kendall_tau``: the rank agreement of the
     methods' mean scores between each pair of consecutive evaluations in that window.
     """
-    from .stats import kendall_tau
+    from ertrl_bench.measures.stats import kendall_tau
 
     span = max(2, window)
     change, ranks = [], []
@@ -544,7 +544,7 @@ def _rows_of(enc: Mapping[str, np.ndarray], splits: Sequence[str]):
 
 def _probe_from_npz(path: Path, max_samples: int | None, seed: int) -> dict:
     """``{(variant, model): (rmse_mean, rmse_std)}`` from a run's encodings.npz (older runs)."""
-    from .probe import probe_heldout_tasks, probe_rmse
+    from ertrl_bench.measures.probe import probe_heldout_tasks, probe_rmse
 
     enc = _load_npz(path)
     if not {"zi", "task_param", "task_split"} <= set(enc):

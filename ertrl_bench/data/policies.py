@@ -215,13 +215,13 @@ def behavior_diversity(
     (a step, ``first`` or ``last``). Returns the record ``{"w2", "floor", "floor_ratio",
     "method", "checkpoint", "checkpoints", "tasks", "states", "samples", "seed"}`` (``w2`` the
     mean pairwise distance, ``floor`` two draws of the same policy: see
-    ``analysis.wasserstein.diversity_with_floor``), or ``None`` when ``build`` is False and the
+    ``measures.wasserstein.diversity_with_floor``), or ``None`` when ``build`` is False and the
     datasets are not cached.
     """
-    from ertrl_bench.analysis.wasserstein import diversity_with_floor
     from ertrl_bench.data import dataset_dir, get_datasets
     from ertrl_bench.data.quality import split_data_options
     from ertrl_bench.data.tiers import resolve_tier
+    from ertrl_bench.measures.wasserstein import diversity_with_floor
 
     # a run's data quality is left out: the diversity is of the full collection's policies
     overrides, _ = split_data_options(overrides)

@@ -1,0 +1,49 @@
+"""The measures layer: numbers that runs and data builds compute, and the report aggregates.
+
+* ``stats``: IQM, agent-bootstrap CIs, t-tests, effect sizes, power (the report's statistics).
+* ``wasserstein``: behavior-policy diversity (sliced / exact W2 with its same-policy floor),
+  measured on a dataset's behavior policies (``ertrl_bench.data.policies.behavior_diversity``).
+* ``probe``: the z probe every run fits at its end (``ertrl_bench.runner``).
+
+This package never imports ``ertrl_bench.analysis`` (the report layer, which only reads
+results); ``tests/test_imports.py`` checks it. Submodules are imported on first use, so
+``import ertrl_bench.measures`` stays cheap (no scipy, POT or scikit-learn until needed).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "iqm": "stats",
+    "mean_std": "stats",
+    "stratified_bootstrap": "stats",
+    "stratified_bootstrap_ci": "stats",
+    "interval_estimates": "stats",
+    "Interval": "stats",
+    "mean_ci": "stats",
+    "welch_ttest": "stats",
+    "agent_bootstrap_ci": "stats",
+    "difference_ci": "stats",
+    "probability_of_improvement": "stats",
+    "authors_ttest": "stats",
+    "min_detectable_effect": "stats",
+    "w2_between_samples": "wasserstein",
+    "policy_distance": "wasserstein",
+    "pairwise_distance_matrix": "wasserstein",
+    "average_pairwise_distance": "wasserstein",
+    "diversity_with_floor": "wasserstein",
+    "probe_agent": "probe",
+    "probe_rmse": "probe",
+    "probe_heldout_tasks": "probe",
+    "ProbeResult": "probe",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
