@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from ertrl_bench.backbones.options import BRACOptions
 from ertrl_bench.batch import Transitions
+from ertrl_bench.ensemble import EnsembleMLP, StackedAdam
 from ertrl_bench.nn import (
     POLICY_HEAD_BOUND,
     ensemble_mlp,
@@ -252,3 +253,169 @@ class BRAC:
         for k in self._STATEFUL:
             getattr(self, k).load_state_dict(state[k])
         self.raw_alpha.copy_(state["raw_alpha"])  # in place: a CUDA graph may hold it
+
+    @classmethod
+    def ensemble(cls, members: list[BRAC], rng) -> BRACEnsemble:
+        return BRACEnsemble(members, rng)
+
+
+def _flat_k(x: torch.Tensor) -> torch.Tensor:
+    """``[K, M, B, D]`` -> ``[K, M * B, D]``: each member's rows, as ``_flat`` makes them."""
+    return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def _broadcast_k(z: torch.Tensor, b: int) -> torch.Tensor:
+    """``z [K, M, L]`` -> ``[K, M * b, L]``: ``_broadcast`` for each member."""
+    k, m, latent = z.shape
+    return z[:, :, None].expand(k, m, b, latent).reshape(k, m * b, latent)
+
+
+class BRACEnsemble(BRAC):
+    """K seeds' ``BRAC`` as one (``ertrl_bench.ensemble``): every network an ``EnsembleMLP``
+    (the twin Q nets of K members: one ensemble of 2K), every optimizer a ``StackedAdam``,
+    alpha ``[K]``, each member's random numbers from its own stream (``rng``). Every loss is
+    computed per member ``[K]`` (the means ``BRAC`` takes, per member) and the *sum* is
+    back-propagated, so each member's gradient is its own. Logs are ``[K]``. Eager only
+    (``compile`` is not applied). Its state lives in the members: ``write_back`` puts it there
+    (their ``state_dict`` / ``act`` are the run's)."""
+
+    def __init__(self, members: list[BRAC], rng):
+        first = members[0]
+        self.o, self.device, self.rng = first.o, first.device, rng
+        self.members = members
+        self.alpha_max = first.alpha_max
+        for name in ("policy", "q", "v", "v_target", "c"):
+            setattr(self, name, EnsembleMLP([getattr(m, name) for m in members]))
+        self.v_target.requires_grad_(False)
+        self.raw_alpha = torch.stack([m.raw_alpha for m in members]).clone()
+        for opt, net in (("opt_policy", "policy"), ("opt_q", "q"), ("opt_v", "v"), ("opt_c", "c")):
+            stacked = StackedAdam([getattr(m, opt) for m in members], getattr(self, net).links)
+            setattr(self, opt, stacked)
+        self._c_loss_fn = self._c_loss
+        self._q_loss_fn = self._q_loss
+        self._actor_fn = self._actor_losses
+
+    def compile(self, **kwargs) -> None:
+        pass  # eager (docstring)
+
+    def write_back(self) -> None:
+        for name in ("policy", "q", "v", "v_target", "c"):
+            getattr(self, name).write_back()
+        for name in ("opt_policy", "opt_q", "opt_v", "opt_c"):
+            getattr(self, name).write_back()
+        for k, m in enumerate(self.members):
+            m.raw_alpha.copy_(self.raw_alpha[k])
+
+    def _randn(self, shape, like: torch.Tensor) -> torch.Tensor:
+        return self.rng.draw(
+            lambda g: torch.randn(shape, device=like.device, dtype=like.dtype, generator=g)
+        )
+
+    def _rand(self, shape, like: torch.Tensor) -> torch.Tensor:
+        return self.rng.draw(
+            lambda g: torch.rand(shape, device=like.device, dtype=like.dtype, generator=g)
+        )
+
+    def _q2(self, sa_z: torch.Tensor) -> torch.Tensor:
+        """Both Q nets of each member: ``[K, 2, N]``."""
+        k = sa_z.shape[0]
+        return self.q(sa_z[:, None].expand(k, 2, *sa_z.shape[1:])).squeeze(-1)
+
+    def _c_loss(self, s, z, a_pi, a_data, u):
+        a_intpl = u * a_pi + (1 - u) * a_data
+        if self.o.penalty == "output":
+            x = torch.cat(
+                [s.repeat(1, 3, 1), torch.cat([a_pi, a_data, a_intpl], 1), z.repeat(1, 3, 1)], -1
+            )
+            c_pi, c_data, c_int = self.c(x).squeeze(-1).chunk(3, dim=1)
+            penalty = F.relu(torch.sqrt(EPS + c_int.pow(2)) - 1.0).pow(2).mean(1)
+        else:
+            x = torch.cat([s.repeat(1, 2, 1), torch.cat([a_pi, a_data], 1), z.repeat(1, 2, 1)], -1)
+            c_pi, c_data = self.c(x).squeeze(-1).chunk(2, dim=1)
+            a_req = a_intpl.detach().requires_grad_(True)
+            c_int = self.c(torch.cat([s, a_req, z], -1)).squeeze(-1)
+            (grad,) = torch.autograd.grad(c_int.sum(), a_req, create_graph=True)
+            penalty = F.relu(torch.sqrt(EPS + grad.pow(2).sum(-1)) - 1.0).pow(2).mean(1)
+        return -kl_dual(c_pi, c_data).mean(1) + self.o.gp_weight * penalty
+
+    def _q_loss(self, s, a, s2, r, d, zr, zq):
+        o = self.o
+        with torch.no_grad():
+            v_next = self.v_target(torch.cat([s2, zr], -1)).squeeze(-1)
+            target = o.reward_scale * r + o.discount * (1 - d) * v_next
+        q = self._q2(torch.cat([s, a, zq], -1))
+        return (q[:, 0] - target).pow(2).mean(1) + (q[:, 1] - target).pow(2).mean(1)
+
+    def _actor_losses(self, s, a, zr, noise, alpha):
+        k = s.shape[0]
+        sz = torch.cat([s, zr], -1)
+        mean, log_std = self._pi_params(sz)
+        a_new, logp = tanh_gaussian_from_noise(mean, log_std, noise)
+        q_new = self._q2(torch.cat([s, a_new, zr], -1)).min(1).values
+        v_loss = (self.v(sz).squeeze(-1) - (q_new - logp).detach()).pow(2).mean(1)
+        c_new = self.c(torch.cat([s, a_new, zr], -1)).squeeze(-1)
+        with torch.no_grad():
+            c_data = self.c(torch.cat([s, a, zr], -1)).squeeze(-1)
+        div = kl_dual(c_new, c_data)
+        reg = self.o.policy_reg * (
+            mean.pow(2).reshape(k, -1).mean(1) + log_std.pow(2).reshape(k, -1).mean(1)
+        )
+        policy_loss = (logp - q_new + alpha[:, None] * div).mean(1) + reg
+        return v_loss, policy_loss, div.detach()
+
+    def _update_c(self, batch: Transitions, z: torch.Tensor, sample_rl) -> torch.Tensor:
+        for _ in range(self.o.c_steps):
+            cb = batch if sample_rl is None else sample_rl()
+            sc, ac, zc = _flat_k(cb.obs), _flat_k(cb.actions), _broadcast_k(z, cb.obs.shape[2])
+            with torch.no_grad():
+                mean, log_std = self._pi_params(torch.cat([sc, zc], -1))
+                noise = self._randn(mean.shape[1:], mean)
+                a_pi, _ = tanh_gaussian_from_noise(mean, log_std, noise)
+            u = self._rand((a_pi.shape[1], 1), a_pi)
+            c_loss = self._c_loss_fn(sc, zc, a_pi, ac, u)
+            self.opt_c.zero_grad(set_to_none=True)
+            c_loss.sum().backward(inputs=list(self.c.parameters()))
+            self.opt_c.step()
+        return c_loss
+
+    def _update_q(self, s, a, s2, r, d, zr, zq) -> torch.Tensor:
+        q_loss = self._q_loss_fn(s, a, s2, r, d, zr, zq)
+        self.opt_q.zero_grad(set_to_none=True)
+        q_loss.sum().backward()
+        self.opt_q.step()
+        return q_loss
+
+    def _update_actor(self, s, a, zr):
+        o = self.o
+        alpha = self.alpha()
+        noise = self._randn((s.shape[1], a.shape[-1]), s)
+        v_loss, policy_loss, div = self._actor_fn(s, a, zr, noise, alpha)
+        self.opt_v.zero_grad(set_to_none=True)
+        self.opt_policy.zero_grad(set_to_none=True)
+        (v_loss + policy_loss).sum().backward(
+            inputs=[*self.v.parameters(), *self.policy.parameters()]
+        )
+        self.opt_v.step()
+        self.opt_policy.step()
+        div_mean = div.mean(1)
+        self.raw_alpha.add_(o.alpha_lr * (div_mean - o.target_divergence))
+        return v_loss, policy_loss, div_mean, alpha
+
+    def update(self, batch, z_q, z, sample_rl=None) -> dict:
+        o = self.o
+        k, b = batch.obs.shape[0], batch.obs.shape[2]
+        s, a, s2 = _flat_k(batch.obs), _flat_k(batch.actions), _flat_k(batch.next_obs)
+        r, d = batch.rewards.reshape(k, -1), batch.dones.reshape(k, -1)
+        zr, zq = _broadcast_k(z, b), _broadcast_k(z_q, b)
+        c_loss = self._update_c(batch, z, sample_rl)
+        q_loss = self._update_q(s, a, s2, r, d, zr, zq)
+        v_loss, policy_loss, div_mean, alpha = self._update_actor(s, a, zr)
+        soft_update(self.v_target, self.v, o.tau)
+        return {
+            "brac/q_loss": q_loss.detach(),
+            "brac/v_loss": v_loss.detach(),
+            "brac/policy_loss": policy_loss.detach(),
+            "brac/c_loss": c_loss.detach(),
+            "brac/divergence": div_mean,
+            "brac/alpha": alpha,
+        }

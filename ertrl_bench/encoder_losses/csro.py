@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
 from ertrl_bench.encoder_losses.options import INPUT_FIELDS, CSROOptions
+from ertrl_bench.ensemble import EnsembleMLP, StackedAdam, per_member_mean
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import Problem
@@ -139,3 +140,47 @@ class CSROLoss:
     def load_state_dict(self, state: dict) -> None:
         self.q.load_state_dict(state["q"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+    @classmethod
+    def ensemble(cls, members: list[CSROLoss], rng) -> CSROLossEnsemble:
+        return CSROLossEnsemble(members)
+
+
+class CSROLossEnsemble(CSROLoss):
+    """K seeds' ``CSROLoss`` (``ertrl_bench.ensemble``): q is an ``EnsembleMLP``."""
+
+    def __init__(self, members: list[CSROLoss]):
+        first = members[0]
+        self.options, self.weight = first.options, first.weight
+        self.inputs, self.latent_dim = first.inputs, first.latent_dim
+        self.q = EnsembleMLP([m.q for m in members])
+        self.optimizer = StackedAdam([m.optimizer for m in members], self.q.links)
+
+    def update(self, batch: StepBatch) -> dict:
+        ctx = batch.ctx
+        mu, var = self.q_params(self.q_inputs(ctx))
+        nll = (batch.z_i.detach() - mu).pow(2) / (2 * var) + 0.5 * torch.log(var)
+        nll = per_member_mean(nll, ctx.weights())  # [K]
+        self.optimizer.zero_grad(set_to_none=True)
+        (self.options.model_loss_weight * nll).sum().backward()
+        self.optimizer.step()
+        return {"csro/q_nll": nll.detach()}
+
+    def encoder_loss(self, batch: StepBatch):
+        ctx = batch.ctx
+        with torch.no_grad():
+            mu, var = self.q_params(self.q_inputs(ctx))
+        w = ctx.weights()
+        terms = [
+            club_terms(batch.z_i[k], mu[k], var[k], None if w is None else w[k])
+            for k in range(mu.shape[0])
+        ]
+        club = torch.stack([pos - neg for pos, neg in terms])
+        return self.weight * club, {"csro/club": club.detach()}
+
+    def joint_links(self) -> list:
+        return []
+
+    def write_back(self) -> None:
+        self.q.write_back()
+        self.optimizer.write_back()

@@ -6,6 +6,8 @@ is ``ertrl_bench.losses.dml_loss`` (docs/paper.md, FOCAL): weight 10, eps 1e-3.
 
 from __future__ import annotations
 
+import torch
+
 from ertrl_bench.components import StepBatch
 from ertrl_bench.encoder_losses.options import DMLOptions
 from ertrl_bench.losses import dml_loss
@@ -33,3 +35,28 @@ class DMLLoss:
 
     def load_state_dict(self, state: dict) -> None:
         pass  # no state of its own (no networks, no optimizer)
+
+    @classmethod
+    def ensemble(cls, members: list[DMLLoss], rng) -> DMLLossEnsemble:
+        return DMLLossEnsemble(members)
+
+
+class DMLLossEnsemble:
+    """K seeds' ``DMLLoss`` (``ertrl_bench.ensemble``): each member's loss on its own z."""
+
+    def __init__(self, members: list[DMLLoss]):
+        self.weight, self.eps = members[0].weight, members[0].eps
+
+    def update(self, batch: StepBatch) -> dict:
+        return {}
+
+    def encoder_loss(self, batch: StepBatch):
+        per = [dml_loss(z, ids, self.eps) for z, ids in zip(batch.z, batch.task_ids, strict=True)]
+        logs = {key: torch.stack([logs[key] for _, logs in per]) for key in per[0][1]}
+        return self.weight * torch.stack([loss for loss, _ in per]), logs
+
+    def joint_links(self) -> list:
+        return []
+
+    def write_back(self) -> None:
+        pass  # no state

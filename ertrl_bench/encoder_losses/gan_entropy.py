@@ -41,6 +41,7 @@ from torch.func import functional_call
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
 from ertrl_bench.encoder_losses.options import GANEntropyOptions
+from ertrl_bench.ensemble import EnsembleMLP, StackedAdam, per_member_mean
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import Problem
 
@@ -167,3 +168,78 @@ class GANEntropyLoss:
         self.discriminator.load_state_dict(state["discriminator"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
+
+    @classmethod
+    def ensemble(cls, members: list[GANEntropyLoss], rng) -> GANEntropyLossEnsemble:
+        return GANEntropyLossEnsemble(members, rng)
+
+
+class GANEntropyLossEnsemble:
+    """K seeds' ``GANEntropyLoss`` (``ertrl_bench.ensemble``): G and D are ``EnsembleMLP`` networks,
+    each member's noise comes from its own stream (``rng``, an ``ensemble.MemberRNG``)."""
+
+    def __init__(self, members: list[GANEntropyLoss], rng):
+        first = members[0]
+        self.options, self.weight, self.noise_dim = first.options, first.weight, first.noise_dim
+        self.rng = rng
+        self.generator = EnsembleMLP([m.generator for m in members])
+        self.discriminator = EnsembleMLP([m.discriminator for m in members])
+        self.g_optimizer = StackedAdam([m.g_optimizer for m in members], self.generator.links)
+        self.d_optimizer = StackedAdam([m.d_optimizer for m in members], self.discriminator.links)
+
+    def generate(self, obs: torch.Tensor, z_b: torch.Tensor, frozen: bool = False):
+        shape = (*obs.shape[1:-1], self.noise_dim)
+        noise = self.rng.draw(
+            lambda g: torch.randn(shape, device=obs.device, dtype=obs.dtype, generator=g)
+        )
+        return torch.tanh(
+            self.generator(torch.cat([obs, z_b, noise], dim=-1), detach_weights=frozen)
+        )
+
+    def _bce(self, logits: torch.Tensor, target: float, w) -> torch.Tensor:
+        t = torch.full_like(logits, target)
+        return per_member_mean(F.binary_cross_entropy_with_logits(logits, t, reduction="none"), w)
+
+    def _d(self, obs, actions, z_b) -> torch.Tensor:
+        return self.discriminator(torch.cat([obs, actions, z_b], dim=-1))
+
+    def update(self, batch: StepBatch) -> dict:
+        rl = batch.rl
+        obs, real = rl.obs, rl.actions
+        z_b = batch.z.detach()[:, :, None, :].expand(-1, -1, obs.shape[2], -1)
+        w = rl.weights()
+        logs: dict = {}
+        for _ in range(self.options.gan_steps):
+            fake = self.generate(obs, z_b)
+            d_loss = self._bce(self._d(obs, real, z_b), 1.0, w) + self._bce(
+                self._d(obs, fake.detach(), z_b), 0.0, w
+            )
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d_loss.sum().backward()
+            self.d_optimizer.step()
+            g_loss = self._bce(self._d(obs, fake, z_b), 1.0, w)
+            self.g_optimizer.zero_grad(set_to_none=True)
+            self.d_optimizer.zero_grad(set_to_none=True)
+            g_loss.sum().backward()
+            self.g_optimizer.step()
+            logs = {"gan/d_loss": d_loss.detach(), "gan/g_loss": g_loss.detach()}
+        self.d_optimizer.zero_grad(set_to_none=True)
+        return logs
+
+    def encoder_loss(self, batch: StepBatch):
+        rl = batch.rl
+        k, m, b = rl.obs.shape[:3]
+        z_b = batch.z[:, :, None, :].expand(-1, -1, b, -1)
+        fake = self.generate(rl.obs, z_b, frozen=True)  # [K, M, B, A]
+        w = rl.weights()
+        flat_w = None if w is None else w.reshape(k * m, b, 1)
+        entropy = gaussian_entropy(fake.reshape(k * m, b, -1), flat_w, self.options.jitter)
+        mean_entropy = entropy.reshape(k, m).mean(1)
+        return -self.weight * mean_entropy, {"gan/entropy": mean_entropy.detach()}
+
+    def joint_links(self) -> list:
+        return []
+
+    def write_back(self) -> None:
+        for part in (self.generator, self.discriminator, self.g_optimizer, self.d_optimizer):
+            part.write_back()

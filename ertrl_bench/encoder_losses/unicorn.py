@@ -23,6 +23,7 @@ import torch
 from ertrl_bench.batch import Transitions, masked_mean
 from ertrl_bench.components import StepBatch
 from ertrl_bench.encoder_losses.options import UnicornOptions
+from ertrl_bench.ensemble import EnsembleMLP, member_transitions, per_member_mean
 from ertrl_bench.nn import mlp
 from ertrl_bench.problem import DataStats, Problem
 
@@ -82,3 +83,36 @@ class UnicornLoss:
     def load_state_dict(self, state: dict) -> None:
         self.decoder.load_state_dict(state["decoder"])
         self.scale, self.shift = state["scale"], state["shift"]
+
+    @classmethod
+    def ensemble(cls, members: list[UnicornLoss], rng) -> UnicornLossEnsemble:
+        return UnicornLossEnsemble(members)
+
+
+class UnicornLossEnsemble:
+    """K seeds' ``UnicornLoss`` (``ertrl_bench.ensemble``): the decoder is an ``EnsembleMLP``
+    (its parameters join the stacked encoder optimizer: ``joint_links``)."""
+
+    def __init__(self, members: list[UnicornLoss]):
+        self.members = members
+        self.weight = members[0].weight
+        self.decoder = EnsembleMLP([m.decoder for m in members])
+
+    def update(self, batch: StepBatch) -> dict:
+        return {}
+
+    def encoder_loss(self, batch: StepBatch):
+        rl = batch.rl
+        z_b = batch.z[:, :, None, :].expand(-1, -1, rl.obs.shape[2], -1)
+        pred = self.decoder(torch.cat([rl.obs, rl.actions, z_b], dim=-1))
+        targets = torch.stack(  # each member's own normalisation (frozen on its first batch)
+            [m.normalised_targets(member_transitions(rl, k)) for k, m in enumerate(self.members)]
+        )
+        mse = per_member_mean((pred - targets).pow(2), rl.weights())
+        return self.weight * mse, {"unicorn/mse": mse.detach()}
+
+    def joint_links(self) -> list:
+        return self.decoder.links
+
+    def write_back(self) -> None:
+        self.decoder.write_back()
