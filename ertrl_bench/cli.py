@@ -416,7 +416,8 @@ def datasets_show(
     ),
 ):
     """How expert a cached dataset is: per split, R_min / R_max over tasks (min / median / max)
-    and the mean return over tasks at each behavior-policy checkpoint (never builds)."""
+    and the mean return over tasks at each behavior-policy checkpoint, and for a family that
+    reports success (Meta-World) the episodes' success rate at each checkpoint (never builds)."""
     from ertrl_bench.data import dataset_dir, get_datasets
     from ertrl_bench.data.tiers import resolve_tier
 
@@ -435,6 +436,9 @@ def datasets_show(
         curve = ", ".join(
             f"{c}: {r:.2f}" for c, r in zip(row["checkpoints"], row["mean_return"], strict=True)
         )
+        if "success_rate" in row:
+            rates = zip(row["checkpoints"], row["success_rate"], strict=True)
+            curve += "; success rate per checkpoint " + ", ".join(f"{c}: {r:.2f}" for c, r in rates)
         print(f"{split}\t{row['tasks']}\t{spread(row['r_min'])}\t{spread(row['r_max'])}\t{curve}")
 
 

@@ -481,6 +481,11 @@ def check_env_family(component: Any, options: Any = None, registered_name: str |
         res = batch.step(np.zeros((len(train), batch.act_dim), dtype=np.float32))
         if np.shape(res.reward) != (len(train),) or not np.isfinite(res.reward).all():
             problems.append("make_batch(tasks).step() must return one finite reward per env")
+        if res.success is not None and np.shape(res.success) != (len(train),):
+            problems.append(
+                "make_batch(tasks).step().success must be None (the family has no success)"
+                f" or one flag per env, got shape {np.shape(res.success)}"
+            )
         if hasattr(batch, "close"):
             batch.close()
     except Exception as exc:

@@ -58,6 +58,11 @@ actions (the ``BatchEnv`` steps every env) but its transitions are discarded.
 
 Normalised return = 100 * (R - R_min) / (R_max - R_min), with the task's lowest and highest
 behavior-policy returns seen in data collection (``FamilyData.r_min/r_max``).
+
+**Success** (families whose env reports it, ``StepResult.success``: Meta-World): the scored
+episode -- the same one whose return is the score -- succeeds if its success flag is true at
+any of its steps (Meta-World's convention); a task's success is the fraction of its runs whose
+scored episode succeeded. Families without a notion of success record none (absent, not 0).
 """
 
 from __future__ import annotations
@@ -153,6 +158,9 @@ class ProtocolResult:
     episodes: np.ndarray  # [E] counted episodes played
     transitions: np.ndarray  # [E] counted transitions (>= the budget: episodes are never cut)
     context: ContextBuffer  # the final context (offline draws / own / exploration transitions)
+    # [E] bool: the last counted episode succeeded (its success flag was true at some step,
+    # Meta-World's convention); None when the family reports no success (StepResult.success)
+    success: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -184,6 +192,9 @@ def run_protocol(
     ep_ret = np.zeros(E, np.float64)
     last_ret = np.zeros(E, np.float64)
     last_z = np.zeros((E, latent), np.float32)
+    ep_success = np.zeros(E, bool)  # the current episode's success flag was true at some step
+    last_success = np.zeros(E, bool)
+    reports_success = False
     done = np.zeros(E, bool)
     non_prior = protocol == "non_prior"
     explore = np.full(E, non_prior)  # the current episode is an exploration one
@@ -238,6 +249,9 @@ def run_protocol(
             )
         counted = active & ~explore
         ep_ret += np.where(active, res.reward, 0.0)
+        if res.success is not None:
+            reports_success = True
+            ep_success |= active & np.asarray(res.success, bool)
         t_ep += active
         count += counted
         explored += active & explore
@@ -248,6 +262,7 @@ def run_protocol(
         if scored_end.any():
             last_ret[scored_end] = ep_ret[scored_end]
             last_z[scored_end] = z.cpu().numpy()[scored_end]
+            last_success[scored_end] = ep_success[scored_end]
             episodes += scored_end
             done |= scored_end & (count >= budget.transitions)
             if non_prior:
@@ -256,12 +271,13 @@ def run_protocol(
                 explore[nxt], explored[nxt], rollout_start[nxt] = True, 0, count[nxt]
         if non_prior:
             explore[ended & explore & (explored >= budget.exploration)] = False
-        ep_ret[ended], t_ep[ended] = 0.0, 0
+        ep_ret[ended], t_ep[ended], ep_success[ended] = 0.0, 0, False
         starting = ended & ~done
         # finished episodes restart; idle runs are reset too so their physics stays sane
         reset = ended | (done & (res.terminated | res.truncated))
         obs = env.reset(mask=reset) if reset.any() else res.next_obs
-    return ProtocolResult(last_ret, last_z, episodes, count, ctx)
+    success = last_success if reports_success else None
+    return ProtocolResult(last_ret, last_z, episodes, count, ctx, success)
 
 
 @torch.no_grad()
@@ -274,7 +290,9 @@ def evaluate_tasks(
     cfg: ResolvedEvalConfig,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Scores ``{protocol: {task_key: {"return", "normalized"}}}`` and the final z per protocol
-    ``[tasks, runs, L]`` (the z of each run's scored episode)."""
+    ``[tasks, runs, L]`` (the z of each run's scored episode). For a family that reports
+    success, a task's scores also hold ``"success"``: the fraction of its runs whose scored
+    episode succeeded (at any step); families without success have no such key."""
     family, dev = data.family, agent.problem.device
     budget = Budget.resolve(cfg, family)
     runs = cfg.runs_per_task
@@ -291,11 +309,14 @@ def evaluate_tasks(
         seed = int(torch.randint(0, 2**31 - 1, (1,)))  # reproducible under the run's seed
         out = run_protocol(agent, env, protocol, budget, offline_sample, seed)
         returns = out.returns.reshape(len(tasks), runs)
+        success = None if out.success is None else out.success.reshape(len(tasks), runs)
         final_z[protocol] = out.z.reshape(len(tasks), runs, -1)
         per_task = {}
         for i, t in enumerate(tasks):
             r = float(returns[i].mean())
             per_task[t.key] = {"return": r, "normalized": data.normalized(t, r)}  # NaN: R_min=R_max
+            if success is not None:
+                per_task[t.key]["success"] = float(success[i].mean())
         scores[protocol] = per_task
     if hasattr(env, "close"):
         env.close()

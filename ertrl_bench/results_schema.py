@@ -9,9 +9,12 @@ Layout (``docs/paper.md``, "Evaluation")::
 
     {
       "run_id": str, "method": str, "env": str, "seed": int,
-      "final":    {split: {protocol: {"return": float, "normalized": float | null}}},
-      "per_task": {split: {protocol: {task_key: {"return": float, "normalized": float | null}}}},
-      "curve":    [{"step": int, "<split>/<protocol>/normalized": float | null, ...}, ...],
+      "final":    {split: {protocol: {"return": float, "normalized": float | null,
+                                      "success": float}}},        # success: see below
+      "per_task": {split: {protocol: {task_key: {"return": float, "normalized": float | null,
+                                                 "success": float}}}},
+      "curve":    [{"step": int, "<split>/<protocol>/normalized": float | null,
+                    "<split>/<protocol>/success": float, ...}, ...],
       "wall_s": float,                                 # data + setup + train + eval
       "timing_s": {"data", "setup", "train", "eval", "probe", "total": float},  # seconds
       "dataset": str,                                  # dataset folder the run trained on
@@ -21,7 +24,13 @@ Layout (``docs/paper.md``, "Evaluation")::
 
 ``normalized`` is ``null`` (or NaN) when a task's normalisation range is degenerate
 (R_min = R_max) or the run produced no finite return; the report counts such tasks as missing,
-never as a score. Unknown top-level keys are kept (a plugin may record more), so the schema
+never as a score.
+
+``success`` (in [0, 1]) is there only for families whose env reports a success flag
+(``StepResult.success``: Meta-World); for the others the key is absent, never 0. Per task it is
+the fraction of evaluation runs whose scored episode succeeded at any step (Meta-World's
+convention), averaged over the scoring window like the returns; in ``final`` and the curve it
+is the mean over the split's tasks: the success rate. Unknown top-level keys are kept (a plugin may record more), so the schema
 constrains what the report reads without forbidding additions.
 """
 
@@ -68,11 +77,13 @@ class _Open(BaseModel):
 
 
 class Score(_Open):
-    """One evaluation score: raw return and normalized return (``None`` when undefined)."""
+    """One evaluation score: raw return and normalized return (``None`` when undefined), and
+    the success rate for families that report success (``None``: absent, no notion of it)."""
 
     # strict: a number or null, never a string such as "NaN" (a hand-edited file)
     return_: StrictFloat | None = Field(default=None, alias="return")
     normalized: StrictFloat | None = None
+    success: StrictFloat | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class ProbeStat(_Open):
@@ -99,7 +110,8 @@ class ProbeRecord(_Open):
 
 
 class CurvePoint(_Open):
-    """One evaluation during training: the step and ``"<split>/<protocol>/normalized"`` values."""
+    """One evaluation during training: the step and ``"<split>/<protocol>/normalized"`` values
+    (and ``"<split>/<protocol>/success"`` for families that report success)."""
 
     step: int
 
@@ -113,7 +125,7 @@ class CurvePoint(_Open):
         return self
 
     def values(self) -> dict[str, float | None]:
-        """``{"<split>/<protocol>/normalized": value}`` (NaN and null as ``None``)."""
+        """``{"<split>/<protocol>/<metric>": value}`` (NaN and null as ``None``)."""
         return {
             k: (float(v) if is_number(v) else None)
             for k, v in (self.model_extra or {}).items()

@@ -55,6 +55,15 @@ def make_family(spec: RunSpec):
     return create("envs", spec.env)
 
 
+SCORES = ("return", "normalized", "success")  # what a task's score may hold ("success": only
+# for families that report it, ertrl_bench.evaluation)
+
+
+def _metrics_of(scores: list[dict]) -> list[str]:
+    """The score keys every one of ``scores`` has, in ``SCORES`` order."""
+    return [m for m in SCORES if all(m in v for v in scores)]
+
+
 def _final_scores(history: list[dict], last: int) -> dict:
     """Mean over the last ``last`` evaluations, per split x protocol x task."""
     window = history[-last:]
@@ -64,7 +73,7 @@ def _final_scores(history: list[dict], last: int) -> dict:
             for key in tasks:
                 vals = [h["per_task"][split][protocol][key] for h in window]
                 out.setdefault(split, {}).setdefault(protocol, {})[key] = {
-                    m: float(np.mean([v[m] for v in vals])) for m in ("return", "normalized")
+                    m: float(np.mean([v[m] for v in vals])) for m in _metrics_of(vals)
                 }
     return out
 
@@ -78,10 +87,12 @@ def _finite_mean(values) -> float:
 
 
 def _summarise(per_task: dict) -> dict:
+    """Per split x protocol, the mean over tasks of each score (``success``: the success rate)."""
     return {
         split: {
             protocol: {
-                m: _finite_mean([v[m] for v in tasks.values()]) for m in ("return", "normalized")
+                m: _finite_mean([v[m] for v in tasks.values()])
+                for m in _metrics_of(list(tasks.values()))
             }
             for protocol, tasks in by_protocol.items()
         }
@@ -367,9 +378,11 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = 
         {
             "step": h["step"],
             **{
-                f"{s}/{p}/normalized": v["normalized"]
+                f"{s}/{p}/{m}": v[m]
                 for s, bp in _summarise(h["per_task"]).items()
                 for p, v in bp.items()
+                for m in ("normalized", "success")
+                if m in v
             },
         }
         for h in history

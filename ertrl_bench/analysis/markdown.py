@@ -362,6 +362,41 @@ def _returns_markdown(
     return lines
 
 
+def _success_markdown(rows: Sequence[Mapping]) -> list[str]:
+    """Success rate (%) per env: method x every split x protocol, mean ± s.d. over seeds. Only
+    families that report success (Meta-World) have rows; without any, no section at all."""
+    if not rows:
+        return []
+    lines = [
+        "## Success rate",
+        "",
+        'For families whose environment reports success (Meta-World\'s `info["success"]`): '
+        "a run's episode succeeds if the flag is true at any of its steps (Meta-World's "
+        "convention), scored on the same episode as the return; a task's success is the "
+        "fraction of its evaluation runs that succeeded, in percent; mean over tasks, then "
+        f"mean ± s.d. (ddof 1) over seeds; {scoring_rule(rows)}. IQM and CIs: success.csv.",
+        "",
+    ]
+    for env in ordered(r["env"] for r in rows):
+        sub = [r for r in rows if r["env"] == env]
+        cols = [
+            (sp, p)
+            for sp in ordered((r["split"] for r in sub), SPLIT_ORDER)
+            for p in ordered((r["protocol"] for r in sub), PROTOCOL_ORDER)
+            if any((r["split"], r["protocol"]) == (sp, p) for r in sub)
+        ]
+        body = []
+        for method in ordered(r["method"] for r in sub):
+            cells = {(r["split"], r["protocol"]): r for r in sub if r["method"] == method}
+            body.append(
+                [method, _seeds(cells.values()),
+                 *(fmt_ms(cells[c]) if c in cells else MISSING for c in cols)]
+            )  # fmt: skip
+        lines += [f"### {env}: success rate (%)", ""]
+        lines += _md_table(["method", "seeds", *(f"{split_label(sp)} {p}" for sp, p in cols)], body)
+    return lines
+
+
 def _missing_markdown(missing: Mapping[str, Mapping[str, list[str]]], limit: int = 20) -> list[str]:
     lines = ["## Tasks without a normalized score", ""]
     if not missing:
@@ -446,6 +481,7 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
         )  # fmt: skip
     else:
         lines += ["No finished runs yet.", ""]
+    lines += _success_markdown(report.success_rows)
     lines += _convergence_markdown(report)
     if curve_figs or report.curve_rows:
         lines += ["## Learning curves", ""]

@@ -6,6 +6,7 @@ this module writes the files.
 
 Files written into the suite folder: ``report.md``, ``returns.csv`` (both scales: ours and,
 for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv`` (both scales likewise),
+``success.csv`` (success rates, only when some run's family reports success: Meta-World),
 ``curves.csv``, ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and
 ``gain_vs_diversity.csv`` (when there is something to put in them), ``missing_runs.csv``,
 ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``; the generated block of a
@@ -87,6 +88,8 @@ class Report:
     columns: tuple[str, ...] = MAIN_COLUMNS
     reference: str = ERTRL  # the method every other one is compared with
     authors_rows: list[dict] = field(default_factory=list)  # the same on the authors' scale
+    # success rate (%) per env x method x split x protocol: runs whose family reports success
+    success_rows: list[dict] = field(default_factory=list)
     convergence_rows: list[dict] = field(default_factory=list)
     rank_rows: list[dict] = field(default_factory=list)
     expertise_rows: list[dict] = field(default_factory=list)
@@ -238,6 +241,10 @@ def write_report(
         authors_cells, reps=reps, confidence=confidence, random_state=random_state,
         scale="authors",
     )  # fmt: skip
+    success_rows = return_rows(
+        score_cells(done, runs, scale="success"), reps=reps, confidence=confidence,
+        random_state=random_state, scale="success",
+    )  # fmt: skip
     trows = ttest_rows(cells, reference=reference, reps=reps, random_state=random_state)
     authors_trows = ttest_rows(
         authors_cells, reference=reference, reps=reps, random_state=random_state, scale="authors"
@@ -265,6 +272,7 @@ def write_report(
     report = Report(
         suite=loaded.name, path=suite_dir / "report.md", rows=rows, ttest_rows=trows,
         authors_rows=authors_rows, authors_ttest_rows=authors_trows, expertise_rows=expertise_rows(done), reference=reference,
+        success_rows=success_rows,
         convergence_rows=conv, rank_rows=ranks,
         curve_rows=crows, probe_rows=prows, gain_rows=grows, gain_split=gain_split,
         cost_rows=cost_rows(done),
@@ -286,6 +294,10 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
     report.tables.append(
         _write_csv(suite_dir / "returns.csv", report.rows + report.authors_rows, MAIN_COLUMNS)
     )
+    if report.success_rows:
+        report.tables.append(
+            _write_csv(suite_dir / "success.csv", report.success_rows, MAIN_COLUMNS)
+        )
     if report.expertise_rows:
         report.tables.append(
             _write_csv(suite_dir / "expertise.csv", report.expertise_rows, EXPERTISE_COLUMNS)

@@ -73,8 +73,9 @@ SPLIT_ORDER = ("train", "moderate", "extreme", "iid")
 PROTOCOL_ORDER = ("offline", "online", "non_prior", "non-prior")
 TTEST_SPLITS = ("train", "moderate")  # the paper's t-test splits
 ERTRL = "ertrl"
-#: ours = our behavior data's R_min / R_max per task; authors = the ER-TRL authors' constants.
-SCALES = ("ours", "authors")
+#: ours = our behavior data's R_min / R_max per task; authors = the ER-TRL authors' constants;
+#: success = not a return: the success rate in percent (families that report success).
+SCALES = ("ours", "authors", "success")
 
 MAIN_COLUMNS = (
     "env", "method", "scale", "group", "split", "protocol", "n_seeds", "n_expected", "n_tasks",
@@ -123,11 +124,17 @@ def split_title(split: str) -> str:
 
 def _task_scores(run: RunRecord, split: str, protocol: str, scale: str) -> dict[str, float]:
     """``{task: normalized}`` of one run (finite scores only) on ``scale``: ``"ours"`` (the
-    run's own normalized score) or ``"authors"`` (its raw return normalized with the authors'
-    constants, ``paper_scale``). On our scale a run without per-task scores falls back to the
-    split mean."""
+    run's own normalized score), ``"authors"`` (its raw return normalized with the authors'
+    constants, ``paper_scale``) or ``"success"`` (not a normalizer: the task's success rate in
+    percent, for families that report success). On our scale and for success, a run without
+    per-task scores falls back to the split mean."""
     m = run.metrics
     tasks = (m.per_task.get(split) or {}).get(protocol)
+    if scale == "success":
+        if tasks:
+            return {k: 100.0 * s.success for k, s in tasks.items() if is_number(s.success)}
+        final = (m.final.get(split) or {}).get(protocol)
+        return {"(mean)": 100.0 * final.success} if final and is_number(final.success) else {}
     if scale == "authors":
         found = {
             k: paper_scale.authors_normalized(run.env, k, float(s.return_))
@@ -173,7 +180,8 @@ def score_cells(
 
     Only tasks scored (finitely) in every contributing seed enter, so seeds stay comparable;
     ``Cell.dropped`` counts the others. ``expected`` (all runs, finished or not) sets
-    ``n_expected``. ``scale="authors"``: the authors' normalizer, families they ran only.
+    ``n_expected``. ``scale="authors"``: the authors' normalizer, families they ran only;
+    ``scale="success"``: success rates (%), runs of families that report success only.
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; use one of {SCALES}")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from ertrl_bench.data.collect import flatten_valid, rollout_episodes
+from ertrl_bench.data.collect import flatten_valid, rollout_episodes, success_meta
 from ertrl_bench.data.family_data import FamilyData, is_degenerate_range
 from ertrl_bench.data.memory import default_budget, format_bytes, plan_groups, task_bytes
 from ertrl_bench.data.quality import select_quality, split_data_options
@@ -124,6 +124,8 @@ def train_and_write(
                 flat["checkpoint"] = np.full(len(flat["rewards"]), step, np.int64)
                 flat["trajectory"] = flat["trajectory"] + ci * k
                 flat["returns"] = ep["returns"][sel]
+                if "success" in ep:  # the family reports success (StepResult.success)
+                    flat["success"] = ep["success"][sel]
                 per_task[task.key].append(flat)
             pbar.advance()
     if hasattr(collect_env, "close"):
@@ -132,7 +134,11 @@ def train_and_write(
     policy_meta = {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(tier.sac_hidden)}
     for task in write:
         parts = per_task.pop(task.key)
-        arrays = {f: np.concatenate([p[f] for p in parts]) for f in parts[0] if f != "returns"}
+        arrays = {
+            f: np.concatenate([p[f] for p in parts])
+            for f in parts[0]
+            if f not in ("returns", "success")
+        }
         returns = np.concatenate([p["returns"] for p in parts])
         r_min, r_max = float(returns.min()), float(returns.max())
         meta = {
@@ -147,6 +153,9 @@ def train_and_write(
                 for s, p in zip(tier.checkpoints, parts, strict=True)
             },
         }
+        if "success" in parts[0]:
+            flags = np.concatenate([p["success"] for p in parts])
+            meta.update(success_meta(flags, tier.checkpoints, k))
         ddir.write_task(
             task.key, arrays, meta, _policy_bytes(snapshots, pos[task.index], policy_meta)
         )

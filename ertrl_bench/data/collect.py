@@ -21,7 +21,9 @@ def rollout_episodes(
 
     ``seeds``: one reset seed per env (per-task streams), else ``seed`` for the batch.
     Returns arrays ``[E, horizon, ...]`` plus ``valid [E, horizon]`` (False after an episode
-    ended by termination) and ``returns [E]``.
+    ended by termination) and ``returns [E]``; and ``success [E]`` (the episode's success flag
+    was true at some step, Meta-World's convention) when the env reports success
+    (``StepResult.success``), absent when it does not.
     """
     n = env.num_envs
     obs = reset_with_seeds(env, seeds) if seeds is not None else env.reset(seed=seed)
@@ -35,9 +37,13 @@ def rollout_episodes(
         "valid": np.zeros((n, horizon), bool),
     }
     alive = np.ones(n, bool)
+    success = None
     for t in range(horizon):
         action = policy(obs)
         res = env.step(action)
+        if res.success is not None:
+            success = np.zeros(n, bool) if success is None else success
+            success |= alive & np.asarray(res.success, bool)
         out["obs"][:, t], out["actions"][:, t] = obs, action
         out["rewards"][:, t], out["next_obs"][:, t] = res.reward, res.next_obs
         out["terminals"][:, t] = res.terminated
@@ -49,6 +55,8 @@ def rollout_episodes(
         # A terminated env is reset so its physics stays sane; its data is masked out.
         obs = env.reset(mask=res.terminated) if res.terminated.any() else res.next_obs
     out["returns"] = (out["rewards"] * out["valid"]).sum(1)
+    if success is not None:
+        out["success"] = success
     return out
 
 
@@ -62,3 +70,17 @@ def flatten_valid(ep: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.n
     traj = np.repeat(np.arange(len(rows)), mask.sum(1))
     flat["trajectory"] = traj.astype(np.int32)
     return flat
+
+
+def success_meta(success: Sequence[bool], checkpoints: Sequence, k: int) -> dict:
+    """A task's manifest fields for behavior episodes' success (families that report it):
+    ``episode_success`` per trajectory id (``success[j]`` is trajectory ``j``'s), and
+    ``checkpoint_success``, the success rate of each checkpoint's (or noise level's) ``k``
+    episodes, keyed like ``checkpoint_returns``."""
+    flags = np.asarray(success, bool)
+    return {
+        "episode_success": [bool(x) for x in flags],
+        "checkpoint_success": {
+            str(c): float(flags[i * k : (i + 1) * k].mean()) for i, c in enumerate(checkpoints)
+        },
+    }

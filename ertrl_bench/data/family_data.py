@@ -72,7 +72,9 @@ class FamilyData:
 
     def behavior_summary(self) -> dict:
         """How expert the behavior data is, per split: R_min / R_max over the split's tasks
-        (min, median, max) and the mean return over its tasks at each SAC checkpoint."""
+        (min, median, max) and the mean return over its tasks at each SAC checkpoint; for a
+        family that reports success, also the success rate over its tasks' episodes at each
+        checkpoint (``success_rate``; absent when the data has no success flags)."""
         out: dict = {}
         for split in ("train", "moderate", "extreme", "iid"):
             keys = [t.key for t in self.tasks if t.split == split]
@@ -95,4 +97,9 @@ class FamilyData:
                 "checkpoints": steps,
                 "mean_return": per_ckpt,
             }
+            if all("checkpoint_success" in self.meta[k] for k in keys):
+                out[split]["success_rate"] = [
+                    float(np.mean([self.meta[k]["checkpoint_success"][str(c)] for k in keys]))
+                    for c in steps
+                ]
         return out

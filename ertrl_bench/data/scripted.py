@@ -3,7 +3,8 @@
 Same files, manifest, checksums and cache key as a SAC build: each task gets
 ``tier.trajectories_per_checkpoint`` episodes at every noise level of the family's
 ``ScriptedBehavior``; the ``checkpoint`` column holds the level's index (0 = the first, usually
-least noisy level) and ``checkpoint_returns`` the mean return per level. No network is trained,
+least noisy level) and ``checkpoint_returns`` the mean return per level (and, for a family that
+reports success, ``episode_success`` / ``checkpoint_success``). No network is trained,
 so the tier's SAC fields are unused. Every random number a task draws (action noise, reset
 seeds) comes from ``(tier seed, task index, level, episode)``, so a task's bytes do not depend
 on the tasks collected beside it.
@@ -17,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from ertrl_bench.data.collect import flatten_valid, rollout_episodes
+from ertrl_bench.data.collect import flatten_valid, rollout_episodes, success_meta
 from ertrl_bench.data.family_data import is_degenerate_range
 from ertrl_bench.data.rng import env_seed
 from ertrl_bench.data.store import DatasetDir
@@ -58,6 +59,7 @@ def collect_scripted(
             env = family.make_batch(group)
             parts: dict[str, list[dict]] = {t.key: [] for t in group}
             returns: dict[str, list[np.ndarray]] = {t.key: [] for t in group}
+            success: dict[str, list[np.ndarray]] = {t.key: [] for t in group}
             for li, sigma in enumerate(levels):
                 for r in range(k):
                     rngs = [
@@ -79,12 +81,15 @@ def collect_scripted(
                         flat["trajectory"] = flat["trajectory"] + li * k + r
                         parts[task.key].append(flat)
                         returns[task.key].append(ep["returns"][i : i + 1])
+                        if "success" in ep:
+                            success[task.key].append(ep["success"][i : i + 1])
             if hasattr(env, "close"):
                 env.close()
             for task in group:
                 p = parts.pop(task.key)
                 arrays = {f: np.concatenate([x[f] for x in p]) for f in p[0]}
                 rets = np.concatenate(returns.pop(task.key))
+                flags = success.pop(task.key)
                 r_min, r_max = float(rets.min()), float(rets.max())
                 meta = {
                     "index": task.index,
@@ -100,6 +105,8 @@ def collect_scripted(
                         for li in range(len(levels))
                     },
                 }
+                if flags:  # the family reports success (StepResult.success)
+                    meta.update(success_meta(np.concatenate(flags), range(len(levels)), k))
                 ddir.write_task(task.key, arrays, meta, policy_bytes)
                 pbar.advance()
     wall = time.perf_counter() - t0

@@ -186,10 +186,19 @@ class EnvFamily(ABC):
 
 @dataclass
 class StepResult:
+    """What ``BatchEnv.step`` returns for its E envs.
+
+    ``success``: the step's success flag per env (Meta-World's ``info["success"]``), for
+    families that have a notion of success; ``None`` (absent, not all False) for those that do
+    not, e.g. the MuJoCo families and Point-Robot. An episode succeeds if the flag is true at
+    any of its steps (Meta-World's convention): the datasets and ``metrics.json`` record that.
+    """
+
     next_obs: np.ndarray  # [E, obs_dim] the true next observation (before any reset)
     reward: np.ndarray  # [E]
     terminated: np.ndarray  # [E] bool
     truncated: np.ndarray  # [E] bool (time limit)
+    success: np.ndarray | None = None  # [E] bool, or None: the family has no success
 
 
 class BatchEnv(ABC):
@@ -239,16 +248,22 @@ class ListBatchEnv(BatchEnv):
         return self._obs.copy()
 
     def step(self, actions):
+        """Step every env; ``success`` from the envs' ``info["success"]`` when they report it
+        (None when none does)."""
         n = self.num_envs
         next_obs = np.zeros((n, self.obs_dim), dtype=np.float32)
         reward = np.zeros(n, dtype=np.float32)
         term = np.zeros(n, dtype=bool)
         trunc = np.zeros(n, dtype=bool)
+        success = np.zeros(n, dtype=bool)
+        reported = False
         for i, env in enumerate(self.envs):
-            o, r, te, tr, _ = env.step(actions[i])
+            o, r, te, tr, info = env.step(actions[i])
             next_obs[i], reward[i], term[i], trunc[i] = o, r, te, tr
+            if "success" in info:
+                success[i], reported = bool(info["success"]), True
         self._obs = next_obs.copy()
-        return StepResult(next_obs, reward, term, trunc)
+        return StepResult(next_obs, reward, term, trunc, success if reported else None)
 
     def close(self):
         for env in self.envs:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 import yaml
 from ertrl_bench_metaworld import plugin
 from ertrl_bench_metaworld.names import ML1_ENVS, gym_id
@@ -19,9 +21,12 @@ from ertrl_bench_metaworld.plugin import FAMILIES, MetaWorldOptions
 from gymnasium.utils.env_checker import check_env
 from pydantic import ValidationError
 
+from ertrl_bench.batch import TaskDataset
+from ertrl_bench.config import EvalConfig, TrainConfig, resolve_schedule
 from ertrl_bench.data import get_datasets
 from ertrl_bench.data.policies import load_policy_file
 from ertrl_bench.errors import DatasetError
+from ertrl_bench.evaluation import evaluate_tasks
 from ertrl_bench.plugins import get_registry
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import check_env_family
@@ -110,6 +115,10 @@ def test_scripted_datasets_have_the_cache_format_and_are_reproducible(tmp_path, 
     assert sorted(set(a["trajectory"])) == [0, 1] and a["timeouts"].sum() == 2
     assert meta["behavior"] == "scripted" and meta["noise_levels"] == [0.1, 2.0]
     assert meta["checkpoint_returns"]["0"] > meta["checkpoint_returns"]["1"]  # expert > noisy
+    # success per episode (Meta-World's info["success"] at any step); 30 steps are too few
+    # for the expert (it first succeeds at steps 33-82): see the evaluation test below
+    assert meta["episode_success"] == [False, False]
+    assert meta["checkpoint_success"] == {"0": 0.0, "1": 0.0}
     assert fd.r_min(fd.tasks[1]) < fd.r_max(fd.tasks[1])
     with pytest.raises(DatasetError, match="scripted experts"):
         load_policy_file(Path(fd.path) / "task-045.policy.pt")
@@ -156,3 +165,47 @@ def test_the_builtin_mujoco_families_pass_on_metaworlds_mujoco():
     assert mujoco.__version__.startswith("3.3.")  # what metaworld 3.1 installs
     for name in MUJOCO_FAMILIES:
         check_env_family(name, registered_name=name)
+
+
+class _ExpertAgent:
+    """An evaluation agent that plays Meta-World's expert (it is told the tasks, in the
+    evaluation's env order) or, with ``expert=False``, stands still; z stays 0."""
+
+    def __init__(self, family, tasks, expert: bool):
+        self.problem = SimpleNamespace(device=torch.device("cpu"), latent_dim=2)
+        self.backbone, self.family, self.tasks, self.expert = self, family, tasks, expert
+
+    def act(self, obs, z, deterministic=True):
+        if not self.expert:
+            return torch.zeros(len(obs), 4)
+        assert len(obs) == len(self.tasks)  # every run acts, idle ones included
+        return torch.as_tensor(self.family.expert_actions(self.tasks, obs.numpy()))
+
+    def infer(self, ctx):
+        return None, torch.zeros(ctx.obs.shape[0], 2)
+
+
+def test_an_evaluation_records_metaworlds_success(tmp_path, monkeypatch):
+    """Success = Meta-World's info["success"] at any step of the scored episode: the expert
+    succeeds on every task and protocol, standing still does not."""
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path))
+    fam = FAMILIES["metaworld-reach"](MetaWorldOptions(horizon=100, noise=(0.1,)))
+    data = get_datasets(fam, "smoke", tasks=[0, 45])
+    tasks = data.tasks
+    assert [data.meta[t.key]["episode_success"] for t in tasks] == [[True], [True]]
+    rows = {t.key: i for i, t in enumerate(tasks)}
+    task_data = TaskDataset([data.task_arrays(t) for t in tasks], torch.device("cpu"))
+    _, cfg = resolve_schedule(
+        TrainConfig(),
+        EvalConfig(
+            transitions=200, runs_per_task=1, online_min_transitions=100,
+            non_prior_min_transitions=100,
+        ),  # two 100-step episodes per protocol, the second scored
+        fam.schedule_defaults(),
+        False,
+    )  # fmt: skip
+    for expert, rate in ((True, 1.0), (False, 0.0)):
+        agent = _ExpertAgent(fam, tasks, expert)
+        scores, _ = evaluate_tasks(agent, data, task_data, rows, tasks, cfg)
+        for protocol in cfg.protocols:
+            assert [scores[protocol][t.key]["success"] for t in tasks] == [rate, rate], protocol

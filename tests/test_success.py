@@ -1,0 +1,147 @@
+"""Success rate (Meta-World's convention: an episode succeeds if the env's success flag is true
+at any step): carried by ``StepResult.success``, recorded in behavior datasets, ``metrics.json``
+and the report for families that report it, absent (not 0) for those that do not.
+
+The families here are Point-Robot's env (``PointRobotBatch``: no success) with a scripted
+expert, and the same env saying "success" within 0.1 of the goal; the real Meta-World check is
+in plugins/ertrl-bench-metaworld/tests. Each test runs a tiny suite (seconds).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ertrl_bench.analysis.report import write_report
+from ertrl_bench.data import get_datasets
+from ertrl_bench.envs.base import ListBatchEnv, ScriptedBehavior, StepResult
+from ertrl_bench.envs.point_robot import (
+    PointRobot,
+    PointRobotBatch,
+    PointRobotEnv,
+    PointRobotOptions,
+)
+from ertrl_bench.plugins import hookimpl
+from ertrl_bench.results_schema import MetricsFileError, validate_metrics
+from ertrl_bench.runner import execute
+from ertrl_bench.suite_loader import load_suite
+from tests.helpers import tiny_suite, write_suite
+
+NEAR = 0.1  # "success": within this distance of the goal
+
+
+class _SuccessBatch(PointRobotBatch):
+    def step(self, actions):
+        res = super().step(actions)
+        near = np.linalg.norm(self.pos - self.goals, axis=1) < NEAR
+        return StepResult(res.next_obs, res.reward, res.terminated, res.truncated, near)
+
+
+class ScriptedPointRobot(PointRobot):
+    """Point-Robot (no notion of success) with a scripted expert, so that its data builds in
+    a second (noise 0: at the goal in 10 of its 20 steps; noise 1: mostly not)."""
+
+    name = "scripted-point-robot"
+
+    def scripted_behavior(self):
+        def act(tasks, obs):
+            return np.clip((np.stack([self.goal(t) for t in tasks]) - obs) / 0.1, -1.0, 1.0)
+
+        return ScriptedBehavior(noise=(0.0, 1.0), act=act)
+
+
+class SuccessPointRobot(ScriptedPointRobot):
+    """The same, its env reporting success within ``NEAR`` of the goal."""
+
+    name = "success-point-robot"
+
+    def make_batch(self, tasks):
+        return _SuccessBatch(np.stack([self.goal(t) for t in tasks]), self.horizon)
+
+
+class _Plugin:
+    @hookimpl
+    def register_envs(self, register):
+        register("scripted-point-robot", ScriptedPointRobot, PointRobotOptions)
+        register("success-point-robot", SuccessPointRobot, PointRobotOptions)
+
+
+class _InfoEnv(PointRobotEnv):
+    def step(self, action):
+        obs, r, te, tr, _ = super().step(action)
+        return obs, r, te, tr, {"success": np.linalg.norm(obs - self.goal) < NEAR}
+
+
+def test_list_batch_env_passes_info_success_on_and_none_without_it():
+    goals = [(1.0, 0.0), (0.05, 0.0)]  # the second is reached by the first step
+    with_info = ListBatchEnv([_InfoEnv(g) for g in goals])
+    with_info.reset(seed=0)
+    res = with_info.step(np.zeros((2, 2), np.float32))
+    assert res.success.tolist() == [False, True]
+    plain = ListBatchEnv([PointRobotEnv(g) for g in goals])
+    plain.reset(seed=0)
+    assert plain.step(np.zeros((2, 2), np.float32)).success is None
+    tasks = PointRobot().tasks("train")[:2]
+    batch = PointRobot().make_batch(tasks)
+    batch.reset(seed=0)
+    assert batch.step(np.zeros((2, 2), np.float32)).success is None
+
+
+def _run(tmp_path, env: str) -> tuple[dict, object]:
+    suite = tiny_suite(name=f"s-{env}")
+    suite["grid"]["envs"] = [env]
+    suite["eval"]["probe"] = {"enabled": False}
+    (spec,) = load_suite(write_suite(tmp_path / "s.yaml", suite))[1]
+    out = execute(spec, tmp_path / "results")
+    assert out.status == "done", out.message
+    return out.metrics, spec
+
+
+def _keys(tree) -> set[str]:
+    if isinstance(tree, dict):
+        return set(tree) | set().union(*(_keys(v) for v in tree.values()))
+    if isinstance(tree, list):
+        return set().union(set(), *(_keys(v) for v in tree))
+    return set()
+
+
+def test_success_is_recorded_in_data_metrics_and_report(tmp_path, register_test_plugin):
+    register_test_plugin(_Plugin(), "success-envs")
+    metrics, spec = _run(tmp_path, "success-point-robot")
+    # the behavior data: per episode, and per noise level (the expert always succeeds)
+    meta = get_datasets(SuccessPointRobot(), spec.tier, spec.data).meta["task-010"]
+    k = len(meta["episode_success"]) // 2
+    assert meta["episode_success"][:k] == [True] * k
+    assert meta["checkpoint_success"]["0"] == 1.0 >= meta["checkpoint_success"]["1"]
+    # metrics.json: per task, per split x protocol (the rate), and in the curve
+    for split in ("train", "moderate"):
+        for protocol, score in metrics["final"][split].items():
+            rates = [s["success"] for s in metrics["per_task"][split][protocol].values()]
+            assert all(r in (0.0, 1.0) for r in rates)  # one run per task
+            assert score["success"] == pytest.approx(np.mean(rates))
+    assert {"train/offline/success", "moderate/non_prior/success"} <= set(metrics["curve"][-1])
+    validate_metrics(metrics)
+    bad = json.loads(json.dumps(metrics))
+    bad["final"]["train"]["offline"]["success"] = 1.5
+    with pytest.raises(MetricsFileError, match="success"):
+        validate_metrics(bad)
+    report = write_report(tmp_path / "results" / spec.suite, figures=False, probe=False, reps=200)
+    assert {r["scale"] for r in report.success_rows} == {"success"}
+    assert (tmp_path / "results" / spec.suite / "success.csv").is_file()
+    text = report.path.read_text()
+    assert "## Success rate" in text and "### success-point-robot: success rate (%)" in text
+
+
+def test_a_family_without_success_records_none(tmp_path, register_test_plugin):
+    register_test_plugin(_Plugin(), "success-envs")
+    metrics, spec = _run(tmp_path, "scripted-point-robot")
+    assert "success" not in _keys(metrics["final"]) | _keys(metrics["per_task"])
+    assert not any(k.endswith("/success") for point in metrics["curve"] for k in point)
+    meta = get_datasets(ScriptedPointRobot(), spec.tier, spec.data).meta["task-010"]
+    assert "episode_success" not in meta and "checkpoint_success" not in meta
+    report = write_report(tmp_path / "results" / spec.suite, figures=False, probe=False, reps=200)
+    assert report.success_rows == []
+    assert not (tmp_path / "results" / spec.suite / "success.csv").exists()
+    assert "Success rate" not in report.path.read_text()
