@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ertrl_bench.envs.base import EnvFamily
@@ -60,8 +61,14 @@ class Problem:
 def reference_task_index(family: EnvFamily) -> int:
     """The task whose data scales UNICORN's targets: grid index ``n_grid // 2 - 1``, i.e. 19 of
     40 in every family, as the authors (their task id 19). A training task in every built-in
-    family: Ant-Goal's training tasks are 0-19, the others' 10-29."""
-    return family.n_grid // 2 - 1
+    family: Ant-Goal's training tasks are 0-19, the others' 10-29. With another training layout
+    (``train_tasks``, **ours**) it is the training task nearest grid point 19's parameter."""
+    index = family.n_grid // 2 - 1
+    train = family.tasks("train")
+    if any(t.index == index for t in train):
+        return index
+    target = np.asarray(family.grid_param(index))
+    return min(train, key=lambda t: float(np.linalg.norm(np.asarray(t.param) - target))).index
 
 
 def reference_stats(data, row: int) -> DataStats:

@@ -18,6 +18,7 @@ Layout (``docs/paper.md``, "Evaluation")::
       "wall_s": float,                                 # data + setup + train + eval
       "timing_s": {"data", "setup", "train", "eval", "probe", "total": float},  # seconds
       "dataset": str,                                  # dataset folder the run trained on
+      "train_tasks": int,                              # how many training tasks it trained on
       "probe": {"linear": {"rmse_mean", "rmse_std"},   # optional: the run's own z-probe
                 "svr": {"rmse_mean", "rmse_std"}, "resamples": int},
     }
@@ -150,6 +151,8 @@ class RunMetrics(_Open):
     wall_s: StrictFloat | None = None
     timing_s: dict[str, StrictFloat] = Field(default_factory=dict)
     dataset: str | None = None
+    # the family's training-task count (its ``train_tasks`` option); None: a run from before
+    train_tasks: int | None = None
     probe: ProbeRecord | None = None
 
     def protocols(self) -> list[str]:

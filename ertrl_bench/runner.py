@@ -21,6 +21,7 @@ from ertrl_bench.config import RunSpec
 from ertrl_bench.data import get_datasets
 from ertrl_bench.data.quality import split_data_options
 from ertrl_bench.data.store import clean_stale_tmp
+from ertrl_bench.data.tiers import resolve_tier
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
 from ertrl_bench.measures.probe import probe_agent
@@ -100,13 +101,25 @@ def _summarise(per_task: dict) -> dict:
     }
 
 
+def run_task_indices(family, spec: RunSpec) -> list[int]:
+    """The tasks whose data a run reads, the only ones it builds: the training tasks, the
+    evaluated splits' (``eval.splits``), the probe's (train + moderate, when it runs) and
+    UNICORN's reference task. A split nobody evaluates is never built."""
+    splits = {"train", *spec.eval.splits}
+    if spec.eval.probe.enabled:
+        splits |= set(PROBE_SPLITS)
+    seed = resolve_tier(spec.tier, family, split_data_options(spec.data)[0]).task_seed
+    indices = {t.index for s in splits for t in family.tasks(s, seed)}
+    return sorted(indices | {reference_task_index(family)})
+
+
 def prepare_datasets(specs: list[RunSpec], results_root: Path, force: bool = False) -> None:
     """Build (or check) every dataset the unfinished runs need, each once, in this process.
 
     For parallel executors: without it, concurrent runs of one family would each build the same
     dataset. A dataset that fails here is left to its runs, which record the error as theirs.
     """
-    groups: dict[str, tuple[RunSpec, dict]] = {}
+    groups: dict[str, tuple[RunSpec, dict, set[int]]] = {}
     for spec in specs:
         if force or not RunDir(results_root, spec).is_done():
             # a quality selects from the one collection built without it: not part of the key
@@ -114,10 +127,20 @@ def prepare_datasets(specs: list[RunSpec], results_root: Path, force: bool = Fal
             key = json.dumps(
                 [spec.env.model_dump(mode="json"), spec.tier, tier_overrides], sort_keys=True
             )
-            groups.setdefault(key, (spec, tier_overrides))
-    for spec, tier_overrides in groups.values():
+            _, _, indices = groups.setdefault(key, (spec, tier_overrides, set()))
+            try:
+                indices.update(run_task_indices(make_family(spec), spec))
+            except ErtrlError:
+                continue
+    for spec, tier_overrides, indices in groups.values():
         try:
-            get_datasets(make_family(spec), spec.tier, tier_overrides, device=torch.device("cpu"))
+            get_datasets(
+                make_family(spec),
+                spec.tier,
+                tier_overrides,
+                device=torch.device("cpu"),
+                tasks=sorted(indices),
+            )
         except ErtrlError:
             continue
 
@@ -274,7 +297,13 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = 
     """One attempt at a run: from step 0, or from the checkpoint ``resume``."""
     t0 = time.perf_counter()
     family = make_family(spec)
-    data = get_datasets(family, spec.tier, spec.data, device=torch.device("cpu"))
+    data = get_datasets(
+        family,
+        spec.tier,
+        spec.data,
+        device=torch.device("cpu"),
+        tasks=run_task_indices(family, spec),
+    )
     # where the run's time goes (docs/cost.md): data, setup, train, eval, probe
     timing = {"data": time.perf_counter() - t0, "eval": 0.0, "probe": 0.0}
     set_seed(spec.seed, spec.train.deterministic)
@@ -407,6 +436,7 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = 
         "curve": curve,
         "wall_s": before["wall"] + time.perf_counter() - t0,
         "dataset": data.path,
+        "train_tasks": len(family.tasks("train")),
     }
     probe_tasks = [t for s in PROBE_SPLITS for t in family.tasks(s, data.tier.task_seed)]
     if spec.eval.probe.enabled and probe_tasks:

@@ -570,6 +570,18 @@ def _check_data(
             problems.append(f"{where}: {exc}")
 
 
+def _canonical_env(env: Component, family) -> Component:
+    """The env as a run's spec holds it: a ``train_tasks`` equal to the family's own count
+    (its grid's 20) is left out, so naming it is the same run (same id) as not; another count
+    stays in the spec, hence in the run id (docs/data.md "Number of training tasks")."""
+    from ertrl_bench.envs.base import TRAIN_TASKS_OPTION
+
+    if env.params.get(TRAIN_TASKS_OPTION, 0) != family.default_train_tasks:
+        return env
+    params = {k: v for k, v in env.params.items() if k != TRAIN_TASKS_OPTION}
+    return env.model_copy(update={"params": params})
+
+
 def _check_unique_ids(specs: list[RunSpec], problems: list[str]) -> None:
     """Two runs with one run id would share a results folder: each is reported."""
     seen: dict[str, int] = {}
@@ -621,7 +633,7 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     specs = [
         RunSpec(
             suite=suite.name,
-            env=e.env,
+            env=_canonical_env(e.env, families[_env_key(e.env)]),
             method=method,
             seed=e.seed,
             tier=suite.tier,

@@ -28,7 +28,13 @@ from ertrl_bench.data.sac import (
 from ertrl_bench.data.scripted import collect_scripted
 from ertrl_bench.data.store import FORMAT_VERSION, DatasetDir, data_root
 from ertrl_bench.data.tiers import DataTier, resolve_tier
-from ertrl_bench.envs.base import EnvFamily, Task, checked_spaces, make_checked_batch
+from ertrl_bench.envs.base import (
+    TRAIN_TASKS_OPTION,
+    EnvFamily,
+    Task,
+    checked_spaces,
+    make_checked_batch,
+)
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.progress import bar, console
 
@@ -37,10 +43,15 @@ TRAINING_STATE_FILE = "training-state.pt"
 
 
 def dataset_key(family: EnvFamily, tier: DataTier, tasks: list[Task]) -> str:
+    """The hash naming a dataset's folder. ``train_tasks`` is left out of the options: the task
+    list holds the layout it chooses (so the grid's own layout keeps the key it always had)."""
     opts = getattr(family, "options", None)
+    options = opts.model_dump(mode="json") if opts is not None else None
+    if options is not None:
+        options.pop(TRAIN_TASKS_OPTION, None)
     payload = {
         "family": family.name,
-        "options": opts.model_dump(mode="json") if opts is not None else None,
+        "options": options,
         "tier": tier.model_dump(mode="json"),
         "tasks": [[t.index, list(t.param)] for t in tasks],
         "format": FORMAT_VERSION,

@@ -229,7 +229,9 @@ def behavior_diversity(
         ddir = dataset_dir(family, tier, resolve_tier(tier, family, overrides))
         if any(ddir.check_task(t.key) is not None for t in family.tasks("train")):
             return None
-    fd = get_datasets(family, tier, overrides=overrides)
+    # only the training tasks' data is read, so only theirs is built
+    train_indices = [t.index for t in family.tasks("train")]
+    fd = get_datasets(family, tier, overrides=overrides, tasks=train_indices)
     train = [t for t in fd.tasks if t.split == "train"]
     try:
         shared = shared_states([fd.arrays[t.key] for t in train], states, seed=seed)

@@ -2,7 +2,9 @@
 
 A family is a 40-point task grid split by index into train / moderate / extreme (docs/paper.md), plus
 an ``iid`` split (**ours**): tasks drawn from a seed *inside* the training parameter range but
-off the grid, so "IID test" means unseen tasks from the training distribution. Every family's
+off the grid, so "IID test" means unseen tasks from the training distribution. A family may also
+lay out a denser or sparser training split over the same range (the ``train_tasks`` option,
+**ours**, docs/data.md "Number of training tasks"); the test splits never change. Every family's
 action space is [-1, 1]^d (wrappers rescale), so policies and datasets share one convention.
 """
 
@@ -22,11 +24,18 @@ SPLITS = ("train", "iid", "moderate", "extreme")
 DEFAULT_TRAIN = tuple(range(10, 30))
 DEFAULT_MODERATE = tuple(range(5, 10)) + tuple(range(30, 35))
 DEFAULT_EXTREME = tuple(range(0, 5)) + tuple(range(35, 40))
+# training-task counts the built-in one-parameter families lay out (the grid's own is 20)
+TRAIN_TASK_COUNTS = (5, 10, 20, 40)
+# ``Task.index`` of task k of a training layout other than the grid's own: 100 + k (grid points
+# are 0-39, iid draws 40-49), so its tasks never share a key or a random stream with the grid's
+LAYOUT_INDEX_BASE = 100
+TRAIN_TASKS_OPTION = "train_tasks"  # the family option's name (docs/data.md)
 
 
 @dataclass(frozen=True)
 class Task:
-    """One task of a family. ``index`` < 40 is a grid point; ``index`` >= 40 an iid draw."""
+    """One task of a family. ``index`` < 40 is a grid point; 40-99 an iid draw; from 100 a
+    training task of a layout other than the grid's (``EnvFamily.train_tasks``)."""
 
     family: str
     split: str
@@ -89,6 +98,10 @@ class EnvFamily(ABC):
         "moderate": DEFAULT_MODERATE,
         "extreme": DEFAULT_EXTREME,
     }
+    # Training-task counts this family can lay out evenly over its training range besides the
+    # grid's own (the ``train_tasks`` option); empty: only the grid's. A family listing counts
+    # needs a contiguous training split and a grid_param_at that interpolates its grid
+    train_task_counts: tuple[int, ...] = ()
     # Per-tier dataset values of this family, e.g. {"smoke": {"sac_steps": 1500, ...}}: fields of
     # ertrl_bench.data.tiers.DataTier overriding the generic tier (a suite's data: overrides both)
     data_tiers: dict[str, dict[str, Any]] = {}
@@ -113,7 +126,63 @@ class EnvFamily(ABC):
     def make(self, task: Task) -> gym.Env:
         """A gymnasium env for one task (time limit ``horizon`` included)."""
 
+    def grid_param_at(self, position: float) -> tuple[float, ...]:
+        """The task parameter at a fractional grid position (a training layout's tasks):
+        linear between the two neighbouring grid points. Override where the grid is not linear
+        in its index (Hopper / Walker's scales are geometric)."""
+        lo = int(np.floor(position))
+        frac = position - lo
+        if frac == 0.0:
+            return self.grid_param(lo)
+        a, b = np.asarray(self.grid_param(lo)), np.asarray(self.grid_param(lo + 1))
+        return tuple(float(x) for x in (1.0 - frac) * a + frac * b)
+
     # --- shared behaviour --------------------------------------------------------------------
+    @property
+    def default_train_tasks(self) -> int:
+        """How many training tasks the grid's own training split has (20 in every built-in)."""
+        return len(self.split_indices["train"])
+
+    @property
+    def train_tasks(self) -> int:
+        """How many training tasks this family lays out: its ``train_tasks`` option, else the
+        grid's own count."""
+        n = getattr(getattr(self, "options", None), TRAIN_TASKS_OPTION, None)
+        return self.default_train_tasks if n is None else n
+
+    def allowed_train_tasks(self) -> tuple[int, ...]:
+        return tuple(sorted({self.default_train_tasks, *self.train_task_counts}))
+
+    def check_train_tasks(self) -> None:
+        """One error naming the family, the option and the allowed counts when this family
+        cannot lay out ``train_tasks`` training tasks."""
+        n, allowed = self.train_tasks, self.allowed_train_tasks()
+        if n in allowed:
+            return
+        why = (
+            "its training tasks are a fixed layout"
+            if len(allowed) == 1
+            else "training tasks are laid out evenly over the training range"
+        )
+        raise ErtrlError(
+            f"{self.described}: params.{TRAIN_TASKS_OPTION}: cannot lay out {n} training"
+            f" tasks ({why}); allowed: {', '.join(map(str, allowed))}"
+        )
+
+    def _train_layout(self) -> list[Task]:
+        """The training split: the grid's own, or ``train_tasks`` points evenly spaced in grid
+        position from its first to its last training point (same range, ends included)."""
+        grid = self.split_indices["train"]
+        n = self.train_tasks
+        if n == len(grid):
+            return [Task(self.name, "train", i, self.grid_param(i)) for i in grid]
+        self.check_train_tasks()
+        positions = np.linspace(min(grid), max(grid), n)
+        return [
+            Task(self.name, "train", LAYOUT_INDEX_BASE + k, self.grid_param_at(float(p)))
+            for k, p in enumerate(positions)
+        ]
+
     def schedule_defaults(self) -> dict[str, dict[str, int]]:
         """This family's value of every train / eval number a suite may leave out.
 
@@ -154,6 +223,8 @@ class EnvFamily(ABC):
             ]
         if split not in self.split_indices:
             raise ValueError(f"unknown split {split!r}; available: {', '.join(SPLITS)}")
+        if split == "train":
+            return self._train_layout()
         return [Task(self.name, split, i, self.grid_param(i)) for i in self.split_indices[split]]
 
     def all_tasks(self, seed: int = 0) -> list[Task]:

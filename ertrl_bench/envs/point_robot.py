@@ -13,8 +13,16 @@ import dataclasses
 
 import gymnasium as gym
 import numpy as np
+from pydantic import PositiveInt
 
-from ertrl_bench.envs.base import BatchEnv, EnvFamily, FamilyHParams, StepResult, Task
+from ertrl_bench.envs.base import (
+    TRAIN_TASK_COUNTS,
+    BatchEnv,
+    EnvFamily,
+    FamilyHParams,
+    StepResult,
+    Task,
+)
 from ertrl_bench.options import Strict
 
 MAX_STEP = 0.1
@@ -22,6 +30,8 @@ MAX_STEP = 0.1
 
 class PointRobotOptions(Strict):
     horizon: int = 20
+    # training tasks evenly spaced over the training goals (None: the grid's 20; docs/data.md)
+    train_tasks: PositiveInt | None = None
 
 
 class PointRobotEnv(gym.Env):
@@ -85,6 +95,7 @@ class PointRobot(EnvFamily):
     context_uses_next_obs = False
     hparams = FamilyHParams(latent_dim=8, context_size=64, meta_batch=16, steps_per_iteration=200)
     component_defaults = {"brac": {"alpha_init": 50.0}}
+    train_task_counts = TRAIN_TASK_COUNTS
     # Dataset tiers (ours): episodes are 20 steps, so Point-Robot needs fewer SAC steps
     data_tiers = {
         "smoke": dict(
@@ -115,6 +126,7 @@ class PointRobot(EnvFamily):
     def __init__(self, options: PointRobotOptions | None = None):
         self.options = options or PointRobotOptions()
         self.horizon = self.options.horizon
+        self.check_train_tasks()
         # evaluation budget: 3 episodes, as the paper's 600 transitions at horizon 200 (**ours**)
         self.hparams = dataclasses.replace(self.hparams, eval_transitions=3 * self.horizon)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ertrl_bench.envs.base import FamilyHParams
+from ertrl_bench.envs.base import TRAIN_TASK_COUNTS, FamilyHParams
 from ertrl_bench.envs.mujoco.common import ContactOptions, Kernel, MujocoFamily, direction_grid
 
 TORSO = 1  # body id of "torso" in gymnasium's ant.xml (v5's main_body)
@@ -110,6 +110,7 @@ class AntGoalKernel(AntDirKernel):
 class AntDir(MujocoFamily):
     name = "ant-dir"
     gym_id = "AntDir"
+    train_task_counts = TRAIN_TASK_COUNTS
     kernel = AntDirKernel
     hparams = ANT_HPARAMS
     component_defaults = ANT_COMPONENT_DEFAULTS

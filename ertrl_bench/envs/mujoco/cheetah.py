@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ertrl_bench.envs.base import FamilyHParams
+from ertrl_bench.envs.base import TRAIN_TASK_COUNTS, FamilyHParams
 from ertrl_bench.envs.mujoco.common import N_GRID, Kernel, MujocoFamily
 
 
@@ -31,6 +31,7 @@ class CheetahVelKernel(Kernel):
 class CheetahVel(MujocoFamily):
     name = "cheetah-vel"
     gym_id = "CheetahVel"
+    train_task_counts = TRAIN_TASK_COUNTS
     kernel = CheetahVelKernel
     hparams = FamilyHParams(
         latent_dim=20,

@@ -20,8 +20,9 @@ from abc import ABC, abstractmethod
 from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import PositiveInt
 
-from ertrl_bench.envs.base import EnvFamily, Task
+from ertrl_bench.envs.base import TRAIN_TASK_COUNTS, EnvFamily, Task
 from ertrl_bench.options import Strict
 
 N_GRID = 40
@@ -29,6 +30,9 @@ N_GRID = 40
 
 class MujocoOptions(Strict):
     horizon: int = 200
+    # training tasks evenly spaced over the training range (None: the grid's 20; docs/data.md);
+    # every family but Ant-Goal (a fixed layout of two rings)
+    train_tasks: PositiveInt | None = None
 
 
 class ContactOptions(MujocoOptions):
@@ -131,6 +135,7 @@ class MujocoFamily(EnvFamily):
             options = self.options_model.model_validate(options.model_dump(exclude_unset=True))
         self.options = options
         self.horizon = self.options.horizon
+        self.check_train_tasks()
 
     def env_kwargs(self) -> dict:
         """Extra keyword arguments of the gymnasium v5 env (e.g. Walker's ``frame_skip``)."""
@@ -161,8 +166,19 @@ class ScaledPhysicsFamily(MujocoFamily):
 
     context_uses_next_obs = True
 
+    train_task_counts = TRAIN_TASK_COUNTS
+
     def grid_param(self, index):
         return (float(scale_grid()[index]),)
+
+    def grid_param_at(self, position):
+        """Geometric between neighbours, as the grid: s = 1.5^(-2 + 4 position / 39)."""
+        lo = int(np.floor(position))
+        frac = position - lo
+        if frac == 0.0:
+            return self.grid_param(lo)
+        a, b = self.grid_param(lo)[0], self.grid_param(lo + 1)[0]
+        return (float(a ** (1.0 - frac) * b**frac),)
 
     def sample_iid_param(self, rng):
         # log-uniform inside the training range of s

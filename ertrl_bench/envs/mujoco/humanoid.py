@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ertrl_bench.envs.base import FamilyHParams
+from ertrl_bench.envs.base import TRAIN_TASK_COUNTS, FamilyHParams
 from ertrl_bench.envs.mujoco.ant import physical_contact
 from ertrl_bench.envs.mujoco.common import ContactOptions, Kernel, MujocoFamily, direction_grid
 
@@ -73,6 +73,7 @@ class HumanoidDirKernel(Kernel):
 class HumanoidDir(MujocoFamily):
     name = "humanoid-dir"
     gym_id = "HumanoidDir"
+    train_task_counts = TRAIN_TASK_COUNTS
     kernel = HumanoidDirKernel
     options_model = ContactOptions
     hparams = FamilyHParams(
