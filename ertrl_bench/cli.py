@@ -504,6 +504,11 @@ def report(
     reference: str = typer.Option(
         "ertrl", help="Method compared with every other one (tests, effect sizes, gain)."
     ),
+    axis_baseline: str = typer.Option(
+        "focal",
+        help="What the reference's gain vs a suite axis (data quality, training-task count) is"
+        " over; drawn only for a suite that varies one.",
+    ),
 ):
     """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
     from ertrl_bench.analysis.report import check_writable, suite_dirs, write_report
@@ -521,7 +526,9 @@ def report(
                     atomic_write_json(suite_dir / "diversity.json", div)
                 except OSError as exc:
                     raise ErtrlError(f"{suite_dir}: cannot write diversity.json ({exc})") from None
-        rep = write_report(suite_dir, gain_split=gain_split, reference=reference)
+        rep = write_report(
+            suite_dir, gain_split=gain_split, reference=reference, axis_baseline=axis_baseline
+        )
         if out.is_terminal:
             out.print(rep.rich_table())
         else:  # piped: plain lines, not a table cut to 80 columns

@@ -148,3 +148,16 @@ def test_a_run_builds_only_the_tasks_it_reads(tmp_path, monkeypatch):
     assert built == expected  # the reference task (nearest grid point 19) is a training task
     scored = out.metrics["per_task"]["train"]["offline"]
     assert sorted(scored) == [t.key for t in fam.tasks("train")]  # trained and scored on the 5
+
+
+def test_the_task_count_suite_runs_each_count_for_each_method_and_seed():
+    from collections import Counter
+
+    _, specs = load_suite("task-count")
+    cells = Counter((s.method.name, s.env.params.get("train_tasks", 20)) for s in specs)
+    # each count's runs under their own method name, so the report keeps them apart
+    named = {
+        (m if n == 20 else f"{m}-t{n}", n) for m in ("focal", "ertrl") for n in TRAIN_TASK_COUNTS
+    }
+    assert cells == dict.fromkeys(named, 5)
+    assert {tuple(s.eval.splits) for s in specs} == {("train", "iid", "moderate")}

@@ -1,4 +1,5 @@
-"""The report's figures, one PNG per env (curves, z map) and one for gain vs diversity.
+"""The report's figures, one PNG per env (curves, z map), one for gain vs diversity and one per
+suite axis varied (gain vs data quality / training-task count).
 
 Drawing primitives are in ``plots``; this module decides what goes in each figure. Every figure
 shows every protocol the metrics contain (one column per protocol).
@@ -16,7 +17,13 @@ from ertrl_bench.data.store import atomic_write_bytes
 from .load import RunRecord
 from .tables import PROTOCOL_ORDER, curve_keys, curve_series, ordered, split_label, split_title
 
-__all__ = ["build_curve_figure", "curve_figure", "zmap_figure", "gain_figure"]
+__all__ = [
+    "build_curve_figure",
+    "curve_figure",
+    "zmap_figure",
+    "gain_figure",
+    "axis_gain_figure",
+]
 
 
 def save_png(fig, path: Path, dpi: int) -> None:
@@ -136,6 +143,57 @@ def gain_figure(grows: Sequence[Mapping], path: Path) -> Path | None:
         ax.set_ylabel(
             f"{sub[0].get('reference', 'ertrl')} {split_label(split)} gain over best other"
         )
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+AXIS_TITLES = {"quality": "data quality", "train_tasks": "training tasks"}
+
+
+def axis_gain_figure(arows: Sequence[Mapping], axis: str, path: Path) -> Path | None:
+    """The reference's gain over the baseline vs one suite axis (``tables.axis_gain_rows``):
+    one panel per env x protocol, one line per split, 95% agent-bootstrap CIs as error bars.
+    Task counts are drawn on a log2 axis, qualities as categories (worst third to all)."""
+    from .plots import plt
+
+    rows = [r for r in arows if r["axis"] == axis]
+    panels = list(dict.fromkeys((r["env"], r["protocol"]) for r in rows))
+    if not panels:
+        return None
+    values = list(dict.fromkeys(r["value"] for r in rows))
+    numeric = axis != "quality"
+    if numeric:
+        values = sorted(values)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    splits = ordered((r["split"] for r in rows), ("train", "iid", "moderate", "extreme"))
+    for ax, (env, proto) in zip(axes[0], panels, strict=True):
+        for k, split in enumerate(splits):
+            sub = [r for r in rows if (r["env"], r["protocol"], r["split"]) == (env, proto, split)]
+            if not sub:
+                continue
+            sub.sort(key=lambda r: values.index(r["value"]))
+            x = np.array([r["value"] if numeric else values.index(r["value"]) for r in sub], float)
+            shift = (k - (len(splits) - 1) / 2) * 0.06  # splits side by side, not on top
+            x = x * 2**shift if numeric else x + shift
+            y = np.array([r["gain"] for r in sub], float)
+            err = np.abs(
+                np.array([[r["gain_ci_low"] for r in sub], [r["gain_ci_high"] for r in sub]]) - y
+            )
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=split_title(split))
+        ax.axhline(0, color="k", linewidth=0.5)
+        if numeric:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(values, [str(v) for v in values])
+        else:
+            ax.set_xticks(range(len(values)), values)
+        ref, base = rows[0]["method"], rows[0]["baseline"]
+        ax.set_title(f"{env}, {proto} context", fontsize=9)
+        ax.set_xlabel(AXIS_TITLES.get(axis, axis))
+        ax.set_ylabel(f"{ref} minus {base} (normalized, mean)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     save_png(fig, path, dpi=110)
     plt.close(fig)

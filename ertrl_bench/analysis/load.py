@@ -59,6 +59,12 @@ class RunRecord:
     path: Path | None = None
     metrics: RunMetrics | None = None
     final_evals: int | None = None  # spec.json train.final_evals: the score's evaluation window
+    # what the method is, name aside (spec.json's method without its name, as JSON): methods
+    # named per suite axis value (focal-expert, focal-t5) share it with their plain name
+    method_key: str | None = None
+    # the suite axes a run may vary (``tables.AXES``): its data quality and training-task count
+    quality: str = "mixed"
+    train_tasks: int | None = None  # metrics.json's, else spec.json's env option; None: unknown
 
     @property
     def done(self) -> bool:
@@ -102,6 +108,24 @@ def _has_score(metrics: RunMetrics) -> bool:
     return False
 
 
+def _read_axes(rec: RunRecord, spec: Mapping[str, Any]) -> None:
+    """``method_key``, ``quality`` and ``train_tasks`` from a run's spec.json (a spec leaves
+    out quality ``mixed`` and the family's own task count: ertrl_bench.suite_loader)."""
+    method = spec.get("method")
+    if isinstance(method, Mapping):
+        rec.method_key = json.dumps(
+            {k: v for k, v in method.items() if k != "name"}, sort_keys=True, default=str
+        )
+    data = spec.get("data")
+    if isinstance(data, Mapping) and isinstance(data.get("quality"), str):
+        rec.quality = data["quality"]
+    env = spec.get("env")
+    params = env.get("params") if isinstance(env, Mapping) else None
+    n = params.get("train_tasks") if isinstance(params, Mapping) else None
+    if isinstance(n, int) and not isinstance(n, bool):
+        rec.train_tasks = n
+
+
 def _inspect_run(suite_dir: Path, entry: Mapping[str, Any], warnings: list[str]) -> RunRecord:
     run_id = str(entry.get("run_id", ""))
     rec = RunRecord(
@@ -127,6 +151,7 @@ def _inspect_run(suite_dir: Path, entry: Mapping[str, Any], warnings: list[str])
             rec.method = rec.method or _name(spec.get("method"), "name")
             rec.env = rec.env or _name(spec.get("env"), "type")
             rec.seed = spec.get("seed", rec.seed) if rec.seed is None else rec.seed
+            _read_axes(rec, spec)
         except Exception as exc:  # a broken spec only costs us the labels
             warnings.append(f"{spec_path}: unreadable spec.json skipped ({exc})")
     metrics_path = run_dir / "metrics.json"
@@ -141,6 +166,8 @@ def _inspect_run(suite_dir: Path, entry: Mapping[str, Any], warnings: list[str])
         rec.method = rec.method or metrics.method
         rec.env = rec.env or metrics.env
         rec.seed = metrics.seed if rec.seed is None else rec.seed
+        if isinstance(metrics.train_tasks, int):
+            rec.train_tasks = metrics.train_tasks
         if _has_score(metrics):
             rec.status, rec.error = "done", ""
         else:

@@ -541,6 +541,8 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
         if any(p.name == "gain_vs_diversity.png" for p in report.figures):
             lines += ["![gain vs diversity](gain_vs_diversity.png)", ""]
 
+    lines += _axis_gain_section(report)
+
     if report.cost_rows:
         lines += ["## Cost of a run (mean wall-clock seconds per run)", ""]
         lines.append(
@@ -577,3 +579,36 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     return "\n".join(lines)
+
+
+def _axis_gain_section(report) -> list[str]:
+    """The reference's gain over the axis baseline at each value of the data quality / the
+    training-task count, when the suite varies one (``tables.axis_gain_rows``)."""
+    if not report.axis_gain_rows:
+        return []
+    ref, base = report.reference, report.axis_baseline
+    lines = []
+    for axis in dict.fromkeys(r["axis"] for r in report.axis_gain_rows):
+        title = {"quality": "data quality", "train_tasks": "number of training tasks"}
+        lines += [f"## {ref} gain over {base} vs {title.get(axis, axis)}", ""]
+        lines.append(
+            f"Gain = {ref}'s mean normalized score minus {base}'s (over seeds x tasks) at each"
+            " value, with its 95% agent-bootstrap CI (each method's seeds resampled whole);"
+            " methods named per value (focal-expert, focal-t5) count as their plain method"
+            f" (`gain_vs_axis.csv`, `gain_vs_{axis}.png`)."
+        )
+        lines.append("")
+        body = [
+            [str(r["value"]), r["env"], r["protocol"], f"{split_label(r['split'])} ({r['split']})",
+             f"{r['n_method']} / {r['n_baseline']}", _f(r["mean_method"], 2),
+             _f(r["mean_baseline"], 2),
+             f"{_f(r['gain'], 2)} [{_f(r['gain_ci_low'], 2)}, {_f(r['gain_ci_high'], 2)}]"]
+            for r in report.axis_gain_rows
+            if r["axis"] == axis
+        ]  # fmt: skip
+        lines += _md_table(
+            [axis, "env", "protocol", "split", "seeds", ref, base, "gain [95% CI]"], body
+        )
+        if any(p.name == f"gain_vs_{axis}.png" for p in report.figures):
+            lines += [f"![gain vs {axis}](gain_vs_{axis}.png)", ""]
+    return lines

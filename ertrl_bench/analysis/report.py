@@ -8,8 +8,10 @@ Files written into the suite folder: ``report.md``, ``returns.csv`` (both scales
 for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv`` (both scales likewise),
 ``success.csv`` (success rates, only when some run's family reports success: Meta-World),
 ``curves.csv``, ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and
-``gain_vs_diversity.csv`` (when there is something to put in them), ``missing_runs.csv``,
-``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``; the generated block of a
+``gain_vs_diversity.csv`` and ``gain_vs_axis.csv`` (when there is something to put in them),
+``missing_runs.csv``, ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``,
+``gain_vs_<axis>.png`` (a suite varying the data quality or the training-task count, the
+reference's gain over FOCAL at each value: ``tables.axis_gain_rows``); the generated block of a
 ``NOTES.md`` beside them (``glance``).
 
 The report is built for partial results: a run that is missing, unfinished, failed, unreadable
@@ -34,10 +36,12 @@ from ertrl_bench.data.store import atomic_write_text
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.results_schema import DiversityRecord, MetricsFileError
 
-from .figures import curve_figure, gain_figure, zmap_figure
+from .figures import axis_gain_figure, curve_figure, gain_figure, zmap_figure
 from .load import RunRecord, load_diversity, load_runs, load_suite, missing_scores, suite_dirs
 from .markdown import fmt_ci, fmt_ms, render
 from .tables import (
+    AXIS_BASELINE,
+    AXIS_GAIN_COLUMNS,
     CONVERGENCE_COLUMNS,
     COST_COLUMNS,
     CURVE_COLUMNS,
@@ -49,6 +53,7 @@ from .tables import (
     PROTOCOL_ORDER,
     RANK_COLUMNS,
     TTEST_COLUMNS,
+    axis_gain_rows,
     convergence_rows,
     cost_rows,
     curve_rows,
@@ -98,6 +103,9 @@ class Report:
     curve_rows: list[dict] = field(default_factory=list)
     probe_rows: list[dict] = field(default_factory=list)
     gain_rows: list[dict] = field(default_factory=list)
+    # the reference's gain over axis_baseline at each value of a suite axis (axis_gain_rows)
+    axis_gain_rows: list[dict] = field(default_factory=list)
+    axis_baseline: str = AXIS_BASELINE
     cost_rows: list[dict] = field(default_factory=list)
     gain_split: str = "moderate"
     pearson: dict[str, tuple[float | None, str]] = field(default_factory=dict)
@@ -201,6 +209,7 @@ def write_report(
     gain_split: str = "moderate",
     gain_stat: str = "mean",
     reference: str = ERTRL,
+    axis_baseline: str = AXIS_BASELINE,
 ) -> Report:
     """Analyse ``results_dir`` (one suite folder) and write report.md, CSVs and PNGs into it.
 
@@ -208,7 +217,9 @@ def write_report(
     ``<suite>/diversity.json``. ``reference``: the method compared with every other one (t-tests,
     effect sizes, gain). The gain is the reference's ``gain_stat`` ("mean" as in the paper's
     tables, or "iqm") on ``gain_split`` (default: moderate, the paper's OOD) minus the best
-    other method's, per protocol. Raises ``ErtrlError`` (message naming the path) for a folder
+    other method's, per protocol. A suite that varies the data quality or the training-task
+    count also gets the reference's gain over ``axis_baseline`` (FOCAL) at each value, with CIs.
+    Raises ``ErtrlError`` (message naming the path) for a folder
     that is not a suite or cannot be written.
     """
     suite_dir = Path(results_dir)
@@ -265,6 +276,10 @@ def write_report(
     grows = (
         gain_rows(rows, div, split=gain_split, stat=gain_stat, reference=reference) if div else []
     )
+    arows = axis_gain_rows(
+        done, reference=reference, baseline=axis_baseline, reps=reps, confidence=confidence,
+        random_state=random_state,
+    )  # fmt: skip
     by_proto = {}
     for proto in ordered((g["protocol"] for g in grows), PROTOCOL_ORDER):
         by_proto[proto] = pearson([g for g in grows if g["protocol"] == proto])
@@ -275,6 +290,7 @@ def write_report(
         success_rows=success_rows,
         convergence_rows=conv, rank_rows=ranks,
         curve_rows=crows, probe_rows=prows, gain_rows=grows, gain_split=gain_split,
+        axis_gain_rows=arows, axis_baseline=axis_baseline,
         cost_rows=cost_rows(done),
         pearson=by_proto, problems=problems, missing=missing_scores(runs),
         n_expected=len(runs), n_done=len(done), warnings=loaded.warnings, notes=notes,
@@ -313,6 +329,10 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
         report.tables.append(_write_csv(suite_dir / "curves.csv", report.curve_rows, CURVE_COLUMNS))
     if report.probe_rows:
         report.tables.append(_write_csv(suite_dir / "probe.csv", report.probe_rows, PROBE_COLUMNS))
+    if report.axis_gain_rows:
+        report.tables.append(
+            _write_csv(suite_dir / "gain_vs_axis.csv", report.axis_gain_rows, AXIS_GAIN_COLUMNS)
+        )
     if report.gain_rows:
         report.tables.append(
             _write_csv(suite_dir / "gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS)
@@ -365,6 +385,18 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
                 raise
             except Exception as exc:
                 report.notes.append(f"gain-vs-diversity figure failed: {type(exc).__name__}: {exc}")
+
+        for axis in ordered(r["axis"] for r in report.axis_gain_rows):
+            try:
+                out = axis_gain_figure(
+                    report.axis_gain_rows, axis, suite_dir / f"gain_vs_{axis}.png"
+                )
+                if out is not None:
+                    report.figures.append(out)
+            except OSError:
+                raise
+            except Exception as exc:
+                report.notes.append(f"gain-vs-{axis} figure failed: {type(exc).__name__}: {exc}")
 
     atomic_write_text(report.path, render(report, curve_figs, zmap_figs, div))
     notes = suite_dir / "NOTES.md"

@@ -17,6 +17,8 @@ the train and moderate splits.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from os.path import commonprefix
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,12 @@ __all__ = [
     "probe_rows",
     "gain_rows",
     "pearson",
+    "AXES",
+    "AXIS_BASELINE",
+    "AXIS_GAIN_COLUMNS",
+    "axis_gain_rows",
+    "varied_axes",
+    "method_labels",
     "cost_rows",
 ]
 
@@ -691,3 +699,123 @@ def pearson(grows: Sequence[Mapping]) -> tuple[float | None, str]:
     r, p = pearsonr(x, y)
     paper = "; the paper reports 0.85 for ER-TRL" if grows[0].get("reference") == ERTRL else ""
     return float(r), f"Pearson r = {r:.3f} (p = {p:.3g}, n = {len(grows)} envs){paper}."
+
+
+# --------------------------------------------------------------------------- gain vs a suite axis
+
+#: The suite axes a run may vary, each a run field of ``RunRecord``: the data quality (``data:
+#: {quality}``) and the family's training-task count (env option ``train_tasks``).
+AXES = ("quality", "train_tasks")
+#: Quality from the worst third of the behavior checkpoints to the best, then all of them
+#: (ertrl_bench/data/quality.py; spelt out here: the report reads no data code).
+QUALITY_ORDER = ("random-heavy", "medium", "expert", "mixed")
+AXIS_BASELINE = "focal"  # what the gain vs an axis is over (the paper's closest baseline)
+AXIS_GAIN_COLUMNS = (
+    "axis", "value", "env", "protocol", "group", "split", "method", "baseline", "n_method",
+    "n_baseline", "n_tasks", "mean_method", "mean_baseline", "gain", "gain_ci_low", "gain_ci_high",
+)  # fmt: skip
+
+
+def method_labels(runs: Sequence[RunRecord]) -> dict[str, str]:
+    """Each method name -> the name of what it is: a suite that varies an axis names each value's
+    runs apart (``focal`` / ``focal-expert`` / ``focal-t5``) so the other tables keep them
+    apart; runs whose methods differ only by name (``RunRecord.method_key``) get one label, the
+    plain name when there is one (a name every other one starts with, then ``-``), else the
+    names' common ``-``-separated prefix."""
+    names_of: dict[str, list[str]] = {}
+    for r in runs:
+        names_of.setdefault(r.method_key or f"name:{r.method}", []).append(r.method)
+    out = {}
+    for names in names_of.values():
+        names = sorted(set(names), key=lambda n: (len(n), n))
+        label = names[0]
+        if not all(n == label or n.startswith(label + "-") for n in names):
+            prefix = commonprefix(names)
+            cut = prefix if all(n == prefix or n[len(prefix)] == "-" for n in names) else (
+                prefix.rsplit("-", 1)[0] if "-" in prefix else ""
+            )  # fmt: skip
+            label = cut.rstrip("-") or label
+        out.update(dict.fromkeys(names, label))
+    return out
+
+
+def _axis_order(axis: str, values: Iterable) -> list:
+    values = set(values)
+    if axis == "quality":
+        return [q for q in QUALITY_ORDER if q in values] + sorted(values - set(QUALITY_ORDER))
+    return sorted(values)
+
+
+def varied_axes(runs: Sequence[RunRecord]) -> dict[str, list]:
+    """``{axis: its values in order}`` for each axis (``AXES``) the finished runs vary (two or
+    more known values); a run without a known value (``train_tasks`` None: a run from before it
+    was recorded) counts for none."""
+    done = [r for r in runs if r.done]
+    out = {}
+    for axis in AXES:
+        values = _axis_order(axis, {getattr(r, axis) for r in done} - {None})
+        if len(values) >= 2:
+            out[axis] = values
+    return out
+
+
+def axis_gain_rows(
+    runs: Sequence[RunRecord],
+    *,
+    reference: str = ERTRL,
+    baseline: str = AXIS_BASELINE,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+) -> list[dict]:
+    """``reference``'s gain over ``baseline`` at each value of each axis the suite varies, per
+    env x protocol x split: the difference of the mean over seeds x tasks with its agent-bootstrap
+    CI (``stats.difference_ci``: each method's seeds resampled whole, independently). Methods
+    are matched by what they are, not their names (``method_labels``): focal-t5 is ``focal`` at
+    5 training tasks. Where a suite varies both axes, each axis' rows hold the other at its most
+    common value."""
+    done = [r for r in runs if r.done]
+    labels = method_labels(done)
+    axes = varied_axes(done)
+    rows = []
+    for axis, values in axes.items():
+        others = [a for a in AXES if a != axis]
+        held = {}
+        for other in others:
+            seen = [getattr(r, other) for r in done]
+            held[other] = max(set(seen), key=seen.count)
+        for value in values:
+            mine = [
+                replace(r, method=labels[r.method])
+                for r in done
+                if getattr(r, axis) == value and all(getattr(r, o) == held[o] for o in others)
+            ]
+            cells = score_cells(mine)
+            for (env, method, split, proto), cell in cells.items():
+                base = cells.get((env, baseline, split, proto))
+                if method != reference or base is None:
+                    continue
+                common = [t for t in cell.tasks if t in set(base.tasks)]
+                if not common:
+                    continue
+                x, y = cell.on_tasks(common), base.on_tasks(common)
+                diff = difference_ci(x, y, "mean", reps, confidence, random_state)
+                rows.append(
+                    {
+                        "axis": axis, "value": value, "env": env, "protocol": proto,
+                        "group": split_label(split), "split": split, "method": reference,
+                        "baseline": baseline, "n_method": x.shape[0], "n_baseline": y.shape[0],
+                        "n_tasks": len(common), "mean_method": float(x.mean()),
+                        "mean_baseline": float(y.mean()), "gain": diff.point,
+                        "gain_ci_low": diff.low, "gain_ci_high": diff.high,
+                    }
+                )  # fmt: skip
+    order = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
+    split_pos = {s: i for i, s in enumerate(SPLIT_ORDER)}
+    rows.sort(
+        key=lambda r: (
+            AXES.index(r["axis"]), r["env"], order.get(r["protocol"], 99),
+            split_pos.get(r["split"], 99), axes[r["axis"]].index(r["value"]),
+        )
+    )  # fmt: skip
+    return rows

@@ -13,7 +13,7 @@ import dataclasses
 
 import gymnasium as gym
 import numpy as np
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from ertrl_bench.envs.base import (
     TRAIN_TASK_COUNTS,
@@ -30,8 +30,11 @@ MAX_STEP = 0.1
 
 class PointRobotOptions(Strict):
     horizon: int = 20
-    # training tasks evenly spaced over the training goals (None: the grid's 20; docs/data.md)
-    train_tasks: PositiveInt | None = None
+    train_tasks: PositiveInt | None = Field(
+        None,
+        description="Training tasks laid out evenly over the training range: 5, 10, 20 or 40"
+        " (None: the grid's 20); the test tasks do not change (docs/data.md)",
+    )
 
 
 class PointRobotEnv(gym.Env):

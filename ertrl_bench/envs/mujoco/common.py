@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from ertrl_bench.envs.base import TRAIN_TASK_COUNTS, EnvFamily, Task
 from ertrl_bench.options import Strict
@@ -30,9 +30,11 @@ N_GRID = 40
 
 class MujocoOptions(Strict):
     horizon: int = 200
-    # training tasks evenly spaced over the training range (None: the grid's 20; docs/data.md);
-    # every family but Ant-Goal (a fixed layout of two rings)
-    train_tasks: PositiveInt | None = None
+    train_tasks: PositiveInt | None = Field(
+        None,
+        description="Training tasks laid out evenly over the training range: 5, 10, 20 or 40"
+        " (None: the grid's 20; Ant-Goal: 20 only); the test tasks do not change (docs/data.md)",
+    )
 
 
 class ContactOptions(MujocoOptions):

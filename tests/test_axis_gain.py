@@ -1,0 +1,139 @@
+"""The report's gain vs a suite axis (``tables.axis_gain_rows``, ``figures.axis_gain_figure``).
+
+A suite that varies the data quality or the number of training tasks gets the reference's gain
+over FOCAL at each value, with agent-bootstrap CIs, as ``gain_vs_axis.csv`` and
+``gain_vs_<axis>.png``; methods named per value (focal-t5, focal-expert) count as their plain
+method; a suite that varies neither gets neither file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from ertrl_bench.analysis.report import write_report
+from ertrl_bench.analysis.tables import method_labels
+from ertrl_bench.measures.stats import difference_ci
+
+FOCAL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}]}
+ERTRL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}, {"type": "gan_entropy"}]}
+SPLITS = {"train": range(10, 14), "moderate": range(30, 34)}
+GAIN = {5: 2.0, 20: 6.0, "mixed": 6.0, "expert": -1.0}  # ertrl's true gain at each value
+
+
+def _score(method: str, value, split: str, task: int, seed: int) -> float:
+    return 50.0 + (GAIN[value] if method == "ertrl" else 0.0) + task % 3 + 1.5 * seed
+
+
+def _write_run(suite, method, value, seed, axis):
+    """A finished run folder as the runner writes it (spec.json + metrics.json)."""
+    plain = value in (20, "mixed")
+    name = method if plain else f"{method}-{'t' if axis == 'train_tasks' else ''}{value}"
+    env = {"type": "point-robot", "params": {}}
+    data = {}
+    if axis == "train_tasks" and not plain:
+        env["params"]["train_tasks"] = value
+    if axis == "quality" and not plain:
+        data["quality"] = value
+    run_id = f"{name}-point-robot-s{seed}"
+    spec = {"method": {"name": name, **(ERTRL if method == "ertrl" else FOCAL)}}
+    spec.update(env=env, data=data, seed=seed)
+    per_task = {
+        split: {
+            "offline": {
+                f"task-{t:03d}": {
+                    "return": 0.0,
+                    "normalized": _score(method, value, split, t, seed),
+                }
+                for t in tasks
+            }
+        }
+        for split, tasks in SPLITS.items()
+    }
+    final = {s: {"offline": {"return": 0.0, "normalized": 50.0}} for s in SPLITS}
+    metrics = {"run_id": run_id, "method": name, "env": "point-robot", "seed": seed}
+    metrics.update(final=final, per_task=per_task)
+    if axis == "train_tasks":
+        metrics["train_tasks"] = value
+    (suite / run_id).mkdir(parents=True)
+    (suite / run_id / "spec.json").write_text(json.dumps(spec))
+    (suite / run_id / "metrics.json").write_text(json.dumps(metrics))
+    return {"run_id": run_id, "method": name, "env": "point-robot", "seed": seed}
+
+
+def _suite(tmp_path, axis: str, values) -> object:
+    suite = tmp_path / axis
+    suite.mkdir()
+    runs = [
+        _write_run(suite, m, v, seed, axis)
+        for v in values
+        for m in ("focal", "ertrl")
+        for seed in range(3)
+    ]
+    (suite / "suite.json").write_text(json.dumps({"suite": axis, "runs": runs}))
+    return suite
+
+
+def _csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize(
+    ("axis", "values"), [("train_tasks", [5, 20]), ("quality", ["expert", "mixed"])]
+)
+def test_the_gain_over_focal_at_each_value_with_its_ci(tmp_path, axis, values):
+    suite = _suite(tmp_path, axis, values)
+    rep = write_report(suite, probe=False, reps=200)
+    rows = _csv(suite / "gain_vs_axis.csv")
+    assert {r["axis"] for r in rows} == {axis}
+    assert (suite / f"gain_vs_{axis}.png").is_file()
+    assert f"![gain vs {axis}](gain_vs_{axis}.png)" in rep.path.read_text()
+    for r in rows:
+        value = int(r["value"]) if axis == "train_tasks" else r["value"]
+        assert (r["method"], r["baseline"], r["n_method"], r["n_baseline"]) == (
+            "ertrl", "focal", "3", "3"
+        )  # fmt: skip
+        assert float(r["gain"]) == pytest.approx(GAIN[value])
+        tasks = SPLITS[r["split"]]
+        scores = {
+            m: np.array([[_score(m, value, r["split"], t, s) for t in tasks] for s in range(3)])
+            for m in ("ertrl", "focal")
+        }
+        ci = difference_ci(scores["ertrl"], scores["focal"], "mean", 200, random_state=0)
+        assert (float(r["gain_ci_low"]), float(r["gain_ci_high"])) == pytest.approx(
+            (ci.low, ci.high)
+        )
+    assert [r["value"] for r in rows if r["split"] == "moderate"] == [str(v) for v in values]
+
+
+def test_no_axis_varied_no_axis_files(tmp_path):
+    suite = _suite(tmp_path, "train_tasks", [20])
+    rep = write_report(suite, probe=False, reps=50, figures=False)
+    assert rep.axis_gain_rows == []
+    assert not (suite / "gain_vs_axis.csv").exists()
+    assert not list(suite.glob("gain_vs_*.png"))
+
+
+def test_another_baseline_is_an_option(tmp_path):
+    suite = _suite(tmp_path, "train_tasks", [5, 20])
+    rep = write_report(
+        suite, probe=False, reps=50, figures=False, reference="focal", axis_baseline="ertrl"
+    )
+    gains = {(r["value"], r["split"]): r["gain"] for r in rep.axis_gain_rows}
+    assert gains[(5, "moderate")] == pytest.approx(-GAIN[5])
+
+
+def test_methods_named_per_value_are_labelled_as_their_plain_method():
+    from ertrl_bench.analysis.load import RunRecord
+
+    def rec(name, key):
+        return RunRecord(name, name, "point-robot", 0, "done", method_key=key)
+
+    runs = [rec("focal", "F"), rec("focal-t5", "F"), rec("ertrl-t5", "E"), rec("ertrl-t40", "E")]
+    assert method_labels(runs) == {
+        "focal": "focal", "focal-t5": "focal", "ertrl-t5": "ertrl", "ertrl-t40": "ertrl"
+    }  # fmt: skip
