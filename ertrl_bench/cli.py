@@ -289,6 +289,19 @@ def _family(name: str, env_opt: list[str] | tuple = ()):
     return _from_cli_pairs("envs", name, env_opt, "--env-opt", "horizon=30")
 
 
+def _split_tasks(fam, tier: str, splits: str) -> list[int]:
+    """The task indices of ``--splits train,moderate`` (an unknown split is one error)."""
+    from ertrl_bench.data.tiers import resolve_tier
+    from ertrl_bench.envs.base import SPLITS
+
+    names = [x.strip() for x in splits.split(",") if x.strip()]
+    unknown = [x for x in names if x not in SPLITS]
+    if unknown:
+        raise ErtrlError(f"--splits: unknown split(s) {unknown}; available: {', '.join(SPLITS)}")
+    seed = resolve_tier(tier, fam, None).task_seed
+    return sorted({t.index for s in names for t in fam.tasks(s, seed)})
+
+
 @datasets_app.command("build")
 def datasets_build(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
@@ -313,8 +326,15 @@ def datasets_build(
         help="KEY=VALUE option of the env family, repeatable (e.g. horizon=30); see"
         " `ertrl-bench plugins`. Must match the suite's env params to share its data.",
     ),
+    splits: str = typer.Option(
+        "",
+        "--splits",
+        help="Build only these splits' tasks, comma-separated (e.g. train,moderate: what a run"
+        " evaluating them reads), ahead of a suite or on a GPU; the same files as a full build's,"
+        " which reuses them. Default: every split.",
+    ),
 ):
-    """Train behavior policies for all tasks and collect their datasets.
+    """Train behavior policies for all tasks (or --splits) and collect their datasets.
 
     Resumable: finished tasks are kept, and an interrupted SAC run continues from its last save.
     """
@@ -326,10 +346,12 @@ def datasets_build(
 
     budget = "auto" if max_memory.strip().lower() == "auto" else parse_bytes(max_memory)
     t0 = time.perf_counter()
+    fam = _family(family, env_opt)
     fd = get_datasets(
-        _family(family, env_opt),
+        fam,
         tier,
         device=resolve_device("auto"),
+        tasks=_split_tasks(fam, tier, splits) if splits.strip() else None,
         rebuild=rebuild,
         save_every_s=save_every * 60 if save_every > 0 else None,
         max_memory=budget,
@@ -416,19 +438,26 @@ def datasets_show(
     ),
 ):
     """How expert a cached dataset is: per split, R_min / R_max over tasks (min / median / max)
-    and the mean return over tasks at each behavior-policy checkpoint, and for a family that
-    reports success (Meta-World) the episodes' success rate at each checkpoint (never builds)."""
+    and the mean return over tasks at each behavior-policy checkpoint (and for a family that
+    reports success, Meta-World, the episodes' success rate at each checkpoint); then per task
+    its R_min / R_max and, for the ER-TRL authors' families, their R_min / R_max and our R_max on
+    their scale (100 = as expert as their data). Shows the built tasks only (never builds)."""
+    from ertrl_bench.analysis.paper_scale import authors_normalized, authors_range
     from ertrl_bench.data import dataset_dir, get_datasets
     from ertrl_bench.data.tiers import resolve_tier
 
     fam = _family(family, env_opt)
-    ddir = dataset_dir(fam, tier, resolve_tier(tier, fam, None))
+    values = resolve_tier(tier, fam, None)
+    ddir = dataset_dir(fam, tier, values)
     if any(ddir.check_task(t.key) is not None for t in fam.tasks("train")):
         raise ErtrlError(
             f"{family} [{tier}] is not built (or incomplete) in {ddir.path}: run"
             f" `ertrl-bench datasets build {family} --tier {tier}` first"
         )
-    summary = get_datasets(fam, tier).behavior_summary()
+    # a build of some splits (`--splits`) is shown as it is: the other tasks are not built
+    built = [t.index for t in fam.all_tasks(values.task_seed) if ddir.check_task(t.key) is None]
+    data = get_datasets(fam, tier, tasks=built)
+    summary = data.behavior_summary()
     print(f"{family} [{tier}] behavior data ({ddir.path})")
     print("split\ttasks\tR_min min/median/max\tR_max min/median/max\tmean return per checkpoint")
     for split, row in summary.items():
@@ -440,6 +469,24 @@ def datasets_show(
             rates = zip(row["checkpoints"], row["success_rate"], strict=True)
             curve += "; success rate per checkpoint " + ", ".join(f"{c}: {r:.2f}" for c, r in rates)
         print(f"{split}\t{row['tasks']}\t{spread(row['r_min'])}\t{spread(row['r_max'])}\t{curve}")
+    print()
+    header = "task\tsplit\tparam\tR_min\tR_max"
+    authors = any(authors_range(fam.name, t.key) for t in data.tasks)
+    if authors:
+        header += "\tauthors' R_min\tauthors' R_max\tR_max on the authors' scale"
+    print(header)
+    for t in sorted(data.tasks, key=lambda t: t.index):
+        line = (
+            f"{t.key}\t{t.split}\t{','.join(f'{p:g}' for p in t.param)}"
+            f"\t{data.r_min(t):.2f}\t{data.r_max(t):.2f}"
+        )
+        pair = authors_range(fam.name, t.key) if authors else None
+        if pair is not None:
+            ours = authors_normalized(fam.name, t.key, data.r_max(t))
+            line += f"\t{pair[0]:.2f}\t{pair[1]:.2f}\t{'-' if ours is None else f'{ours:.1f}'}"
+        elif authors:
+            line += "\t-\t-\t-"  # e.g. our off-grid iid tasks: the authors have none
+        print(line)
 
 
 @datasets_app.command("verify")
