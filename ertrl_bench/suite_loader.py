@@ -431,9 +431,11 @@ def _entries(suite: Suite, registry, problems: list[str]) -> list[_Entry]:
             )
             for j, m in enumerate(suite.grid.methods)
         ]
+        # seed-major: every method's seed 0 before any seed 1, so a study stopped half-way
+        # has the same seeds for every method (and its finished runs can be compared)
         for env, env_ok in envs:
-            for method, method_path in methods:
-                for seed in suite.grid.seeds:
+            for seed in suite.grid.seeds:
+                for method, method_path in methods:
                     out.append(
                         _Entry(
                             "grid",

@@ -159,3 +159,15 @@ def test_runs_entry_errors_name_the_run(tmp_path, register_test_plugin):
     (line,) = exc.value.problems
     assert line.startswith("runs[0].train: iterations x steps_per_iteration = 1,000,000,000")
     assert "env tuned-point-robot" in line
+
+
+def test_grid_runs_go_seed_by_seed(tmp_path):
+    """Every method's seed 0 comes before any seed 1: a study stopped half-way has the same
+    seeds for every method."""
+    specs = _expand(tmp_path, methods=("focal", "csro"), seeds=(0, 1))
+    assert [(s.method.name, s.seed) for s in specs] == [
+        ("focal", 0),
+        ("csro", 0),
+        ("focal", 1),
+        ("csro", 1),
+    ]
