@@ -1,5 +1,6 @@
-"""The window table of NOTES.md: per FOCAL run, the mean normalized return over tasks of its
-evaluations at 2k steps, averaged over 5-10k, 10-20k and 20-30k, and the s.d. of its last 5.
+"""The window tables of NOTES.md: per run (FOCAL, then ER-TRL), the mean normalized return over
+tasks of its evaluation at 2k steps, its averages over 5-10k, 10-20k and 20-30k, and the s.d.
+(ddof 1) of its last 5 evaluations; one cell lists the seeds in order.
 
     python results/converge-point-robot/windows.py results/converge-point-robot
 """
@@ -26,18 +27,23 @@ WINDOWS = {
     "s.d. of the last 5": lambda v, st: v[-5:].std(ddof=1),
 }
 
-runs = sorted(Path(sys.argv[1]).glob("focal-*/metrics.json"))
-curves = [json.loads(p.read_text())["curve"] for p in runs]
-print("runs:", ", ".join(p.parent.name for p in runs))
-print("| column | " + " | ".join(WINDOWS) + " |")
-print("|---" * (len(WINDOWS) + 1) + "|")
-for name, key in COLUMNS.items():
-    cells = []
-    for window in WINDOWS.values():
-        values = []
-        for curve in curves:
-            v = np.array([c[f"{key}/normalized"] for c in curve])
-            st = np.array([c["step"] for c in curve])
-            values.append(f"{window(v, st):.1f}")
-        cells.append(" / ".join(values))
-    print(f"| {name} | " + " | ".join(cells) + " |")
+
+def table(curves: list[list[dict]]) -> None:
+    print("| column | " + " | ".join(WINDOWS) + " |")
+    print("|---" * (len(WINDOWS) + 1) + "|")
+    for name, key in COLUMNS.items():
+        cells = []
+        for window in WINDOWS.values():
+            values = []
+            for curve in curves:
+                v = np.array([c[f"{key}/normalized"] for c in curve])
+                st = np.array([c["step"] for c in curve])
+                values.append(f"{window(v, st):.1f}")
+            cells.append(" / ".join(values))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+for method in ("focal", "ertrl"):
+    runs = sorted(Path(sys.argv[1]).glob(f"{method}-*/metrics.json"))
+    print(f"\n{method}:", ", ".join(p.parent.name for p in runs))
+    table([json.loads(p.read_text())["curve"] for p in runs])
