@@ -489,6 +489,109 @@ def datasets_show(
         print(line)
 
 
+def _suite_datasets(results: Path) -> dict[str, tuple]:
+    """``{env: (family, tier, data options, dataset folder or None)}`` of a suite's runs: from the
+    first run of each env, its spec.json and the folder its metrics.json says it trained on.
+    Runs whose files cannot be read are the report's to name."""
+    from ertrl_bench.config import Component
+    from ertrl_bench.registry import create
+    from ertrl_bench.results_schema import MetricsFileError, read_metrics
+
+    seen: dict[str, tuple] = {}
+    for spec_path in sorted(results.glob("*/spec.json")):
+        try:
+            spec = json.loads(spec_path.read_text())
+            env, tier = Component.model_validate(spec["env"]), spec["tier"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if env.type in seen:
+            continue
+        try:
+            dataset = read_metrics(spec_path.parent / "metrics.json").dataset
+        except MetricsFileError:
+            dataset = None  # unfinished: the data it would train on
+        seen[env.type] = (create("envs", env), tier, spec.get("data"), dataset)
+    return seen
+
+
+def _dataset_diversity(suite_dir: Path, env: str, family, tier, data, trained_on) -> dict | None:
+    """The recorded diversity of the dataset ``env``'s runs trained on (measured and recorded
+    first if the cache holds that dataset without it); None, with the reason printed, if the
+    cache cannot give it."""
+    from ertrl_bench.data import dataset_dir, get_datasets
+    from ertrl_bench.data.quality import split_data_options
+    from ertrl_bench.data.store import DatasetDir
+    from ertrl_bench.data.tiers import resolve_tier
+
+    overrides, _ = split_data_options(data)
+    ddir = dataset_dir(family, tier, resolve_tier(tier, family, overrides))
+    where = f"{suite_dir}: {env} [{tier}]"
+    if trained_on and Path(trained_on) != ddir.path:
+        recorded = DatasetDir(Path(trained_on)).manifest().get("diversity")
+        if isinstance(recorded, dict):
+            return recorded
+        err.print(
+            f"{where}: the runs trained on {trained_on}, not the dataset this version builds"
+            f" ({ddir.path}: an older format or other settings), and its manifest records no"
+            " diversity: it cannot be measured here",
+            markup=False, highlight=False,
+        )  # fmt: skip
+        return None
+    if any(ddir.check_task(t.key) is not None for t in family.tasks("train")):
+        err.print(
+            f"{where} is not in the dataset cache ({ddir.path}): build it (ertrl-bench datasets"
+            f" build {env} --tier {tier}) or copy it there",
+            markup=False, highlight=False,
+        )  # fmt: skip
+        return None
+    train = [t.index for t in family.tasks("train")]  # what it reads: builds nothing here
+    rec = get_datasets(family, tier, overrides, tasks=train).diversity
+    if rec is None:
+        err.print(f"{where}: no diversity (see above)", markup=False, highlight=False)
+    return rec
+
+
+@datasets_app.command("diversity")
+def datasets_diversity(
+    results: Path = typer.Argument(
+        ..., help="A suite's results folder (results/smoke), or the results root: every suite."
+    ),
+):
+    """Behavior diversity of a suite's datasets, for runs made before runs recorded it: read from
+    the manifest of the dataset the runs trained on (measured there first if missing), merged
+    into <suite>/diversity.json, where the report reads it. Uses the cache only: a dataset not
+    cached is named, not built (exit 2 when any env has none)."""
+    from ertrl_bench.analysis.load import suite_dirs
+    from ertrl_bench.data.store import atomic_write_json
+
+    lacking = 0
+    for suite_dir in suite_dirs(results):
+        found: dict[str, dict] = {}
+        for env, (family, tier, data, trained_on) in _suite_datasets(suite_dir).items():
+            rec = _dataset_diversity(suite_dir, env, family, tier, data, trained_on)
+            if rec is None:
+                lacking += 1
+                continue
+            found[env] = rec
+            out.print(
+                f"{suite_dir.name}: {env} [{tier}] W2 {rec['w2']:.4f}, floor {rec['floor']:.4f}",
+                markup=False, highlight=False,
+            )  # fmt: skip
+        if found:
+            path = suite_dir / "diversity.json"
+            try:
+                old = json.loads(path.read_text()) if path.is_file() else {}
+            except (OSError, ValueError):
+                old = {}  # unreadable: replaced
+            try:
+                atomic_write_json(path, {**(old if isinstance(old, dict) else {}), **found})
+            except OSError as exc:
+                raise ErtrlError(f"{suite_dir}: cannot write diversity.json ({exc})") from None
+            out.print(f"wrote {path}", markup=False, soft_wrap=True)
+    if lacking:
+        raise typer.Exit(2)
+
+
 @datasets_app.command("verify")
 def datasets_verify():
     """Re-check every cached file (data and behavior policies) against its checksum and every
@@ -511,40 +614,12 @@ def datasets_verify():
         raise typer.Exit(2)
 
 
-def _suite_diversity(results: Path) -> dict[str, dict]:
-    """Behavior-policy diversity of each env of a suite, from its cached datasets (never builds).
-
-    ``{env: record}``: ``record["w2"]`` the value, ``record["floor"]`` its same-policy floor.
-    """
-    from ertrl_bench.data.policies import behavior_diversity
-
-    seen: dict[str, dict] = {}
-    for spec_path in sorted(results.glob("*/spec.json")):
-        try:
-            spec = json.loads(spec_path.read_text())
-            env, tier = spec["env"]["type"], spec["tier"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # the report names unreadable run files itself
-        if env in seen:
-            continue
-        try:
-            res = behavior_diversity(_family(env), tier, spec.get("data"), build=False)
-        except ErtrlError as exc:
-            err.print(f"diversity of {env}: {exc}", markup=False, highlight=False)
-            continue
-        if res is not None:
-            seen[env] = res
-    return seen
-
-
 @app.command()
 def report(
     results: Path = typer.Argument(
         ..., help="A suite's results folder (results/smoke), or the results root: every suite."
     ),
-    diversity: bool = typer.Option(
-        True, help="Compute behavior-policy W2 per env from cached datasets (diversity.json)."
-    ),
+    diversity: bool = typer.Option(None, "--diversity/--no-diversity", hidden=True),
     gain_split: str = typer.Option(
         "moderate", help="Split of the reference's gain vs diversity (moderate = the paper's OOD)."
     ),
@@ -557,22 +632,23 @@ def report(
         " over; drawn only for a suite that varies one.",
     ),
 ):
-    """Write report.md, CSV tables and PNG figures next to the results; print the main table."""
-    from ertrl_bench.analysis.report import check_writable, suite_dirs, write_report
-    from ertrl_bench.data.store import atomic_write_json
+    """Write report.md, CSV tables and PNG figures next to the results; print the main table.
 
+    Reads the results only: behavior diversity and the probe as the runs recorded them (for
+    older runs without diversity: ertrl-bench datasets diversity RESULTS)."""
+    from ertrl_bench.analysis.report import check_writable, suite_dirs, write_report
+
+    if diversity is not None:
+        raise ErtrlError(
+            "--diversity / --no-diversity: gone; the report no longer measures diversity, it"
+            " reads what the runs recorded (older runs: `ertrl-bench datasets diversity"
+            f" {results}` writes it beside them). Drop the option"
+        )
     if gain_split not in ("train", "iid", "moderate", "extreme"):
         raise ErtrlError(f"--gain-split {gain_split!r}: choose train, iid, moderate or extreme")
     dirs = suite_dirs(results)  # one suite, or each suite of a results root
     for suite_dir in dirs:
         check_writable(suite_dir)
-        if diversity:
-            div = _suite_diversity(suite_dir)
-            if div:
-                try:
-                    atomic_write_json(suite_dir / "diversity.json", div)
-                except OSError as exc:
-                    raise ErtrlError(f"{suite_dir}: cannot write diversity.json ({exc})") from None
         rep = write_report(
             suite_dir, gain_split=gain_split, reference=reference, axis_baseline=axis_baseline
         )
@@ -608,7 +684,8 @@ def analyze_wasserstein(
     checkpoint mixture that produced its data) and prints the average over task pairs of the
     state-averaged W2 distance, beside its same-policy floor (two draws of one policy).
     """
-    from ertrl_bench.data.policies import behavior_diversity
+    from ertrl_bench.data import get_datasets
+    from ertrl_bench.data.diversity import DEFAULTS, measure_diversity
 
     if checkpoint not in ("first", "last", "mixture") and not checkpoint.isdigit():
         raise ErtrlError(
@@ -616,9 +693,16 @@ def analyze_wasserstein(
         )
     if method not in ("sliced", "exact"):
         raise ErtrlError(f"--method {method!r}: choose sliced or exact")
-    rec = behavior_diversity(
-        _family(family), tier, None, states, samples, checkpoint, seed, method=method
-    )
+    fam = _family(family)
+    # only the training tasks' data is read, so only theirs is built (recording the default
+    # measure as it does)
+    data = get_datasets(fam, tier, tasks=[t.index for t in fam.tasks("train")])
+    asked = {"states": states, "samples": samples, "checkpoint": checkpoint, "seed": seed}
+    recorded = {**DEFAULTS, "samples": data.tier.diversity_samples}
+    if data.diversity and method == "sliced" and all(recorded[k] == v for k, v in asked.items()):
+        rec = data.diversity
+    else:
+        rec = measure_diversity(data, states, samples, checkpoint, seed, method)
     if as_json:
         out.print_json(json.dumps({"family": family, "tier": tier, **rec}))
     else:

@@ -19,6 +19,8 @@ Layout (``docs/paper.md``, "Evaluation")::
       "timing_s": {"data", "setup", "train", "eval", "probe", "total": float},  # seconds
       "dataset": str,                                  # dataset folder the run trained on
       "train_tasks": int,                              # how many training tasks it trained on
+      "diversity": {"w2", "floor", ...},               # optional: that dataset's behavior-policy
+                                                       # W2 diversity, as its build recorded it
       "probe": {"linear": {"rmse_mean", "rmse_std"},   # optional: the run's own z-probe
                 "svr": {"rmse_mean", "rmse_std"}, "resamples": int},
     }
@@ -134,6 +136,28 @@ class CurvePoint(_Open):
         }
 
 
+class DiversityRecord(_Open):
+    """Behavior-policy diversity of one env: the average W2 and, when known, its same-policy floor.
+
+    A run's ``metrics["diversity"]`` (its dataset's, ``ertrl_bench.data.diversity``), or one
+    entry of a suite's ``diversity.json`` (env -> this record, written by ``ertrl-bench datasets
+    diversity``); ``w2`` is read as ``value``, a bare number as ``{"value": number}`` (the
+    format before the floor existed).
+    """
+
+    value: float
+    floor: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_number_and_w2(cls, data):
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return {"value": data}
+        if isinstance(data, dict) and "value" not in data and "w2" in data:
+            return {**data, "value": data["w2"]}
+        return data
+
+
 class RunMetrics(_Open):
     """A finished run's ``metrics.json``: a run whose file does not fit is not finished.
 
@@ -153,6 +177,7 @@ class RunMetrics(_Open):
     dataset: str | None = None
     # the family's training-task count (its ``train_tasks`` option); None: a run from before
     train_tasks: int | None = None
+    diversity: DiversityRecord | None = None
     probe: ProbeRecord | None = None
 
     def protocols(self) -> list[str]:
@@ -165,26 +190,6 @@ class RunMetrics(_Open):
 
     def splits(self) -> list[str]:
         return list(dict.fromkeys([*self.per_task, *self.final]))
-
-
-class DiversityRecord(_Open):
-    """Behavior-policy diversity of one env: the average W2 and, when known, its same-policy floor.
-
-    ``diversity.json`` maps env -> this record; a bare number is read as ``{"value": number}``
-    (the format before the floor existed).
-    """
-
-    value: float
-    floor: float | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _accept_number_and_w2(cls, data):
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
-            return {"value": data}
-        if isinstance(data, dict) and "value" not in data and "w2" in data:
-            return {**data, "value": data["w2"]}
-        return data
 
 
 class MetricsFileError(ValueError):

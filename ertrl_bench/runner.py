@@ -438,6 +438,8 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = 
         "dataset": data.path,
         "train_tasks": len(family.tasks("train")),
     }
+    if data.diversity is not None:  # the data's behavior diversity, as its build measured it
+        metrics["diversity"] = data.diversity
     probe_tasks = [t for s in PROBE_SPLITS for t in family.tasks(s, data.tier.task_seed)]
     if spec.eval.probe.enabled and probe_tasks:
         t_probe = time.perf_counter()

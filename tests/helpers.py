@@ -24,6 +24,7 @@ TINY_DATA = {
     "random_steps": 100,
     "checkpoints": [150, 300],
     "trajectories_per_checkpoint": 2,
+    "diversity_samples": 64,  # the W2 diversity recorded with the data: a fraction of a second
 }
 TINY_NETS = {"mlp": {"hidden": [16]}, "brac": {"hidden": [16]}}
 # The end-of-run probe, shrunk (the paper's: 1000 transitions per task, 200 test, 5 resamples,

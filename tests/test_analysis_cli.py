@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_cli_report_on_results_root_reports_each_suite(cli, tmp_path):
     root = tmp_path / "results"
     _small_suite(root / "alpha", "alpha")
     _small_suite(root / "beta", "beta", methods=("csro",))
-    res = cli("report", root, "--no-diversity")
+    res = cli("report", root)
     assert res.returncode == 0, res.stderr
     for name in ("alpha", "beta"):
         md = (root / name / "report.md").read_text()
@@ -74,14 +75,16 @@ def test_cli_report_errors_name_the_path_and_exit_2(cli, tmp_path, monkeypatch, 
         ((tmp_path / "nope",), f"{tmp_path / 'nope'}: no such results folder"),
         ((tmp_path / "file",), f"{tmp_path / 'file'}: a file, not a results folder"),
         ((empty, "--gain-split", "ood"), "--gain-split 'ood': choose train, iid, moderate"),
+        ((empty, "--no-diversity"), "--diversity / --no-diversity: gone; the report no longer"),
+        ((empty, "--diversity"), f"`ertrl-bench datasets diversity {empty}` writes it beside"),
     ):
-        code, stderr = _main(monkeypatch, capsys, *args, "--no-diversity")
+        code, stderr = _main(monkeypatch, capsys, *args)
         assert code == 2 and message in stderr and "Traceback" not in stderr
     # Through a real subprocess: a suite whose report cannot be written (report.md is a folder,
     # so it fails even for root).
     suite = _small_suite(tmp_path / "s", "s", methods=("ertrl",))
     (suite / "report.md").mkdir()
-    res = cli("report", suite, "--no-diversity")
+    res = cli("report", suite)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"{suite / 'report.md'}: cannot write the report" in res.stderr
 
@@ -148,7 +151,8 @@ def test_report_on_a_real_tiny_run(tmp_path):
     )
     protocols = specs[0].eval.protocols
     assert sorted(metrics.protocols()) == sorted(protocols)
-    report = write_report(root / s.name, reps=100, probe=False)
+    report = write_report(root / s.name, reps=100)
+    assert report.probe_rows and {p["variant"] for p in report.probe_rows} == {"paper"}
     assert {r["protocol"] for r in report.rows} == set(protocols)
     assert {(r["split"], r["group"]) for r in report.rows} == {
         ("train", "IID"),
@@ -172,3 +176,54 @@ def test_runner_summary_and_curve_skip_tasks_without_a_normalized_score():
     assert out == {"return": 2.0, "normalized": 10.0}  # not NaN: the curve keeps its split
     gone = _summarise({"train": {"offline": {"b": tasks["b"]}}})["train"]["offline"]
     assert np.isnan(gone["normalized"]) and gone["return"] == 3.0
+
+
+def test_diversity_from_the_data_build_through_the_runs_to_the_report(cli, tmp_path, monkeypatch):
+    """The build records the diversity in the dataset's manifest, each run copies it into its
+    metrics.json, the report reads it there with no dataset cache at all; for runs without it
+    `datasets diversity` writes diversity.json from the cache."""
+    from ertrl_bench.data.store import DatasetDir
+
+    suite = tiny_suite(name="div", methods=("ertrl", "focal"), seeds=(0,))
+    s, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
+    root = tmp_path / "results"
+    write_suite_index(root, s.name, specs)
+    metrics = [execute(spec, root).metrics for spec in specs]
+    recorded = DatasetDir(Path(metrics[0]["dataset"])).manifest()["diversity"]
+    assert all(m["diversity"] == recorded for m in metrics) and recorded["samples"] == 64
+
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "no-cache"))
+    report = write_report(root / s.name, reps=50, figures=False)
+    assert report.unrecorded_diversity == [] and not (tmp_path / "no-cache").exists()
+    assert {g["diversity"] for g in report.gain_rows} == {recorded["w2"]}
+    monkeypatch.undo()
+
+    for spec in specs:  # runs made before runs recorded it
+        path = root / s.name / spec.run_id() / "metrics.json"
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items()
+                                    if k != "diversity"}))  # fmt: skip
+    assert write_report(root / s.name, reps=50, figures=False).gain_rows == []
+    (root / s.name / "diversity.json").write_text('{"other-env": 0.5}')  # kept: merged into
+    res = cli("datasets", "diversity", root)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((root / s.name / "diversity.json").read_text()) == {
+        "other-env": 0.5,
+        "point-robot": recorded,
+    }
+    assert {g["diversity"] for g in write_report(root / s.name, reps=50).gain_rows} == {
+        recorded["w2"]
+    }
+    # the runs' own dataset is read wherever it is (here: not under $ERTRL_BENCH_DATA)
+    res = cli("datasets", "diversity", root, env={"ERTRL_BENCH_DATA": str(tmp_path / "none")})
+    assert res.returncode == 0, res.stderr
+    # runs that trained on another dataset than this version builds (an older format): named
+    for spec in specs:
+        path = root / s.name / spec.run_id() / "metrics.json"
+        old_format = {**json.loads(path.read_text()), "dataset": str(tmp_path / "format-2")}
+        path.write_text(json.dumps(old_format))
+    res = cli("datasets", "diversity", root)
+    assert res.returncode == 2 and f"the runs trained on {tmp_path / 'format-2'}, not" in res.stderr
+    for spec in specs:  # unfinished runs: the dataset they would train on, if cached
+        (root / s.name / spec.run_id() / "metrics.json").unlink()
+    res = cli("datasets", "diversity", root, env={"ERTRL_BENCH_DATA": str(tmp_path / "none")})
+    assert res.returncode == 2 and "point-robot [smoke] is not in the dataset cache" in res.stderr

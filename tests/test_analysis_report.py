@@ -40,7 +40,7 @@ def _curve_value(method: str, split: str, proto: str, step: int, seed: int) -> f
 
 def _write_run(
     suite, run_id, method, env, seed, *, encodings=False, offset=0.0, probe=None, score=None,
-    curve=True,
+    curve=True, diversity=None,
 ):  # fmt: skip
     """A run folder like the runner's; ``score(split, task, proto)`` overrides a task's value."""
     run = suite / run_id
@@ -95,6 +95,8 @@ def _write_run(
     }
     if probe is not None:
         metrics["probe"] = probe
+    if diversity is not None:
+        metrics["diversity"] = diversity
     (run / "metrics.json").write_text(json.dumps(metrics))
     if encodings:
         rng = np.random.default_rng(seed)
@@ -111,7 +113,7 @@ def _write_run(
         z = zi[:, :4, :]
         np.savez(
             run / "encodings.npz", task_index=np.arange(40), task_split=split, task_param=param,
-            z_offline=z, z_online=z + 1.0, z_non_prior=z - 1.0, zi=zi,
+            z_offline=z, z_online=z + 1.0, z_non_prior=z - 1.0,
         )  # fmt: skip
 
 
@@ -179,7 +181,7 @@ def test_load_runs_classifies_every_expected_run(suite):
 
 
 def test_report_uses_paper_split_names_and_every_protocol(suite):
-    report = write_report(suite, reps=500, probe_max_samples=600)
+    report = write_report(suite, reps=500)
     md = (suite / "report.md").read_text()
     assert report.path == suite / "report.md"
 
@@ -221,12 +223,13 @@ def test_report_uses_paper_split_names_and_every_protocol(suite):
     assert "point_robot-focal-s4" in section
     assert "6 of 9 runs finished; 1 failed, 2 missing" in md
 
-    # Probe falls back to encodings.npz: ertrl's encoder carries the parameter, focal's does not.
-    probe = {(p["method"], p["variant"], p["model"]): p for p in report.probe_rows}
-    assert probe[("ertrl", "within", "linear")]["rmse_mean"] < 0.05
-    assert probe[("focal", "within", "linear")]["rmse_mean"] > 0.5
-    assert probe[("ertrl", "heldout", "linear")]["n_seeds"] == 3
-    assert "No diversity.json" in md and report.gain_rows == []
+    # Runs without a recorded probe or diversity are named as such: the report fits nothing
+    # and never opens the dataset cache.
+    assert report.probe_rows == [] and "the report fits none" in md
+    assert "No probe recorded in 6 finished run(s)" in md and "point_robot-focal-s2" in md
+    assert report.gain_rows == [] and report.unrecorded_diversity == ["point_robot"]
+    assert "Behavior diversity not recorded for point_robot" in md
+    assert "`ertrl-bench datasets diversity`" in md
 
     with open(suite / "returns.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -236,13 +239,13 @@ def test_report_uses_paper_split_names_and_every_protocol(suite):
         assert path in report.figures
         assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
         assert f"]({png})" in md
-    assert (suite / "probe.csv").is_file() and (suite / "missing_runs.csv").is_file()
+    assert not (suite / "probe.csv").exists() and (suite / "missing_runs.csv").is_file()
     assert report.rich_table().row_count == 24
     assert report.rich_table("non_prior").row_count == 8
 
 
 def test_welch_ttest_per_family_on_train_and_moderate(suite):
-    report = write_report(suite, reps=200, probe=False, figures=False)
+    report = write_report(suite, reps=200, figures=False)
     rows = {(t["split"], t["protocol"]): t for t in report.ttest_rows}
     # train and moderate only (the paper's t-test), every protocol, ertrl vs focal.
     assert set(rows) == {(s, p) for s in ("train", "moderate") for p in PROTOCOLS}
@@ -265,7 +268,7 @@ def test_welch_ttest_per_family_on_train_and_moderate(suite):
 
 
 def test_learning_curves_mean_and_ci_over_seeds_for_every_protocol(suite):
-    report = write_report(suite, reps=200, probe=False, figures=False)
+    report = write_report(suite, reps=200, figures=False)
     with open(suite / "curves.csv") as fh:
         rows = list(csv.DictReader(fh))
     # 2 methods x 4 splits x 3 protocols x 5 steps.
@@ -286,7 +289,7 @@ def test_learning_curves_mean_and_ci_over_seeds_for_every_protocol(suite):
 
 
 def test_cost_table_averages_each_phase_per_method(suite):
-    report = write_report(suite, reps=200, probe=False, figures=False)
+    report = write_report(suite, reps=200, figures=False)
     with open(suite / "cost.csv") as fh:
         rows = {r["method"]: r for r in csv.DictReader(fh)}
     assert set(rows) == {"ertrl", "focal"}  # finished runs only
@@ -343,7 +346,7 @@ def test_bad_metrics_files_are_named_counted_and_skipped(tmp_path):
         (suite / name / "metrics.json").write_text(text)
         runs.append({"run_id": name, "method": "ertrl", "env": "point_robot", "seed": 9})
     _index(suite, runs, "bad")
-    report = write_report(suite, reps=100, probe=False, figures=False)
+    report = write_report(suite, reps=100, figures=False)
     assert len(report.warnings) == 4
     for name in bad:
         assert any(str(suite / name / "metrics.json") in w for w in report.warnings)
@@ -379,7 +382,7 @@ def test_nan_scores_are_missing_never_printed_and_all_nan_runs_listed(tmp_path):
     _index(suite, runs, "nantest")
     assert "NaN" in (suite / "allnan" / "metrics.json").read_text()
 
-    report = write_report(suite, reps=100, probe=False, figures=False)
+    report = write_report(suite, reps=100, figures=False)
     md = report.path.read_text()
     assert re.search(r"nan \[|± nan|\| nan|\[nan|nan\]", md, re.IGNORECASE) is None
     row = _row(report, "ertrl", "moderate", "offline")
@@ -413,7 +416,7 @@ def test_degenerate_ranges_only_counted(tmp_path):
 
     _write_run(suite, "r0", "ertrl", "point_robot", 0, score=degenerate)
     _index(suite, [{"run_id": "r0", "method": "ertrl", "env": "point_robot", "seed": 0}], "deg")
-    report = write_report(suite, reps=50, probe=False, figures=False)
+    report = write_report(suite, reps=50, figures=False)
     md = report.path.read_text()
     assert "point_robot: 2 task(s) without a normalized score in at least one run (6 task" in md
     assert "train/task-010 (offline, online, non_prior): 1 run(s) [ertrl s0]; degenerate" in md
@@ -441,11 +444,16 @@ def test_probe_from_metrics_and_diversity_floor_and_gain_on_moderate(tmp_path):
                     "resamples": 5,
                 }
                 runs.append({"run_id": run_id, "method": method, "env": env, "seed": seed})
+                # env_a's runs recorded their data's diversity (as the runner copies it from
+                # the dataset manifest); env_b's and env_c's predate that: diversity.json
+                recorded = {"w2": 0.1, "floor": 0.01, "samples": 4096} if i == 0 else None
                 _write_run(
-                    suite, run_id, method, env, seed, offset=offset, probe=probe, curve=False
-                )
+                    suite, run_id, method, env, seed, offset=offset, probe=probe, curve=False,
+                    diversity=recorded,
+                )  # fmt: skip
     _index(suite, runs, "multi")
-    (suite / "diversity.json").write_text(json.dumps(diversity))
+    # what the runs recorded comes first: diversity.json's env_a value is not used
+    (suite / "diversity.json").write_text(json.dumps({**diversity, "env_a": 0.7}))
 
     report = write_report(suite, reps=100)
     # Probe numbers come from metrics["probe"]: mean / std over seeds, resample std averaged.
@@ -477,14 +485,33 @@ def test_probe_from_metrics_and_diversity_floor_and_gain_on_moderate(tmp_path):
     assert "None: every expected run finished." in md
 
     # The train split on request: ertrl has no bonus there, so the gain is 3i - 1.
-    report = write_report(suite, reps=50, probe=False, figures=False, gain_split="train")
+    report = write_report(suite, reps=50, figures=False, gain_split="train")
     gains = {g["env"]: g["gain"] for g in report.gain_rows if g["protocol"] == "online"}
     assert list(gains.values()) == pytest.approx([-1.0, 2.0, 5.0])
     assert "(IID = train)" in report.path.read_text()
 
+    # Without diversity.json only env_a's runs recorded one: the others are named, with the
+    # command that measures it; the report opens no dataset cache.
+    (suite / "diversity.json").unlink()
+    report = write_report(suite, reps=50, figures=False)
+    assert {g["env"] for g in report.gain_rows} == {"env_a"}
+    assert report.gain_rows[0]["diversity"] == 0.1
+    assert report.unrecorded_diversity == ["env_b", "env_c"]
+    md = report.path.read_text()
+    assert "Behavior diversity not recorded for env_b, env_c" in md
+    assert "`ertrl-bench datasets diversity`" in md
+
+    # Runs of one env recorded different diversities (different datasets): named, first used.
+    metrics_path = suite / "env_a-focal-1" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps({**metrics, "diversity": {"w2": 0.3}}))
+    report = write_report(suite, reps=50, figures=False)
+    assert report.gain_rows[0]["diversity"] == 0.1
+    assert any("env_a: runs recorded different behavior diversities" in w for w in report.warnings)
+
     # Diversity for only two envs: r is not computed and the report says why.
     two = dict(list(diversity.items())[:2])
-    report = write_report(suite, reps=50, probe=False, figures=False, diversity=two)
+    report = write_report(suite, reps=50, figures=False, diversity=two)
     assert report.pearson_r is None
     assert "needs at least 3 envs" in report.path.read_text()
 

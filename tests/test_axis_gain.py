@@ -87,7 +87,7 @@ def _csv(path):
 )
 def test_the_gain_over_focal_at_each_value_with_its_ci(tmp_path, axis, values):
     suite = _suite(tmp_path, axis, values)
-    rep = write_report(suite, probe=False, reps=200)
+    rep = write_report(suite, reps=200)
     rows = _csv(suite / "gain_vs_axis.csv")
     assert {r["axis"] for r in rows} == {axis}
     assert (suite / f"gain_vs_{axis}.png").is_file()
@@ -112,7 +112,7 @@ def test_the_gain_over_focal_at_each_value_with_its_ci(tmp_path, axis, values):
 
 def test_no_axis_varied_no_axis_files(tmp_path):
     suite = _suite(tmp_path, "train_tasks", [20])
-    rep = write_report(suite, probe=False, reps=50, figures=False)
+    rep = write_report(suite, reps=50, figures=False)
     assert rep.axis_gain_rows == []
     assert not (suite / "gain_vs_axis.csv").exists()
     assert not list(suite.glob("gain_vs_*.png"))
@@ -121,7 +121,7 @@ def test_no_axis_varied_no_axis_files(tmp_path):
 def test_another_baseline_is_an_option(tmp_path):
     suite = _suite(tmp_path, "train_tasks", [5, 20])
     rep = write_report(
-        suite, probe=False, reps=50, figures=False, reference="focal", axis_baseline="ertrl"
+        suite, reps=50, figures=False, reference="focal", axis_baseline="ertrl"
     )
     gains = {(r["value"], r["split"]): r["gain"] for r in rep.axis_gain_rows}
     assert gains[(5, "moderate")] == pytest.approx(-GAIN[5])

@@ -604,7 +604,7 @@ def test_a_run_with_broken_metrics_is_reported_as_such_and_redone(capsys, tmp_pa
         a.metrics_path.write_text(json.dumps(breaks(good)))
         assert not a.is_done(), case
         assert str(a.metrics_path) in a.metrics_problem(), case
-        report = write_report(results / "tiny", reps=20, probe=False, figures=False)
+        report = write_report(results / "tiny", reps=20, figures=False)
         assert report.n_done == 1, case  # the header does not claim every run finished
         assert [p.run_id for p in report.problems] == [a.spec.run_id()], case
         assert report.problems[0].status == "invalid", case

@@ -6,17 +6,20 @@ of the same task's mixture give the same-policy floor, reported beside the famil
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import ot
 import pytest
 
 from ertrl_bench.data import get_datasets
+from ertrl_bench.data.diversity import measure_diversity
 from ertrl_bench.data.policies import (
-    behavior_diversity,
     load_behavior_policies,
     sample_mixture_actions,
     shared_states,
 )
+from ertrl_bench.data.store import DatasetDir
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.measures.wasserstein import (
     diversity_with_floor,
@@ -71,7 +74,7 @@ def test_mixture_draws_every_checkpoint(tiny):
 
 def test_family_value_dominates_its_same_policy_floor(tiny):
     kw = {"states": 4, "n_projections": 32}
-    rec = behavior_diversity(PointRobot(), "smoke", TINY_DATA, samples=8192, **kw)
+    rec = measure_diversity(tiny, samples=8192, **kw)
     assert rec["checkpoint"] == "mixture" and rec["checkpoints"] == [150, 300]
     assert rec["tasks"] == 20 and rec["samples"] == 8192 and rec["method"] == "sliced"
     # goals spread over a half circle: distinct policies (though barely trained, so broad:
@@ -80,5 +83,22 @@ def test_family_value_dominates_its_same_policy_floor(tiny):
     assert 0 < rec["floor"] < 0.1 * rec["w2"], rec
     assert rec["floor_ratio"] == pytest.approx(rec["floor"] / rec["w2"])
     # the old sampler-sized K (32 actions) scores a floor of the order of the value itself
-    small = behavior_diversity(PointRobot(), "smoke", TINY_DATA, samples=32, **kw)
+    small = measure_diversity(tiny, samples=32, **kw)
     assert small["floor_ratio"] > 0.5 and small["floor_ratio"] > 5 * rec["floor_ratio"]
+
+
+def test_the_build_records_the_diversity_in_its_manifest(tiny):
+    """Measured once with the tier's ``diversity_samples`` (TINY_DATA: 64), kept in
+    manifest.json and read back from there; another sample count is measured anew under the
+    same dataset key; 0 records nothing."""
+    assert tiny.diversity == measure_diversity(tiny, samples=64)
+    assert tiny.diversity["samples"] == 64 and tiny.diversity["tasks"] == 20
+    ddir = DatasetDir(Path(tiny.path))
+    assert ddir.manifest()["diversity"] == tiny.diversity
+    ddir.set_info({"diversity": {**tiny.diversity, "w2": 123.0}})  # read, not measured again
+    assert get_datasets(PointRobot(), "smoke", overrides=TINY_DATA).diversity["w2"] == 123.0
+    more = get_datasets(PointRobot(), "smoke", overrides={**TINY_DATA, "diversity_samples": 128})
+    assert more.path == tiny.path and more.diversity["samples"] == 128
+    assert more.diversity["w2"] == measure_diversity(tiny, samples=128)["w2"]
+    off = get_datasets(PointRobot(), "smoke", overrides={**TINY_DATA, "diversity_samples": 0})
+    assert off.path == tiny.path and off.diversity is None

@@ -111,7 +111,7 @@ def test_report_replaces_symlinked_outputs_and_leaves_their_targets(tmp_path):
     victims["NOTES.md"] = tmp_path / "victim-NOTES.md"
     victims["NOTES.md"].write_text(notes)  # a block the report rewrites
     (suite / "NOTES.md").symlink_to(victims["NOTES.md"])
-    write_report(suite, reps=50, probe=False)
+    write_report(suite, reps=50)
     assert victims.pop("NOTES.md").read_text() == notes
     assert not (suite / "NOTES.md").is_symlink() and "old" not in (suite / "NOTES.md").read_text()
     for name in outputs:

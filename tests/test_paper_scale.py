@@ -87,7 +87,7 @@ def _authors_scores(suite, method, split, proto) -> np.ndarray:
 
 def test_report_gives_both_scales_and_the_paper_row_only_on_theirs(tmp_path):
     suite = _two_family_suite(tmp_path)
-    report = write_report(suite, reps=200, probe=False, figures=False)
+    report = write_report(suite, reps=200, figures=False)
     with open(suite / "returns.csv") as fh:
         rows = list(csv.DictReader(fh))
     authors = [r for r in rows if r["scale"] == "authors"]
@@ -130,7 +130,7 @@ def _pick(rows, **want):
 
 def test_iqm_and_comparison_tables_on_the_authors_scale_for_paper_families_only(tmp_path):
     suite = _two_family_suite(tmp_path)
-    report = write_report(suite, reps=200, probe=False, figures=False)
+    report = write_report(suite, reps=200, figures=False)
     with open(suite / "ttest.csv") as fh:
         tests = list(csv.DictReader(fh))
     assert {(t["env"], t["scale"]) for t in tests} == {

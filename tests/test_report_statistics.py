@@ -41,7 +41,7 @@ def _suite(tmp_path, flip_last: bool = False):
 
 def test_comparison_columns_tests_effect_sizes_and_power(tmp_path):
     suite = _suite(tmp_path)
-    report = write_report(suite, reps=300, probe=False, figures=False)
+    report = write_report(suite, reps=300, figures=False)
     with open(suite / "ttest.csv") as fh:
         rows = {(r["split"], r["protocol"]): r for r in csv.DictReader(fh)}
     row = rows[("moderate", "non_prior")]
@@ -61,12 +61,12 @@ def test_comparison_columns_tests_effect_sizes_and_power(tmp_path):
 
 
 def test_unstable_rankings_flag_the_study_and_bold_nothing(tmp_path):
-    stable = write_report(_suite(tmp_path / "a"), reps=100, probe=False, figures=False)
+    stable = write_report(_suite(tmp_path / "a"), reps=100, figures=False)
     assert stable.converged and "**Not converged**" not in stable.path.read_text()
     assert "**" in stable.path.read_text().split("## Convergence")[0]
 
     suite = _suite(tmp_path / "b", flip_last=True)
-    report = write_report(suite, reps=100, probe=False, figures=False)
+    report = write_report(suite, reps=100, figures=False)
     assert not report.converged
     md = report.path.read_text()
     assert "**Not converged**" in md
@@ -87,12 +87,12 @@ def test_unstable_rankings_flag_the_study_and_bold_nothing(tmp_path):
 
 def test_reference_is_a_report_option(tmp_path):
     suite = _suite(tmp_path)
-    report = write_report(suite, reps=100, probe=False, figures=False, reference="focal")
+    report = write_report(suite, reps=100, figures=False, reference="focal")
     assert {t["method"] for t in report.ttest_rows} == {"focal"}
     assert {t["baseline"] for t in report.ttest_rows} == {"ertrl"}
     assert "focal vs each other method" in report.path.read_text()
     row = next(t for t in report.ttest_rows if t["split"] == "moderate")
     assert row["diff"] == pytest.approx(-10.0)
     with pytest.raises(ErtrlError, match="--reference 'pearl': no such method .* ertrl, focal"):
-        write_report(suite, reps=100, probe=False, figures=False, reference="pearl")
+        write_report(suite, reps=100, figures=False, reference="pearl")
     assert np.isfinite(row["mde_80"])

@@ -127,7 +127,7 @@ def test_success_is_recorded_in_data_metrics_and_report(tmp_path, register_test_
     bad["final"]["train"]["offline"]["success"] = 1.5
     with pytest.raises(MetricsFileError, match="success"):
         validate_metrics(bad)
-    report = write_report(tmp_path / "results" / spec.suite, figures=False, probe=False, reps=200)
+    report = write_report(tmp_path / "results" / spec.suite, figures=False, reps=200)
     assert {r["scale"] for r in report.success_rows} == {"success"}
     assert (tmp_path / "results" / spec.suite / "success.csv").is_file()
     text = report.path.read_text()
@@ -141,7 +141,7 @@ def test_a_family_without_success_records_none(tmp_path, register_test_plugin):
     assert not any(k.endswith("/success") for point in metrics["curve"] for k in point)
     meta = get_datasets(ScriptedPointRobot(), spec.tier, spec.data).meta["task-010"]
     assert "episode_success" not in meta and "checkpoint_success" not in meta
-    report = write_report(tmp_path / "results" / spec.suite, figures=False, probe=False, reps=200)
+    report = write_report(tmp_path / "results" / spec.suite, figures=False, reps=200)
     assert report.success_rows == []
     assert not (tmp_path / "results" / spec.suite / "success.csv").exists()
     assert "Success rate" not in report.path.read_text()

@@ -1,4 +1,5 @@
-"""Read a suite's results folder into typed run records (the report's only reader of files).
+"""Read a suite's results folder into typed run records (the report's only reader of files;
+it reads results only, never the dataset cache).
 
 Layout (written by the runner and ``ertrl_bench.store``)::
 
@@ -7,7 +8,8 @@ Layout (written by the runner and ``ertrl_bench.store``)::
     <suite>/<run_id>/metrics.json    the "done" marker, shape: ertrl_bench.results_schema.RunMetrics
     <suite>/<run_id>/failed.json     {"error", "traceback"} when the run failed
     <suite>/<run_id>/encodings.npz   optional: task_index, task_split, task_param, z_<protocol>, zi
-    <suite>/diversity.json           optional: {env: avg W2 | {"value", "floor"}}
+    <suite>/diversity.json           optional: {env: avg W2 | {"value", "floor"}}, for runs
+                                     without metrics["diversity"] (ertrl-bench datasets diversity)
 
 Nothing here raises for a broken file: a file that cannot be read or does not fit the schema is
 named in a warning and its run is listed (status ``invalid``), never silently dropped. A run
@@ -261,17 +263,39 @@ def suite_dirs(path: str | Path) -> list[Path]:
 
 
 def load_diversity(
-    suite_dir: Path, diversity: Mapping | str | Path | None
-) -> dict[str, DiversityRecord] | None:
-    """``{env: DiversityRecord}`` from ``diversity`` or ``<suite>/diversity.json``, or ``None``."""
-    if diversity is None:
-        path = suite_dir / "diversity.json"
-        if not path.is_file():
-            return None
-        diversity = path
-    if isinstance(diversity, (str, Path)):
-        return read_diversity(Path(diversity))
-    return parse_diversity(dict(diversity))
+    suite: SuiteResults, diversity: Mapping | str | Path | None = None
+) -> tuple[dict[str, DiversityRecord], list[str]]:
+    """``({env: DiversityRecord}, [envs with finished runs but no record])``.
+
+    ``diversity`` (a mapping or a JSON path) when given; else what each env's finished runs
+    recorded (``metrics["diversity"]``: their dataset's, measured when it was built); else
+    ``<suite>/diversity.json`` (``ertrl-bench datasets diversity`` writes it for runs made
+    before runs recorded it). Never opens the dataset cache. Raises ``MetricsFileError`` for a
+    ``diversity.json`` that cannot be read; runs of one env whose records differ (different
+    datasets) are named in ``suite.warnings`` and the first is used.
+    """
+    if diversity is not None:
+        if isinstance(diversity, (str, Path)):
+            return read_diversity(Path(diversity)), []
+        return parse_diversity(dict(diversity)), []
+    found: dict[str, DiversityRecord] = {}
+    for r in suite.done:
+        rec = r.metrics.diversity
+        if rec is None:
+            continue
+        first = found.setdefault(r.env, rec)
+        if (first.value, first.floor) != (rec.value, rec.floor):
+            suite.warnings.append(
+                f"{r.env}: runs recorded different behavior diversities (their datasets"
+                f" differ); {first.value:.4g} is used, {r.run_id} has {rec.value:.4g}"
+            )
+    envs = dict.fromkeys(r.env for r in suite.done)
+    if any(env not in found for env in envs):
+        path = suite.path / "diversity.json"
+        if path.is_file():
+            for env, rec in read_diversity(path).items():
+                found.setdefault(env, rec)
+    return found, [env for env in envs if env not in found]
 
 
 def missing_scores(runs: list[RunRecord]) -> dict[str, dict[str, list[str]]]:

@@ -436,7 +436,7 @@ def _missing_markdown(missing: Mapping[str, Mapping[str, list[str]]], limit: int
     return lines + [""]
 
 
-def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
+def render(report: Report, curve_figs, zmap_figs) -> str:
     statuses = [p.status for p in report.problems]
     if report.n_expected:
         counts = (
@@ -495,11 +495,9 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
     lines += ["## Task-representation probe (RMSE to the task parameter, lower is better)", ""]
     if report.probe_rows:
         lines.append(
-            "paper = the run's own probe (fresh 1000-transition draws per task, train + moderate "
-            "tasks, 5 resamples; docs/paper.md); within / heldout = computed here from "
-            "encodings.npz for runs without one (within: train + moderate pooled, 80/20 by "
-            "sample; heldout: fit on train tasks, evaluated on moderate/iid tasks). "
-            "Mean ± std over seeds; resample std = mean within-run std over resamples."
+            "paper = the run's own probe, as the run fitted it (fresh 1000-transition draws per "
+            "task, train + moderate tasks, 5 resamples; docs/paper.md). Mean ± std over seeds; "
+            "resample std = mean within-run std over resamples."
         )
         lines.append("")
         body = [
@@ -511,7 +509,7 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
             ["env", "method", "variant", "model", "seeds", "RMSE", "resample std"], body
         )
     else:
-        lines += ["No probe in metrics.json and no encodings.npz with per-transition z found.", ""]
+        lines += ["No finished run recorded a probe (metrics.json); the report fits none.", ""]
     if zmap_figs:
         lines += ["### Context encodings (one marker per protocol's context)", ""]
         lines += [f"![{env} z map]({p.name})" for env, p in zmap_figs.items()] + [""]
@@ -519,8 +517,14 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
     split = report.gain_split
     ref = report.reference
     lines += [f"## {ref} gain vs behavior-policy diversity ({split_label(split)} = {split})", ""]
-    if diversity is None:
-        lines += ["No diversity.json in the suite folder and none passed in.", ""]
+    unrecorded = ", ".join(report.unrecorded_diversity)
+    how = (
+        f"Behavior diversity not recorded for {unrecorded} (runs made before runs recorded"
+        " their data's diversity): `ertrl-bench datasets diversity` measures it from the dataset"
+        " cache into diversity.json; the report never opens the cache."
+    )
+    if not report.diversity:
+        lines += [how if unrecorded else "No finished runs: no diversity.", ""]
     elif not report.gain_rows:
         lines += [f"No env has both diversity and results for {ref} and another method.", ""]
     else:
@@ -540,6 +544,8 @@ def render(report: Report, curve_figs, zmap_figs, diversity) -> str:
         lines += [f"- {proto}: {note}" for proto, (_, note) in report.pearson.items()] + [""]
         if any(p.name == "gain_vs_diversity.png" for p in report.figures):
             lines += ["![gain vs diversity](gain_vs_diversity.png)", ""]
+    if report.diversity and unrecorded:
+        lines += [how, ""]
 
     lines += _axis_gain_section(report)
 

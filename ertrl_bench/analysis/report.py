@@ -1,5 +1,8 @@
 """Turn a suite's results folder into ``report.md`` + CSV tables + PNG figures.
 
+It reads results only (the run folders and the suite folder), never the dataset cache, and fits
+nothing: diversity and the probe are as the data build and the runs recorded them.
+
 The thin orchestrator: ``load`` reads the runs (typed by ``ertrl_bench.results_schema``),
 ``tables`` computes the numbers, ``figures`` draws them, ``markdown`` renders report.md, and
 this module writes the files.
@@ -109,6 +112,8 @@ class Report:
     cost_rows: list[dict] = field(default_factory=list)
     gain_split: str = "moderate"
     pearson: dict[str, tuple[float | None, str]] = field(default_factory=dict)
+    diversity: dict[str, DiversityRecord] = field(default_factory=dict)  # env -> recorded W2
+    unrecorded_diversity: list[str] = field(default_factory=list)  # envs without a record
     problems: list[RunRecord] = field(default_factory=list)
     missing: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     n_expected: int = 0
@@ -202,8 +207,6 @@ def write_report(
     reps: int = 2000,
     confidence: float = 0.95,
     random_state: int = 0,
-    probe: bool = True,
-    probe_max_samples: int | None = 2000,
     figures: bool = True,
     zmap_method: str = "pca",
     gain_split: str = "moderate",
@@ -213,11 +216,12 @@ def write_report(
 ) -> Report:
     """Analyse ``results_dir`` (one suite folder) and write report.md, CSVs and PNGs into it.
 
-    ``diversity`` ({env: avg W2 | {"value", "floor"}}, or a JSON path) overrides
-    ``<suite>/diversity.json``. ``reference``: the method compared with every other one (t-tests,
-    effect sizes, gain). The gain is the reference's ``gain_stat`` ("mean" as in the paper's
-    tables, or "iqm") on ``gain_split`` (default: moderate, the paper's OOD) minus the best
-    other method's, per protocol. A suite that varies the data quality or the training-task
+    Reads results only, never the dataset cache: behavior diversity as the runs recorded it
+    (else ``<suite>/diversity.json``; ``diversity``, {env: avg W2 | {"value", "floor"}} or a
+    JSON path, overrides both), the probe as each run fitted it. ``reference``: the method
+    compared with every other one (t-tests, effect sizes, gain). The gain is the reference's
+    ``gain_stat`` ("mean" as in the paper's tables, or "iqm") on ``gain_split`` (default:
+    moderate, the paper's OOD) minus the best other method's, per protocol. A suite that varies the data quality or the training-task
     count also gets the reference's gain over ``axis_baseline`` (FOCAL) at each value, with CIs.
     Raises ``ErtrlError`` (message naming the path) for a folder
     that is not a suite or cannot be written.
@@ -266,16 +270,14 @@ def write_report(
     if done and not any(r.method == reference for r in done):
         notes.append(f"No finished {reference} run: no t-test and no gain table.")
     crows = curve_rows(done, confidence)
-    prows = probe_rows(done, max_samples=probe_max_samples, notes=notes) if probe else []
+    prows = probe_rows(done, notes=notes)
 
     try:
-        div: dict[str, DiversityRecord] | None = load_diversity(suite_dir, diversity)
+        div, unrecorded = load_diversity(loaded, diversity)
     except MetricsFileError as exc:
-        div = None
+        div, unrecorded = {}, ordered(r.env for r in done)
         loaded.warnings.append(f"{exc} (diversity ignored)")
-    grows = (
-        gain_rows(rows, div, split=gain_split, stat=gain_stat, reference=reference) if div else []
-    )
+    grows = gain_rows(rows, div, split=gain_split, stat=gain_stat, reference=reference)
     arows = axis_gain_rows(
         done, reference=reference, baseline=axis_baseline, reps=reps, confidence=confidence,
         random_state=random_state,
@@ -292,11 +294,12 @@ def write_report(
         curve_rows=crows, probe_rows=prows, gain_rows=grows, gain_split=gain_split,
         axis_gain_rows=arows, axis_baseline=axis_baseline,
         cost_rows=cost_rows(done),
-        pearson=by_proto, problems=problems, missing=missing_scores(runs),
+        pearson=by_proto, diversity=div, unrecorded_diversity=unrecorded,
+        problems=problems, missing=missing_scores(runs),
         n_expected=len(runs), n_done=len(done), warnings=loaded.warnings, notes=notes,
     )  # fmt: skip
     try:
-        _write_files(report, suite_dir, done, div, figures, zmap_method)
+        _write_files(report, suite_dir, done, figures, zmap_method)
     except OSError as exc:
         where = exc.filename or suite_dir
         raise ErtrlError(
@@ -306,7 +309,7 @@ def write_report(
     return report
 
 
-def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap_method) -> None:
+def _write_files(report: Report, suite_dir: Path, done, figures: bool, zmap_method) -> None:
     report.tables.append(
         _write_csv(suite_dir / "returns.csv", report.rows + report.authors_rows, MAIN_COLUMNS)
     )
@@ -398,7 +401,7 @@ def _write_files(report: Report, suite_dir: Path, done, div, figures: bool, zmap
             except Exception as exc:
                 report.notes.append(f"gain-vs-{axis} figure failed: {type(exc).__name__}: {exc}")
 
-    atomic_write_text(report.path, render(report, curve_figs, zmap_figs, div))
+    atomic_write_text(report.path, render(report, curve_figs, zmap_figs))
     notes = suite_dir / "NOTES.md"
     if notes.is_file():  # its generated block (glance.py) follows the CSVs just written
         from .glance import sync_file

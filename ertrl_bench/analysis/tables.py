@@ -541,83 +541,37 @@ def cost_rows(runs: Sequence[RunRecord]) -> list[dict]:
 # --------------------------------------------------------------------------- probe
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
-def _rows_of(enc: Mapping[str, np.ndarray], splits: Sequence[str]):
-    zi = np.asarray(enc["zi"], dtype=float)  # [T, n, L]
-    param = np.asarray(enc["task_param"], dtype=float).reshape(len(zi), -1)  # [T, P]
-    split = np.asarray(enc["task_split"]).astype(str)
-    sel = np.isin(split, list(splits))
-    if not sel.any():
-        return None
-    z = zi[sel].reshape(-1, zi.shape[-1])
-    y = np.repeat(param[sel], zi.shape[1], axis=0)
-    return z, y
-
-
-def _probe_from_npz(path: Path, max_samples: int | None, seed: int) -> dict:
-    """``{(variant, model): (rmse_mean, rmse_std)}`` from a run's encodings.npz (older runs)."""
-    from ertrl_bench.measures.probe import probe_heldout_tasks, probe_rmse
-
-    enc = _load_npz(path)
-    if not {"zi", "task_param", "task_split"} <= set(enc):
-        return {}
-    out = {}
-    within = _rows_of(enc, ("train", "moderate"))
-    if within is not None:
-        for model, res in probe_rmse(*within, seed=seed, max_samples=max_samples).items():
-            out[("within", model)] = (res.mean, res.std)
-    train = _rows_of(enc, ("train",))
-    held = _rows_of(enc, ("moderate", "iid"))
-    if train is not None and held is not None:
-        res_map = probe_heldout_tasks(*train, *held, seed=seed, max_samples=max_samples)
-        for model, res in res_map.items():
-            out[("heldout", model)] = (res.mean, res.std)
-    return out
-
-
-def probe_rows(
-    runs: Sequence[RunRecord],
-    *,
-    max_samples: int | None = 2000,
-    seed: int = 0,
-    notes: list[str] | None = None,
-) -> list[dict]:
+def probe_rows(runs: Sequence[RunRecord], *, notes: list[str] | None = None) -> list[dict]:
     """Probe RMSE per env x method x variant x model: mean and std over seeds.
 
-    ``paper``: the run's own probe, ``metrics["probe"]`` (``docs/paper.md`` protocol: fresh
-    draws, train + moderate tasks, 5 resamples). Runs without it fall back to their
-    encodings.npz: ``within`` (train + moderate pooled, 80/20 by sample) and ``heldout`` (fit on
-    train tasks, evaluated on moderate / iid tasks), ``max_samples`` rows at most.
-    ``resample_std`` is the mean over seeds of the within-run std over resamples.
+    The run's own probe, ``metrics["probe"]`` (variant ``paper``: the ``docs/paper.md``
+    protocol, fresh draws, train + moderate tasks, 5 resamples), read as the run recorded it:
+    the report fits nothing. Finished runs without one (made before runs probed, or with
+    ``eval.probe.enabled: false``) are named in ``notes``. ``resample_std`` is the mean over
+    seeds of the within-run std over resamples.
     """
     per_key: dict[tuple[str, str, str, str], list[tuple[float, float]]] = {}
+    without: list[str] = []
     for r in runs:
         if not r.done:
             continue
-        found: dict = {}
-        if r.metrics.probe is not None:
-            for model, stat in r.metrics.probe.models().items():
-                if is_number(stat.rmse_mean):
-                    std = stat.rmse_std if is_number(stat.rmse_std) else float("nan")
-                    found[("paper", model)] = (float(stat.rmse_mean), float(std))
-                elif notes is not None:
-                    notes.append(f"probe {model} of {r.run_id} is NaN / missing: left out.")
-        else:
-            path = r.path / "encodings.npz" if r.path else None
-            if path is None or not path.is_file():
-                continue
-            try:
-                found = _probe_from_npz(path, max_samples, seed)
-            except Exception as exc:
-                if notes is not None:
-                    notes.append(f"probe skipped for {r.run_id}: {type(exc).__name__}: {exc}")
-                continue
-        for (variant, model), val in found.items():
-            per_key.setdefault((r.env, r.method, variant, model), []).append(val)
+        if r.metrics.probe is None:
+            without.append(r.run_id)
+            continue
+        for model, stat in r.metrics.probe.models().items():
+            if is_number(stat.rmse_mean):
+                std = stat.rmse_std if is_number(stat.rmse_std) else float("nan")
+                per_key.setdefault((r.env, r.method, "paper", model), []).append(
+                    (float(stat.rmse_mean), float(std))
+                )
+            elif notes is not None:
+                notes.append(f"probe {model} of {r.run_id} is NaN / missing: left out.")
+    if without and notes is not None:
+        notes.append(
+            f"No probe recorded in {len(without)} finished run(s), left out of the probe table"
+            f" (the report does not fit one; rerun with eval.probe enabled to get it):"
+            f" {', '.join(without)}."
+        )
     rows = []
     for (env, method, variant, model), vals in per_key.items():
         arr = np.asarray(vals, dtype=float)

@@ -7,7 +7,8 @@ behavior policy and a dataset: offline-context evaluation and normalisation need
 Modules: ``build`` (get_datasets, grouped builds), ``sac`` (batched SAC, resumable training),
 ``rng`` (per-task random streams), ``collect`` (rollouts), ``store`` (files, manifest,
 checksums), ``memory`` (memory estimate, group planning), ``tiers`` (dataset budgets),
-``family_data`` (FamilyData, normalised return), ``policies`` (behavior policies back).
+``family_data`` (FamilyData, normalised return), ``policies`` (behavior policies back),
+``diversity`` (their W2 diversity, recorded in the manifest).
 
 The names below load their module on first use (as in ``ertrl_bench.analysis``), so importing
 ``ertrl_bench.data.tiers`` -- which validating a suite does -- loads no torch.

@@ -15,6 +15,7 @@ import torch
 from rich.markup import escape
 
 from ertrl_bench.data.collect import flatten_valid, rollout_episodes, success_meta
+from ertrl_bench.data.diversity import measure_diversity, mixture_samples
 from ertrl_bench.data.family_data import FamilyData, is_degenerate_range
 from ertrl_bench.data.memory import default_budget, format_bytes, plan_groups, task_bytes
 from ertrl_bench.data.quality import select_quality, split_data_options
@@ -328,4 +329,32 @@ def get_datasets(
     arrays, meta = {}, {}
     for t in tasks:
         arrays[t.key], meta[t.key] = ddir.load_task(t.key)
-    return select_quality(FamilyData(family, tier, tasks, arrays, meta, str(ddir.path)), quality)
+    data = FamilyData(family, tier, tasks, arrays, meta, str(ddir.path))
+    data.diversity = recorded_diversity(data, ddir)
+    return select_quality(data, quality)
+
+
+def recorded_diversity(data: FamilyData, ddir: DatasetDir) -> dict | None:
+    """The manifest's ``diversity``, measured and written there first when missing (or measured
+    with another ``diversity_samples``) and every training task is in ``data``: a build's last
+    step, also for a folder built before the field existed. None for scripted experts (no
+    policy weights), ``diversity_samples: 0``, or when it cannot be measured (the reason is
+    printed; the data are fine)."""
+    samples = data.tier.diversity_samples
+    recorded = ddir.manifest().get("diversity")
+    if isinstance(recorded, dict) and recorded.get("samples") == mixture_samples(data, samples):
+        return recorded
+    family = data.family
+    train = {t.key for t in family.tasks("train", data.tier.task_seed)}
+    if not samples or family.scripted_behavior() is not None:
+        return None
+    if not train <= {t.key for t in data.tasks}:
+        return None
+    try:
+        record = measure_diversity(data, samples=samples)
+    except ErtrlError as exc:
+        why = escape(f"{ddir.path}: behavior diversity not recorded ({exc})")
+        console.print(f"[yellow]dataset {why}")
+        return None
+    ddir.set_info({"diversity": record})
+    return record

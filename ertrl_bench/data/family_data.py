@@ -40,6 +40,9 @@ class FamilyData:
     # which checkpoints' trajectories ``arrays`` keep (ertrl_bench.data.quality); meta and
     # R_min / R_max are always the full collection's
     quality: str = "mixed"
+    # the behavior policies' W2 diversity (ertrl_bench.data.diversity), as its manifest
+    # records it; None while not every training task is built, or without policy weights
+    diversity: dict | None = None
 
     def task_arrays(self, task: Task) -> dict[str, np.ndarray]:
         a = self.arrays[task.key]

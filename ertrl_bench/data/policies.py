@@ -1,4 +1,4 @@
-"""Behavior policies back from the dataset cache, for analyses (e.g. the W2 diversity).
+"""Behavior policies back from the dataset cache, for measures (e.g. the W2 diversity).
 
 ``build_tasks`` stores, next to each task's ``task-XXX.npz``, a ``task-XXX.policy.pt``: a
 ``torch.save`` dict ``{"obs_dim", "act_dim", "hidden", "checkpoints": {step: state_dict}}``
@@ -20,7 +20,7 @@ import torch
 from ertrl_bench.data.sac import EnsembleActor
 from ertrl_bench.data.store import DatasetDir
 from ertrl_bench.envs.base import Task
-from ertrl_bench.errors import DatasetError, ErtrlError
+from ertrl_bench.errors import DatasetError
 
 __all__ = [
     "BehaviorPolicies",
@@ -193,73 +193,3 @@ def sample_mixture_actions(
             ]
             out[d].append(np.concatenate(parts, axis=1))  # [S, K, da]
     return [np.stack(d) for d in out], steps or []
-
-
-def behavior_diversity(
-    family,
-    tier: str,
-    overrides: dict | None = None,
-    states: int = 32,
-    samples: int = 4096,
-    checkpoint: str = "mixture",
-    seed: int = 0,
-    build: bool = True,
-    method: str = "sliced",
-    n_projections: int = 64,
-) -> dict | None:
-    """Behavior-policy diversity of a family's training tasks, with its same-policy floor.
-
-    docs/paper.md (ours, precisely): S shared states are drawn from the union of the training
-    tasks' data; K actions per state are sampled from each task's behavior policy -- by default
-    the checkpoint mixture that produced the data (``checkpoint="mixture"``), else one checkpoint
-    (a step, ``first`` or ``last``). Returns the record ``{"w2", "floor", "floor_ratio",
-    "method", "checkpoint", "checkpoints", "tasks", "states", "samples", "seed"}`` (``w2`` the
-    mean pairwise distance, ``floor`` two draws of the same policy: see
-    ``measures.wasserstein.diversity_with_floor``), or ``None`` when ``build`` is False and the
-    datasets are not cached.
-    """
-    from ertrl_bench.data import dataset_dir, get_datasets
-    from ertrl_bench.data.quality import split_data_options
-    from ertrl_bench.data.tiers import resolve_tier
-    from ertrl_bench.measures.wasserstein import diversity_with_floor
-
-    # a run's data quality is left out: the diversity is of the full collection's policies
-    overrides, _ = split_data_options(overrides)
-    if not build:
-        ddir = dataset_dir(family, tier, resolve_tier(tier, family, overrides))
-        if any(ddir.check_task(t.key) is not None for t in family.tasks("train")):
-            return None
-    # only the training tasks' data is read, so only theirs is built
-    train_indices = [t.index for t in family.tasks("train")]
-    fd = get_datasets(family, tier, overrides=overrides, tasks=train_indices)
-    train = [t for t in fd.tasks if t.split == "train"]
-    try:
-        shared = shared_states([fd.arrays[t.key] for t in train], states, seed=seed)
-    except ValueError as exc:
-        raise ErtrlError(str(exc)) from None
-    if checkpoint == "mixture":
-        (draw_a, draw_b), steps = sample_mixture_actions(
-            fd.path, train, shared, samples, seeds=(seed, seed + 1_000_000)
-        )
-        label: int | str = "mixture"
-    else:
-        pols = load_behavior_policies(fd.path, train, checkpoint)
-        draw_a = pols.sample_actions(shared, samples, seed=seed)
-        draw_b = pols.sample_actions(shared, samples, seed=seed + 1)
-        steps, label = [pols.checkpoint], pols.checkpoint
-    w2, floor = diversity_with_floor(
-        draw_a, draw_b, method=method, n_projections=n_projections, seed=seed
-    )
-    return {
-        "w2": w2,
-        "floor": floor,
-        "floor_ratio": floor / w2 if w2 > 0 else float("inf"),
-        "method": method,
-        "checkpoint": label,
-        "checkpoints": steps,
-        "tasks": len(train),
-        "states": int(len(shared)),
-        "samples": int(draw_a.shape[2]),
-        "projections": n_projections if method == "sliced" else None,
-        "seed": seed,
-    }

@@ -4,8 +4,9 @@ Layout (readable without our code)::
 
     <data root>/<family>/<tier>-<key>/
         manifest.json        # key fields, tier, family, expected_tasks (the task keys the
-                             # builds asked for), and per task: file, sha256, R_min, R_max,
-                             # policy_file, policy_sha256, degenerate_range
+                             # builds asked for), diversity (the behavior policies' W2,
+                             # ertrl_bench.data.diversity), and per task: file, sha256, R_min,
+                             # R_max, policy_file, policy_sha256, degenerate_range
         task-012.npz         # obs, actions, rewards, next_obs, terminals, timeouts,
                              # checkpoint (SAC step of the policy), trajectory (id within task)
         task-012.policy.pt   # that task's behavior policies (actor weights per checkpoint)

@@ -41,6 +41,9 @@ class DataTier(Strict):
     buffer_size: PositiveInt = 1_000_000
     seed: int = 0  # SAC seed; datasets are shared by every run seed, as in the paper
     task_seed: int = 0  # seed of the iid split's task draw
+    # actions per state of the W2 diversity recorded with the data (ertrl_bench.data.diversity;
+    # 0: not measured). How the data are measured, not what they are: not part of the key
+    diversity_samples: int = Field(4096, ge=0, exclude=True)
 
     @model_validator(mode="after")
     def _checkpoints_in_range(self):
@@ -78,6 +81,7 @@ _SMOKE = dict(
     sac_batch=128,
     sac_lr=1e-3,
     buffer_size=3_000,
+    diversity_samples=512,  # seconds, not a minute; floor about 3x the 4096-sample one
 )
 
 TIERS: dict[str, dict] = {"paper": {}, "small": _SMALL, "smoke": _SMOKE}

@@ -2,7 +2,7 @@
 
 * ``stats``: IQM, agent-bootstrap CIs, t-tests, effect sizes, power (the report's statistics).
 * ``wasserstein``: behavior-policy diversity (sliced / exact W2 with its same-policy floor),
-  measured on a dataset's behavior policies (``ertrl_bench.data.policies.behavior_diversity``).
+  measured on a dataset's behavior policies (``ertrl_bench.data.diversity.measure_diversity``).
 * ``probe``: the z probe every run fits at its end (``ertrl_bench.runner``).
 
 This package never imports ``ertrl_bench.analysis`` (the report layer, which only reads
