@@ -120,9 +120,7 @@ def test_no_axis_varied_no_axis_files(tmp_path):
 
 def test_another_baseline_is_an_option(tmp_path):
     suite = _suite(tmp_path, "train_tasks", [5, 20])
-    rep = write_report(
-        suite, reps=50, figures=False, reference="focal", axis_baseline="ertrl"
-    )
+    rep = write_report(suite, reps=50, figures=False, reference="focal", axis_baseline="ertrl")
     gains = {(r["value"], r["split"]): r["gain"] for r in rep.axis_gain_rows}
     assert gains[(5, "moderate")] == pytest.approx(-GAIN[5])
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from os.path import commonprefix
-from pathlib import Path
 
 import numpy as np
 
