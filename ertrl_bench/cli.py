@@ -456,9 +456,16 @@ def datasets_show(
         )
     # a build of some splits (`--splits`) is shown as it is: the other tasks are not built
     built = [t.index for t in fam.all_tasks(values.task_seed) if ddir.check_task(t.key) is None]
-    data = get_datasets(fam, tier, tasks=built)
+    data = get_datasets(fam, tier, tasks=built, record_diversity=False)
     summary = data.behavior_summary()
     print(f"{family} [{tier}] behavior data ({ddir.path})")
+    div = data.diversity
+    print(
+        f"behavior diversity (sliced W2, {div['samples']} actions per state): {div['w2']:.4f},"
+        f" same-policy floor {div['floor']:.4f}"
+        if div
+        else "behavior diversity: not recorded (`ertrl-bench datasets build` records it)"
+    )
     print("split\ttasks\tR_min min/median/max\tR_max min/median/max\tmean return per checkpoint")
     for split, row in summary.items():
         spread = lambda v: "/".join(f"{x:.2f}" for x in v)  # noqa: E731

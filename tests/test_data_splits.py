@@ -79,7 +79,9 @@ def test_show_lists_built_tasks_beside_the_authors(own_cache, monkeypatch, capsy
     assert _cli("datasets", "build", "cheetah-vel", "--splits", "train") == 0
     capsys.readouterr()
     assert _cli("datasets", "show", "cheetah-vel", "--tier", "smoke") == 0
-    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    text = capsys.readouterr().out
+    assert "behavior diversity (sliced W2, 64 actions per state): " in text  # the build's record
+    rows = [line.split("\t") for line in text.splitlines()]
     header = next(r for r in rows if r[0] == "task")
     assert header[-3:] == ["authors' R_min", "authors' R_max", "R_max on the authors' scale"]
     data = get_datasets(CheetahVel(), "smoke", tasks=[t.index for t in CheetahVel().tasks("train")])

@@ -261,6 +261,7 @@ def get_datasets(
     tasks: Sequence[int] | None = None,
     save_every_s: float | None = DEFAULT_SAVE_EVERY_S,
     max_memory: int | str | None = "auto",
+    record_diversity: bool = True,
 ) -> FamilyData:
     """Every task's dataset, building what is missing, corrupted or truncated.
 
@@ -276,6 +277,8 @@ def get_datasets(
     ``"auto"``: 80% of the device's free memory; None: all tasks in one group.
     ``overrides`` may hold ``quality`` (``ertrl_bench.data.quality``): the full collection is
     built and cached as without it, then only that quality's checkpoints are returned.
+    ``record_diversity``: measure the behavior diversity into the manifest when it is missing
+    and every training task is loaded (``recorded_diversity``); False only reads it.
     """
     from ertrl_bench.data.memory import parse_bytes
 
@@ -330,23 +333,23 @@ def get_datasets(
     for t in tasks:
         arrays[t.key], meta[t.key] = ddir.load_task(t.key)
     data = FamilyData(family, tier, tasks, arrays, meta, str(ddir.path))
-    data.diversity = recorded_diversity(data, ddir)
+    data.diversity = recorded_diversity(data, ddir, record_diversity)
     return select_quality(data, quality)
 
 
-def recorded_diversity(data: FamilyData, ddir: DatasetDir) -> dict | None:
+def recorded_diversity(data: FamilyData, ddir: DatasetDir, measure: bool = True) -> dict | None:
     """The manifest's ``diversity``, measured and written there first when missing (or measured
     with another ``diversity_samples``) and every training task is in ``data``: a build's last
     step, also for a folder built before the field existed. None for scripted experts (no
-    policy weights), ``diversity_samples: 0``, or when it cannot be measured (the reason is
-    printed; the data are fine)."""
+    policy weights), ``diversity_samples: 0``, ``measure`` False (read only), or when it cannot
+    be measured (the reason is printed; the data are fine)."""
     samples = data.tier.diversity_samples
     recorded = ddir.manifest().get("diversity")
     if isinstance(recorded, dict) and recorded.get("samples") == mixture_samples(data, samples):
         return recorded
     family = data.family
     train = {t.key for t in family.tasks("train", data.tier.task_seed)}
-    if not samples or family.scripted_behavior() is not None:
+    if not measure or not samples or family.scripted_behavior() is not None:
         return None
     if not train <= {t.key for t in data.tasks}:
         return None
