@@ -125,6 +125,13 @@ def test_another_baseline_is_an_option(tmp_path):
     assert gains[(5, "moderate")] == pytest.approx(-GAIN[5])
 
 
+def test_a_missing_baseline_is_a_note_not_an_error(tmp_path):
+    suite = _suite(tmp_path, "train_tasks", [5, 20])
+    rep = write_report(suite, probe=False, reps=50, figures=False, axis_baseline="csro")
+    assert rep.axis_gain_rows == []
+    assert any("no value has finished runs of both ertrl and csro" in n for n in rep.notes)
+
+
 def test_methods_named_per_value_are_labelled_as_their_plain_method():
     from ertrl_bench.analysis.load import RunRecord
 

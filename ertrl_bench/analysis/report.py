@@ -69,6 +69,7 @@ from .tables import (
     score_cells,
     ttest_rows,
     unstable_columns,
+    varied_axes,
 )
 
 __all__ = [
@@ -282,6 +283,13 @@ def write_report(
         done, reference=reference, baseline=axis_baseline, reps=reps, confidence=confidence,
         random_state=random_state,
     )  # fmt: skip
+    axes = varied_axes(done)
+    if axes and not arows:
+        notes.append(
+            f"The runs vary {' and '.join(axes)}, but no value has finished runs of both"
+            f" {reference} and {axis_baseline} (--reference / --axis-baseline): no gain vs"
+            " axis."
+        )
     by_proto = {}
     for proto in ordered((g["protocol"] for g in grows), PROTOCOL_ORDER):
         by_proto[proto] = pearson([g for g in grows if g["protocol"] == proto])
