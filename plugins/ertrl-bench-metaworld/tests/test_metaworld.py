@@ -155,6 +155,19 @@ def test_registered_under_their_own_names(tmp_path, register_test_plugin):
     assert sorted(s.method.name for s in load_suite(tiny)[1]) == ["ertrl", "focal"]
 
 
+def test_the_ml1_study_suite_validates(register_test_plugin):
+    """suites/metaworld-ml1.yaml: the five built-in methods x reach, push, pick-place x its
+    seeds, every run on the tier-small scripted-expert data."""
+    register_test_plugin(plugin, "metaworld")
+    path = Path(__file__).parents[1] / "suites" / "metaworld-ml1.yaml"
+    suite, specs = load_suite(path)
+    methods = {"focal", "csro", "ertrl", "unicorn", "offline_pearl"}
+    assert methods == set(get_registry().names("methods"))  # the five built-ins
+    seeds = suite.grid.seeds
+    assert {(s.env.type, s.method.name) for s in specs} == {(e, m) for e in MAIN for m in methods}
+    assert len(specs) == 3 * 5 * len(seeds) and {s.tier for s in specs} == {"small"}
+
+
 def test_the_builtin_mujoco_families_pass_on_metaworlds_mujoco():
     """Meta-World pins ``mujoco==3.3.0``; ertrl-bench asks ``mujoco>=3.1``: in this venv the
     eight built-in families run on Meta-World's MuJoCo, and must still pass."""
