@@ -84,8 +84,9 @@ def run(
     executor_opt: list[str] = typer.Option(
         [],
         "--executor-opt",
-        help="KEY=VALUE option of the executor, repeatable (local: jobs, threads; ray: address,"
-        " num_cpus, num_gpus, max_retries); see `ertrl-bench plugins`.",
+        help="KEY=VALUE option of the executor, repeatable (local: jobs, threads, overlap,"
+        " cpu_workers; ray: address, num_cpus, num_gpus, max_retries); see `ertrl-bench"
+        " plugins` and docs/running.md.",
     ),
     jobs: int | None = typer.Option(
         None,
@@ -148,6 +149,8 @@ def run(
     if hasattr(ex, "plan"):
         n_jobs, threads = ex.plan(len(specs))
         plan = f", {n_jobs} at a time x {threads} torch thread(s)" if n_jobs > 1 else ""
+        if getattr(getattr(ex, "options", None), "overlap", False):
+            plan = f", training one at a time, probes in {ex.options.cpu_workers} worker(s)"
     err.print(
         f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}", markup=False
     )

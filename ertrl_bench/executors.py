@@ -7,6 +7,9 @@ once, before dispatching them, instead of letting concurrent runs build the same
 executor runs ``runner.execute``, which takes the run's lock (``store.RunLock``): two processes
 (or Ray workers) never run the same run at once.
 Options come from ``ertrl-bench run --executor ray --executor-opt num_cpus=2 ...``.
+``fn`` accepts ``cpu_pool=`` (``runner.execute``): the local executor's ``overlap`` passes a
+worker pool and gets back, for runs whose CPU-only ending went to it, objects with
+``ready()``, ``outcome()`` and ``interrupt()`` (``runner.Deferred``).
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from pydantic import NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.options import Strict
@@ -40,6 +44,19 @@ class LocalOptions(Strict):
     jobs: PositiveInt | None = None
     # torch threads per run; None: usable cores // jobs (at least 1)
     threads: PositiveInt | None = None
+    # train one run at a time in this process (the GPU's) while `cpu_workers` worker processes
+    # run the finished runs' probe regressions, the next run already training (docs/running.md)
+    overlap: bool = False
+    cpu_workers: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _overlap_trains_one_at_a_time(self):
+        if self.overlap and self.jobs not in (None, 1):
+            raise ValueError(
+                "overlap trains one run at a time in this process (jobs: 1); its parallelism"
+                " is cpu_workers"
+            )
+        return self
 
 
 def _init_worker(threads: int, parent_pid: int) -> None:
@@ -95,15 +112,19 @@ class LocalExecutor:
         """(jobs, threads) for ``n_runs`` runs on this machine."""
         cores = usable_cores()
         # never more processes than runs (each holds torch and its data: ~1 GB)
-        jobs = max(1, min(self.options.jobs or cores, n_runs))
+        jobs = 1 if self.options.overlap else max(1, min(self.options.jobs or cores, n_runs))
         threads = self.options.threads or max(1, cores // jobs)
         return jobs, threads
 
     @property
     def parallel(self) -> bool:
-        return self.options.jobs != 1  # None: decided per suite, may be parallel
+        # None: decided per suite, may be parallel; overlap trains one run at a time
+        return self.options.jobs != 1 and not self.options.overlap
 
     def map(self, fn: Callable, specs: list) -> Iterator:
+        if self.options.overlap:
+            yield from self._map_overlapped(fn, specs)
+            return
         jobs, threads = self.plan(len(specs))
         if jobs == 1 or len(specs) <= 1:
             for spec in specs:
@@ -119,6 +140,42 @@ class LocalExecutor:
             raise
         finally:
             pool.join()
+
+    def _map_overlapped(self, fn: Callable, specs: list) -> Iterator:
+        """Train each run here, one after another; its probe regressions go to the CPU pool
+        and their outcome is reported when done (checked after each run's training, and all
+        waited for at the end). SIGTERM stops it as Ctrl-C does: the run in training and the
+        runs whose regressions are unfinished record "interrupted"."""
+        ctx = multiprocessing.get_context("spawn")
+        pool = ctx.Pool(
+            self.options.cpu_workers, initializer=_init_worker, initargs=(1, os.getpid())
+        )
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupted) if main else None
+        pending: list = []
+        try:
+            for spec in specs:
+                out = fn(spec, cpu_pool=pool)
+                if hasattr(out, "outcome"):
+                    pending.append(out)
+                else:
+                    yield out
+                for d in [d for d in pending if d.ready()]:
+                    pending.remove(d)
+                    yield d.outcome()
+            while pending:
+                yield pending[0].outcome()
+                pending.pop(0)
+            pool.close()
+        except BaseException:  # Ctrl-C, SIGTERM, or the consumer stopped
+            for d in pending:  # a finished probe is kept; an unfinished one is "interrupted"
+                d.outcome() if d.ready() else d.interrupt()
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
 
 class RayOptions(Strict):

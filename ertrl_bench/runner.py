@@ -24,7 +24,7 @@ from ertrl_bench.data.store import clean_stale_tmp
 from ertrl_bench.data.tiers import resolve_tier
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
-from ertrl_bench.measures.probe import probe_agent
+from ertrl_bench.measures.probe import probe_encodings, probe_fits
 from ertrl_bench.problem import Problem, reference_stats, reference_task_index, resolve_device
 from ertrl_bench.progress import console
 from ertrl_bench.registry import create
@@ -176,11 +176,16 @@ def _record_failure(rd: RunDir, error: str, tb: str = "") -> None:
         pass
 
 
-def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
+def execute(
+    spec: RunSpec, results_root: Path, force: bool = False, cpu_pool=None
+) -> Outcome | Deferred:
     """Run one spec (or skip it if done); failures are recorded, never raised.
 
     The run's lock is held while it runs: a run another process holds is not touched and comes
-    back as ``locked`` (``run_suite`` waits for it at the end).
+    back as ``locked`` (``run_suite`` waits for it at the end). ``cpu_pool`` (a
+    ``multiprocessing`` pool; the overlapped local executor's): the run's probe regressions go
+    to it once training is done and a ``Deferred`` comes back, which holds the lock until its
+    ``outcome()``.
     """
     rd = RunDir(results_root, spec)
     rid = spec.run_id()
@@ -197,13 +202,17 @@ def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
         return Outcome(rid, "failed", str(exc))
     if not taken:
         return Outcome(rid, "locked", f"running in {rd.lock.owner()}")
+    deferred = None
     try:
         if rd.is_done() and not force:  # finished by another process while we looked
             return _skipped(rd, spec)
         try:
             device = resolve_device(spec.device)
-            metrics, message = _run_resuming(spec, rd, device, force)
-            return Outcome(rid, "done", message, metrics=metrics)
+            result, message = _run_resuming(spec, rd, device, force, cpu_pool)
+            if isinstance(result, _ProbeInWorker):
+                deferred = Deferred(rid, rd, result, message)
+                return deferred
+            return Outcome(rid, "done", message, metrics=result)
         except KeyboardInterrupt:
             _record_failure(rd, "interrupted", traceback.format_exc())
             raise
@@ -214,7 +223,65 @@ def execute(spec: RunSpec, results_root: Path, force: bool = False) -> Outcome:
             _record_failure(rd, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             return Outcome(rid, "failed", f"{type(exc).__name__}: {exc}")
     finally:
-        rd.lock.release()
+        if deferred is None:
+            rd.lock.release()
+
+
+@dataclass
+class _ProbeInWorker:
+    """A trained run whose probe regressions run in a worker; the rest of ``_run``'s ending."""
+
+    job: object  # the pool's AsyncResult of ``_timed_probe_fits``
+    finish: Callable[[dict, dict, float], dict]  # (probe, protocol, seconds) -> metrics
+
+
+def _timed_probe_fits(encodings: list, params, config, seed: int) -> tuple[dict, dict, float]:
+    """``probe_fits`` and its seconds (a worker's job: picklable, CPU only)."""
+    t0 = time.perf_counter()
+    probe, protocol = probe_fits(encodings, params, config, seed)
+    return probe, protocol, time.perf_counter() - t0
+
+
+class Deferred:
+    """A run trained in this process whose probe regressions run in a worker of the overlapped
+    executor's CPU pool. It holds the run's lock until ``outcome()`` (which waits for the
+    worker, writes the metrics, releases the lock) or ``interrupt()`` (Ctrl-C: the run records
+    "interrupted", as a run stopped in training does; its checkpoint, taken after its last
+    evaluation, lets a rerun redo only the probe)."""
+
+    def __init__(self, run_id: str, rd: RunDir, pending: _ProbeInWorker, message: str):
+        self.run_id, self.rd, self.pending, self.message = run_id, rd, pending, message
+        self.settled = False
+
+    def ready(self) -> bool:
+        return self.pending.job.ready()
+
+    def outcome(self) -> Outcome:
+        rid, rd = self.run_id, self.rd
+        try:
+            try:
+                probe, protocol, seconds = self.pending.job.get()
+                metrics = self.pending.finish(probe, protocol, seconds)
+                return Outcome(rid, "done", self.message, metrics=metrics)
+            except ErtrlError as exc:
+                _record_failure(rd, str(exc), traceback.format_exc())
+                return Outcome(rid, "failed", str(exc))
+            except Exception as exc:  # the worker's error: this run fails, the others go on
+                error = f"{type(exc).__name__} in the probe's worker: {exc}"
+                _record_failure(rd, error, traceback.format_exc())
+                return Outcome(rid, "failed", error)
+        finally:
+            self._settle()
+
+    def interrupt(self) -> None:
+        if not self.settled:
+            _record_failure(self.rd, "interrupted")
+            self._settle()
+
+    def _settle(self) -> None:
+        if not self.settled:
+            self.settled = True
+            self.rd.lock.release()
 
 
 def run_suite(
@@ -272,7 +339,9 @@ def _note(message: str) -> None:
     console.print(message, markup=False, highlight=False)
 
 
-def _run_resuming(spec: RunSpec, rd: RunDir, device: torch.device, force: bool) -> tuple[dict, str]:
+def _run_resuming(
+    spec: RunSpec, rd: RunDir, device: torch.device, force: bool, cpu_pool=None
+) -> tuple[dict | _ProbeInWorker, str]:
     """Run ``spec`` from its last checkpoint if it has one (``--force``: from step 0).
 
     A checkpoint that cannot be used is reported once and the run starts over from step 0.
@@ -284,17 +353,21 @@ def _run_resuming(spec: RunSpec, rd: RunDir, device: torch.device, force: bool) 
     try:
         state = read_checkpoint(rd.checkpoint_path, spec.run_id())
         rd.start(str(device))
-        metrics = _run(spec, rd, device, state)
+        metrics = _run(spec, rd, device, state, cpu_pool)
         return metrics, f"resumed from step {state['loop']['step']}" if state else ""
     except CheckpointError as exc:
         _note(f"{spec.run_id()}: checkpoint {exc}; starting this run over from step 0")
         rd.checkpoint_path.unlink(missing_ok=True)
         rd.start(str(device))
-        return _run(spec, rd, device, None), "checkpoint unusable: started over"
+        return _run(spec, rd, device, None, cpu_pool), "checkpoint unusable: started over"
 
 
-def _run(spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = None) -> dict:
-    """One attempt at a run: from step 0, or from the checkpoint ``resume``."""
+def _run(
+    spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = None, cpu_pool=None
+) -> dict | _ProbeInWorker:
+    """One attempt at a run: from step 0, or from the checkpoint ``resume``. With ``cpu_pool``
+    the probe's regressions go to a worker: a ``_ProbeInWorker`` comes back instead of the
+    metrics (the same numbers: the regressions use no state of this process)."""
     t0 = time.perf_counter()
     family = make_family(spec)
     data = get_datasets(
@@ -441,21 +514,34 @@ def _run(spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None = 
     if data.diversity is not None:  # the data's behavior diversity, as its build measured it
         metrics["diversity"] = data.diversity
     probe_tasks = [t for s in PROBE_SPLITS for t in family.tasks(s, data.tier.task_seed)]
-    if spec.eval.probe.enabled and probe_tasks:
-        t_probe = time.perf_counter()
-        metrics["probe"], metrics["probe_protocol"] = probe_agent(
-            agent,
-            task_data,
-            torch.tensor([rows[t.key] for t in probe_tasks], device=device),
-            np.stack([family.task_param(t) for t in probe_tasks]),
-            spec.eval.probe,
-            seed=spec.seed,
-        )
-        timing["probe"] = time.perf_counter() - t_probe
-        rd.log({"probe": metrics["probe"], "probe_s": timing["probe"]})
-    timing["total"] = before["wall"] + time.perf_counter() - t0
-    metrics["timing_s"] = {k: round(v, 3) for k, v in timing.items()}
-    rd.write_metrics(metrics)
-    if not spec.checkpoint.keep:  # after the metrics: a finished run never depends on it
-        rd.checkpoint_path.unlink(missing_ok=True)
-    return metrics
+    t_probe = time.perf_counter()
+
+    def finish(probe: dict | None, protocol: dict | None, fits_s: float) -> dict:
+        """The run's ending once the probe is known: log, timing, metrics.json."""
+        if probe is not None:
+            metrics["probe"], metrics["probe_protocol"] = probe, protocol
+            timing["probe"] = encode_s + fits_s
+            rd.log({"probe": metrics["probe"], "probe_s": timing["probe"]})
+        # the run's own time: with the fits in a worker, their seconds, not the wait for them
+        timing["total"] = before["wall"] + t_probe - t0 + timing["probe"]
+        metrics["timing_s"] = {k: round(v, 3) for k, v in timing.items()}
+        rd.write_metrics(metrics)
+        if not spec.checkpoint.keep:  # after the metrics: a finished run never depends on it
+            rd.checkpoint_path.unlink(missing_ok=True)
+        return metrics
+
+    if not (spec.eval.probe.enabled and probe_tasks):
+        return finish(None, None, 0.0)
+    encodings = probe_encodings(
+        agent,
+        task_data,
+        torch.tensor([rows[t.key] for t in probe_tasks], device=device),
+        spec.eval.probe,
+        seed=spec.seed,
+    )
+    params = np.stack([family.task_param(t) for t in probe_tasks])
+    encode_s = time.perf_counter() - t_probe
+    args = (encodings, params, spec.eval.probe, spec.seed)
+    if cpu_pool is not None:
+        return _ProbeInWorker(cpu_pool.apply_async(_timed_probe_fits, args), finish)
+    return finish(*_timed_probe_fits(*args))

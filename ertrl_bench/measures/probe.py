@@ -225,31 +225,43 @@ def probe_agent(agent, task_data, rows, params, config: ProbeConfig | None = Non
     so the global RNGs are untouched). Returns ``(probe, protocol)``: ``probe`` is the metrics
     record ``{"linear": {"rmse_mean", "rmse_std"}, "svr": {...}, "resamples": R}``;
     ``protocol`` the row counts and per-resample values (no timings: metrics stay repeatable).
+    It is ``probe_fits(probe_encodings(...))``: the overlapped executor runs the first part
+    (the agent's) in the training process and the second (CPU only) in a worker.
     """
+    cfg = config or ProbeConfig()
+    return probe_fits(probe_encodings(agent, task_data, rows, cfg, seed), params, cfg, seed)
+
+
+def probe_encodings(agent, task_data, rows, config: ProbeConfig, seed: int = 0) -> list:
+    """The encodings ``z_i [T, n, L]`` (float numpy) of every resample's fresh transitions."""
     import torch
 
     from ertrl_bench.batch import FIELDS, Transitions
 
-    cfg = config or ProbeConfig()
     rows = torch.as_tensor(rows, device=task_data.device)
-    params = np.asarray(params, dtype=np.float64).reshape(len(rows), -1)
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    values: dict[str, list[float]] = {m: [] for m in MODELS}
-    n_tr = n_te = 0
-    for _ in range(cfg.resamples):
-        idx = draw_probe_indices(task_data.counts[rows].cpu(), cfg.transitions, gen)
+    out = []
+    for _ in range(config.resamples):
+        idx = draw_probe_indices(task_data.counts[rows].cpu(), config.transitions, gen)
         idx = idx.to(task_data.device)
         r = rows[:, None]
         ctx = Transitions(*(task_data.data[f][r, idx] for f in FIELDS), task_ids=rows)
         with torch.no_grad():
             z_i, _ = agent.infer(ctx)
+        out.append(z_i.float().cpu().numpy())
+    return out
+
+
+def probe_fits(encodings: list, params, config: ProbeConfig, seed: int = 0):
+    """``probe_agent``'s result from ``probe_encodings``' output: the regressions (CPU only)."""
+    cfg = config
+    params = np.asarray(params, dtype=np.float64).reshape(len(encodings[0]), -1)
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[float]] = {m: [] for m in MODELS}
+    n_tr = n_te = 0
+    for z_i in encodings:
         res, n_tr, n_te = probe_resample(
-            z_i.float().cpu().numpy(),
-            params,
-            cfg.test,
-            svr_max_train_rows=cfg.svr_max_train_rows,
-            rng=rng,
+            z_i, params, cfg.test, svr_max_train_rows=cfg.svr_max_train_rows, rng=rng
         )
         for m, v in res.items():
             values[m].append(v)
@@ -258,7 +270,7 @@ def probe_agent(agent, task_data, rows, params, config: ProbeConfig | None = Non
     }
     probe["resamples"] = cfg.resamples
     protocol = {
-        "tasks": len(rows),
+        "tasks": len(params),
         "transitions": cfg.transitions,
         "test": cfg.test,
         "n_train": n_tr,
