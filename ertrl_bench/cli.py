@@ -336,6 +336,12 @@ def datasets_build(
         " evaluating them reads), ahead of a suite or on a GPU; the same files as a full build's,"
         " which reuses them. Default: every split.",
     ),
+    sac_cuda_graph: bool = typer.Option(
+        False,
+        "--sac-cuda-graph",
+        help="On a GPU: replay each SAC update as one CUDA graph (docs/data.md, 'Building on"
+        " a GPU'); ignored on CPU.",
+    ),
 ):
     """Train behavior policies for all tasks (or --splits) and collect their datasets.
 
@@ -358,6 +364,7 @@ def datasets_build(
         rebuild=rebuild,
         save_every_s=save_every * 60 if save_every > 0 else None,
         max_memory=budget,
+        sac_cuda_graph=sac_cuda_graph,
     )
     manifest = json.loads((Path(fd.path) / "manifest.json").read_text())
     n = sum(len(a["rewards"]) for a in fd.arrays.values())

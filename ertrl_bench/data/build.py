@@ -28,7 +28,7 @@ from ertrl_bench.data.sac import (
 )
 from ertrl_bench.data.scripted import collect_scripted
 from ertrl_bench.data.store import FORMAT_VERSION, DatasetDir, data_root
-from ertrl_bench.data.tiers import DataTier, resolve_tier
+from ertrl_bench.data.tiers import DataTier, key_values, resolve_tier
 from ertrl_bench.envs.base import (
     TRAIN_TASKS_OPTION,
     EnvFamily,
@@ -53,7 +53,7 @@ def dataset_key(family: EnvFamily, tier: DataTier, tasks: list[Task]) -> str:
     payload = {
         "family": family.name,
         "options": options,
-        "tier": tier.model_dump(mode="json"),
+        "tier": key_values(tier),
         "tasks": [[t.index, list(t.param)] for t in tasks],
         "format": FORMAT_VERSION,
     }
@@ -85,6 +85,7 @@ def train_and_write(
     ddir: DatasetDir,
     device: torch.device,
     save_every_s: float | None = DEFAULT_SAVE_EVERY_S,
+    sac_cuda_graph: bool = False,
 ) -> dict:
     """Train the behavior policies of ``train`` together; collect and write those of ``write``
     (a subset: the others of ``train`` are already written, e.g. after a kill mid-write)."""
@@ -102,6 +103,7 @@ def train_and_write(
         label=f"{family.name} [{tier_name}] ",
         resume=resume,
         task_indices=[t.index for t in train],
+        cuda_graph=sac_cuda_graph,
     )
     del sac  # its replay is gone with it: collection needs only the snapshots
     if hasattr(env, "close"):
@@ -213,6 +215,7 @@ def build_tasks(
     device: torch.device,
     save_every_s: float | None = DEFAULT_SAVE_EVERY_S,
     max_memory: int | None = None,
+    sac_cuda_graph: bool = False,
 ) -> dict:
     """Train and write ``tasks``, in groups within ``max_memory`` bytes (None: one group).
 
@@ -237,7 +240,9 @@ def build_tasks(
     total: dict = {"groups": len(plan), "sac_wall_s": 0.0, "trained_tasks": 0}
     steps = collect_rate = wall_now = 0.0
     for train, write in plan:
-        stats = train_and_write(family, tier_name, tier, train, write, ddir, device, save_every_s)
+        stats = train_and_write(
+            family, tier_name, tier, train, write, ddir, device, save_every_s, sac_cuda_graph
+        )
         total["sac_wall_s"] += stats["sac_wall_s"]
         wall_now += stats["sac_wall_since_resume_s"]
         total["trained_tasks"] += len(train)
@@ -262,6 +267,7 @@ def get_datasets(
     save_every_s: float | None = DEFAULT_SAVE_EVERY_S,
     max_memory: int | str | None = "auto",
     record_diversity: bool = True,
+    sac_cuda_graph: bool = False,
 ) -> FamilyData:
     """Every task's dataset, building what is missing, corrupted or truncated.
 
@@ -275,6 +281,9 @@ def get_datasets(
     a rerun after an interruption continues from the last save, with identical results.
     ``max_memory``: bytes (or ``"16GiB"``) the build may use: tasks train in groups that fit;
     ``"auto"``: 80% of the device's free memory; None: all tasks in one group.
+    ``sac_cuda_graph``: on a CUDA device, each SAC update is replayed as one CUDA graph
+    (``GraphedSACUpdate``). Like the device, not part of the dataset key: the same computation,
+    scheduled differently (docs/data.md "Building on a GPU").
     ``overrides`` may hold ``quality`` (``ertrl_bench.data.quality``): the full collection is
     built and cached as without it, then only that quality's checkpoints are returned.
     ``record_diversity``: measure the behavior diversity into the manifest when it is missing
@@ -327,7 +336,9 @@ def get_datasets(
             TrainingState(ddir.path / TRAINING_STATE_FILE, "").remove()
         budget = default_budget(device) if max_memory == "auto" else max_memory
         budget = None if budget is None else parse_bytes(budget)
-        stats = build_tasks(family, tier_name, tier, todo, ddir, device, save_every_s, budget)
+        stats = build_tasks(
+            family, tier_name, tier, todo, ddir, device, save_every_s, budget, sac_cuda_graph
+        )
         ddir.set_info({"last_build": {**stats, "tasks": len(todo)}})
     arrays, meta = {}, {}
     for t in tasks:

@@ -143,9 +143,15 @@ class BatchedSAC:
         cfg: DataTier,
         device,
         streams: TaskStreams | None = None,
+        cuda_graph: bool = False,
     ):
         """``streams``: per-task random streams for init, minibatches and noise (None: torch's
-        global RNG, tasks then share one stream)."""
+        global RNG, tasks then share one stream). ``cuda_graph``: on a CUDA device, the update
+        after its draws is replayed as one CUDA graph (``GraphedSACUpdate``; needs
+        ``streams``); ignored elsewhere."""
+        if cuda_graph and streams is None:
+            raise ValueError("a graphed SAC update needs per-task streams (its draws)")
+        device = torch.device(device)
         self.cfg, self.device, self.tasks, self.streams = cfg, device, tasks, streams
         self.act_dim = act_dim
         self.actor = EnsembleActor(tasks, obs_dim, act_dim, cfg.sac_hidden).to(device)
@@ -158,9 +164,13 @@ class BatchedSAC:
             (tasks,), math.log(cfg.init_temperature), device=device, requires_grad=True
         )
         self.target_entropy = -float(act_dim)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.sac_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.sac_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.sac_lr)
+        # capturable: Adam keeps its step count on the device, as a CUDA graph needs
+        capturable = cuda_graph and self.device.type == "cuda"
+        adam = dict(lr=cfg.sac_lr, capturable=capturable)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), **adam)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), **adam)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], **adam)
+        self.graph = GraphedSACUpdate(self) if capturable else None
 
     _MODULES = ("actor", "critic", "critic_target", "actor_opt", "critic_opt", "alpha_opt")
 
@@ -176,28 +186,57 @@ class BatchedSAC:
 
     def update(self, replay: TaskReplay, step: int) -> dict[str, torch.Tensor]:
         """One SAC update; ``step``: the environment step (from 0), which decides whether the
-        critic's target moves (every ``TARGET_UPDATE_PERIOD``, as the authors)."""
-        cfg, st = self.cfg, self.streams
-        idx = None if st is None else st.randint(replay.size, cfg.sac_batch)
+        critic's target moves (every ``TARGET_UPDATE_PERIOD``, as the authors). The random
+        draws come first, from the per-task streams on the device; the rest
+        (``update_tensors``) is the same work every step, replayed as one CUDA graph with
+        ``cuda_graph``. The losses returned are overwritten by the next graphed update."""
+        draws = self.draws(replay)
+        if self.graph is not None:
+            out = self.graph(replay, *draws)
+        else:
+            out = self.update_tensors(replay, *draws)
+        if step % TARGET_UPDATE_PERIOD == 0:
+            soft_update(self.critic_target, self.critic, self.cfg.tau)
+        return out
+
+    def draws(self, replay: TaskReplay):
+        """``(rows [T, B], noise [T, B, da], noise [T, B, da])`` of one update, each task's from
+        its own stream (None each without ``streams``: torch's RNG, drawn in the update)."""
+        st, batch = self.streams, self.cfg.sac_batch
+        if st is None:
+            return None, None, None
+        return (
+            st.randint(replay.size, batch),
+            st.normal(batch, self.act_dim),
+            st.normal(batch, self.act_dim),
+        )
+
+    def update_tensors(self, replay: TaskReplay, idx, noise1, noise2) -> dict[str, torch.Tensor]:
+        """The update given its draws: no host synchronisation, the same kernels every step.
+        The networks' forward passes run under ``cfg.sac_autocast`` (losses in float32)."""
+        cfg = self.cfg
         obs, act, rew, next_obs, done = replay.sample(cfg.sac_batch, idx)
-        noise1 = None if st is None else st.normal(cfg.sac_batch, self.act_dim)
-        noise2 = None if st is None else st.normal(cfg.sac_batch, self.act_dim)
         alpha = self.log_alpha.exp().detach()[:, None]
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             next_a, next_logp = self.actor(next_obs, noise=noise1)
             tq1, tq2 = self.critic_target(next_obs, next_a)
-            target = rew + cfg.discount * (1 - done) * (torch.min(tq1, tq2) - alpha * next_logp)
-        q1, q2 = self.critic(obs, act)
+            soft_q = torch.min(tq1, tq2).float() - alpha * next_logp.float()
+            target = rew + cfg.discount * (1 - done) * soft_q
+        with self.autocast():
+            q1, q2 = self.critic(obs, act)
+        q1, q2 = q1.float(), q2.float()
         critic_loss = ((q1 - target).pow(2).mean(1) + (q2 - target).pow(2).mean(1)).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
 
-        new_a, logp = self.actor(obs, noise=noise2)
-        self.critic.requires_grad_(False)
-        nq1, nq2 = self.critic(obs, new_a)
-        self.critic.requires_grad_(True)
-        actor_loss = (alpha * logp - torch.min(nq1, nq2)).mean(1).sum()
+        with self.autocast():
+            new_a, logp = self.actor(obs, noise=noise2)
+            self.critic.requires_grad_(False)
+            nq1, nq2 = self.critic(obs, new_a)
+            self.critic.requires_grad_(True)
+        logp = logp.float()
+        actor_loss = (alpha * logp - torch.min(nq1, nq2).float()).mean(1).sum()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -206,9 +245,15 @@ class BatchedSAC:
         self.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.alpha_opt.step()
-        if step % TARGET_UPDATE_PERIOD == 0:
-            soft_update(self.critic_target, self.critic, cfg.tau)
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
+
+    def autocast(self):
+        """``cfg.sac_autocast``'s context (bf16 matmuls), or one that does nothing. No autocast
+        cache: a CUDA graph must not keep casts of one step's weights for the next."""
+        on = self.cfg.sac_autocast == "bf16"
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=on, cache_enabled=False
+        )
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -222,6 +267,45 @@ class BatchedSAC:
         a, _ = self.actor(x, deterministic, noise)
         a = a.squeeze(1) if squeeze else a
         return a.cpu().numpy()
+
+
+class GraphedSACUpdate:
+    """``BatchedSAC.update_tensors`` as one CUDA graph: the draws are copied into fixed input
+    tensors, then one replay launches the whole update (the minibatch gather, the three losses,
+    their backward passes and Adam steps). Why: at the paper's sizes the eager update is bound
+    by launching its many kernels (benchmarks/measured/h200-2026-11-26/NOTES.md). The first
+    ``WARMUP_STEPS`` calls run eagerly on a side stream (optimizer state, cuBLAS handles), the
+    next one captures. The replay buffer's tensors must stay where they are once captured
+    (``TaskReplay.load_state_dict`` runs before the first update)."""
+
+    def __init__(self, sac: BatchedSAC):
+        self.sac = sac
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.inputs: tuple[torch.Tensor, ...] | None = None
+        self.static: dict[str, torch.Tensor] | None = None
+        self.calls = 0
+        self.side = torch.cuda.Stream(device=sac.device)
+
+    def __call__(self, replay: TaskReplay, idx, noise1, noise2) -> dict[str, torch.Tensor]:
+        from ertrl_bench.cuda_graph import WARMUP_STEPS
+
+        self.calls += 1
+        if self.graph is None and self.calls <= WARMUP_STEPS:
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
+                out = self.sac.update_tensors(replay, idx, noise1, noise2)
+            torch.cuda.current_stream().wait_stream(self.side)
+            return out
+        if self.graph is None:
+            self.inputs = (idx.clone(), noise1.clone(), noise2.clone())
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self.static = self.sac.update_tensors(replay, *self.inputs)
+            self.graph = graph
+        for mine, new in zip(self.inputs, (idx, noise1, noise2), strict=True):
+            mine.copy_(new)
+        self.graph.replay()
+        return self.static
 
 
 def temperature_loss(
@@ -304,12 +388,14 @@ def train_behavior_policies(
     label: str = "",
     resume: TrainingState | None = None,
     task_indices: list[int] | None = None,
+    cuda_graph: bool = False,
 ) -> tuple[BatchedSAC, dict[int, dict], dict]:
     """Train one SAC per env of ``env`` (one env per task); snapshot the actor at checkpoints.
 
     ``task_indices`` (``Task.index`` of each env; default ``0..E-1``) seed each task's own random
     streams (``ertrl_bench.data.rng``), so a task trains the same whatever else is in ``env``.
     With ``resume``, training state is saved periodically and a saved state is continued.
+    ``cuda_graph``: on a CUDA device, each update replayed as one graph (``GraphedSACUpdate``).
     Returns the agent, ``{checkpoint_step: actor_state_dict}`` and timing stats.
     """
     tasks = env.num_envs
@@ -318,7 +404,7 @@ def train_behavior_policies(
     if len(indices) != tasks:
         raise ValueError(f"{len(indices)} task indices for {tasks} envs")
     streams = TaskStreams(cfg.seed, indices, device)
-    sac = BatchedSAC(tasks, obs_dim, act_dim, cfg, device, streams)
+    sac = BatchedSAC(tasks, obs_dim, act_dim, cfg, device, streams, cuda_graph)
     saved = resume.load() if resume is not None else None
     capacity = min(cfg.buffer_size, cfg.sac_steps)
     if saved is not None and saved["replay"]["obs"].device == device:

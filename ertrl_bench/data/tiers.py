@@ -11,6 +11,8 @@ This module imports nothing of ours but ``errors`` (``config`` imports it, not t
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import (
     Field,
     PositiveFloat,
@@ -44,6 +46,9 @@ class DataTier(Strict):
     # actions per state of the W2 diversity recorded with the data (ertrl_bench.data.diversity;
     # 0: not measured). How the data are measured, not what they are: not part of the key
     diversity_samples: int = Field(4096, ge=0, exclude=True)
+    # the SAC update's matmuls under torch.autocast: "bf16" on a GPU is the fast choice
+    # (docs/data.md "Building on a GPU"); it changes the data, so it is part of the dataset key
+    sac_autocast: Literal["off", "bf16"] = "off"
 
     @model_validator(mode="after")
     def _checkpoints_in_range(self):
@@ -85,6 +90,19 @@ _SMOKE = dict(
 )
 
 TIERS: dict[str, dict] = {"paper": {}, "small": _SMALL, "smoke": _SMOKE}
+
+# fields added after datasets were first published, with the value they had implicitly: a
+# tier at that value leaves them out of its dataset key, so existing keys (and caches) stand
+KEY_FIELDS_SINCE = {"sac_autocast": "off"}
+
+
+def key_values(tier: DataTier) -> dict:
+    """The tier's values as its dataset key hashes them (``KEY_FIELDS_SINCE``)."""
+    values = tier.model_dump(mode="json")
+    for field, old in KEY_FIELDS_SINCE.items():
+        if values[field] == old:
+            del values[field]
+    return values
 
 
 def family_tier_values(family, tier: str) -> dict:
