@@ -120,7 +120,7 @@ def run(
     other process holds are waited for, not redone.
     """
     from ertrl_bench.config import device_problem
-    from ertrl_bench.runner import run_suite
+    from ertrl_bench.runner import data_first, run_suite
     from ertrl_bench.store import (
         CostMeter,
         check_writable_dir,
@@ -154,7 +154,7 @@ def run(
     err.print(
         f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}", markup=False
     )
-    if getattr(ex, "parallel", False):
+    if data_first(ex):
         err.print("building the runs' datasets first (each once), then dispatching the runs")
 
     def show(o) -> None:

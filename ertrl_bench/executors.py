@@ -3,7 +3,8 @@
 An executor is ``factory(options) -> obj`` with ``map(fn, specs) -> iterator of outcomes`` in
 completion order. ``fn`` is a picklable callable taking one RunSpec. An executor whose runs go
 on at the same time sets ``parallel = True``: the runner then builds the datasets the runs need
-once, before dispatching them, instead of letting concurrent runs build the same one. Every
+once, before dispatching them, instead of letting concurrent runs build the same one (so does
+one with ``builds_data_first = True``: the overlapped local executor, on the runs' device). Every
 executor runs ``runner.execute``, which takes the run's lock (``store.RunLock``): two processes
 (or Ray workers) never run the same run at once.
 Options come from ``ertrl-bench run --executor ray --executor-opt num_cpus=2 ...``.
@@ -115,6 +116,11 @@ class LocalExecutor:
         jobs = 1 if self.options.overlap else max(1, min(self.options.jobs or cores, n_runs))
         threads = self.options.threads or max(1, cores // jobs)
         return jobs, threads
+
+    @property
+    def builds_data_first(self) -> bool:
+        """overlap: the datasets are built before the first run, on the runs' device."""
+        return self.options.overlap
 
     @property
     def parallel(self) -> bool:

@@ -116,7 +116,9 @@ def run_task_indices(family, spec: RunSpec) -> list[int]:
 def prepare_datasets(specs: list[RunSpec], results_root: Path, force: bool = False) -> None:
     """Build (or check) every dataset the unfinished runs need, each once, in this process.
 
-    For parallel executors: without it, concurrent runs of one family would each build the same
+    On each run's device (a GPU where there is one: the paper tier's SAC is GPU work). For
+    parallel executors, and the overlapped one (whose runs would build it on the CPU, one at a
+    time). Without it, concurrent runs of one family would each build the same
     dataset. A dataset that fails here is left to its runs, which record the error as theirs.
     """
     groups: dict[str, tuple[RunSpec, dict, set[int]]] = {}
@@ -138,7 +140,7 @@ def prepare_datasets(specs: list[RunSpec], results_root: Path, force: bool = Fal
                 make_family(spec),
                 spec.tier,
                 tier_overrides,
-                device=torch.device("cpu"),
+                device=resolve_device(spec.device),
                 tasks=sorted(indices),
             )
         except ErtrlError:
@@ -299,7 +301,7 @@ def run_suite(
     final outcome as it arrives (for printing).
     """
     results_root = Path(results_root)
-    if getattr(executor, "parallel", False):
+    if data_first(executor):
         prepare_datasets(specs, results_root, force)
     outcomes: dict[str, Outcome] = {}
     todo, first = list(specs), True
@@ -320,6 +322,11 @@ def run_suite(
             time.sleep(poll_s)  # wait until at least one of them is released
         first = False
     return [outcomes[s.run_id()] for s in specs if s.run_id() in outcomes]
+
+
+def data_first(executor) -> bool:
+    """Whether ``run_suite`` builds the runs' datasets before dispatching them."""
+    return getattr(executor, "parallel", False) or getattr(executor, "builds_data_first", False)
 
 
 def _reference_row(family, data, rows: dict[str, int]) -> int:
