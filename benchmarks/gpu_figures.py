@@ -20,6 +20,15 @@ loses nothing before it. Stages (``GPU_FIGURES_STAGES=graph,step`` runs a subset
    writes, the per-task random draws, the update; the update includes its own draws).
 4. ``compile``: the step with ``BRAC.compile()`` (``train: {compile: true}``): compile seconds
    and seconds per step afterwards.
+5. ``sac_graph``: the paper tier's SAC update alone (40 Cheetah-Vel tasks, draws included),
+   eager vs graphed (``--sac-cuda-graph``), each at float32, TF32 and ``sac_autocast: bf16``.
+6. ``kseed``: the K-seed train step (#27 item 1) for K = 1, 5, 10, through
+   ``benchmarks/test_bench_step.py``'s ``kseed_step_time(method, k, reps)`` where it exists.
+7. ``graph_more``: the graphed step (float32) of CSRO, UNICORN and Offline PEARL (``graph``
+   measures FOCAL and ER-TRL).
+8. ``eval``: one paper-size evaluation of Cheetah-Vel (every split, 2 runs per task, every
+   protocol) by a paper-size FOCAL agent (untrained: its episodes run full length) on the GPU,
+   MuJoCo on the host: the figure docs/cost.md's model takes from a 2-core CPU until measured.
 
 The end-to-end check (``ertrl-bench run smoke`` with ``device: auto`` on the GPU) is run by the
 calling shell command, not here.
@@ -248,6 +257,131 @@ def stage_graph() -> dict:
     return out
 
 
+def _sac_update_ms(variant: str, precision: str) -> float:
+    """ms per ``BatchedSAC.update`` at paper sizes (``SAC_TASKS`` Cheetah-Vel tasks, replay
+    filled with random transitions), ``variant`` eager or graph."""
+    from ertrl_bench.data.rng import TaskStreams
+    from ertrl_bench.data.sac import BatchedSAC, TaskReplay
+    from ertrl_bench.data.tiers import resolve_tier
+    from ertrl_bench.envs.mujoco import CheetahVel
+
+    fam = CheetahVel()
+    fill = 10 if DRY else 2000
+    bf16 = {"sac_autocast": "bf16"} if precision == "bf16" else {}
+    cfg = resolve_tier("paper", fam, dict(sac_steps=fill, checkpoints=[fill], **bf16))
+    if DRY:
+        cfg = cfg.model_copy(update={"sac_hidden": (32, 32), "sac_batch": 16})
+    obs_dim, act_dim = fam.spaces()
+    n = SAC_TASKS
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    streams = TaskStreams(cfg.seed, list(range(n)), DEVICE)
+    sac = BatchedSAC(n, obs_dim, act_dim, cfg, DEVICE, streams, cuda_graph=variant == "graph")
+    replay = TaskReplay(n, fill, obs_dim, act_dim, DEVICE)
+    g = torch.Generator(DEVICE).manual_seed(0)
+    for f, width in (("obs", obs_dim), ("act", act_dim), ("next_obs", obs_dim)):
+        getattr(replay, f).copy_(torch.randn(n, fill, width, generator=g, device=DEVICE))
+    replay.rew.copy_(torch.randn(n, fill, generator=g, device=DEVICE))
+    replay.size = fill
+    for k in range(1 if DRY else 5):  # warm-up (and, graphed, the capture)
+        sac.update(replay, k)
+    _sync()
+    t0 = time.perf_counter()
+    for k in range(REPS):
+        sac.update(replay, k)
+    _sync()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return (time.perf_counter() - t0) / REPS * 1e3
+
+
+def stage_sac_graph() -> dict:
+    out: dict = {"tasks": SAC_TASKS, "update_ms": {}}
+    for variant in ("eager", "graph"):
+        for precision in ("float32", "tf32", "bf16"):
+            ms = [round(_sac_update_ms(variant, precision), 3) for _ in range(1 if DRY else 2)]
+            out["update_ms"][f"{variant}/{precision}"] = ms
+    return out
+
+
+def stage_graph_more() -> dict:
+    from test_bench_step import graphed_step_time
+
+    if DRY:
+        return {"skipped": "CUDA graphs need a CUDA device"}
+    return {
+        f"{m}/float32_ms": [round(graphed_step_time(m, REPS) * 1e3, 3) for _ in range(2)]
+        for m in ("csro", "unicorn", "offline_pearl")
+    }
+
+
+def stage_kseed() -> dict:
+    import test_bench_step
+
+    fn = getattr(test_bench_step, "kseed_step_time", None)
+    if fn is None:
+        return {"skipped": "benchmarks/test_bench_step.py has no kseed_step_time yet (#27 item 1)"}
+    out = {}
+    for method in ("focal", "ertrl"):
+        for k in (1, 5, 10):
+            out[f"{method}/k{k}_ms"] = [round(fn(method, k, REPS) * 1e3, 3) for _ in range(2)]
+        out[f"{method}/runs_per_hour_ratio_k5"] = round(
+            5 * out[f"{method}/k1_ms"][0] / out[f"{method}/k5_ms"][0], 2
+        )
+    return out
+
+
+def stage_eval() -> dict:
+    """Seconds of one paper-size evaluation of Cheetah-Vel's splits, per protocol."""
+    import numpy as np
+
+    from ertrl_bench.conformance import random_task_data
+    from ertrl_bench.envs.base import make_checked_batch
+    from ertrl_bench.evaluation import Budget, run_protocol
+    from ertrl_bench.problem import Problem, reference_stats
+    from ertrl_bench.suite_loader import load_suite
+    from ertrl_bench.training import build_agent
+
+    _, specs = load_suite("paper")
+    spec = next(s for s in specs if s.env.type == "cheetah-vel" and s.method.name == "focal")
+    from ertrl_bench.registry import create
+
+    family = create("envs", spec.env)
+    tasks = [t for split in spec.eval.splits for t in family.tasks(split)]
+    if DRY:
+        tasks = tasks[:2]
+    from ertrl_bench.batch import FIELDS, TaskDataset
+
+    host = random_task_data(family, tasks, steps=64, seed=0)  # stand-in context data
+    data = TaskDataset(
+        [{f: host.data[f][i].squeeze(-1).numpy() for f in FIELDS} for i in range(len(tasks))],
+        DEVICE,
+    )
+    obs_dim, act_dim = data.data["obs"].shape[-1], data.data["actions"].shape[-1]
+    problem = Problem(
+        family, obs_dim, act_dim, spec.train.latent_dim, DEVICE, reference_stats(data, 0)
+    )
+    agent = build_agent(spec.method, problem)
+    runs = spec.eval.runs_per_task
+    rep = [t for t in tasks for _ in range(runs)]
+    env = make_checked_batch(family, rep)
+    rows = torch.tensor([i for i in range(len(tasks)) for _ in range(runs)], device=DEVICE)
+    budget = Budget.resolve(spec.eval, family)
+    if DRY:
+        budget = Budget(**{**budget.__dict__, "transitions": 2 * family.horizon})
+
+    def offline_sample(env_rows, n):
+        return data.sample(rows[torch.as_tensor(np.asarray(env_rows), device=DEVICE)], n)
+
+    out = {"tasks": len(tasks), "runs_per_task": runs, "protocol_s": {}}
+    for protocol in ["offline"] if DRY else spec.eval.protocols:
+        _sync()
+        t0 = time.perf_counter()
+        run_protocol(agent, env, protocol, budget, offline_sample, seed=0)
+        _sync()
+        out["protocol_s"][protocol] = round(time.perf_counter() - t0, 2)
+    out["evaluation_s"] = round(sum(out["protocol_s"].values()), 2)
+    return out
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     budget = float(sys.argv[2]) if len(sys.argv) > 2 else 420.0
@@ -264,6 +398,10 @@ def main() -> None:
         ("sac", stage_sac, 0.6),
         ("sac_parts", stage_sac_parts, 0.7),
         ("compile", stage_compile, 0.75),
+        ("sac_graph", stage_sac_graph, 0.0),
+        ("kseed", stage_kseed, 0.0),
+        ("graph_more", stage_graph_more, 0.0),
+        ("eval", stage_eval, 0.0),
     ]
     only = os.environ.get("GPU_FIGURES_STAGES")  # e.g. "graph,step": run these alone
     for name, fn, latest in stages:

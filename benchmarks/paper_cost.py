@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 H200 = ROOT / "benchmarks/measured/h200-2026-11-26"
 CPU = ROOT / "benchmarks/measured/cpu-2core-2026-11-26/suite_cost.txt"
-PROBE_S = 7.5 * 60  # ertrl_bench/analysis/probe.py's docstring: RBF-SVR on 24k rows, one core
-PROBE_SOURCE = "ertrl_bench/analysis/probe.py (module docstring: ~7.5 min per run)"
+PROBE_S = 7.5 * 60  # ertrl_bench/measures/probe.py's docstring: RBF-SVR on 24k rows, one core
+PROBE_SOURCE = "ertrl_bench/measures/probe.py (module docstring: ~7.5 min per run)"
 
 
 def _rel(path: Path) -> str:
@@ -51,6 +50,7 @@ class Inputs:
 
     def __init__(self, extra: list[Path]):
         self.sources: list[tuple[str, str, str]] = []  # (figure, value, file)
+        self.eval_gpu: dict | None = None
         graph = {}  # method -> [ms]
         for name in ("call2-gpu_figures.json", "call4-gpu_figures.json"):
             data = json.loads((H200 / name).read_text())
@@ -80,6 +80,27 @@ class Inputs:
                 self.sac = {k: p[k] for k in ("float32", "tf32") if k in p}
                 self.sac_tasks, self.random_env_ms = p["tasks"], p["env step (random phase)"]
                 src_parts = _rel(Path(path))
+            more = {k: v for k, v in data.get("graph_more", {}).items() if k.endswith("_ms")}
+            for key, vals in more.items():  # more methods, merged with the above
+                graph[key.split("/")[0]] = list(vals)
+            if more:
+                src_graph += ", " + _rel(Path(path))
+            if "sac_graph" in data:  # the update alone, eager / graphed, per precision
+                base = self.sac.get("tf32") or self.sac["float32"]
+                for variant, ms in data["sac_graph"]["update_ms"].items():
+                    self.sac[variant] = {**base, "update": _mean(ms)}
+                    self.sources.append(
+                        (f"SAC update {variant}", f"{_mean(ms):.2f} ms", _rel(Path(path)))
+                    )
+            if "eval" in data and "evaluation_s" in data["eval"]:
+                self.eval_gpu = data["eval"]  # Cheetah-Vel's, every split and run per task
+                self.sources.append(
+                    (
+                        "one paper-size Cheetah-Vel evaluation on the GPU host",
+                        f"{self.eval_gpu['evaluation_s']} s",
+                        _rel(Path(path)),
+                    )
+                )
             self.device = data.get("info", {}).get("device", self.device)
         self.graph_ms = {m: _mean(v) for m, v in graph.items()}
         for m, v in sorted(self.graph_ms.items()):
@@ -100,6 +121,18 @@ class Inputs:
         self.sources.append(("CPU step per family x method (ratios)", "40 values", _rel(CPU)))
         self.sources.append(("one evaluation per family x split set", "16 values", _rel(CPU)))
         self.sources.append(("probe (RBF-SVR, 24k rows)", f"{PROBE_S:.0f} s", PROBE_SOURCE))
+
+    def evaluation_s(self, family: str, runs_per_task: int) -> float:
+        """Seconds of one evaluation of ``family``'s splits: the 2-core CPU's (1 run per task,
+        times ``runs_per_task``), or, once measured, the GPU host's Cheetah-Vel figure scaled
+        by the family's CPU ratio to Cheetah-Vel."""
+        cpu = sum(self.eval_s[family].values())  # train+iid and moderate+extreme
+        if self.eval_gpu is None:
+            return cpu * runs_per_task
+        ratio = cpu / sum(self.eval_s["cheetah-vel"].values())
+        return (
+            self.eval_gpu["evaluation_s"] * ratio * runs_per_task / self.eval_gpu["runs_per_task"]
+        )
 
     def step_ms(self, family: str, method: str) -> tuple[float, bool]:
         """The graphed step of ``method`` (ms) and whether it is an estimate."""
@@ -167,8 +200,7 @@ def estimate(inputs: Inputs, overlap: bool = True, precision: str = "float32") -
             r["estimated"].add(spec.method.name)
         r["train_h"] += t.iterations * t.steps_per_iteration * ms / 3.6e6
         evals = -(-t.iterations // t.eval_every)
-        split_s = sum(inputs.eval_s[fam_name].values())  # train+iid and moderate+extreme
-        r["eval_h"] += evals * split_s * spec.eval.runs_per_task / 3600
+        r["eval_h"] += evals * inputs.evaluation_s(fam_name, spec.eval.runs_per_task) / 3600
         if spec.eval.probe.enabled and not overlap:
             r["probe_h"] += PROBE_S / 3600
         r["runs"] += 1

@@ -43,7 +43,7 @@ def inputs():
 
 def test_every_input_cites_an_existing_file(inputs):
     assert inputs.sources
-    for figure, value, source in inputs.sources:
+    for figure, _value, source in inputs.sources:
         for path in source.split(" (")[0].split(", "):
             assert (ROOT / path).is_file(), (figure, path)
     assert inputs.device == "NVIDIA H200"
@@ -71,3 +71,27 @@ def test_the_command_prints_inputs_and_totals(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "all 200 runs" in out and "call3-gpu_figures.json" in out and "suite_cost.txt" in out
+
+
+def test_a_gpu_sessions_figures_replace_the_estimates(tmp_path, inputs):
+    """benchmarks/gpu_session.sh's gpu_figures.json: the graphed SAC update and the GPU host's
+    evaluation enter the model (a made-up file: this checks the arithmetic, not a figure)."""
+    import json
+
+    figures = tmp_path / "gpu_figures.json"
+    figures.write_text(
+        json.dumps(
+            {
+                "info": {"device": "a GPU"},
+                "sac_graph": {"tasks": 40, "update_ms": {"graph/bf16": [4.0, 6.0]}},
+                "eval": {"evaluation_s": 30.0, "runs_per_task": 2},
+            }
+        )
+    )
+    newer = Inputs([figures])
+    assert newer.device == "a GPU" and newer.sac["graph/bf16"]["update"] == 5.0
+    assert any(str(figures) in source for _, _, source in newer.sources)
+    rows = {r["family"]: r for r in estimate(newer, precision="graph/bf16")}
+    assert rows["cheetah-vel"]["eval_h"] == pytest.approx(25 * 100 * 30.0 / 3600)
+    old = {r["family"]: r for r in estimate(inputs, precision="tf32")}
+    assert rows["ant-dir"]["data_h"] < old["ant-dir"]["data_h"]
