@@ -22,10 +22,10 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export ERTRL_BENCH_QUIET=1
 export ERTRL_BENCH_DATA=${ERTRL_BENCH_DATA:-$OUT/data}
 SUITE=${SMOKE_SUITE:-smoke}
-T_TESTS=120 T_FIGURES=240 T_SMOKE=240
+T_TESTS=150 T_FIGURES=240 T_SMOKE=240
 if [ -n "${GPU_SESSION_DRY:-}" ]; then
   export GPU_FIGURES_DRY=1
-  T_TESTS=120 T_FIGURES=600 T_SMOKE=300
+  T_TESTS=600 T_FIGURES=600 T_SMOKE=300
 fi
 start=$(date +%s)
 stamp() { echo "[$(($(date +%s) - start)) s] $*" | tee -a "$OUT/session.log"; }
