@@ -81,7 +81,8 @@ def register_executors(register):
     """Register run executors: ``register(name, factory, options_model)``.
 
     ``factory(options) -> Executor`` with ``map(run_fn, specs) -> iterator of outcomes`` and
-    ``parallel: bool`` (True: the CLI builds the runs' datasets before dispatching them).
+    ``parallel: bool`` (True: the CLI builds the runs' datasets before dispatching them; an
+    optional ``builds_data_first: bool`` asks for that too without running in parallel).
     """
 
 

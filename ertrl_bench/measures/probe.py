@@ -41,6 +41,8 @@ __all__ = [
     "draw_probe_indices",
     "make_regressor",
     "probe_agent",
+    "probe_encodings",
+    "probe_fits",
     "probe_heldout_tasks",
     "probe_resample",
     "probe_rmse",
