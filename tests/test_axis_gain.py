@@ -127,7 +127,7 @@ def test_another_baseline_is_an_option(tmp_path):
 
 def test_a_missing_baseline_is_a_note_not_an_error(tmp_path):
     suite = _suite(tmp_path, "train_tasks", [5, 20])
-    rep = write_report(suite, probe=False, reps=50, figures=False, axis_baseline="csro")
+    rep = write_report(suite, reps=50, figures=False, axis_baseline="csro")
     assert rep.axis_gain_rows == []
     assert any("no value has finished runs of both ertrl and csro" in n for n in rep.notes)
 
