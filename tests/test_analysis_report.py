@@ -114,6 +114,7 @@ def _write_run(
         np.savez(
             run / "encodings.npz", task_index=np.arange(40), task_split=split, task_param=param,
             z_offline=z, z_online=z + 1.0, z_non_prior=z - 1.0,
+            zi=zi,  # as older runs kept it: the report used to fit a probe on it, now never
         )  # fmt: skip
 
 
@@ -552,3 +553,22 @@ def test_empty_broken_and_root_folders(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ErtrlError, match="a file, not a results folder"):
         write_report(tmp_path / "file")
+
+
+def test_runs_without_a_probe_are_named_never_fitted(tmp_path):
+    """The probe table holds what runs fitted; the others are named (the first 10, then a
+    count), and no probe is fitted from their encodings."""
+    from ertrl_bench.analysis.tables import probe_rows
+
+    suite = tmp_path / "noprobe"
+    runs = [{"run_id": f"r{i:02d}", "method": "focal", "env": "e", "seed": i} for i in range(12)]
+    for r in runs:
+        _write_run(suite, r["run_id"], "focal", "e", r["seed"], encodings=True, curve=False)
+    _index(suite, runs)
+    notes: list[str] = []
+    assert probe_rows(load_runs(suite)[1], notes=notes) == []
+    assert notes == [
+        "No probe recorded in 12 finished run(s), left out of the probe table (the report does not"
+        " fit one; rerun with eval.probe enabled to get it): r00, r01, r02, r03, r04, r05, r06,"
+        " r07, r08, r09 and 2 more."
+    ]

@@ -520,8 +520,9 @@ def render(report: Report, curve_figs, zmap_figs) -> str:
     unrecorded = ", ".join(report.unrecorded_diversity)
     how = (
         f"Behavior diversity not recorded for {unrecorded} (runs made before runs recorded"
-        " their data's diversity): `ertrl-bench datasets diversity` measures it from the dataset"
-        " cache into diversity.json; the report never opens the cache."
+        " their data's diversity, or data without behavior-policy weights such as scripted"
+        " experts'): `ertrl-bench datasets diversity` measures it from the dataset cache into"
+        " diversity.json; the report never opens the cache."
     )
     if not report.diversity:
         lines += [how if unrecorded else "No finished runs: no diversity.", ""]

@@ -566,10 +566,12 @@ def probe_rows(runs: Sequence[RunRecord], *, notes: list[str] | None = None) -> 
             elif notes is not None:
                 notes.append(f"probe {model} of {r.run_id} is NaN / missing: left out.")
     if without and notes is not None:
+        named = ", ".join(without[:10]) + (
+            f" and {len(without) - 10} more" if len(without) > 10 else ""
+        )
         notes.append(
             f"No probe recorded in {len(without)} finished run(s), left out of the probe table"
-            f" (the report does not fit one; rerun with eval.probe enabled to get it):"
-            f" {', '.join(without)}."
+            f" (the report does not fit one; rerun with eval.probe enabled to get it): {named}."
         )
     rows = []
     for (env, method, variant, model), vals in per_key.items():
