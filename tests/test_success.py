@@ -27,7 +27,7 @@ from ertrl_bench.plugins import hookimpl
 from ertrl_bench.results_schema import MetricsFileError, validate_metrics
 from ertrl_bench.runner import execute
 from ertrl_bench.suite_loader import load_suite
-from tests.helpers import tiny_suite, write_suite
+from tests.helpers import TINY_DATA, tiny_suite, write_suite
 
 NEAR = 0.1  # "success": within this distance of the goal
 
@@ -145,3 +145,21 @@ def test_a_family_without_success_records_none(tmp_path, register_test_plugin):
     assert report.success_rows == []
     assert not (tmp_path / "results" / spec.suite / "success.csv").exists()
     assert "Success rate" not in report.path.read_text()
+
+
+class _SacSuccessPointRobot(PointRobot):
+    """Success near the goal, behavior data from SAC (no scripted expert)."""
+
+    name = "sac-success-point-robot"
+
+    def make_batch(self, tasks):
+        return _SuccessBatch(np.stack([self.goal(t) for t in tasks]), self.horizon)
+
+
+def test_a_sac_build_records_success_too():
+    data = get_datasets(_SacSuccessPointRobot(), "smoke", TINY_DATA, tasks=[10])
+    meta, k = data.meta["task-010"], TINY_DATA["trajectories_per_checkpoint"]
+    checkpoints = TINY_DATA["checkpoints"]
+    assert len(meta["episode_success"]) == k * len(checkpoints)
+    assert all(isinstance(x, bool) for x in meta["episode_success"])
+    assert set(meta["checkpoint_success"]) == {str(c) for c in checkpoints}
