@@ -266,3 +266,14 @@ if __name__ == "__main__":  # one variant in a fresh process: METHOD VARIANT REP
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     m, v, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     print(json.dumps({"method": m, "variant": v, "step_s": step_time(m, v, n)}))
+
+
+def kseed_step_time(method: str, k: int, reps: int) -> float:
+    """Seconds per train step of K seeds trained as one computation (``seed_batch``), at paper
+    size on CUDA (``benchmarks/test_bench_seeds.py``'s ``seed_rate``; ``gpu_figures.py``'s
+    ``kseed`` stage); without CUDA, the CPU at that file's small size (a check, not a figure)."""
+    from test_bench_seeds import PAPER, SMALL, seed_rate
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    size = PAPER if device.type == "cuda" else SMALL
+    return seed_rate(method, k, reps, size, device)["s_per_step"]

@@ -85,8 +85,8 @@ def run(
         [],
         "--executor-opt",
         help="KEY=VALUE option of the executor, repeatable (local: jobs, threads, overlap,"
-        " cpu_workers; ray: address, num_cpus, num_gpus, max_retries); see `ertrl-bench"
-        " plugins` and docs/running.md.",
+        " cpu_workers, seeds_per_step; ray: address, num_cpus, num_gpus, max_retries); see"
+        " `ertrl-bench plugins` and docs/running.md.",
     ),
     jobs: int | None = typer.Option(
         None,
@@ -120,7 +120,7 @@ def run(
     other process holds are waited for, not redone.
     """
     from ertrl_bench.config import device_problem
-    from ertrl_bench.runner import data_first, run_suite
+    from ertrl_bench.runner import data_first, run_suite, seed_groups
     from ertrl_bench.store import (
         CostMeter,
         check_writable_dir,
@@ -147,10 +147,12 @@ def run(
     write_suite_index(results_dir, s.name, specs)
     plan = ""
     if hasattr(ex, "plan"):
-        n_jobs, threads = ex.plan(len(specs))
+        k = getattr(ex, "seeds_per_step", 1)  # a job is then a group of seeds
+        n_jobs, threads = ex.plan(len(seed_groups(specs, k)) if k > 1 else len(specs))
         plan = f", {n_jobs} at a time x {threads} torch thread(s)" if n_jobs > 1 else ""
         if getattr(getattr(ex, "options", None), "overlap", False):
             plan = f", training one at a time, probes in {ex.options.cpu_workers} worker(s)"
+        plan += f", seeds trained together in groups of up to {k}" if k > 1 else ""
     err.print(
         f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}", markup=False
     )

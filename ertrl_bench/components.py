@@ -21,6 +21,9 @@ Protocols (``typing.Protocol``; duck-typed, no base class to inherit):
   everything ``update`` changes (networks, targets, optimizers, numbers such as BRAC's alpha),
   saved in a run's checkpoints and restored on resume (``ertrl_bench.checkpoint``). A component
   without ``load_state_dict`` runs, but its runs write no checkpoints.
+* Optional, any component: a classmethod ``ensemble(members, rng)`` stacks K seeds' instances
+  into one whose tensors carry a leading K axis (``ertrl_bench.ensemble``; docs/plugins.md);
+  without it a run's seeds train one at a time.
 * ``Executor`` -- ``map(run_fn, specs)`` and ``parallel``.
 
 docs/plugins.md walks through each with a template package.

@@ -59,6 +59,17 @@ class LocalOptions(Strict):
             )
         return self
 
+    # K > 1: up to K runs that differ only in seed train as one computation, every network an
+    # ensemble over the seeds (``ertrl_bench.seed_batch``); each writes its own run folder with
+    # the numbers of the run trained alone (within float rounding). A job is then a seed group.
+    seeds_per_step: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _seed_groups_not_overlapped(self):
+        if self.overlap and self.seeds_per_step > 1:
+            raise ValueError("seeds_per_step and overlap are not combined yet: use one of them")
+        return self
+
 
 def _init_worker(threads: int, parent_pid: int) -> None:
     import torch
@@ -121,6 +132,10 @@ class LocalExecutor:
     def builds_data_first(self) -> bool:
         """overlap: the datasets are built before the first run, on the runs' device."""
         return self.options.overlap
+
+    @property
+    def seeds_per_step(self) -> int:
+        return self.options.seeds_per_step
 
     @property
     def parallel(self) -> bool:

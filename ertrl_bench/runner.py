@@ -16,7 +16,12 @@ import numpy as np
 import torch
 
 from ertrl_bench.batch import TaskDataset
-from ertrl_bench.checkpoint import Checkpointer, CheckpointError, read_checkpoint
+from ertrl_bench.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    capture_rng,
+    read_checkpoint,
+)
 from ertrl_bench.config import RunSpec
 from ertrl_bench.data import get_datasets
 from ertrl_bench.data.quality import split_data_options
@@ -28,6 +33,7 @@ from ertrl_bench.measures.probe import probe_encodings, probe_fits
 from ertrl_bench.problem import Problem, reference_stats, reference_task_index, resolve_device
 from ertrl_bench.progress import console
 from ertrl_bench.registry import create
+from ertrl_bench.seed_batch import ensemble_problems, meta_train_group
 from ertrl_bench.store import RunDir
 from ertrl_bench.training import build_agent, checkpoint_problems, meta_train
 
@@ -305,10 +311,17 @@ def run_suite(
         prepare_datasets(specs, results_root, force)
     outcomes: dict[str, Outcome] = {}
     todo, first = list(specs), True
+    seeds_per_step = getattr(executor, "seeds_per_step", 1)
     while todo:
-        fn = partial(execute, results_root=results_root, force=force and first)
+        if seeds_per_step > 1:  # K seeds of one run as one computation (execute_group)
+            fn = partial(execute_group, results_root=results_root, force=force and first)
+            groups = seed_groups(todo, seeds_per_step)
+            results = (o for outs in executor.map(fn, groups) for o in outs)
+        else:
+            fn = partial(execute, results_root=results_root, force=force and first)
+            results = executor.map(fn, todo)
         locked = []
-        for o in executor.map(fn, todo):
+        for o in results:
             if o.status == "locked":
                 locked.append(o.run_id)
                 if on_outcome is not None and first:
@@ -327,6 +340,174 @@ def run_suite(
 def data_first(executor) -> bool:
     """Whether ``run_suite`` builds the runs' datasets before dispatching them."""
     return getattr(executor, "parallel", False) or getattr(executor, "builds_data_first", False)
+
+
+def _guarded(rd: RunDir, rid: str, attempt: Callable[[], tuple[dict, str]]) -> Outcome:
+    """``attempt()`` -> (metrics, message) as the run's outcome; a failure is recorded beside
+    the run and comes back as ``failed`` (Ctrl-C: recorded as ``interrupted``, re-raised)."""
+    try:
+        metrics, message = attempt()
+        return Outcome(rid, "done", message, metrics=metrics)
+    except KeyboardInterrupt:
+        _record_failure(rd, "interrupted", traceback.format_exc())
+        raise
+    except ErtrlError as exc:
+        _record_failure(rd, str(exc), traceback.format_exc())
+        return Outcome(rid, "failed", str(exc))
+    except Exception as exc:  # a bug in one run must not lose the others' results
+        _record_failure(rd, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return Outcome(rid, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def seed_groups(specs: list[RunSpec], k: int) -> list[list[RunSpec]]:
+    """The runs that differ only in seed, in groups of at most ``k`` (suite order kept)."""
+    by_run: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        rest = spec.model_dump(mode="json", exclude={"seed", "versions"})
+        by_run.setdefault(json.dumps(rest, sort_keys=True), []).append(spec)
+    return [g[i : i + k] for g in by_run.values() for i in range(0, len(g), k)]
+
+
+def execute_group(specs: list[RunSpec], results_root: Path, force: bool = False) -> list[Outcome]:
+    """``execute`` for runs that differ only in seed: those not done train as one seed group
+    (``ertrl_bench.seed_batch``), each writing its own run folder, as if run alone.
+
+    Each run's lock is held while the group runs. Seeds train one at a time instead, with a
+    message, where a group cannot: a component that is not ensemble-aware, checkpoints at
+    different steps, a CUDA-graphed run (``train.cuda_graph``: the graphed K-seed step is not
+    built yet).
+    """
+    outcomes: dict[str, Outcome] = {}
+    held: list[tuple[RunSpec, RunDir]] = []
+    try:
+        for spec in specs:
+            rd, rid = RunDir(results_root, spec), spec.run_id()
+            if rd.is_done() and not force:
+                outcomes[rid] = _skipped(rd, spec)
+                continue
+            try:
+                rd.check_real_folders()
+                try:
+                    taken = rd.lock.acquire()
+                except ErtrlError as exc:
+                    _record_failure(rd, str(exc))
+                    raise
+            except ErtrlError as exc:
+                outcomes[rid] = Outcome(rid, "failed", str(exc))
+                continue
+            if not taken:
+                outcomes[rid] = Outcome(rid, "locked", f"running in {rd.lock.owner()}")
+            elif rd.is_done() and not force:
+                rd.lock.release()
+                outcomes[rid] = _skipped(rd, spec)
+            else:
+                held.append((spec, rd))
+        if held:
+            outcomes.update(_run_group(held, force))
+    finally:
+        for _, rd in held:
+            rd.lock.release()
+    return [outcomes[s.run_id()] for s in specs]
+
+
+def _one_at_a_time(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Outcome]:
+    device = resolve_device(held[0][0].device)
+    return {
+        spec.run_id(): _guarded(rd, spec.run_id(), partial(_run_resuming, spec, rd, device, force))
+        for spec, rd in held
+    }
+
+
+def _group_checkpoints(held: list[tuple[RunSpec, RunDir]]) -> list[dict | None]:
+    """Each member's checkpoint (None: none, or unusable: reported and removed)."""
+    states = []
+    for spec, rd in held:
+        clean_stale_tmp(rd.path)
+        try:
+            states.append(read_checkpoint(rd.checkpoint_path, spec.run_id()))
+        except CheckpointError as exc:
+            _note(f"{spec.run_id()}: checkpoint {exc}; starting this run over from step 0")
+            rd.checkpoint_path.unlink(missing_ok=True)
+            states.append(None)
+    return states
+
+
+def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Outcome]:
+    """Train the held runs (one run's seeds) as one seed group; their outcomes by run id."""
+    first = held[0][0]
+    names = ", ".join(spec.run_id() for spec, _ in held)
+    device = resolve_device(first.device)
+    if len(held) == 1:
+        return _one_at_a_time(held, force)
+    if first.train.cuda_graph and device.type == "cuda":
+        _note(f"{names}: cuda_graph runs train one seed at a time (no graphed K-seed step yet)")
+        return _one_at_a_time(held, force)
+    if force:
+        for _, rd in held:
+            rd.checkpoint_path.unlink(missing_ok=True)
+    states = _group_checkpoints(held)
+    at = {None if s is None else (s["loop"]["iteration"], s["loop"]["step"]) for s in states}
+    if len(at) > 1:
+        _note(f"{names}: checkpoints at different steps; the seeds resume one at a time")
+        return _one_at_a_time(held, False)
+    resumes = None if states[0] is None else states
+    try:
+        loaded = _load(first, device)
+        prepared, rng_states = [], []
+        for (spec, rd), state in zip(held, states, strict=True):
+            rd.start(str(device))
+            prepared.append(_prepare(spec, rd, device, state, loaded))
+            rng_states.append(capture_rng())  # the seed's streams as training starts
+    except Exception:  # setting up failed: each run, alone, records its own error
+        return _one_at_a_time(held, False)
+    if problems := ensemble_problems(prepared[0].agent):
+        _note(
+            f"{names}: {'; '.join(problems)} cannot be stacked over seeds (no ensemble(members,"
+            " rng), docs/plugins.md); its seeds train one at a time"
+        )
+        return _one_at_a_time(held, False)
+    checkpointers = [p.checkpointer for p in prepared]
+    try:
+        failed = meta_train_group(
+            [p.agent for p in prepared],
+            loaded[2],
+            prepared[0].train_rows,
+            first.train,
+            [p.rd.log for p in prepared],
+            [p.evaluate for p in prepared],
+            [p.generator for p in prepared],
+            rng_states,
+            None if None in checkpointers else checkpointers,
+            None if resumes is None else [s["loop"] for s in resumes],
+        )
+    except CheckpointError as exc:
+        _note(f"{names}: checkpoints {exc}; the seeds start over, one at a time")
+        for _, rd in held:
+            rd.checkpoint_path.unlink(missing_ok=True)
+        return _one_at_a_time(held, False)
+    except KeyboardInterrupt:
+        for _, rd in held:
+            _record_failure(rd, "interrupted", traceback.format_exc())
+        raise
+    except Exception as exc:  # a bug in the group: every member fails with it, recorded
+        tb, what = (
+            traceback.format_exc(),
+            str(exc) if isinstance(exc, ErtrlError) else f"{type(exc).__name__}: {exc}",
+        )
+        for _, rd in held:
+            _record_failure(rd, what, tb)
+        return {spec.run_id(): Outcome(spec.run_id(), "failed", what) for spec, _ in held}
+    resumed = "" if resumes is None else f", resumed from step {resumes[0]['loop']['step']}"
+    message = f"trained in a seed group of {len(held)}{resumed}"
+    out = {}
+    for run, exc in zip(prepared, failed, strict=True):
+        rid = run.spec.run_id()
+        if exc is not None:
+            _record_failure(run.rd, str(exc))
+            out[rid] = Outcome(rid, "failed", str(exc))
+        else:
+            out[rid] = _guarded(run.rd, rid, lambda run=run: (_finish(run), message))
+    return out
 
 
 def _reference_row(family, data, rows: dict[str, int]) -> int:
@@ -375,7 +556,51 @@ def _run(
     """One attempt at a run: from step 0, or from the checkpoint ``resume``. With ``cpu_pool``
     the probe's regressions go to a worker: a ``_ProbeInWorker`` comes back instead of the
     metrics (the same numbers: the regressions use no state of this process)."""
-    t0 = time.perf_counter()
+    run = _prepare(spec, rd, device, resume)
+    try:
+        meta_train(
+            run.agent,
+            run.task_data,
+            run.train_rows,
+            spec.train,
+            rd.log,
+            run.evaluate,
+            run.generator,
+            run.checkpointer,
+            None if resume is None else resume["loop"],
+        )
+    except CheckpointError as exc:
+        raise CheckpointError(f"{rd.checkpoint_path}: {exc}") from None
+    return _finish(run, cpu_pool)
+
+
+@dataclass
+class _Prepared:
+    """A run set up to train (``_prepare``) and what its ending (``_finish``) needs."""
+
+    spec: RunSpec
+    rd: RunDir
+    device: torch.device
+    family: object
+    data: object
+    task_data: TaskDataset
+    rows: dict
+    train_rows: torch.Tensor
+    agent: object
+    by_split: dict
+    evaluate: Callable[[int, int], None]
+    generator: torch.Generator
+    checkpointer: Checkpointer | None
+    history: list
+    last_z: dict
+    timing: dict
+    before: dict
+    t0: float
+    trained_s: Callable[[], float]
+
+
+def _load(spec: RunSpec, device: torch.device):
+    """The run's env family, its datasets and their ``TaskDataset`` on ``device``."""
     family = make_family(spec)
     data = get_datasets(
         family,
@@ -384,12 +609,23 @@ def _run(
         device=torch.device("cpu"),
         tasks=run_task_indices(family, spec),
     )
-    # where the run's time goes (docs/cost.md): data, setup, train, eval, probe
-    timing = {"data": time.perf_counter() - t0, "eval": 0.0, "probe": 0.0}
-    set_seed(spec.seed, spec.train.deterministic)
     task_data = TaskDataset(
         [data.task_arrays(t) for t in data.tasks], device, terminals=spec.train.terminals
     )
+    return family, data, task_data
+
+
+def _prepare(
+    spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None, loaded=None
+) -> _Prepared:
+    """Everything of a run up to its training: the agent built under the run's seed, its
+    evaluation, generator and checkpointer. ``loaded``: ``_load``'s result, shared by the
+    members of a seed group (their data is the same)."""
+    t0 = time.perf_counter()
+    family, data, task_data = loaded if loaded is not None else _load(spec, device)
+    # where the run's time goes (docs/cost.md): data, setup, train, eval, probe
+    timing = {"data": time.perf_counter() - t0, "eval": 0.0, "probe": 0.0}
+    set_seed(spec.seed, spec.train.deterministic)
     rows = {t.key: i for i, t in enumerate(data.tasks)}
     obs_dim, act_dim = (
         data.arrays[data.tasks[0].key]["obs"].shape[1],
@@ -464,21 +700,37 @@ def _run(
             checkpointer = Checkpointer(
                 rd.checkpoint_path, spec.run_id(), 60 * spec.checkpoint.every_minutes, run_state
             )
-    try:
-        meta_train(
-            agent,
-            task_data,
-            train_rows,
-            spec.train,
-            rd.log,
-            evaluate,
-            generator,
-            checkpointer,
-            None if resume is None else resume["loop"],
-        )
-    except CheckpointError as exc:
-        raise CheckpointError(f"{rd.checkpoint_path}: {exc}") from None
-    timing["train"] = trained_s()
+    return _Prepared(
+        spec,
+        rd,
+        device,
+        family,
+        data,
+        task_data,
+        rows,
+        train_rows,
+        agent,
+        by_split,
+        evaluate,
+        generator,
+        checkpointer,
+        history,
+        last_z,
+        timing,
+        before,
+        t0,
+        trained_s,
+    )
+
+
+def _finish(run: _Prepared, cpu_pool=None) -> dict | _ProbeInWorker:
+    """A trained run's ending: final scores, encodings, the probe, ``metrics.json`` (with
+    ``cpu_pool``: the probe's regressions in a worker, ``_run``)."""
+    spec, rd, device, family, data = run.spec, run.rd, run.device, run.family, run.data
+    task_data, rows, agent, by_split = run.task_data, run.rows, run.agent, run.by_split
+    checkpointer, history, last_z = run.checkpointer, run.history, run.last_z
+    timing, before, t0 = run.timing, run.before, run.t0
+    timing["train"] = run.trained_s()
     if checkpointer is not None:  # their cost (part of train and eval time), this attempt's
         rd.log({"checkpoints": checkpointer.saved, "checkpoint_s": round(checkpointer.seconds, 3)})
 

@@ -11,21 +11,29 @@ a loss mixing members) differs at the 1e-2..1 level at once.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from ertrl_bench import seed_batch
 from ertrl_bench.batch import TaskDataset
 from ertrl_bench.checkpoint import capture_rng
 from ertrl_bench.config import Component, MethodSpec, ResolvedTrainConfig
 from ertrl_bench.ensemble import EnsembleMLP, MemberRNG, StackedAdam
 from ertrl_bench.envs.point_robot import PointRobot
+from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.methods import METHODS
 from ertrl_bench.nn import ensemble_mlp, mlp
 from ertrl_bench.problem import Problem
-from ertrl_bench.runner import set_seed
+from ertrl_bench.runner import run_suite, set_seed
 from ertrl_bench.seed_batch import meta_train_group
+from ertrl_bench.store import RunDir
+from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.training import build_agent, meta_train
+from tests.helpers import TINY_PROBE, tiny_suite, write_suite
 
 RTOL, ATOL = 1e-4, 1e-5
 SMALL = {"hidden": [16]}
@@ -224,3 +232,112 @@ def test_group_equals_runs_alone(name, monkeypatch):
             strict=True,
         ):
             _close(p.detach(), q.detach(), f"seed {SEEDS[k]} policy {n}")
+
+
+# --- (c) the runner: per-seed run folders, the fallback, checkpoints ------------------------
+
+
+def _results(root: Path, suite: Path) -> dict[str, dict]:
+    """Per run: metrics (not its times), the training log (not its timing records), z's."""
+    out = {}
+    for spec in load_suite(suite)[1]:
+        path = RunDir(root, spec).path
+        metrics = json.loads((path / "metrics.json").read_text())
+        log = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines()]
+        with np.load(path / "encodings.npz") as z:
+            encodings = {k: z[k].tolist() for k in z.files if k.startswith("z_")}
+        out[spec.run_id()] = {
+            "metrics": {k: v for k, v in metrics.items() if k not in ("wall_s", "timing_s")},
+            "log": [
+                r
+                for r in log
+                if "resumed_at_step" not in r and not any(k.endswith("_s") for k in r)
+            ],
+            "encodings": encodings,
+        }
+    return out
+
+
+def _assert_close_tree(a, b, where: str = "") -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _assert_close_tree(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, list) and a and isinstance(a[0], (dict, list)):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_close_tree(x, y, f"{where}[{i}]")
+    elif isinstance(a, (float, list)) and not isinstance(a, bool):
+        _close(np.asarray(b, dtype=float), np.asarray(a, dtype=float), where)
+    else:
+        assert a == b, where
+
+
+def _tiny(tmp_path: Path, methods, seeds=(0, 1), **extra) -> Path:
+    suite = tiny_suite(name="kseed", methods=list(methods), seeds=list(seeds), **extra)
+    suite["eval"]["splits"] = ["train"]
+    return write_suite(tmp_path / "kseed.yaml", suite)
+
+
+def _run(suite: Path, root: Path, k: int) -> list:
+    return run_suite(
+        load_suite(suite)[1], root, LocalExecutor(LocalOptions(jobs=1, seeds_per_step=k))
+    )
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_seed_group_run_folders_equal_runs_alone(name, tmp_path):
+    """``seeds_per_step: 2``: each seed writes its own run folder (same run id) whose metrics,
+    curve, training log and z's equal those of the run trained alone."""
+    suite = _tiny(tmp_path, [name])
+    alone = _run(suite, tmp_path / "alone", 1)
+    together = _run(suite, tmp_path / "group", 2)
+    assert [o.status for o in alone] == [o.status for o in together] == ["done", "done"]
+    assert all("seed group of 2" in o.message for o in together)
+    _assert_close_tree(_results(tmp_path / "alone", suite), _results(tmp_path / "group", suite))
+
+
+def test_a_component_without_ensemble_trains_its_seeds_one_at_a_time(tmp_path, capsys):
+    """IQL has no ``ensemble``: the group says so and each seed trains alone, as without
+    the option."""
+    suite = tiny_suite(name="kseed", seeds=[0, 1])
+    suite["grid"]["methods"] = [{"name": "focal-iql", "encoder_losses": ["dml"], "backbone": "iql"}]
+    suite["component_params"] = {**suite["component_params"], "iql": {"hidden": [16]}}
+    suite["eval"]["splits"] = ["train"]
+    suite["eval"]["probe"] = {**TINY_PROBE, "enabled": False}
+    path = write_suite(tmp_path / "kseed.yaml", suite)
+    outcomes = _run(path, tmp_path / "r", 2)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert not any("seed group" in o.message for o in outcomes)
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "backbone 'iql' (plugin ertrl_bench.backbones) cannot be stacked over seeds" in err
+    assert "its seeds train one at a time" in err
+
+
+@pytest.mark.parametrize("resume_k", [2, 1])
+def test_a_seed_group_resumes_from_its_checkpoints(resume_k, tmp_path, monkeypatch):
+    """A group stopped mid-run left each seed's own checkpoint (the format of a run alone):
+    resumed as a group, or each seed alone, the runs end with the numbers of runs never
+    stopped."""
+    suite = _tiny(tmp_path, ["ertrl"])
+    alone = _results_after(suite, tmp_path / "alone", 1)
+    real_step = seed_batch.group_step
+
+    def stopped_at_15(group, ctx, rl, sample_rl, step, alive):
+        if step == 15:  # after the first evaluation's checkpoints (step 10)
+            raise KeyboardInterrupt
+        return real_step(group, ctx, rl, sample_rl, step, alive)
+
+    monkeypatch.setattr(seed_batch, "group_step", stopped_at_15)
+    with pytest.raises(KeyboardInterrupt):
+        _run(suite, tmp_path / "group", 2)
+    monkeypatch.setattr(seed_batch, "group_step", real_step)
+    outcomes = _run(suite, tmp_path / "group", resume_k)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert all("resumed from step 10" in o.message for o in outcomes)
+    _assert_close_tree(alone, _results(tmp_path / "group", suite))
+
+
+def _results_after(suite: Path, root: Path, k: int) -> dict:
+    assert [o.status for o in _run(suite, root, k)] == ["done", "done"]
+    return _results(root, suite)
