@@ -22,8 +22,10 @@ from ertrl_bench import seed_batch
 from ertrl_bench.batch import TaskDataset
 from ertrl_bench.checkpoint import capture_rng
 from ertrl_bench.config import Component, MethodSpec, ResolvedTrainConfig
+from ertrl_bench.encoder_losses.dml import DMLLoss, DMLLossEnsemble
 from ertrl_bench.ensemble import EnsembleMLP, MemberRNG, StackedAdam
 from ertrl_bench.envs.point_robot import PointRobot
+from ertrl_bench.errors import TrainingDiverged
 from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.methods import METHODS
 from ertrl_bench.nn import ensemble_mlp, mlp
@@ -341,3 +343,53 @@ def test_a_seed_group_resumes_from_its_checkpoints(resume_k, tmp_path, monkeypat
 def _results_after(suite: Path, root: Path, k: int) -> dict:
     assert [o.status for o in _run(suite, root, k)] == ["done", "done"]
     return _results(root, suite)
+
+
+class _NaNForSeed1(DMLLossEnsemble):
+    """DML whose member 1 turns NaN from train step 3 on (the step is counted by calls)."""
+
+    calls = 0
+
+    def encoder_loss(self, batch):
+        loss, logs = super().encoder_loss(batch)
+        _NaNForSeed1.calls += 1
+        if _NaNForSeed1.calls >= 3:
+            loss = loss * torch.tensor([1.0, float("nan")])
+        return loss, logs
+
+
+def test_a_diverged_seed_fails_alone_and_the_others_go_on(monkeypatch):
+    """Seed 1 diverges at step 3: it fails with the error and log record of a run alone; seed
+    0 goes on with the numbers of its run alone."""
+    monkeypatch.setattr(DMLLoss, "ensemble", classmethod(lambda cls, m, rng: _NaNForSeed1(m)))
+    monkeypatch.setattr(_NaNForSeed1, "calls", 0)
+    method = _method("focal")
+    data, rows = _data(), torch.tensor([0, 1, 2, 3])
+    agent, gen = _setup(method, 0)
+    alone: list = []
+    meta_train(agent, data, rows, CFG, alone.append, _probe(agent, alone), gen)
+    agents, gens, states, logs = [], [], [], [[], []]
+    for seed in (0, 1):
+        a, g = _setup(method, seed)
+        agents.append(a)
+        gens.append(g)
+        states.append(capture_rng())
+    failed = meta_train_group(
+        agents,
+        data,
+        rows,
+        CFG,
+        [r.append for r in logs],
+        [_probe(a, r) for a, r in zip(agents, logs, strict=True)],
+        gens,
+        states,
+    )
+    assert failed[0] is None and isinstance(failed[1], TrainingDiverged)
+    assert "at train step 3" in str(failed[1]) and "encoder loss 'dml'" in str(failed[1])
+    assert logs[1][-1] == {"iteration": 0, "step": 3, "diverged": True}
+    _compare(alone, logs[0])  # seed 0 as if alone
+
+
+def test_seed_groups_and_overlap_are_not_combined():
+    with pytest.raises(ValueError, match="seeds_per_step and overlap are not combined yet"):
+        LocalOptions(overlap=True, seeds_per_step=2)
