@@ -310,7 +310,7 @@ def _split_tasks(fam, tier: str, splits: str) -> list[int]:
 @datasets_app.command("build")
 def datasets_build(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
-    tier: str = typer.Option("smoke", help="smoke | small | paper"),
+    tier: str = typer.Option("smoke", help="smoke | small | large | paper"),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
     save_every: float = typer.Option(
         10.0,
@@ -444,7 +444,7 @@ def datasets_list():
 @datasets_app.command("show")
 def datasets_show(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
-    tier: str = typer.Option("smoke", help="smoke | small | paper"),
+    tier: str = typer.Option("smoke", help="smoke | small | large | paper"),
     env_opt: list[str] = typer.Option(
         [], "--env-opt", help="KEY=VALUE option of the family, repeatable."
     ),
@@ -686,7 +686,7 @@ def report(
 @analyze_app.command("wasserstein")
 def analyze_wasserstein(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
-    tier: str = typer.Option("smoke", help="Dataset tier: smoke | small | paper."),
+    tier: str = typer.Option("smoke", help="Dataset tier: smoke | small | large | paper."),
     states: int = typer.Option(32, help="Shared states S, drawn from the train tasks' data."),
     samples: int = typer.Option(4096, help="Actions K sampled per state and policy."),
     checkpoint: str = typer.Option(

@@ -392,7 +392,7 @@ class Suite(Strict):
 
     name: SafeName  # the results folder's name
     description: str = ""
-    tier: str = "smoke"  # dataset tier: smoke | small | paper (see ertrl_bench.data.tiers)
+    tier: str = "smoke"  # dataset tier: smoke | small | large | paper (see ertrl_bench.data.tiers)
     # overrides of the tier's fields, and `quality` (which checkpoints' data runs keep:
     # ertrl_bench.data.quality, docs/data.md)
     data: dict[str, Any] = Field(default_factory=dict)

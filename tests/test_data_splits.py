@@ -96,3 +96,20 @@ def test_show_lists_built_tasks_beside_the_authors(own_cache, monkeypatch, capsy
         assert float(ours) == pytest.approx(on_theirs, abs=0.1)
     (folder,) = own_cache.glob("cheetah-vel/*")
     assert len(_manifest(str(folder))["tasks"]) == 20  # show built nothing
+
+
+def test_large_tier_is_small_trained_longer_and_validates(tmp_path):
+    """The ``large`` tier: small's SAC (networks, batch, learning rate, data protocol) for 100k
+    steps, checkpoints evenly spaced to the end; a suite may name it."""
+    from ertrl_bench.data.tiers import resolve_tier
+    from ertrl_bench.envs.mujoco.cheetah import CheetahVel
+    from ertrl_bench.suite_loader import load_suite
+    from tests.helpers import tiny_suite, write_suite
+
+    large, small = resolve_tier("large", CheetahVel()), resolve_tier("small", CheetahVel())
+    same = ("sac_hidden", "sac_batch", "sac_lr", "trajectories_per_checkpoint", "random_steps")
+    assert all(getattr(large, f) == getattr(small, f) for f in same)
+    assert large.sac_steps == large.buffer_size == 100_000
+    assert large.checkpoints == list(range(10_000, 100_001, 10_000))
+    (spec,) = load_suite(write_suite(tmp_path / "l.yaml", {**tiny_suite(), "tier": "large"}))[1]
+    assert spec.tier == "large"
