@@ -25,7 +25,7 @@ from pathlib import Path
 from ertrl_bench.data.store import atomic_write_text
 
 from . import paper_scale
-from .tables import PROTOCOL_ORDER, TAU_STABLE, ordered, split_label
+from .tables import ALL_TIED, PROTOCOL_ORDER, UNSTABLE, ordered, rank_verdicts, split_label
 
 __all__ = ["study_block", "glance_block", "sync_text", "sync_file", "main"]
 
@@ -78,13 +78,14 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def _converged(study: Path) -> tuple[int, int]:
-    cols: dict[tuple, bool] = {}
-    for r in _rows(study / "rank_stability.csv"):
-        tau = _num(r["kendall_tau"])
-        key = (r["env"], r["split"], r["protocol"])
-        cols[key] = cols.get(key, False) or not tau >= TAU_STABLE
-    return sum(cols.values()), len(cols)
+def _converged(study: Path) -> tuple[int, int, int]:
+    """(unstable columns, all-tied columns, columns) from the study's ``rank_stability.csv``;
+    none from one in the format of before 2026-12-06 (``kendall_tau``): rerun the report."""
+    rows = _rows(study / "rank_stability.csv")
+    if rows and "n_resolved_pairs" not in rows[0]:  # written before 2026-12-06: no verdict
+        return 0, 0, 0
+    verdicts = list(rank_verdicts(rows).values())
+    return verdicts.count(UNSTABLE), verdicts.count(ALL_TIED), len(verdicts)
 
 
 def study_block(study: Path) -> str:
@@ -136,13 +137,18 @@ def study_block(study: Path) -> str:
         else:
             lines += [f"No authors' normalizer for {env}: our scale only.", ""]
         lines += _headline(study, env)
-    bad, total = _converged(study)
+    bad, tied, total = _converged(study)
     if total:
-        verdict = "**not converged**" if 2 * bad >= total else "stable enough to rank"
+        verdict = (
+            "**not converged**" if 2 * bad >= total
+            else "**all tied**: no ranking, the comparisons bound differences by their MDE"
+            if tied == total else "stable enough to rank"
+        )  # fmt: skip
         lines += [
             f"Method rankings between consecutive evaluations of the scoring window: unstable "
-            f"(Kendall tau < {TAU_STABLE}) in {bad} of {total} columns: {verdict} "
-            "(`rank_stability.csv`).",
+            f"(pairs of methods separated beyond seed noise swap order) in {bad} of {total} "
+            f"columns, all tied (no pair separated at two consecutive evaluations) in {tied}: "
+            f"{verdict} (`rank_stability.csv`).",
             "",
         ]
     return "\n".join(lines)
@@ -212,14 +218,15 @@ def glance_block(studies: Sequence[str], root: Path = Path(".")) -> str:
         mine = next(r for r in rows if r["method"] == ref)
         mdes = [_num(t["mde_80"]) for t in tests]
         ps = [_num(t["welch_p"]) for t in tests]
-        bad, total = _converged(study)
+        bad, tied, total = _converged(study)
         body.append(
             [f"[{study.name}]({name}/NOTES.md)", ref, mine["n_seeds"],
              f"{_f(_num(mine['mean']))} [{_f(_num(mine['mean_ci_low']))}, "
              f"{_f(_num(mine['mean_ci_high']))}]",
              f"{min(ps):.2f}-{max(ps):.2f}",
              f"{_f(min(mdes))}-{_f(max(mdes))}",
-             "no" if total and 2 * bad >= total else "yes"]
+             "no" if total and 2 * bad >= total else "all tied" if total and tied == total
+             else f"yes ({tied} of {total} columns all tied)" if tied else "yes"]
         )  # fmt: skip
     header = ["study", "reference", "seeds", f"its mean, {split_label(split)} {proto} [95% CI]",
               "Welch p vs each other method", "MDE (80% power)", "converged"]  # fmt: skip

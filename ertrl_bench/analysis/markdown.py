@@ -136,24 +136,36 @@ def _comparison_markdown(tsub: Sequence[Mapping], authors_scale: bool = False) -
 def _convergence_markdown(report: Report) -> list[str]:
     if not report.rank_rows and not report.convergence_rows:
         return []
-    from .tables import TAU_STABLE
+    from .tables import ALL_TIED, RANK_ALPHA, TAU_STABLE, rank_verdicts
 
     bad, total = report.unstable
+    verdicts = rank_verdicts(report.rank_rows)
+    tied = list(verdicts.values()).count(ALL_TIED)
     lines = ["## Convergence", ""]
     lines.append(
-        f"Method rankings (mean over seeds) between consecutive evaluations in the scoring "
-        f"window: Kendall's tau per column; a column is unstable when a tau is below "
-        f"{TAU_STABLE}. {bad} of {total} columns are unstable: the study is "
+        f"Method rankings between consecutive evaluations in the scoring window "
+        f"(rank_stability.csv): at each evaluation two methods are ordered when Welch's t-test "
+        f"over seeds separates their scores (two-sided p < {RANK_ALPHA}) and "
+        f"tied otherwise; a pair resolved at both evaluations is reversed when its order "
+        f"swaps; gamma = (kept - reversed) / resolved. A column is unstable when a gamma is "
+        f"below {TAU_STABLE} (more than a quarter of its resolved pairs reverse), all tied "
+        f"when no pair is resolved at two consecutive evaluations (no ranking to flip: the "
+        f"study can only say that no difference larger than the MDE was detected). "
+        f"{bad} of {total} columns are unstable, {tied} all tied: the study is "
         + ("**not converged**, and no method is bolded as best." if not report.converged
-           else "converged enough to rank.")
+           else "**all tied**: no method is separated from another, none is bolded as best."
+           if report.all_tied else "converged enough to rank.")
     )  # fmt: skip
     lines.append("")
     body = [
         [r["env"], split_label(r["split"]), r["protocol"], f"{r['from_step']} → {r['to_step']}",
-         _f(r["kendall_tau"], 2)]
+         f"{r['n_resolved_pairs']} of {r['n_pairs']}", str(r["n_reversed"]), _f(r["gamma"], 2),
+         verdicts[(r["env"], r["split"], r["protocol"])]]
         for r in report.rank_rows
     ]  # fmt: skip
-    lines += _md_table(["env", "split", "protocol", "steps", "Kendall tau"], body)
+    header = ["env", "split", "protocol", "steps", "resolved pairs", "reversed", "gamma",
+              "column"]  # fmt: skip
+    lines += _md_table(header, body)
     lines.append(
         "Change of each method's score (mean over tasks) over the scoring window, last "
         "evaluation minus the window's first, mean over seeds [95% t-interval] "
@@ -181,6 +193,33 @@ def _md_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> list[str]
     return lines + [""]
 
 
+def _separated_best(cells: Sequence[Mapping]) -> str | None:
+    """The method with the highest mean among ``cells`` (one column's rows) when Welch's t-test
+    over seeds (from each row's mean, s.d. and seeds) separates it from every other method
+    (p < ``RANK_ALPHA``, as the rank-stability check), else None: a "best" within seed noise
+    of another method is not bolded."""
+    from scipy import stats as sps
+
+    from .tables import RANK_ALPHA
+
+    cells = [c for c in cells if _finite(c["mean"])]
+    if len(cells) < 2:
+        return None
+    top = max(cells, key=lambda c: c["mean"])
+    for c in cells:
+        if c is top:
+            continue
+        n1, n2 = int(top["n_seeds"]), int(c["n_seeds"])
+        if n1 < 2 or n2 < 2 or not (_finite(top["std"]) and _finite(c["std"])):
+            return None
+        p = sps.ttest_ind_from_stats(
+            top["mean"], top["std"], n1, c["mean"], c["std"], n2, equal_var=False
+        ).pvalue
+        if not p < RANK_ALPHA:
+            return None
+    return top["method"]
+
+
 def _summary_markdown(rows: Sequence[Mapping], env: str, bold_best: bool = True) -> list[str]:
     """One table per env: method x (IID, OOD) x every protocol, paper-style mean ± std."""
     sub = [r for r in rows if r["env"] == env and r["split"] in ("train", "moderate")]
@@ -192,7 +231,7 @@ def _summary_markdown(rows: Sequence[Mapping], env: str, bold_best: bool = True)
         for p in ordered((r["protocol"] for r in sub), PROTOCOL_ORDER)
         if any((r["split"], r["protocol"]) == (s, p) for r in sub)
     ]
-    best = {c: max((r["mean"] for r in sub if (r["split"], r["protocol"]) == c), default=None)
+    best = {c: _separated_best([r for r in sub if (r["split"], r["protocol"]) == c])
             for c in cols}  # fmt: skip
     body = []
     for method in ordered(r["method"] for r in sub):
@@ -201,15 +240,14 @@ def _summary_markdown(rows: Sequence[Mapping], env: str, bold_best: bool = True)
         for c in cols:
             r = cells.get(c)
             text = fmt_ms(r) if r else MISSING
-            n_methods = len({x["method"] for x in sub if (x["split"], x["protocol"]) == c})
-            bold = bold_best and r and n_methods > 1 and _finite(r["mean"]) and r["mean"] == best[c]
+            bold = bold_best and r and r["method"] == best[c]
             line.append(f"**{text}**" if bold else text)
         body.append(line)
     header = ["method", *(f"{split_label(s)} {p}" for s, p in cols)]
     lines = [
         f"### {env}: summary (IID = train, OOD = moderate; mean ± s.d. over "
         f"{seeds_phrase(sub)} seeds, s.d. with ddof 1; "
-        f"{'best in bold' if bold_best else 'not converged: nothing bolded'})",
+        f"{'best in bold where Welch p < 0.05 vs every other method' if bold_best else 'nothing bolded: see Convergence'})",
         "",
         f"Score: {scoring_rule(sub)}, averaged over tasks.",
         "",
@@ -277,7 +315,7 @@ def _seeds(cells: Iterable[Mapping]) -> str:
 
 def _iqm_table(sub: Sequence[Mapping], splits: Sequence[str], bold_best: bool) -> list[str]:
     """method x split: IQM [95% CI], the best per split in bold when ``bold_best``."""
-    best = {s: max(r["iqm"] for r in sub if r["split"] == s) for s in splits}
+    best = {s: _separated_best([r for r in sub if r["split"] == s]) for s in splits}
     body = []
     for method in ordered(r["method"] for r in sub):
         cells = {r["split"]: r for r in sub if r["method"] == method}
@@ -285,9 +323,7 @@ def _iqm_table(sub: Sequence[Mapping], splits: Sequence[str], bold_best: bool) -
         for s in splits:
             c = cells.get(s)
             text = fmt_ci(c) if c else MISSING
-            bold = (
-                bold_best and c and c["iqm"] == best[s] and len(sub) > 1 and _finite(c["iqm"])
-            )  # fmt: skip
+            bold = bold_best and c and c["method"] == best[s]
             ci.append(f"**{text}**" if bold else text)
         body.append([method, _seeds(cells.values()), *ci])
     return _md_table(["method", "seeds", *(SPLIT_HEADERS.get(s, s) for s in splits)], body)
@@ -321,7 +357,7 @@ def _returns_markdown(
             lines.append("")
             lines.append(
                 "IQM over seeds x tasks [95% agent-bootstrap CI] "
-                f"({'best IQM in bold' if bold_best else 'nothing bolded: not converged'}); "
+                f"({'in bold: the highest mean where Welch p < 0.05 vs every other method' if bold_best else 'nothing bolded: see Convergence'}); "
                 f"{scoring_rule(sub)}:"
             )
             lines.append("")
@@ -451,8 +487,16 @@ def render(report: Report, curve_figs, zmap_figs) -> str:
     if not report.converged:
         bad, total = report.unstable
         lines += [
-            f"**Not converged**: the method ranking changes between the last evaluations in "
+            f"**Not converged**: pairs of methods that differ beyond seed noise swap order "
+            f"between the last evaluations in "
             f"{bad} of {total} columns (see Convergence); no method is bolded as best.",
+            "",
+        ]
+    elif report.all_tied:
+        lines += [
+            "**All tied**: at no two consecutive evaluations of the scoring window does Welch's "
+            "t-test over seeds separate two methods (see Convergence): no method is bolded as "
+            "best, and the comparisons can only bound the difference (MDE).",
             "",
         ]
     if report.warnings:
@@ -477,7 +521,7 @@ def render(report: Report, curve_figs, zmap_figs) -> str:
     if report.rows:
         lines += _returns_markdown(
             report.rows, report.ttest_rows, report.authors_rows, report.expertise_rows,
-            report.converged, report.authors_ttest_rows,
+            report.ranked, report.authors_ttest_rows,
         )  # fmt: skip
     else:
         lines += ["No finished runs yet.", ""]

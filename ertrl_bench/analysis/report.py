@@ -43,6 +43,7 @@ from .figures import axis_gain_figure, curve_figure, gain_figure, zmap_figure
 from .load import RunRecord, load_diversity, load_runs, load_suite, missing_scores, suite_dirs
 from .markdown import fmt_ci, fmt_ms, render
 from .tables import (
+    ALL_TIED,
     AXIS_BASELINE,
     AXIS_GAIN_COLUMNS,
     CONVERGENCE_COLUMNS,
@@ -65,6 +66,7 @@ from .tables import (
     ordered,
     pearson,
     probe_rows,
+    rank_verdicts,
     return_rows,
     score_cells,
     ttest_rows,
@@ -131,10 +133,23 @@ class Report:
 
     @property
     def converged(self) -> bool:
-        """False when at least half of the columns have unstable rankings: the report then
-        bolds no "best" method."""
+        """False when at least half of the columns have unstable rankings (pairs of methods
+        separated beyond seed noise swap order; tied pairs do not count, ``rank_verdicts``):
+        the report then bolds no "best" method."""
         bad, total = self.unstable
         return not (total and 2 * bad >= total)
+
+    @property
+    def all_tied(self) -> bool:
+        """True when no column has a pair of methods separated at two consecutive evaluations
+        (``rank_verdicts``): there is no ranking, so none is bolded either."""
+        verdicts = set(rank_verdicts(self.rank_rows).values())
+        return verdicts == {ALL_TIED}
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the report bolds a "best" method: converged and not all tied."""
+        return self.converged and not self.all_tied
 
     @property
     def pearson_r(self) -> float | None:

@@ -16,6 +16,7 @@ the train and moderate splits.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from os.path import commonprefix
@@ -51,8 +52,13 @@ __all__ = [
     "CONVERGENCE_COLUMNS",
     "RANK_COLUMNS",
     "TAU_STABLE",
+    "RANK_ALPHA",
     "convergence_rows",
     "unstable_columns",
+    "rank_verdicts",
+    "ALL_TIED",
+    "STABLE",
+    "UNSTABLE",
     "ordered",
     "split_label",
     "split_title",
@@ -444,10 +450,32 @@ CONVERGENCE_COLUMNS = (
     "env", "split", "protocol", "method", "n_seeds", "from_step", "to_step", "change",
     "change_ci_low", "change_ci_high",
 )  # fmt: skip
-RANK_COLUMNS = ("env", "split", "protocol", "from_step", "to_step", "n_methods", "kendall_tau")
-#: A column's method ranking is stable when Kendall's tau between consecutive evaluations in
-#: the scoring window is at least this (5 methods: one swap of neighbours gives 0.8, two 0.6).
+RANK_COLUMNS = (
+    "env", "split", "protocol", "from_step", "to_step", "n_methods", "n_pairs",
+    "n_resolved_pairs", "n_reversed", "gamma",
+)  # fmt: skip
+#: A column's method ranking is stable when Goodman and Kruskal's gamma over the pairs of
+#: methods resolved at two consecutive evaluations is at least this everywhere in the scoring
+#: window: at most a quarter of the resolved pairs may reverse (with 5 methods and no tied
+#: pair, gamma is Kendall's tau: one swap of neighbours gives 0.8, two 0.6).
 TAU_STABLE = 0.5
+#: Two methods are tied at an evaluation unless Welch's two-sided p is below this (as in the
+#: ttest table's "what it says").
+RANK_ALPHA = 0.05
+#: Verdicts of a column in the scoring window (``rank_verdicts``).
+STABLE, UNSTABLE, ALL_TIED = "stable", "unstable", "all tied"
+
+
+def _pair_order(a: np.ndarray, b: np.ndarray, alpha: float) -> int:
+    """+1 / -1 when method a's seeds score above / below method b's beyond seed noise (Welch's
+    two-sided t-test over seeds at ``alpha``, the test of ``ttest.csv``), 0 when tied: the
+    difference is within noise, or fewer than 2 seeds on a side leave the noise unknown."""
+    w = welch_ttest(a, b)
+    if w.n_a < 2 or w.n_b < 2 or not np.isfinite(w.diff) or w.diff == 0:
+        return 0
+    if not np.isfinite(w.p):  # no variance on either side: any difference is resolved
+        return 1 if w.diff > 0 else -1
+    return (1 if w.diff > 0 else -1) if w.p < alpha else 0
 
 
 def convergence_rows(
@@ -457,11 +485,13 @@ def convergence_rows(
 
     ``change``: per method, the mean over seeds of (last evaluation - the evaluation
     ``window - 1`` before it, at least the previous one) with its t-interval: how much a score
-    averaged over the scoring window still moves. ``kendall_tau``: the rank agreement of the
-    methods' mean scores between each pair of consecutive evaluations in that window.
+    averaged over the scoring window still moves. Rank stability, per pair of consecutive
+    evaluations in that window: two methods are ordered at an evaluation when Welch's t-test
+    over seeds separates them (two-sided p < ``RANK_ALPHA``), tied otherwise;
+    ``n_resolved_pairs`` pairs are ordered at both evaluations, ``n_reversed`` of them swap,
+    and ``gamma`` = (kept - reversed) / resolved (Goodman and Kruskal's gamma, NaN when no pair
+    is resolved): ties flip on noise and say nothing about convergence, so they drop out.
     """
-    from ertrl_bench.measures.stats import kendall_tau
-
     span = max(2, window)
     change, ranks = [], []
     done = [r for r in runs if r.done]
@@ -469,7 +499,7 @@ def convergence_rows(
         env_runs = [r for r in done if r.env == env]
         for split, proto in curve_keys(env_runs):
             series = curve_series(env_runs, split, proto)
-            means = {}
+            at: dict[str, dict] = {}  # method -> step -> per-seed values
             for method, (steps, values) in series.items():
                 if len(steps) < 2:
                     continue
@@ -483,33 +513,49 @@ def convergence_rows(
                         "change": iv.point, "change_ci_low": iv.low, "change_ci_high": iv.high,
                     }
                 )  # fmt: skip
-                means[method] = dict(zip(steps, np.nanmean(values, axis=0), strict=True))
-            if len(means) < 2:
+                at[method] = {step: values[:, j] for j, step in enumerate(steps)}
+            if len(at) < 2:
                 continue
-            shared = sorted(set.intersection(*(set(m) for m in means.values())))[-span:]
+            shared = sorted(set.intersection(*(set(m) for m in at.values())))[-span:]
+            pairs = list(itertools.combinations(at.values(), 2))
+            orders = {t: [_pair_order(x[t], y[t], RANK_ALPHA) for x, y in pairs] for t in shared}
             for a, b in zip(shared, shared[1:], strict=False):
+                both = [oa * ob for oa, ob in zip(orders[a], orders[b], strict=True) if oa and ob]
+                reversed_ = sum(1 for o in both if o < 0)
                 ranks.append(
                     {
                         "env": env, "split": split, "protocol": proto, "from_step": a,
-                        "to_step": b, "n_methods": len(means),
-                        "kendall_tau": kendall_tau(
-                            [m[a] for m in means.values()], [m[b] for m in means.values()]
-                        ),
+                        "to_step": b, "n_methods": len(at), "n_pairs": len(pairs),
+                        "n_resolved_pairs": len(both), "n_reversed": reversed_,
+                        "gamma": (len(both) - 2 * reversed_) / len(both) if both else float("nan"),
                     }
                 )  # fmt: skip
     return change, ranks
 
 
-def unstable_columns(ranks: Sequence[Mapping]) -> tuple[int, int]:
-    """(columns whose ranking is unstable, columns with a tau): unstable when any tau in the
-    window is below ``TAU_STABLE`` or undefined."""
-    cols: dict[tuple, bool] = {}
+def rank_verdicts(ranks: Sequence[Mapping]) -> dict[tuple[str, str, str], str]:
+    """``{(env, split, protocol): verdict}`` from ``rank_stability`` rows (numbers or the CSV's
+    text): ``unstable`` when some step of the window has gamma below ``TAU_STABLE``; ``all
+    tied`` when no step has a pair resolved at both of its evaluations (no ranking to flip:
+    the study can only say no difference beyond its MDE, ``ttest.csv``); else ``stable``."""
+    out: dict[tuple[str, str, str], str] = {}
     for r in ranks:
         key = (r["env"], r["split"], r["protocol"])
-        tau = r["kendall_tau"]
-        bad = not (isinstance(tau, float) and np.isfinite(tau) and tau >= TAU_STABLE)
-        cols[key] = cols.get(key, False) or bad
-    return sum(cols.values()), len(cols)
+        resolved = int(float(r["n_resolved_pairs"]))
+        gamma = float(r["gamma"]) if resolved else float("nan")
+        verdict = out.get(key, ALL_TIED)
+        if verdict == UNSTABLE or not resolved:
+            out[key] = verdict
+        else:
+            out[key] = UNSTABLE if not gamma >= TAU_STABLE else STABLE
+    return out
+
+
+def unstable_columns(ranks: Sequence[Mapping]) -> tuple[int, int]:
+    """(columns whose ranking is unstable, columns): all-tied columns count as columns, not as
+    unstable ones (``rank_verdicts``)."""
+    verdicts = list(rank_verdicts(ranks).values())
+    return verdicts.count(UNSTABLE), len(verdicts)
 
 
 def cost_rows(runs: Sequence[RunRecord]) -> list[dict]:
