@@ -36,3 +36,24 @@ def test_only_the_marked_block_is_rewritten_and_check_names_a_stale_file(tmp_pat
     assert text.startswith("Our reading.\n") and text.endswith("More.\n")
     assert "99.9" not in text and "12.3 ± 2.5" in text
     assert glance.main(["--check", str(tmp_path)]) == 0
+
+
+def test_a_study_with_one_seed_a_method_says_too_few_seeds(tmp_path):
+    """A study started across sessions is published with one seed: no p, no MDE, no verdict."""
+    study = tmp_path / "results" / "s"
+    study.mkdir(parents=True)
+    (study / "returns.csv").write_text(
+        "env,method,scale,group,split,protocol,n_seeds,n_expected,n_tasks,n_evals,iqm,ci_low,"
+        "ci_high,mean,mean_ci_low,mean_ci_high,std,std_ddof0\n"
+        "point-robot,ertrl,ours,OOD,moderate,non_prior,1,6,10,5,1,1,1,-30.9,-30.9,-30.9,,\n"
+    )
+    (study / "ttest.csv").write_text(
+        "env,scale,protocol,group,split,method,baseline,n_method,n_baseline,mean_method,"
+        "mean_baseline,diff,diff_ci_low,diff_ci_high,welch_t,welch_p,authors_t,authors_p,"
+        "authors_df,poi,poi_ci_low,poi_ci_high,mde_80\n"
+        "point-robot,ours,non_prior,OOD,moderate,ertrl,focal,1,1,-30.9,-31.9,1.0,1.0,1.0,,,,,,"
+        "0.6,0.6,0.6,\n"
+    )
+    block = glance.glance_block(["results/s"], tmp_path)
+    assert "too few seeds" in block and "nan" not in block
+    assert "too few seeds to test" in glance.study_block(study)

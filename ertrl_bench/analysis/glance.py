@@ -17,6 +17,7 @@ paper numbers come from the packaged authors' tables (``paper_scale``).
 from __future__ import annotations
 
 import csv
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -175,8 +176,10 @@ def _headline(study: Path, env: str) -> list[str]:
         p, mde = _num(t["welch_p"]), _num(t["mde_80"])
         if p < 0.05:
             says = f"{ref} {'above' if _num(t['diff']) > 0 else 'below'} (Welch p < 0.05)"
-        else:
+        elif math.isfinite(mde):
             says = f"no difference larger than {_f(mde)} could be detected"
+        else:
+            says = "too few seeds to test"  # the report's words (markdown.verdict)
         body.append(
             [t["baseline"], f"{t['n_method']} vs {t['n_baseline']}",
              f"{_num(t['diff']):+.1f} [{_f(_num(t['diff_ci_low']))}, {_f(_num(t['diff_ci_high']))}]",
@@ -195,6 +198,12 @@ def _headline(study: Path, env: str) -> list[str]:
         "what it says",
     ]
     return lines + _table(header, body)
+
+
+def _span(values: Sequence[float], fmt: str) -> str:
+    """``low-high`` of the finite values, or the missing mark when there is none (one seed)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return f"{min(finite):{fmt}}-{max(finite):{fmt}}" if finite else "—"
 
 
 def glance_block(studies: Sequence[str], root: Path = Path(".")) -> str:
@@ -223,9 +232,10 @@ def glance_block(studies: Sequence[str], root: Path = Path(".")) -> str:
             [f"[{study.name}]({name}/NOTES.md)", ref, mine["n_seeds"],
              f"{_f(_num(mine['mean']))} [{_f(_num(mine['mean_ci_low']))}, "
              f"{_f(_num(mine['mean_ci_high']))}]",
-             f"{min(ps):.2f}-{max(ps):.2f}",
-             f"{_f(min(mdes))}-{_f(max(mdes))}",
-             "no" if total and 2 * bad >= total else "all tied" if total and tied == total
+             _span(ps, ".2f"),
+             _span(mdes, ".1f"),
+             "too few seeds" if int(mine["n_seeds"]) < 2
+             else "no" if total and 2 * bad >= total else "all tied" if total and tied == total
              else f"yes ({tied} of {total} columns all tied)" if tied else "yes"]
         )  # fmt: skip
     header = ["study", "reference", "seeds", f"its mean, {split_label(split)} {proto} [95% CI]",
