@@ -80,6 +80,18 @@ def gradient_penalty(c: torch.nn.Module, s, z, a_intpl) -> torch.Tensor:
     return F.relu(torch.sqrt(EPS + grad.pow(2).sum(-1)) - 1.0).pow(2).mean()
 
 
+def _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha) -> dict:
+    """One BRAC step's log entries (the same keys for a run alone and a seed group)."""
+    return {
+        "brac/q_loss": q_loss.detach(),
+        "brac/v_loss": v_loss.detach(),
+        "brac/policy_loss": policy_loss.detach(),
+        "brac/c_loss": c_loss.detach(),
+        "brac/divergence": div_mean,
+        "brac/alpha": alpha,
+    }
+
+
 class BRAC:
     def __init__(self, options: BRACOptions, problem: Problem):
         o = self.o = options
@@ -224,14 +236,7 @@ class BRAC:
         q_loss = self._update_q(s, a, s2, r, d, zr, zq)
         v_loss, policy_loss, div_mean, alpha = self._update_actor(s, a, zr)
         soft_update(self.v_target, self.v, o.tau)
-        return {
-            "brac/q_loss": q_loss.detach(),
-            "brac/v_loss": v_loss.detach(),
-            "brac/policy_loss": policy_loss.detach(),
-            "brac/c_loss": c_loss.detach(),
-            "brac/divergence": div_mean,
-            "brac/alpha": alpha,
-        }
+        return _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
@@ -411,11 +416,4 @@ class BRACEnsemble(BRAC):
         q_loss = self._update_q(s, a, s2, r, d, zr, zq)
         v_loss, policy_loss, div_mean, alpha = self._update_actor(s, a, zr)
         soft_update(self.v_target, self.v, o.tau)
-        return {
-            "brac/q_loss": q_loss.detach(),
-            "brac/v_loss": v_loss.detach(),
-            "brac/policy_loss": policy_loss.detach(),
-            "brac/c_loss": c_loss.detach(),
-            "brac/divergence": div_mean,
-            "brac/alpha": alpha,
-        }
+        return _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha)
