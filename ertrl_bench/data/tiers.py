@@ -93,9 +93,9 @@ _SMOKE = dict(
 # data gets about as expert as the ER-TRL authors' (their per-task best return, R_max). Measured
 # on 4 hard tasks (v = 0.6, 1.1, 2.9, 3.5), the best trajectory of a checkpoint on the authors'
 # scale (100 = their R_max): at 30k steps (small) 52 / 67 / 81 / 50; at 60k 90 / 92 / 92 / 82; at
-# 70k 91 / 94 / 94 / 85, v = 3.5 (moderate) rising ~3 points per 10k steps; hence 100k (whose
-# endpoint was still being measured when this tier was added). One 30-task train + moderate build: ~66 ms CPU per step on
-# one thread, so ~1 h 50 min (60k: ~66 min). benchmarks/measured/cpu-2core-2026-12-06/NOTES.md.
+# 70k 91 / 94 / 94 / 85; at 100k (this tier) 91 / 96 / 95 / 91: every one within 10% of the
+# authors'. One 30-task train + moderate build: ~66 ms CPU per step on one thread, so ~1 h 50 min.
+# benchmarks/measured/cpu-2core-2026-12-06/NOTES.md.
 _LARGE = dict(
     sac_steps=100_000,
     random_steps=2_000,
