@@ -32,10 +32,9 @@ app.add_typer(analyze_app, name="analyze")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one error, one line (no wrap at 80 columns)
 
-SUITE_HELP = (
-    "A suite YAML file, or a built-in suite name (smoke, iid, ood, paper, repro-point-robot,"
-    " repro-cheetah-vel)."
-)
+# The names suite_loader.builtin_suite_names() gives, globbed here so that --help imports no pydantic.
+_BUILTIN_SUITES = sorted(p.stem for p in (Path(__file__).parent / "suites").glob("*.yaml"))
+SUITE_HELP = f"A suite YAML file, or a built-in suite name ({', '.join(_BUILTIN_SUITES)})."
 
 
 @app.command()

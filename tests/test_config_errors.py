@@ -121,3 +121,13 @@ def test_builtin_suites_validate(cli, name):
     proc = cli("validate", name)
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout
+
+
+def test_run_help_names_every_builtin_suite():
+    """`--help` lists the shipped suites from the package folder, so a new suite is never missing."""
+    from ertrl_bench.cli import SUITE_HELP
+    from ertrl_bench.suite_loader import builtin_suite_names
+
+    assert builtin_suite_names() == BUILTIN_SUITES
+    for name in BUILTIN_SUITES:
+        assert name in SUITE_HELP
