@@ -682,6 +682,52 @@ def report(
         out.print(f"wrote {rep.path}", markup=False, soft_wrap=True)
 
 
+@app.command()
+def settle(
+    results: Path = typer.Argument(..., help="A convergence study's results folder."),
+    window: int = typer.Option(
+        5, "--window", "-w", help="Evaluations a score averages (the suite's final_evals)."
+    ),
+    budgets: str | None = typer.Option(
+        None,
+        help="Candidate budgets in gradient steps, comma-separated (5000,10k); each an"
+        " evaluation step with a full window before the last evaluation. Default: the end of"
+        " every WINDOW-th evaluation.",
+    ),
+    spans: str | None = typer.Option(
+        None,
+        help="Columns of the per-run window tables, comma-separated: STEP (that evaluation) or"
+        " FROM-TO (the mean over the evaluations after FROM up to TO), e.g. 2k,5k-10k. Default:"
+        " the spans between consecutive budgets.",
+    ),
+):
+    """Where a study's runs settle: window tables, the budget rule, BRAC diagnostics.
+
+    Prints markdown: per method, each run's mean over spans of evaluations and the s.d. of its
+    last WINDOW; per method x split x protocol and budget B, the seed-mean score with B steps
+    (mean of the last WINDOW evaluations up to B), its seed s.d., the trend across that window
+    and the drift from the last window (B settles the cell when both are within the seed s.d.);
+    BRAC's alpha, Q loss and divergence per run at each budget. Writes settling.csv and
+    diagnostics.png into the folder. Reads the results only."""
+    from ertrl_bench.analysis.settling import (
+        markdown,
+        parse_spans,
+        parse_steps,
+        write_files,
+    )
+    from ertrl_bench.analysis.settling import settle as compute
+
+    result = compute(
+        results,
+        window=window,
+        budgets=parse_steps(budgets) if budgets is not None else None,
+        spans=parse_spans(spans) if spans is not None else None,
+    )
+    written = write_files(result)
+    print(markdown(result), end="")
+    err.print("wrote " + ", ".join(str(p) for p in written), markup=False, soft_wrap=True)
+
+
 @analyze_app.command("wasserstein")
 def analyze_wasserstein(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),

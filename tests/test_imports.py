@@ -94,8 +94,9 @@ def test_measures_and_the_report_are_two_layers():
     """Runs and data builds use ``measures``; ``analysis`` (the report) only reads results.
 
     Nothing but the CLI imports the report, so a run never depends on it; the report imports
-    the statistics, the results schema and the file writers, never the runner, the data cache,
-    a component, the probe or the W2 (it reads what runs and builds recorded)."""
+    the statistics (``stats``, ``settling``), the results schema and the file writers, never
+    the runner, the data cache, a component, the probe or the W2 (it reads what runs and
+    builds recorded)."""
     report_users = {
         mod
         for mod, path in MODULES.items()
@@ -103,9 +104,13 @@ def test_measures_and_the_report_are_two_layers():
         and any(_under(dep, "ertrl_bench.analysis") for dep in _imports(mod, path))
     }
     assert report_users <= {"ertrl_bench.cli"}, report_users
-    # statistics over recorded numbers, not a measure of runs or data (probe, W2: fitted at
-    # run and build time, read back from the results)
-    allowed = ("ertrl_bench.analysis", "ertrl_bench.measures.stats")
+    # statistics over recorded numbers (the report's, and where runs settle), not a measure
+    # of runs or data (probe, W2: fitted at run and build time, read back from the results)
+    allowed = (
+        "ertrl_bench.analysis",
+        "ertrl_bench.measures.stats",
+        "ertrl_bench.measures.settling",
+    )
     allowed_modules = {"ertrl_bench.errors", "ertrl_bench.results_schema", "ertrl_bench.data.store"}
     for mod, deps in _package_imports("ertrl_bench.analysis").items():
         bad = {

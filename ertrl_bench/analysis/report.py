@@ -81,6 +81,7 @@ __all__ = [
     "load_runs",
     "suite_dirs",
     "check_writable",
+    "write_csv",
     "write_report",
 ]
 
@@ -196,7 +197,7 @@ def _csv_value(v: Any) -> Any:
     return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
 
-def _write_csv(path: Path, rows: Sequence[Mapping], columns: Sequence[str]) -> Path:
+def write_csv(path: Path, rows: Sequence[Mapping], columns: Sequence[str]) -> Path:
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
@@ -334,47 +335,47 @@ def write_report(
 
 def _write_files(report: Report, suite_dir: Path, done, figures: bool, zmap_method) -> None:
     report.tables.append(
-        _write_csv(suite_dir / "returns.csv", report.rows + report.authors_rows, MAIN_COLUMNS)
+        write_csv(suite_dir / "returns.csv", report.rows + report.authors_rows, MAIN_COLUMNS)
     )
     if report.success_rows:
         report.tables.append(
-            _write_csv(suite_dir / "success.csv", report.success_rows, MAIN_COLUMNS)
+            write_csv(suite_dir / "success.csv", report.success_rows, MAIN_COLUMNS)
         )
     if report.expertise_rows:
         report.tables.append(
-            _write_csv(suite_dir / "expertise.csv", report.expertise_rows, EXPERTISE_COLUMNS)
+            write_csv(suite_dir / "expertise.csv", report.expertise_rows, EXPERTISE_COLUMNS)
         )
     if report.ttest_rows:
         report.tables.append(
-            _write_csv(
+            write_csv(
                 suite_dir / "ttest.csv", report.ttest_rows + report.authors_ttest_rows,
                 TTEST_COLUMNS,
             )
         )  # fmt: skip
     if report.curve_rows:
-        report.tables.append(_write_csv(suite_dir / "curves.csv", report.curve_rows, CURVE_COLUMNS))
+        report.tables.append(write_csv(suite_dir / "curves.csv", report.curve_rows, CURVE_COLUMNS))
     if report.probe_rows:
-        report.tables.append(_write_csv(suite_dir / "probe.csv", report.probe_rows, PROBE_COLUMNS))
+        report.tables.append(write_csv(suite_dir / "probe.csv", report.probe_rows, PROBE_COLUMNS))
     if report.axis_gain_rows:
         report.tables.append(
-            _write_csv(suite_dir / "gain_vs_axis.csv", report.axis_gain_rows, AXIS_GAIN_COLUMNS)
+            write_csv(suite_dir / "gain_vs_axis.csv", report.axis_gain_rows, AXIS_GAIN_COLUMNS)
         )
     if report.gain_rows:
         report.tables.append(
-            _write_csv(suite_dir / "gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS)
+            write_csv(suite_dir / "gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS)
         )
     if report.convergence_rows:
         report.tables.append(
-            _write_csv(suite_dir / "convergence.csv", report.convergence_rows, CONVERGENCE_COLUMNS)
+            write_csv(suite_dir / "convergence.csv", report.convergence_rows, CONVERGENCE_COLUMNS)
         )
     if report.rank_rows:
         report.tables.append(
-            _write_csv(suite_dir / "rank_stability.csv", report.rank_rows, RANK_COLUMNS)
+            write_csv(suite_dir / "rank_stability.csv", report.rank_rows, RANK_COLUMNS)
         )
     if report.cost_rows:
-        report.tables.append(_write_csv(suite_dir / "cost.csv", report.cost_rows, COST_COLUMNS))
+        report.tables.append(write_csv(suite_dir / "cost.csv", report.cost_rows, COST_COLUMNS))
     report.tables.append(
-        _write_csv(
+        write_csv(
             suite_dir / "missing_runs.csv",
             [vars(p) for p in report.problems],
             ("run_id", "method", "env", "seed", "status", "error"),

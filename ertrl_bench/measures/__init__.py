@@ -4,6 +4,8 @@
 * ``wasserstein``: behavior-policy diversity (sliced / exact W2 with its same-policy floor),
   measured on a dataset's behavior policies (``ertrl_bench.data.diversity.measure_diversity``).
 * ``probe``: the z probe every run fits at its end (``ertrl_bench.runner``).
+* ``settling``: window scores over a run's evaluations and the budget rule: where runs settle
+  (``ertrl-bench settle``, ``ertrl_bench.analysis.settling``).
 
 This package never imports ``ertrl_bench.analysis`` (the report layer, which only reads
 results); ``tests/test_imports.py`` checks it. Submodules are imported on first use, so
@@ -37,6 +39,9 @@ _EXPORTS = {
     "probe_rmse": "probe",
     "probe_heldout_tasks": "probe",
     "ProbeResult": "probe",
+    "BudgetCell": "settling",
+    "budget_cell": "settling",
+    "window_scores": "settling",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,510 @@
+"""``ertrl-bench settle``: at which budget do a study's runs settle, and what do BRAC's alpha,
+Q loss and divergence do meanwhile?
+
+Reads a study folder's finished runs (``metrics.json`` curves, ``log.jsonl``; results only)
+and computes, with ``ertrl_bench.measures.settling``:
+
+* per method, the **window table**: each run's mean over spans of evaluations (by default
+  between consecutive candidate budgets) and the s.d. (ddof 1) of its last ``window``
+  evaluations;
+* the **budget table**: the budget rule at every candidate budget for every method x split x
+  protocol, and the budgets that settle every cell;
+* the **diagnostics**: each logged quantity of ``DIAGNOSTICS`` per run, averaged over the steps
+  since the previous evaluation, at each budget (table) and at every evaluation
+  (``diagnostics.png``, beside the offline curves).
+
+``markdown`` renders the three tables; ``write_files`` writes ``settling.csv`` (the budget
+table) and ``diagnostics.png`` into the study folder. Bad input raises ``ErtrlError`` naming
+the folder or run and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ertrl_bench.errors import ErtrlError
+from ertrl_bench.measures.settling import (
+    BudgetCell,
+    budget_cell,
+    default_budgets,
+    interval_means,
+    span_means,
+)
+
+from .load import RunRecord, load_suite, suite_dirs
+from .tables import curve_keys, ordered, split_label
+
+__all__ = [
+    "DIAGNOSTICS",
+    "SETTLING_COLUMNS",
+    "Settling",
+    "parse_steps",
+    "parse_spans",
+    "settle",
+    "markdown",
+    "write_files",
+]
+
+#: Logged quantities drawn and tabled when some run logged them, with their labels.
+DIAGNOSTICS = {
+    "brac/alpha": "BRAC alpha",
+    "brac/q_loss": "Q loss",
+    "brac/divergence": "divergence",
+    "iql/q_loss": "IQL Q loss",
+}
+SETTLING_COLUMNS = (
+    "env", "method", "split", "protocol", "budget", "window_from", "window_to", "n_seeds",
+    "mean", "seed_sd", "trend", "drift", "settled",
+)  # fmt: skip
+
+Column = tuple[str, str]  # (split, protocol)
+
+
+@dataclass
+class Group:
+    """The finished runs of one method (of one env), in seed order."""
+
+    env: str
+    method: str
+    runs: list[RunRecord]
+    values: dict[Column, np.ndarray]  # [seeds, evaluations], NaN where a run lacks a value
+    cells: dict[Column, list[BudgetCell]] = field(default_factory=dict)  # budgets, then last
+    diagnostics: dict[str, np.ndarray] = field(default_factory=dict)  # key -> [runs, evals]
+
+    def label(self, several_envs: bool) -> str:
+        return f"{self.env} {self.method}" if several_envs else self.method
+
+
+@dataclass
+class Settling:
+    """Everything ``settle`` computed for one study folder."""
+
+    path: Path
+    window: int
+    steps: list[int]  # the evaluation steps every run shares
+    budgets: list[int]
+    spans: list[tuple[int | None, int]]  # (start, end]; start None: the evaluation at end
+    columns: list[Column]
+    groups: list[Group]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> int:
+        return self.steps[-1]
+
+    @property
+    def several_envs(self) -> bool:
+        return len({g.env for g in self.groups}) > 1
+
+    def settled_budgets(self) -> list[int]:
+        """The candidate budgets that settle every cell."""
+        return [
+            b
+            for i, b in enumerate(self.budgets)
+            if all(cells[i].settled for g in self.groups for cells in g.cells.values())
+        ]
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _step(text: str, option: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(k?)\s*", text, flags=re.IGNORECASE)
+    value = float(match.group(1)) * (1000 if match.group(2) else 1) if match else -1.0
+    if value < 0 or value != int(value):
+        raise ErtrlError(f"{option} {text!r}: expected a gradient step such as 5000 or 5k")
+    return int(value)
+
+
+def parse_steps(text: str, option: str = "--budgets") -> list[int]:
+    """``"5000,10k"`` -> ``[5000, 10000]``."""
+    return [_step(part, option) for part in text.split(",") if part.strip()]
+
+
+def parse_spans(text: str) -> list[tuple[int | None, int]]:
+    """``"2k,5k-10k"`` -> ``[(None, 2000), (5000, 10000)]``: the evaluation at 2k, the mean over
+    the evaluations in (5k, 10k]."""
+    spans = []
+    for part in (p for p in text.split(",") if p.strip()):
+        ends = part.split("-")
+        if len(ends) > 2:
+            raise ErtrlError(f"--spans {part!r}: expected STEP or FROM-TO, e.g. 2k or 5k-10k")
+        if len(ends) == 1:
+            spans.append((None, _step(ends[0], "--spans")))
+            continue
+        start, end = (_step(e, "--spans") for e in ends)
+        if start >= end:
+            raise ErtrlError(f"--spans {part!r}: FROM must be below TO, e.g. 5k-10k")
+        spans.append((start, end))
+    return spans
+
+
+def step_label(step: int) -> str:
+    """5000 -> ``5k``; 150 -> ``150``."""
+    return f"{step // 1000}k" if step % 1000 == 0 and step else str(step)
+
+
+def span_label(span: tuple[int | None, int]) -> str:
+    """``at 2k``, ``5-10k`` (thousands on both ends), ``100-200``."""
+    start, end = span
+    if start is None:
+        return f"at {step_label(end)}"
+    if start % 1000 == 0 and end % 1000 == 0:
+        return f"{start // 1000}-{end // 1000}k"
+    return f"{start}-{end}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _study_folder(path: Path) -> Path:
+    dirs = suite_dirs(path)  # names the path when it is not a results folder
+    if len(dirs) > 1:
+        names = ", ".join(d.name for d in dirs)
+        raise ErtrlError(
+            f"{path}: holds several studies ({names}); pass one study's folder, e.g. {dirs[0]}"
+        )
+    return dirs[0]
+
+
+def _curve(run: RunRecord) -> tuple[list[int], list[dict[str, float | None]]]:
+    points = sorted(run.metrics.curve, key=lambda p: p.step)
+    return [p.step for p in points], [p.values() for p in points]
+
+
+def _seed_order(run: RunRecord) -> tuple:
+    """Integer seeds by value, anything else after them by name."""
+    return (0, run.seed, "") if isinstance(run.seed, int) else (1, 0, str(run.seed))
+
+
+def _read_log(path: Path, notes: list[str]) -> list[dict]:
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        notes.append(f"{path}: unreadable ({exc.strerror}); no diagnostics for this run")
+        return rows
+    bad = 0
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(row, Mapping) and isinstance(row.get("step"), int):
+            rows.append(row)
+    if bad:
+        notes.append(f"{path}: {bad} unreadable line(s) skipped")
+    return rows
+
+
+def _diagnostics(group: Group, steps: list[int], notes: list[str]) -> None:
+    series: dict[str, list[np.ndarray]] = {}
+    for run in group.runs:
+        log = run.path / "log.jsonl"
+        rows = _read_log(log, notes) if log.is_file() else []
+        if not log.is_file():
+            notes.append(f"{log}: missing; no diagnostics for this run")
+        for key in DIAGNOSTICS:
+            found = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+            at = np.array([s for s, _ in found]), np.array([v for _, v in found], dtype=float)
+            series.setdefault(key, []).append(interval_means(*at, steps))
+    group.diagnostics = {
+        key: np.array(rows) for key, rows in series.items() if np.isfinite(rows).any()
+    }
+
+
+def settle(
+    path: str | Path,
+    window: int = 5,
+    budgets: Sequence[int] | None = None,
+    spans: Sequence[tuple[int | None, int]] | None = None,
+) -> Settling:
+    """The window, budget and diagnostics tables of the study folder ``path`` (module doc).
+
+    ``budgets``: default ``measures.settling.default_budgets``; ``spans``: default the spans
+    between consecutive budgets and the last evaluation. Raises ``ErtrlError`` naming the
+    folder or run and the fix when there is nothing to compute.
+    """
+    folder = _study_folder(Path(path))
+    if window < 2:
+        raise ErtrlError(f"--window {window}: at least 2 (a trend needs two evaluations)")
+    suite = load_suite(folder)
+    runs = [r for r in suite.done if r.metrics is not None and r.metrics.curve]
+    if not runs:
+        raise ErtrlError(
+            f"{folder}: no finished run with an evaluation curve (metrics.json) here; run the"
+            " study first (ertrl-bench run SUITE) or pass the folder it wrote"
+        )
+    notes = list(suite.warnings)
+    used = {r.run_id for r in runs}
+    skipped = [r.run_id for r in suite.runs if r.run_id not in used]
+    if skipped:
+        notes.append(f"left out, not finished: {', '.join(skipped)}")
+    steps, _ = _curve(runs[0])
+    for run in runs:
+        own, _ = _curve(run)
+        if len(own) < window + 1:
+            raise ErtrlError(
+                f"{run.path}: {len(own)} evaluation(s); --window {window} needs at least"
+                f" {window + 1} (a full window before the last evaluation): lower --window or"
+                " evaluate more often (train.eval_every in the suite)"
+            )
+        if own != steps:
+            raise ErtrlError(
+                f"{run.path}: evaluated at steps {own[0]}..{own[-1]} ({len(own)}), other runs"
+                f" of {folder} at {steps[0]}..{steps[-1]} ({len(steps)}); the budget rule"
+                " compares runs at the same evaluations: pass a folder of runs of one schedule"
+            )
+    budgets = list(budgets) if budgets else default_budgets(steps, window)
+    for b in budgets:
+        if b not in steps or steps.index(b) < window - 1 or b == steps[-1]:
+            first, last = steps[window - 1], steps[-2]
+            raise ErtrlError(
+                f"--budgets {b}: not a candidate budget of {folder}; a budget is an evaluation"
+                f" step from {first} to {last} (a full window of {window} evaluations, before"
+                f" the last at {steps[-1]})"
+            )
+    budgets = sorted(set(budgets))
+    if spans is None:
+        ends = [*budgets, steps[-1]]
+        spans = list(zip([0, *ends[:-1]], ends, strict=True))
+    columns = curve_keys(runs)
+    groups = []
+    for env in ordered(r.env for r in runs):
+        for method in ordered(r.method for r in runs if r.env == env):
+            members = sorted(
+                (r for r in runs if r.env == env and r.method == method), key=_seed_order
+            )
+            values = {}
+            for split, proto in columns:
+                key = f"{split}/{proto}/normalized"
+                rows = [[v.get(key) for v in _curve(r)[1]] for r in members]
+                values[(split, proto)] = np.array(
+                    [[np.nan if v is None else v for v in row] for row in rows], dtype=float
+                )
+            group = Group(env=env, method=method, runs=members, values=values)
+            for col, vals in values.items():
+                group.cells[col] = [budget_cell(steps, vals, b, window) for b in budgets]
+                group.cells[col].append(budget_cell(steps, vals, steps[-1], window))
+            _diagnostics(group, steps, notes)
+            groups.append(group)
+    for start, end in spans:
+        try:
+            span_means(steps, np.zeros((1, len(steps))), start, end)
+        except ValueError as exc:
+            raise ErtrlError(
+                f"--spans {span_label((start, end))}: {exc} in {folder} (its runs are evaluated"
+                f" at steps {steps[0]}..{steps[-1]}, every {steps[1] - steps[0]})"
+            ) from None
+    for g in groups:
+        if len(g.runs) < 2:
+            notes.append(
+                f"{g.label(False)}: one seed, no seed spread: the budget rule settles none of"
+                " its cells"
+            )
+    return Settling(
+        path=folder,
+        window=window,
+        steps=steps,
+        budgets=budgets,
+        spans=list(spans),
+        columns=columns,
+        groups=groups,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _column_label(col: Column) -> str:
+    return f"{split_label(col[0])} {col[1]}"
+
+
+def _sig(value: float) -> str:
+    """Three significant digits, never in exponent form (1730, 4.38, 0.0531)."""
+    if not np.isfinite(value):
+        return "nan"
+    return np.format_float_positional(float(f"{value:.3g}"), trim="-")
+
+
+def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|---" * len(header) + "|",
+        *("| " + " | ".join(row) + " |" for row in body),
+    ]
+
+
+def window_markdown(s: Settling) -> list[str]:
+    lines = []
+    header = ["column", *(span_label(sp) for sp in s.spans), f"s.d. of the last {s.window}"]
+    for g in s.groups:
+        seeds = " / ".join(str(r.seed) for r in g.runs)
+        lines += ["", f"{g.label(s.several_envs)}, seeds {seeds}:", ""]
+        body = []
+        for col in s.columns:
+            vals = g.values[col]
+            cells = [span_means(s.steps, vals, *sp) for sp in s.spans]
+            cells.append(vals[:, -s.window :].std(axis=1, ddof=1))
+            body.append([_column_label(col), *(" / ".join(f"{v:.1f}" for v in c) for c in cells)])
+        lines += _table(header, body)
+    return lines
+
+
+def budget_markdown(s: Settling) -> list[str]:
+    counts = ", ".join(f"{g.label(s.several_envs)} x {len(g.runs)}" for g in s.groups)
+    header = ["method", "column", *(step_label(b) for b in s.budgets), "last"]
+    body = []
+    for g in s.groups:
+        for col in s.columns:
+            *cells, last = g.cells[col]
+            body.append(
+                [
+                    g.label(s.several_envs),
+                    _column_label(col),
+                    *(
+                        f"{c.mean:.1f} ±{c.sd:.1f} ({c.trend:+.1f}, {c.drift:+.1f})"
+                        + ("" if c.settled else " ✗")
+                        for c in cells
+                    ),
+                    f"{last.mean:.1f}",
+                ]
+            )
+    settled = s.settled_budgets()
+    return [
+        f"runs: {counts}; score with B steps: the mean of the last {s.window} evaluations up to B",
+        "",
+        *_table(header, body),
+        "",
+        "Each cell: seed-mean score with B steps ± seed s.d. (ddof 1) (trend across the window,",
+        "drift from the last window); ✗ = |trend| or |drift| above the seed s.d.",
+        "budgets that settle every cell: "
+        + (", ".join(step_label(b) for b in settled) if settled else "none"),
+    ]
+
+
+def diagnostics_markdown(s: Settling) -> list[str]:
+    keys = [k for k in DIAGNOSTICS if any(k in g.diagnostics for g in s.groups)]
+    if not keys:
+        return ["no run logged " + ", ".join(DIAGNOSTICS) + ": no diagnostics"]
+    at = [*s.budgets, s.final]
+    idx = [s.steps.index(b) for b in at]
+    since = s.steps[1] - s.steps[0]
+    header = ["method", "quantity", *(f"at {step_label(b)}" for b in at)]
+    body = []
+    for g in s.groups:
+        for key in keys:
+            if key not in g.diagnostics:
+                continue
+            vals = g.diagnostics[key]
+            cells = [" / ".join(_sig(v) for v in vals[:, i]) for i in idx]
+            body.append([g.label(s.several_envs), DIAGNOSTICS[key], *cells])
+    return [
+        f"Logged quantities, seed by seed, each the mean over the steps since the previous"
+        f" evaluation (here {since} steps):",
+        "",
+        *_table(header, body),
+    ]
+
+
+def markdown(s: Settling) -> str:
+    """The window tables, the budget table and the diagnostics table, with the notes."""
+    lines = [
+        f"# Where the runs of {s.path.name} settle",
+        "",
+        f"Window tables: each cell lists the seeds in order: the mean over a span of"
+        f" evaluations (FROM-TO: those after FROM up to TO), and the s.d. (ddof 1) of the"
+        f" last {s.window}.",
+        *window_markdown(s),
+        "",
+        "## Budget",
+        "",
+        *budget_markdown(s),
+        "",
+        "## Diagnostics",
+        "",
+        *diagnostics_markdown(s),
+    ]
+    if s.notes:
+        lines += ["", *(f"- {n}" for n in s.notes)]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def settling_rows(s: Settling) -> list[dict]:
+    rows = []
+    for g in s.groups:
+        for (split, proto), cells in g.cells.items():
+            for c in cells:
+                rows.append(
+                    {
+                        "env": g.env, "method": g.method, "split": split, "protocol": proto,
+                        "budget": c.budget, "window_from": c.first_step, "window_to": c.budget,
+                        "n_seeds": len(c.scores), "mean": c.mean, "seed_sd": c.sd,
+                        "trend": c.trend, "drift": c.drift, "settled": c.settled,
+                    }
+                )  # fmt: skip
+    return rows
+
+
+def diagnostics_figure(s: Settling, path: Path) -> Path | None:
+    """Each logged quantity per run over steps, beside each split's offline curve (colour: the
+    method); ``None`` when no run logged any."""
+    from .figures import save_png
+    from .plots import plt
+
+    keys = [k for k in DIAGNOSTICS if any(k in g.diagnostics for g in s.groups)]
+    if not keys:
+        return None
+    splits = ordered(sp for sp, _ in s.columns)
+    curves = [
+        (
+            sp,
+            "offline" if (sp, "offline") in s.columns else next(p for q, p in s.columns if q == sp),
+        )
+        for sp in splits
+    ]
+    panels = len(keys) + len(curves)
+    fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 3.2), squeeze=False)
+    axes = axes[0]
+    try:
+        for i, g in enumerate(s.groups):
+            color = f"C{i % 10}"
+            for ax, key in zip(axes[: len(keys)], keys, strict=True):
+                for row in g.diagnostics.get(key, []):
+                    ax.plot(s.steps, row, color=color, lw=1)
+                ax.set_title(DIAGNOSTICS[key])
+            for ax, col in zip(axes[len(keys) :], curves, strict=True):
+                for row in g.values[col]:
+                    ax.plot(s.steps, row, color=color, lw=1)
+                ax.set_title(f"{_column_label(col)} (normalized)")
+            axes[0].plot([], [], color=color, label=g.label(s.several_envs))
+        for ax in axes:
+            ax.set_xlabel("gradient steps")
+        axes[0].legend()
+        fig.tight_layout()
+        save_png(fig, path, dpi=80)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_files(s: Settling) -> list[Path]:
+    """``settling.csv`` and ``diagnostics.png`` (when some run logged a quantity) in the study
+    folder; the paths written."""
+    from .report import check_writable, write_csv
+
+    check_writable(s.path)
+    written = [write_csv(s.path / "settling.csv", settling_rows(s), SETTLING_COLUMNS)]
+    png = diagnostics_figure(s, s.path / "diagnostics.png")
+    return written + ([png] if png else [])
