@@ -18,12 +18,16 @@ convention); we drop the three always-zero goal entries, so an observation has 3
 Behavior data: Meta-World's scripted expert of the environment (given the goal, which the
 agent never sees), plus Gaussian action noise at the levels of the ``noise`` option (see
 ``ertrl_bench.envs.base.ScriptedBehavior``). No SAC is trained.
+
+Command: ``ertrl-bench metaworld-published [RESULTS]``, the ML1 numbers papers report for FOCAL
+and CSRO beside our success rates where the definitions match (``published.py``).
 """
 
 from __future__ import annotations
 
 import warnings
 from functools import cached_property
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -233,3 +237,26 @@ def register_envs(register):
 
 
 __all__ = ["FAMILIES", "MetaWorldML1", "MetaWorldOptions", "MetaWorldTaskEnv", "gym_id"]
+
+
+@hookimpl
+def register_commands(cli):
+    import typer
+
+    @cli.command("metaworld-published")
+    def metaworld_published(
+        results: Path | None = typer.Argument(
+            None,
+            help="A suite's results folder (or its success.csv) after `ertrl-bench report`: our"
+            " success rates go beside the comparable published ones.",
+        ),
+        out: Path | None = typer.Option(None, "--out", help="Also write the markdown here."),
+    ):
+        """Published ML1 numbers for FOCAL / CSRO (and UNICORN / ER-TRL) beside ours."""
+        from ertrl_bench_metaworld.published import load_published, markdown, read_success_csv
+
+        ours = read_success_csv(results) if results is not None else None
+        text = markdown(load_published(), ours)
+        if out is not None:
+            out.write_text(text)
+        typer.echo(text, nl=False)
