@@ -83,13 +83,16 @@ def tiny_study(tmp_path_factory) -> Path:
 def test_settle_on_real_tiny_runs(cli, tiny_study, tmp_path):
     study = tmp_path / "conv"
     shutil.copytree(tiny_study, study)
+    index = json.loads((study / "suite.json").read_text())
+    index["runs"].append({"run_id": "focal-s9", "method": "focal", "env": "point-robot", "seed": 9})
+    (study / "suite.json").write_text(json.dumps(index))  # a run that never started
     res = cli("settle", study, "--window", "2")
     assert res.returncode == 0, res.stderr
     assert f"wrote {study / 'settling.csv'}, {study / 'diagnostics.png'}" in res.stderr
     out = res.stdout
     assert "focal, seeds 0 / 1:" in out and "| column | 0-20 | 20-40 | s.d. of the last 2 |" in out
     assert "runs: focal x 2" in out and "| method | column | 20 | last |" in out
-    assert "| focal | BRAC alpha |" in out
+    assert "| focal | BRAC alpha |" in out and "- left out: focal-s9 (missing)" in out
     # the CSV's numbers are the runs' own: the mean of their 2 evaluations up to each budget
     curves = [
         json.loads((study / r / "metrics.json").read_text())["curve"]

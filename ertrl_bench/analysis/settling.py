@@ -220,6 +220,62 @@ def _diagnostics(group: Group, steps: list[int], notes: list[str]) -> None:
     }
 
 
+def _shared_steps(runs: Sequence[RunRecord], window: int, folder: Path) -> list[int]:
+    """The evaluation steps every run shares; ``ErtrlError`` naming the run that differs or has
+    too few evaluations for ``window``."""
+    steps = _curve(runs[0])[0]
+    for run in runs:
+        own = _curve(run)[0]
+        if len(own) < window + 1:
+            raise ErtrlError(
+                f"{run.path}: {len(own)} evaluation(s); --window {window} needs at least"
+                f" {window + 1} (a full window before the last evaluation): lower --window or"
+                " evaluate more often (train.eval_every in the suite)"
+            )
+        if own != steps:
+            raise ErtrlError(
+                f"{run.path}: evaluated at steps {own[0]}..{own[-1]} ({len(own)}), other runs"
+                f" of {folder} at {steps[0]}..{steps[-1]} ({len(steps)}); the budget rule"
+                " compares runs at the same evaluations: pass a folder of runs of one schedule"
+            )
+    return steps
+
+
+def _checked_budgets(budgets: Sequence[int], steps: list[int], window: int, folder: Path):
+    for b in budgets:
+        if b not in steps or steps.index(b) < window - 1 or b == steps[-1]:
+            raise ErtrlError(
+                f"--budgets {b}: not a candidate budget of {folder}; a budget is an evaluation"
+                f" step from {steps[window - 1]} to {steps[-2]} (a full window of {window}"
+                f" evaluations, before the last at {steps[-1]})"
+            )
+    return sorted(set(budgets))
+
+
+def _checked_spans(spans: Sequence[tuple[int | None, int]], steps: list[int], folder: Path):
+    for span in spans:
+        try:
+            span_means(steps, np.zeros((1, len(steps))), *span)
+        except ValueError as exc:
+            raise ErtrlError(
+                f"--spans {span_label(span)}: {exc} in {folder} (its runs are evaluated at"
+                f" {len(steps)} steps from {steps[0]} to {steps[-1]})"
+            ) from None
+    return list(spans)
+
+
+def _group(env: str, method: str, members: list[RunRecord], columns: list[Column]) -> Group:
+    """One method's runs with their curves as ``[seeds, evaluations]`` per column."""
+    values = {}
+    for split, proto in columns:
+        key = f"{split}/{proto}/normalized"
+        rows = [[v.get(key) for v in _curve(r)[1]] for r in members]
+        values[(split, proto)] = np.array(
+            [[np.nan if v is None else v for v in row] for row in rows], dtype=float
+        )
+    return Group(env=env, method=method, runs=members, values=values)
+
+
 def settle(
     path: str | Path,
     window: int = 5,
@@ -242,79 +298,40 @@ def settle(
             f"{folder}: no finished run with an evaluation curve (metrics.json) here; run the"
             " study first (ertrl-bench run SUITE) or pass the folder it wrote"
         )
-    notes = list(suite.warnings)
-    used = {r.run_id for r in runs}
-    skipped = [r.run_id for r in suite.runs if r.run_id not in used]
-    if skipped:
-        notes.append(f"left out, not finished: {', '.join(skipped)}")
-    steps, _ = _curve(runs[0])
-    for run in runs:
-        own, _ = _curve(run)
-        if len(own) < window + 1:
-            raise ErtrlError(
-                f"{run.path}: {len(own)} evaluation(s); --window {window} needs at least"
-                f" {window + 1} (a full window before the last evaluation): lower --window or"
-                " evaluate more often (train.eval_every in the suite)"
-            )
-        if own != steps:
-            raise ErtrlError(
-                f"{run.path}: evaluated at steps {own[0]}..{own[-1]} ({len(own)}), other runs"
-                f" of {folder} at {steps[0]}..{steps[-1]} ({len(steps)}); the budget rule"
-                " compares runs at the same evaluations: pass a folder of runs of one schedule"
-            )
-    budgets = list(budgets) if budgets else default_budgets(steps, window)
-    for b in budgets:
-        if b not in steps or steps.index(b) < window - 1 or b == steps[-1]:
-            first, last = steps[window - 1], steps[-2]
-            raise ErtrlError(
-                f"--budgets {b}: not a candidate budget of {folder}; a budget is an evaluation"
-                f" step from {first} to {last} (a full window of {window} evaluations, before"
-                f" the last at {steps[-1]})"
-            )
-    budgets = sorted(set(budgets))
+    steps = _shared_steps(runs, window, folder)
+    budgets = _checked_budgets(budgets or default_budgets(steps, window), steps, window, folder)
     if spans is None:
         ends = [*budgets, steps[-1]]
         spans = list(zip([0, *ends[:-1]], ends, strict=True))
+    spans = _checked_spans(spans, steps, folder)
+    notes = list(suite.warnings)
+    used = {r.run_id for r in runs}
+    left_out = [f"{r.run_id} ({r.status})" for r in suite.runs if r.run_id not in used]
+    if left_out:
+        notes.append(f"left out: {', '.join(left_out)}")
     columns = curve_keys(runs)
     groups = []
     for env in ordered(r.env for r in runs):
         for method in ordered(r.method for r in runs if r.env == env):
-            members = sorted(
-                (r for r in runs if r.env == env and r.method == method), key=_seed_order
-            )
-            values = {}
-            for split, proto in columns:
-                key = f"{split}/{proto}/normalized"
-                rows = [[v.get(key) for v in _curve(r)[1]] for r in members]
-                values[(split, proto)] = np.array(
-                    [[np.nan if v is None else v for v in row] for row in rows], dtype=float
-                )
-            group = Group(env=env, method=method, runs=members, values=values)
-            for col, vals in values.items():
-                group.cells[col] = [budget_cell(steps, vals, b, window) for b in budgets]
-                group.cells[col].append(budget_cell(steps, vals, steps[-1], window))
+            members = [r for r in runs if r.env == env and r.method == method]
+            group = _group(env, method, sorted(members, key=_seed_order), columns)
+            for col, vals in group.values.items():
+                group.cells[col] = [
+                    budget_cell(steps, vals, b, window) for b in [*budgets, steps[-1]]
+                ]
             _diagnostics(group, steps, notes)
+            if len(members) < 2:
+                notes.append(
+                    f"{group.label(False)}: one seed, no seed spread: the budget rule settles"
+                    " none of its cells"
+                )
             groups.append(group)
-    for start, end in spans:
-        try:
-            span_means(steps, np.zeros((1, len(steps))), start, end)
-        except ValueError as exc:
-            raise ErtrlError(
-                f"--spans {span_label((start, end))}: {exc} in {folder} (its runs are evaluated"
-                f" at steps {steps[0]}..{steps[-1]}, every {steps[1] - steps[0]})"
-            ) from None
-    for g in groups:
-        if len(g.runs) < 2:
-            notes.append(
-                f"{g.label(False)}: one seed, no seed spread: the budget rule settles none of"
-                " its cells"
-            )
     return Settling(
         path=folder,
         window=window,
         steps=steps,
         budgets=budgets,
-        spans=list(spans),
+        spans=spans,
         columns=columns,
         groups=groups,
         notes=notes,
@@ -420,7 +437,9 @@ def markdown(s: Settling) -> str:
     lines = [
         f"# Where the runs of {s.path.name} settle",
         "",
-        f"Window tables: each cell lists the seeds in order: the mean over a span of"
+        "## Window tables",
+        "",
+        f"Each cell lists the seeds in order: the mean over a span of"
         f" evaluations (FROM-TO: those after FROM up to TO), and the s.d. (ddof 1) of the"
         f" last {s.window}.",
         *window_markdown(s),
