@@ -231,6 +231,20 @@ class ProbeConfig(Strict):
     # subset). A suite's `null` means "all" too, so a run's spec.json never holds a null.
     svr_max_train_rows: int | Literal["all"] = "all"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bool_is_enabled(cls, value):
+        """``probe: false`` / ``true`` is short for ``{enabled: false}`` / ``{enabled: true}``
+        (the same spec.json, so the same run id)."""
+        if isinstance(value, bool):
+            return {"enabled": value}
+        if not isinstance(value, (dict, ProbeConfig)):
+            raise ValueError(
+                f"expected false, true or options such as {{svr_max_train_rows: 6000}}, got"
+                f" {value!r}"
+            )
+        return value
+
     @field_validator("svr_max_train_rows", mode="before")
     @classmethod
     def _null_is_all(cls, value):

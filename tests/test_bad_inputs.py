@@ -380,6 +380,10 @@ SUITES = {
         "runs[0].env: Field required",
     ),
     "train-not-mapping": (_grid_suite(train=5), "train: Input should be a valid dictionary"),
+    "probe-not-a-switch": (  # false / true are short for {enabled: ...}
+        _grid_suite(eval__probe="no"),
+        "eval.probe: expected false, true or options such as {svr_max_train_rows: 6000}, got 'no'",
+    ),
 }
 
 

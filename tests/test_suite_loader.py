@@ -136,6 +136,18 @@ def test_a_suite_value_equal_to_the_family_one_is_the_same_run(tmp_path):
     assert implicit.run_id() == explicit.run_id()
 
 
+@pytest.mark.parametrize("enabled", [False, True])
+def test_probe_true_or_false_is_short_for_enabled(tmp_path, enabled):
+    """``eval.probe: false`` is ``{enabled: false}``: the same spec, so the same run id."""
+    (short,) = _expand(tmp_path, name="a", eval={**tiny_suite()["eval"], "probe": enabled})
+    (full,) = _expand(
+        tmp_path, name="b", eval={**tiny_suite()["eval"], "probe": {"enabled": enabled}}
+    )
+    assert short.eval.probe.enabled is enabled
+    assert short.model_dump(mode="json") == full.model_dump(mode="json")
+    assert short.run_id() == full.run_id()
+
+
 def test_a_family_value_that_breaks_a_rule_is_reported_with_the_env(tmp_path, register_test_plugin):
     """The suite sets online_min_transitions, the family's budget is below it: one error that
     names the field, the env and where the other value came from."""
