@@ -35,7 +35,13 @@ from ertrl_bench.progress import console
 from ertrl_bench.registry import create
 from ertrl_bench.seed_batch import ensemble_problems, meta_train_group
 from ertrl_bench.store import RunDir
-from ertrl_bench.training import build_agent, checkpoint_problems, meta_train
+from ertrl_bench.training import (
+    build_agent,
+    checkpoint_problems,
+    load_agent_state,
+    make_encoder_optimizer,
+    meta_train,
+)
 
 PROBE_SPLITS = ("train", "moderate")  # the probe's tasks (docs/paper.md "Probe")
 
@@ -615,6 +621,62 @@ def _load(spec: RunSpec, device: torch.device):
     return family, data, task_data
 
 
+def _build_run_agent(spec: RunSpec, family, data, task_data: TaskDataset, device: torch.device):
+    """The run's (untrained) agent on its data's problem, the dataset row of each task key and
+    the training tasks' rows. Call after ``set_seed``: the networks' initial weights draw from it."""
+    rows = {t.key: i for i, t in enumerate(data.tasks)}
+    obs_dim, act_dim = (
+        data.arrays[data.tasks[0].key]["obs"].shape[1],
+        data.arrays[data.tasks[0].key]["actions"].shape[1],
+    )
+    latent = spec.train.latent_dim
+    train_rows = torch.tensor([rows[t.key] for t in family.tasks("train")], device=device)
+    stats = reference_stats(task_data, _reference_row(family, data, rows))
+    problem = Problem(family, obs_dim, act_dim, latent, device, stats, init=spec.train.init)
+    return build_agent(spec.method, problem), rows, train_rows
+
+
+@dataclass
+class TrainedRun:
+    """A run's agent as its checkpoint left it, with the data it trained on (``load_trained``)."""
+
+    spec: RunSpec
+    family: object
+    data: object  # FamilyData
+    task_data: TaskDataset
+    rows: dict[str, int]  # task key -> row in data / task_data
+    agent: object  # step.Agent
+    step: int  # train steps the checkpoint had done
+
+
+def load_trained(run_dir: Path, device: str | torch.device = "cpu") -> TrainedRun:
+    """Rebuild a run's agent from ``<run_dir>/spec.json`` and its ``checkpoint.pt`` (kept with
+    ``--keep-checkpoints``, or a running run's latest), for measures on a trained agent.
+
+    The data comes from the dataset cache (built if missing, as a run would). Reads nothing but
+    the two files and the data; writes nothing into ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    spec_path, ck_path = run_dir / "spec.json", run_dir / "checkpoint.pt"
+    try:
+        spec = RunSpec.model_validate(json.loads(spec_path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise ErtrlError(f"{spec_path}: not a readable run spec ({exc})"[:400]) from None
+    state = read_checkpoint(ck_path, spec.run_id())
+    if state is None:
+        raise ErtrlError(
+            f"{ck_path}: no checkpoint; a finished run keeps its last one only when run with"
+            " --keep-checkpoints"
+        )
+    device = torch.device(device)
+    family, data, task_data = _load(spec, device)
+    set_seed(spec.seed, spec.train.deterministic)
+    agent, rows, _ = _build_run_agent(spec, family, data, task_data, device)
+    enc_opt = make_encoder_optimizer(agent, spec.train.encoder_lr)
+    load_agent_state(agent, enc_opt, state["loop"]["agent"])
+    return TrainedRun(spec, family, data, task_data, rows, agent, int(state["loop"]["step"]))
+
+
 def _prepare(
     spec: RunSpec, rd: RunDir, device: torch.device, resume: dict | None, loaded=None
 ) -> _Prepared:
@@ -626,16 +688,7 @@ def _prepare(
     # where the run's time goes (docs/cost.md): data, setup, train, eval, probe
     timing = {"data": time.perf_counter() - t0, "eval": 0.0, "probe": 0.0}
     set_seed(spec.seed, spec.train.deterministic)
-    rows = {t.key: i for i, t in enumerate(data.tasks)}
-    obs_dim, act_dim = (
-        data.arrays[data.tasks[0].key]["obs"].shape[1],
-        data.arrays[data.tasks[0].key]["actions"].shape[1],
-    )
-    latent = spec.train.latent_dim
-    train_rows = torch.tensor([rows[t.key] for t in family.tasks("train")], device=device)
-    stats = reference_stats(task_data, _reference_row(family, data, rows))
-    problem = Problem(family, obs_dim, act_dim, latent, device, stats, init=spec.train.init)
-    agent = build_agent(spec.method, problem)
+    agent, rows, train_rows = _build_run_agent(spec, family, data, task_data, device)
     by_split = {s: family.tasks(s, data.tier.task_seed) for s in spec.eval.splits}
     history: list[dict] = []
     last_z: dict = {}

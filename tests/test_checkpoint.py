@@ -24,8 +24,9 @@ import torch
 from ertrl_bench.backbones.brac import BRAC, BRACOptions
 from ertrl_bench.config import Strict
 from ertrl_bench.conformance import ConformanceError
+from ertrl_bench.errors import ErtrlError
 from ertrl_bench.plugins import get_registry, hookimpl
-from ertrl_bench.runner import execute
+from ertrl_bench.runner import execute, load_trained
 from ertrl_bench.store import RunDir
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import check_backbone
@@ -242,6 +243,28 @@ def test_kept_checkpoint_of_a_finished_run_resumes_after_the_last_evaluation(tmp
     again = execute(kept, tmp_path / "b")
     assert again.status == "done" and again.message == "resumed from step 20"
     assert _comparable(rd.path) == _comparable(RunDir(tmp_path / "a", spec).path)
+
+
+def test_load_trained_rebuilds_the_agent_its_checkpoint_holds(tmp_path):
+    suite = _suite(tmp_path, methods=("ertrl",), every_minutes=0.001, keep=True)
+    (spec,) = load_suite(suite)[1]
+    rd = RunDir(tmp_path / "r", spec)
+    assert execute(spec, tmp_path / "r").status == "done"
+    trained = load_trained(rd.path)
+    assert trained.spec == spec and trained.step == 20
+    saved = torch.load(rd.checkpoint_path, weights_only=True)["loop"]["agent"]
+    policy = trained.agent.backbone.policy.state_dict()
+    assert all(torch.equal(policy[k], v) for k, v in saved["backbone"]["policy"].items())
+    encoder = trained.agent.encoder.state_dict()
+    assert all(torch.equal(encoder[k], v) for k, v in saved["encoder"].items())
+    assert torch.equal(trained.agent.backbone.raw_alpha, saved["backbone"]["raw_alpha"])
+    # the data it trained on, each task's row as the agent saw it
+    key = trained.data.tasks[0].key
+    obs = trained.task_data.data["obs"][trained.rows[key], : len(trained.data.arrays[key]["obs"])]
+    assert np.array_equal(obs.numpy(), trained.data.arrays[key]["obs"])
+    rd.checkpoint_path.unlink()
+    with pytest.raises(ErtrlError, match="--keep-checkpoints"):
+        load_trained(rd.path)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "other run"])
