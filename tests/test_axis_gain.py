@@ -22,16 +22,18 @@ FOCAL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}]}
 ERTRL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}, {"type": "gan_entropy"}]}
 SPLITS = {"train": range(10, 14), "moderate": range(30, 34)}
 GAIN = {5: 2.0, 20: 6.0, "mixed": 6.0, "expert": -1.0}  # ertrl's true gain at each value
+DIVERSITY = {5: 0.2, 20: 0.5, 40: 0.6}  # each task count's dataset's recorded W2
 
 
 def _score(method: str, value, split: str, task: int, seed: int) -> float:
     return 50.0 + (GAIN[value] if method == "ertrl" else 0.0) + task % 3 + 1.5 * seed
 
 
-def _write_run(suite, method, value, seed, axis):
-    """A finished run folder as the runner writes it (spec.json + metrics.json)."""
+def _write_run(suite, method, value, seed, axis, name=None):
+    """A finished run folder as the runner writes it (spec.json + metrics.json): each task
+    count's runs trained on their own dataset folder, whose diversity they recorded."""
     plain = value in (20, "mixed")
-    name = method if plain else f"{method}-{'t' if axis == 'train_tasks' else ''}{value}"
+    name = name or (method if plain else f"{method}-{'t' if axis == 'train_tasks' else ''}{value}")
     env = {"type": "point-robot", "params": {}}
     data = {}
     if axis == "train_tasks" and not plain:
@@ -58,6 +60,8 @@ def _write_run(suite, method, value, seed, axis):
     metrics.update(final=final, per_task=per_task)
     if axis == "train_tasks":
         metrics["train_tasks"] = value
+        metrics["dataset"] = f"/home/u/.cache/ertrl-bench/datasets/point-robot/small-{value:03d}"
+        metrics["diversity"] = {"w2": DIVERSITY[value], "floor": 0.01}
     (suite / run_id).mkdir(parents=True)
     (suite / run_id / "spec.json").write_text(json.dumps(spec))
     (suite / run_id / "metrics.json").write_text(json.dumps(metrics))
@@ -142,3 +146,34 @@ def test_methods_named_per_value_are_labelled_as_their_plain_method():
     assert method_labels(runs) == {
         "focal": "focal", "focal-t5": "focal", "ertrl-t5": "ertrl", "ertrl-t40": "ertrl"
     }  # fmt: skip
+
+
+def test_each_task_count_is_its_own_dataset_in_the_gain_vs_diversity(tmp_path):
+    """Diversity is keyed by the dataset a run trained on, not by env: each task count's
+    diversity and gain is one point of gain_vs_diversity, and nothing is warned."""
+    suite = _suite(tmp_path, "train_tasks", [5, 20])
+    rep = write_report(suite, reps=50, figures=False)
+    assert rep.warnings == [] and rep.unrecorded_diversity == []
+    assert set(rep.diversity) == {"point-robot (train_tasks=5)", "point-robot (train_tasks=20)"}
+    rows = [r for r in _csv(suite / "gain_vs_diversity.csv") if r["protocol"] == "offline"]
+    got = {r["env"]: (float(r["diversity"]), float(r["gain"]), r["best_other"]) for r in rows}
+    assert got == {
+        "point-robot (train_tasks=5)": (0.2, pytest.approx(GAIN[5]), "focal-t5"),
+        "point-robot (train_tasks=20)": (0.5, pytest.approx(GAIN[20]), "focal"),
+    }
+    assert "| point-robot (train_tasks=5) | offline | 0.2000 |" in rep.path.read_text()
+    assert rep.pearson["offline"][1] == (
+        "Pearson r needs at least 3 datasets with both results and diversity (have 2)."
+    )
+
+
+def test_one_method_name_over_several_datasets_is_left_out_of_the_gain_with_a_note(tmp_path):
+    """Runs named alike on two datasets share one table row, which mixes the datasets: that
+    method has no per-dataset gain, and a note says how to name them apart."""
+    suite = _suite(tmp_path, "train_tasks", [5, 20])
+    extra = [_write_run(suite, "focal", 40, seed, "train_tasks", name="focal") for seed in (7, 8)]
+    index = json.loads((suite / "suite.json").read_text())
+    (suite / "suite.json").write_text(json.dumps({**index, "runs": index["runs"] + extra}))
+    rep = write_report(suite, reps=50, figures=False)
+    assert {g["env"] for g in rep.gain_rows} == {"point-robot (train_tasks=5)"}
+    assert any("leaves out focal (point-robot)" in n for n in rep.notes)

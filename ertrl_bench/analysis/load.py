@@ -9,7 +9,8 @@ Layout (written by the runner and ``ertrl_bench.store``)::
     <suite>/<run_id>/failed.json     {"error", "traceback"} when the run failed
     <suite>/<run_id>/encodings.npz   optional: task_index, task_split, task_param, z_<protocol>, zi
     <suite>/diversity.json           optional: {env: avg W2 | {"value", "floor"}}, for runs
-                                     without metrics["diversity"] (ertrl-bench datasets diversity)
+                                     without metrics["diversity"] (ertrl-bench datasets diversity;
+                                     for an env with one dataset)
 
 Nothing here raises for a broken file: a file that cannot be read or does not fit the schema is
 named in a warning and its run is listed (status ``invalid``), never silently dropped. A run
@@ -42,6 +43,7 @@ __all__ = [
     "load_runs",
     "suite_dirs",
     "load_diversity",
+    "label_datasets",
     "missing_scores",
 ]
 
@@ -67,6 +69,12 @@ class RunRecord:
     # the suite axes a run may vary (``tables.AXES``): its data quality and training-task count
     quality: str = "mixed"
     train_tasks: int | None = None  # metrics.json's, else spec.json's env option; None: unknown
+    # the dataset it trained on: metrics.json's folder as "<family>/<tier>-<key>" (the key
+    # hashes what determines the data, so it names the dataset on any machine); None: unknown
+    dataset: str | None = None
+    # what the report keys behavior diversity by (``label_datasets``): the env, or for an env
+    # whose runs trained on several datasets, the env and what selects this one
+    data_label: str = ""
 
     @property
     def done(self) -> bool:
@@ -170,6 +178,8 @@ def _inspect_run(suite_dir: Path, entry: Mapping[str, Any], warnings: list[str])
         rec.seed = metrics.seed if rec.seed is None else rec.seed
         if isinstance(metrics.train_tasks, int):
             rec.train_tasks = metrics.train_tasks
+        if metrics.dataset:
+            rec.dataset = "/".join(metrics.dataset.replace("\\", "/").rstrip("/").split("/")[-2:])
         if _has_score(metrics):
             rec.status, rec.error = "done", ""
         else:
@@ -220,7 +230,28 @@ def load_suite(suite_dir: str | Path) -> SuiteResults:
         subs = sorted(p for p in suite_dir.iterdir() if _is_run_dir(p))
         entries = [{"run_id": sub.name} for sub in subs]
     runs = [_inspect_run(suite_dir, e, warnings) for e in entries]
+    label_datasets(runs)
     return SuiteResults(name=name, path=suite_dir, runs=runs, warnings=warnings)
+
+
+def label_datasets(runs: list[RunRecord]) -> None:
+    """Set each run's ``data_label``: its env when the env's finished runs trained on one
+    dataset; else the env and what selects the run's dataset -- ``point-robot (train_tasks=5)``
+    when each dataset has its own training-task count, else the dataset's folder name."""
+    done = [r for r in runs if r.done]
+    datasets: dict[str, dict] = {}  # env -> {dataset: {its runs' train_tasks}}
+    for r in done:
+        datasets.setdefault(r.env, {}).setdefault(r.dataset, set()).add(r.train_tasks)
+    for r in runs:
+        by_dataset = datasets.get(r.env, {})
+        if len(by_dataset) <= 1 or not r.done:
+            r.data_label = r.env
+            continue
+        counts = [next(iter(c)) for c in by_dataset.values() if len(c) == 1]
+        if None not in counts and len(set(counts)) == len(by_dataset):  # one count a dataset
+            r.data_label = f"{r.env} (train_tasks={r.train_tasks})"
+        else:
+            r.data_label = f"{r.env} ({(r.dataset or 'dataset unknown').split('/')[-1]})"
 
 
 def load_runs(suite_dir: str | Path) -> tuple[str, list[RunRecord]]:
@@ -265,14 +296,16 @@ def suite_dirs(path: str | Path) -> list[Path]:
 def load_diversity(
     suite: SuiteResults, diversity: Mapping | str | Path | None = None
 ) -> tuple[dict[str, DiversityRecord], list[str]]:
-    """``({env: DiversityRecord}, [envs with finished runs but no record])``.
+    """``({dataset: DiversityRecord}, [datasets with finished runs but no record])``, each
+    dataset by its runs' ``data_label`` (the env, when the env's runs trained on one dataset).
 
-    ``diversity`` (a mapping or a JSON path) when given; else what each env's finished runs
-    recorded (``metrics["diversity"]``: their dataset's, measured when it was built); else
-    ``<suite>/diversity.json`` (``ertrl-bench datasets diversity`` writes it for runs made
-    before runs recorded it). Never opens the dataset cache. Raises ``MetricsFileError`` for a
-    ``diversity.json`` that cannot be read; runs of one env whose records differ (different
-    datasets) are named in ``suite.warnings`` and the first is used.
+    ``diversity`` (a mapping or a JSON path) when given; else what each dataset's finished runs
+    recorded (``metrics["diversity"]``: measured when it was built); else
+    ``<suite>/diversity.json`` (``ertrl-bench datasets diversity`` writes it, by env, for runs
+    made before runs recorded it). Never opens the dataset cache. Raises ``MetricsFileError``
+    for a ``diversity.json`` that cannot be read; runs of one dataset whose records differ (runs
+    without a recorded dataset folder, or a dataset measured again) are named in
+    ``suite.warnings`` and the first is used.
     """
     if diversity is not None:
         if isinstance(diversity, (str, Path)):
@@ -283,19 +316,19 @@ def load_diversity(
         rec = r.metrics.diversity
         if rec is None:
             continue
-        first = found.setdefault(r.env, rec)
+        first = found.setdefault(r.data_label, rec)
         if (first.value, first.floor) != (rec.value, rec.floor):
             suite.warnings.append(
-                f"{r.env}: runs recorded different behavior diversities (their datasets"
-                f" differ); {first.value:.4g} is used, {r.run_id} has {rec.value:.4g}"
+                f"{r.data_label}: runs recorded different behavior diversities for one"
+                f" dataset; {first.value:.4g} is used, {r.run_id} has {rec.value:.4g}"
             )
-    envs = dict.fromkeys(r.env for r in suite.done)
-    if any(env not in found for env in envs):
+    labels = dict.fromkeys(r.data_label for r in suite.done)
+    if any(label not in found for label in labels):
         path = suite.path / "diversity.json"
         if path.is_file():
-            for env, rec in read_diversity(path).items():
-                found.setdefault(env, rec)
-    return found, [env for env in envs if env not in found]
+            for label, rec in read_diversity(path).items():
+                found.setdefault(label, rec)
+    return found, [label for label in labels if label not in found]
 
 
 def missing_scores(runs: list[RunRecord]) -> dict[str, dict[str, list[str]]]:

@@ -116,8 +116,9 @@ class Report:
     cost_rows: list[dict] = field(default_factory=list)
     gain_split: str = "moderate"
     pearson: dict[str, tuple[float | None, str]] = field(default_factory=dict)
-    diversity: dict[str, DiversityRecord] = field(default_factory=dict)  # env -> recorded W2
-    unrecorded_diversity: list[str] = field(default_factory=list)  # envs without a record
+    # dataset (its runs' ``data_label``: the env when it has one) -> recorded W2
+    diversity: dict[str, DiversityRecord] = field(default_factory=dict)
+    unrecorded_diversity: list[str] = field(default_factory=list)  # datasets without a record
     problems: list[RunRecord] = field(default_factory=list)
     missing: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     n_expected: int = 0
@@ -238,7 +239,9 @@ def write_report(
     JSON path, overrides both), the probe as each run fitted it. ``reference``: the method
     compared with every other one (t-tests, effect sizes, gain). The gain is the reference's
     ``gain_stat`` ("mean" as in the paper's tables, or "iqm") on ``gain_split`` (default:
-    moderate, the paper's OOD) minus the best other method's, per protocol. A suite that varies the data quality or the training-task
+    moderate, the paper's OOD) minus the best other method's, per protocol and dataset (an env
+    whose runs trained on several datasets, e.g. one per training-task count, gives one point
+    each: ``tables.gain_rows``). A suite that varies the data quality or the training-task
     count also gets the reference's gain over ``axis_baseline`` (FOCAL) at each value, with CIs.
     Raises ``ErtrlError`` (message naming the path) for a folder
     that is not a suite or cannot be written.
@@ -294,7 +297,9 @@ def write_report(
     except MetricsFileError as exc:
         div, unrecorded = {}, ordered(r.env for r in done)
         loaded.warnings.append(f"{exc} (diversity ignored)")
-    grows = gain_rows(rows, div, split=gain_split, stat=gain_stat, reference=reference)
+    grows = gain_rows(
+        rows, div, runs=done, split=gain_split, stat=gain_stat, reference=reference, notes=notes
+    )
     arows = axis_gain_rows(
         done, reference=reference, baseline=axis_baseline, reps=reps, confidence=confidence,
         random_state=random_state,

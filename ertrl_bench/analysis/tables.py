@@ -645,28 +645,65 @@ def gain_rows(
     rows: Sequence[Mapping],
     diversity: Mapping[str, DiversityRecord],
     *,
+    runs: Sequence[RunRecord] = (),
     split: str = "moderate",
     stat: str = "mean",
     reference: str = ERTRL,
+    notes: list[str] | None = None,
 ) -> list[dict]:
-    """Per env x protocol: ``reference``'s ``split`` score minus the best other method's.
+    """Per dataset x protocol: ``reference``'s ``split`` score minus the best other method's,
+    over the methods that trained on that dataset.
 
+    ``diversity`` is keyed by dataset (``RunRecord.data_label``: the env, or for an env whose
+    runs trained on several datasets, e.g. one per ``train_tasks``, the env and what selects
+    the dataset); the row's ``env`` is that key. ``runs`` (the finished runs) say which methods
+    trained on which dataset; a key no run has (a diversity given by env) takes every method of
+    that env. The reference is the method named ``reference``, else the one run that is it
+    under another name (``method_labels``: ertrl-t5); the other methods leave out its variants.
     ``split`` defaults to the moderate split (the paper's OOD); ``stat`` is the table's "mean"
     (as in the paper's tables) or "iqm".
     """
+    labels = method_labels(runs)
+    datasets_of: dict[tuple[str, str], set[str]] = {}  # (env, method) -> its runs' datasets
+    for r in runs:
+        if r.done:
+            datasets_of.setdefault((r.env, r.method), set()).add(r.data_label or r.env)
+    on: dict[str, tuple[str, set[str]]] = {}  # dataset -> (its env, the methods trained on it)
+    for (env, method), keys in datasets_of.items():
+        for key in keys:
+            on.setdefault(key, (env, set()))[1].add(method)
+    # a method trained on several datasets of one env under one name: its table row mixes them
+    spans = sorted(f"{m} ({env})" for (env, m), keys in datasets_of.items() if len(keys) > 1)
+    if spans and notes is not None:
+        notes.append(
+            f"Gain vs diversity leaves out {', '.join(spans)}: trained on several datasets under"
+            " one name, its table row mixes them (name each dataset's runs apart, as"
+            " suites/task-count.yaml does)."
+        )
     out = []
     protos = ordered((r["protocol"] for r in rows), PROTOCOL_ORDER)
     for proto in protos:
-        for env, div in diversity.items():
-            cand = [r for r in rows if (r["env"], r["split"], r["protocol"]) == (env, split, proto)]
-            mine = [r for r in cand if r["method"] == reference]
-            others = [r for r in cand if r["method"] != reference]
-            if not mine or not others:
+        for key, div in diversity.items():
+            env, methods = on.get(key, (key, None))
+            cand = [
+                r for r in rows
+                if (r["env"], r["split"], r["protocol"]) == (env, split, proto)
+                and (methods is None or r["method"] in methods)
+                and len(datasets_of.get((env, r["method"]), ())) <= 1
+            ]  # fmt: skip
+            mine = [r for r in cand if r["method"] == reference] or [
+                r for r in cand if labels.get(r["method"]) == reference
+            ]
+            others = [
+                r for r in cand if reference not in (r["method"], labels.get(r["method"]))
+            ]  # fmt: skip
+            if len(mine) != 1 or not others:
                 continue
             best = max(others, key=lambda r: r[stat])
             out.append(
                 {
-                    "env": env,
+                    "env": key,
+                    "family": env,  # not a CSV column: whether the points are envs (pearson)
                     "protocol": proto,
                     "split": split,
                     "diversity": float(div.value),
@@ -682,24 +719,30 @@ def gain_rows(
 
 
 def pearson(grows: Sequence[Mapping]) -> tuple[float | None, str]:
-    """Pearson r of gain vs diversity over envs, and a sentence saying it (or why it is absent).
+    """Pearson r of gain vs diversity over envs (or datasets, when an env has several), and a
+    sentence saying it (or why it is absent).
 
-    The paper reports r = 0.85 for ER-TRL's gain (docs/paper.md); the sentence quotes it only
-    when the reference method is ER-TRL, the method that number is about."""
+    The paper reports r = 0.85 for ER-TRL's gain over envs (docs/paper.md); the sentence quotes
+    it only when the reference method is ER-TRL, the method that number is about, and the
+    points are envs."""
+    envs = len({g.get("family", g["env"]) for g in grows}) == len(grows)
+    unit = "envs" if envs else "datasets"
     if len(grows) < 3:
         return (
             None,
-            f"Pearson r needs at least 3 envs with both results and diversity (have {len(grows)}).",
+            f"Pearson r needs at least 3 {unit} with both results and diversity"
+            f" (have {len(grows)}).",
         )
     x = np.array([g["diversity"] for g in grows])
     y = np.array([g["gain"] for g in grows])
     if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None, "Pearson r is undefined: diversity or gain is constant across envs."
+        return None, f"Pearson r is undefined: diversity or gain is constant across {unit}."
     from scipy.stats import pearsonr
 
     r, p = pearsonr(x, y)
-    paper = "; the paper reports 0.85 for ER-TRL" if grows[0].get("reference") == ERTRL else ""
-    return float(r), f"Pearson r = {r:.3f} (p = {p:.3g}, n = {len(grows)} envs){paper}."
+    quote = envs and grows[0].get("reference") == ERTRL
+    paper = "; the paper reports 0.85 for ER-TRL" if quote else ""
+    return float(r), f"Pearson r = {r:.3f} (p = {p:.3g}, n = {len(grows)} {unit}){paper}."
 
 
 # --------------------------------------------------------------------------- gain vs a suite axis
