@@ -9,7 +9,8 @@ numbers as an uninterrupted run on CPU. What one holds (``Checkpointer.save``):
   the data sampler's --, numpy, python ``random``; ``capture_rng``) and the agent: every
   network and optimizer, through the components' ``state_dict`` (``training.agent_state``);
 * ``run`` -- what the runner keeps: the training log so far, the evaluation history, the last
-  evaluation's z's and the time spent.
+  evaluation's z's, the time spent and the torch thread count the run started with (a resume
+  with another count is warned about: CPU numbers may then differ in the last bits).
 
 Checkpoints are written every ``checkpoint.every_minutes`` of wall time and after every
 evaluation (``config.CheckpointConfig``), atomically (temp file + ``os.replace``), and removed

@@ -15,6 +15,7 @@ worker pool and gets back, for runs whose CPU-only ending went to it, objects wi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -43,7 +44,8 @@ class LocalOptions(Strict):
     # runs at the same time, each in its own process; None: one per usable core (at most one
     # per run); 1: one after another in this process (progress bars stay readable)
     jobs: PositiveInt | None = None
-    # torch threads per run; None: usable cores // jobs (at least 1)
+    # torch threads per run; None: usable cores // jobs (at least 1) in worker processes, and
+    # torch's own default (one per core, or $OMP_NUM_THREADS) for runs in this process
     threads: PositiveInt | None = None
     # train one run at a time in this process (the GPU's) while `cpu_workers` worker processes
     # run the finished runs' probe regressions, the next run already training (docs/running.md)
@@ -69,6 +71,21 @@ class LocalOptions(Strict):
         if self.overlap and self.seeds_per_step > 1:
             raise ValueError("seeds_per_step and overlap are not combined yet: use one of them")
         return self
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Runs in this process use ``threads`` torch threads (None: torch's own default, one per
+    core or ``$OMP_NUM_THREADS``); the count before is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _init_worker(threads: int, parent_pid: int) -> None:
@@ -121,7 +138,8 @@ class LocalExecutor:
         self.options = options or LocalOptions()
 
     def plan(self, n_runs: int) -> tuple[int, int]:
-        """(jobs, threads) for ``n_runs`` runs on this machine."""
+        """(jobs, threads) for ``n_runs`` runs on this machine (threads: each worker
+        process's; with one job the runs train in this process, on ``threads`` if set)."""
         cores = usable_cores()
         # never more processes than runs (each holds torch and its data: ~1 GB)
         jobs = 1 if self.options.overlap else max(1, min(self.options.jobs or cores, n_runs))
@@ -143,13 +161,14 @@ class LocalExecutor:
         return self.options.jobs != 1 and not self.options.overlap
 
     def map(self, fn: Callable, specs: list) -> Iterator:
-        if self.options.overlap:
-            yield from self._map_overlapped(fn, specs)
-            return
         jobs, threads = self.plan(len(specs))
-        if jobs == 1 or len(specs) <= 1:
-            for spec in specs:
-                yield fn(spec)
+        if self.options.overlap or jobs == 1 or len(specs) <= 1:  # training in this process
+            with _torch_threads(self.options.threads):
+                if self.options.overlap:
+                    yield from self._map_overlapped(fn, specs)
+                else:
+                    for spec in specs:
+                        yield fn(spec)
             return
         ctx = multiprocessing.get_context("spawn")  # fork after torch's threads start can hang
         pool = ctx.Pool(jobs, initializer=_init_worker, initargs=(threads, os.getpid()))

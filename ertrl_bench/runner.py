@@ -533,6 +533,22 @@ def _note(message: str) -> None:
     console.print(message, markup=False, highlight=False)
 
 
+def _check_threads(spec: RunSpec, started: int, resume: dict) -> int:
+    """Warn when a run resumes with another torch thread count than it started with: on CPU
+    a sum split over N threads rounds differently, and training amplifies that, so the
+    resumed numbers may differ in the last bits from an uninterrupted run's. Returns
+    ``started`` (what the next checkpoint keeps)."""
+    now = torch.get_num_threads()
+    if started != now:
+        _note(
+            f"warning: {spec.run_id()} started with {started} torch thread(s) and resumes from"
+            f" step {resume['loop']['step']} with {now}: its numbers may differ in the last bits"
+            " from an uninterrupted run's. To avoid it, resume with the same count:"
+            f" ertrl-bench run ... --executor-opt threads={started}"
+        )
+    return started
+
+
 def _run_resuming(
     spec: RunSpec, rd: RunDir, device: torch.device, force: bool, cpu_pool=None
 ) -> tuple[dict | _ProbeInWorker, str]:
@@ -694,8 +710,10 @@ def _prepare(
     last_z: dict = {}
     # time of earlier attempts up to their checkpoint (the time after it was lost, not counted)
     before = {"train": 0.0, "eval": 0.0, "wall": 0.0}
+    threads = torch.get_num_threads()  # the count the run started with (checkpoints keep it)
     if resume is not None:
         run_part = resume["run"]
+        threads = _check_threads(spec, run_part.get("torch_threads", threads), resume)
         history = json.loads(run_part["history"])
         last_z = {
             split: {p: z.numpy() for p, z in by_protocol.items()}
@@ -734,6 +752,7 @@ def _prepare(
                 for split, zs in last_z.items()
             },
             "log": rd.read_log(),
+            "torch_threads": threads,
             "timing": {
                 "train": trained_s(),
                 "eval": timing["eval"],

@@ -4,7 +4,7 @@
 
     results/<suite>/suite.json             every expected run (id, method, env, seed)
     results/<suite>/<run_id>/spec.json     the resolved RunSpec
-    results/<suite>/<run_id>/env.json      versions, git SHA, device, plugins
+    results/<suite>/<run_id>/env.json      versions, git SHA, device, torch threads, plugins
     results/<suite>/<run_id>/log.jsonl     training log (one JSON object per line)
     results/<suite>/<run_id>/encodings.npz final z's per task for the z map (compressed)
     results/<suite>/<run_id>/metrics.json  final scores (the "done" marker)
@@ -357,5 +357,7 @@ def environment_info(device: str) -> dict:
         "gymnasium": gymnasium.__version__,
         "mujoco": mujoco.__version__,
         "device": device,
+        # on CPU a different count may change a run's numbers in the last bits (docs/running.md)
+        "torch_threads": torch.get_num_threads(),
         "plugins": {p["name"]: p["version"] for p in describe_plugins()},
     }

@@ -25,8 +25,9 @@ from ertrl_bench.backbones.brac import BRAC, BRACOptions
 from ertrl_bench.config import Strict
 from ertrl_bench.conformance import ConformanceError
 from ertrl_bench.errors import ErtrlError
+from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.plugins import get_registry, hookimpl
-from ertrl_bench.runner import execute, load_trained
+from ertrl_bench.runner import execute, load_trained, run_suite
 from ertrl_bench.store import RunDir
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import check_backbone
@@ -362,3 +363,32 @@ def test_every_builtin_backbone_restores_its_whole_state():
         entry = registry.get("backbones", name)
         if entry.plugin.startswith("ertrl_bench"):
             check_backbone(name, entry.options.model_validate({"hidden": [8]}))
+
+
+def test_resume_with_another_torch_thread_count_warns_once_naming_the_fix(tmp_path, capsys):
+    """On CPU a sum split over N threads rounds differently: env.json records each attempt's
+    count, the checkpoint the count the run started with, and a resume with another count says
+    so (the run, both counts, ``--executor-opt threads=N``)."""
+    spec = _one_run(tmp_path, every_minutes=0.001, keep=True)
+    rd = RunDir(tmp_path / "r", spec)
+    before = torch.get_num_threads()
+
+    def attempt(threads: int):
+        (out,) = run_suite([spec], tmp_path / "r", LocalExecutor(LocalOptions(threads=threads)))
+        assert out.status == "done" and torch.get_num_threads() == before  # count restored
+        return json.loads((rd.path / "env.json").read_text())["torch_threads"]
+
+    assert attempt(1) == 1
+    assert torch.load(rd.checkpoint_path, weights_only=True)["run"]["torch_threads"] == 1
+    capsys.readouterr()
+    rd.metrics_path.unlink()  # as if killed during the probe, after the last checkpoint
+    assert attempt(2) == 2  # this attempt's count
+    err = capsys.readouterr().err.replace("\n", "")
+    assert err.count("warning:") == 1
+    assert f"{spec.run_id()} started with 1 torch thread(s) and resumes from step 20 with 2" in err
+    assert "--executor-opt threads=1" in err
+    # the checkpoint keeps the count the run started with, not the resumed attempt's
+    assert torch.load(rd.checkpoint_path, weights_only=True)["run"]["torch_threads"] == 1
+    rd.metrics_path.unlink()
+    assert attempt(1) == 1
+    assert "warning:" not in capsys.readouterr().err
