@@ -108,6 +108,14 @@ def run(
     keep_checkpoints: bool = typer.Option(
         False, "--keep-checkpoints", help="Keep the last checkpoint of finished runs."
     ),
+    reuse: list[Path] = typer.Option(
+        [],
+        "--reuse",
+        metavar="RESULTS",
+        help="Copy, instead of training, each unfinished run whose spec equals a finished run's"
+        " in RESULTS (a suite's results folder, or a folder of them; repeatable) in all but the"
+        " suite's name. metrics.json records reused_from (docs/running.md).",
+    ),
 ):
     """Validate, then run every run of a suite (finished runs are skipped: resumable).
 
@@ -117,8 +125,12 @@ def run(
 
     Two processes may share a results folder: each run is locked while it runs, and runs the
     other process holds are waited for, not redone.
+
+    --reuse RESULTS copies the runs another suite already finished with the same spec (all but
+    the suite's name) instead of training them again.
     """
     from ertrl_bench.config import device_problem
+    from ertrl_bench.reuse import find_sources, reuse_finished
     from ertrl_bench.runner import data_first, run_suite, seed_groups
     from ertrl_bench.store import (
         CostMeter,
@@ -129,6 +141,9 @@ def run(
     from ertrl_bench.suite_loader import load_suite
 
     s, specs = load_suite(suite)
+    if reuse and force:
+        raise ErtrlError("--reuse copies finished runs, --force reruns them: give one of the two")
+    sources = find_sources(reuse)  # every --reuse folder checked before anything runs
     if device is not None:
         if problem := device_problem(device):
             raise ErtrlError(f"--device: {problem}")
@@ -159,15 +174,25 @@ def run(
         err.print("building the runs' datasets first (each once), then dispatching the runs")
 
     def show(o) -> None:
-        style = {"done": "green", "skipped": "cyan", "failed": "red"}.get(o.status, "yellow")
+        style = {"done": "green", "skipped": "cyan", "failed": "red", "reused": "cyan"}.get(
+            o.status, "yellow"
+        )
         err.print(f"[{style}]{o.status:>7}[/] {escape(f'{o.run_id} {o.message}')}", highlight=False)
 
     import os
     import platform
 
     meter = CostMeter()
-    outcomes = run_suite(specs, results_dir, ex, force=force, on_outcome=show)
-    counts = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "failed")}
+    reused = reuse_finished(specs, results_dir, sources, on_outcome=show) if sources else []
+    if reuse:
+        folders = ", ".join(map(str, reuse))
+        err.print(f"{len(reused)} of {len(specs)} run(s) reused from {folders}", markup=False)
+    copied = {o.run_id for o in reused}
+    rest = [sp for sp in specs if sp.run_id() not in copied]
+    outcomes = reused + run_suite(rest, results_dir, ex, force=force, on_outcome=show)
+    counts = {
+        k: sum(o.status == k for o in outcomes) for k in ("done", "reused", "skipped", "failed")
+    }
     record_invocation(
         results_dir, s.name,
         {**meter.read(), "runs": counts, "executor": executor, "options": list(executor_opt),

@@ -427,6 +427,12 @@ class Suite(Strict):
         return self
 
 
+#: RunSpec fields the run id leaves out: where and how a run is executed, not what it computes
+#: (device, checkpoint policy), and its components' package versions (a patch release must
+#: not discard finished work; ``runner._skipped`` flags them instead).
+NOT_IN_RUN_ID = ("device", "checkpoint", "versions")
+
+
 class RunSpec(Strict):
     """Everything that determines one run's numbers; its hash is the run id."""
 
@@ -450,6 +456,13 @@ class RunSpec(Strict):
         The method's component params and the train / eval numbers are the *resolved* values
         (family defaults included), so changing a family's default changes the id.
         """
-        payload = self.model_dump(mode="json", exclude={"device", "checkpoint", "versions"})
+        payload = self.model_dump(mode="json", exclude=set(NOT_IN_RUN_ID))
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.method.name}-{self.env.type}-s{self.seed}-{digest}"
+
+    def computation_key(self) -> str:
+        """What the run computes: the run id's payload without the suite's name (which only
+        names its folder). Two runs with equal keys give the same numbers (on CPU, bit for
+        bit), so ``run --reuse`` copies one finished run for the other (``ertrl_bench.reuse``)."""
+        payload = self.model_dump(mode="json", exclude={"suite", *NOT_IN_RUN_ID})
+        return json.dumps(payload, sort_keys=True)

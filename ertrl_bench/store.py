@@ -208,6 +208,13 @@ class RunDir:
         A ``metrics.json`` that does not fit the schema (so the run is redone) is kept aside as
         ``metrics.invalid.json``, not deleted: it may be someone's hand edit.
         """
+        self._clear_attempt()
+        atomic_write_json(self.path / "spec.json", self.spec.model_dump(mode="json"))
+        atomic_write_json(self.path / "env.json", environment_info(device))
+
+    def _clear_attempt(self) -> None:
+        """Remove what an unfinished previous attempt left (an invalid ``metrics.json`` is kept
+        aside as ``metrics.invalid.json``)."""
         self.path.mkdir(parents=True, exist_ok=True)
         if (
             self.metrics_path.is_file()
@@ -217,8 +224,37 @@ class RunDir:
             os.replace(self.metrics_path, self.path / "metrics.invalid.json")
         for name in ("metrics.json", "failed.json", "log.jsonl", "encodings.npz"):
             (self.path / name).unlink(missing_ok=True)
-        atomic_write_json(self.path / "spec.json", self.spec.model_dump(mode="json"))
-        atomic_write_json(self.path / "env.json", environment_info(device))
+
+    def copy_finished(self, source: Path, source_spec: RunSpec, reused_from: str) -> dict:
+        """Make this run a copy of the finished run in ``source`` (the same computation under
+        another suite's name: equal ``computation_key``), written as a run of this suite.
+
+        ``spec.json`` is the source's spec with this suite's name (its run id is this run's);
+        ``env.json`` and ``encodings.npz`` are copied as they are; ``log.jsonl`` gets one more
+        line ``{"reused_from": ...}`` and ``metrics.json`` (written last: the done marker) this
+        run's id and ``reused_from`` ("<suite>/<run id>"). Checkpoints, locks and
+        ``failed.json`` are not copied (an own unfinished attempt's checkpoint is removed);
+        nothing in ``source`` is written. Returns the metrics.
+        """
+        spec = source_spec.model_copy(update={"suite": self.spec.suite})
+        if spec.run_id() != self.spec.run_id():
+            raise ErtrlError(
+                f"{source}: not the same computation as {self.spec.run_id()}; not reused"
+            )
+        metrics = json.loads((source / "metrics.json").read_text(encoding="utf-8"))
+        metrics.update(run_id=self.spec.run_id(), reused_from=reused_from)
+        log = (source / "log.jsonl").read_bytes() if (source / "log.jsonl").is_file() else b""
+        log += (json.dumps({"reused_from": reused_from}) + "\n").encode()
+        self._clear_attempt()
+        self.checkpoint_path.unlink(missing_ok=True)
+        atomic_write_json(self.path / "spec.json", spec.model_dump(mode="json"))
+        atomic_write_bytes(self.path / "log.jsonl", lambda f: f.write(log))
+        for name in ("env.json", "encodings.npz"):
+            if (source / name).is_file():
+                data = (source / name).read_bytes()
+                atomic_write_bytes(self.path / name, lambda f, data=data: f.write(data))
+        self.write_metrics(metrics)
+        return metrics
 
     @property
     def checkpoint_path(self) -> Path:

@@ -27,8 +27,8 @@ def test_each_run_invocation_is_recorded_and_kept(tmp_path, monkeypatch):
     index = json.loads((results / "costed" / "suite.json").read_text())
     assert len(index["runs"]) == 1
     first, second = index["invocations"]
-    assert first["runs"] == {"done": 1, "skipped": 0, "failed": 0}
-    assert second["runs"] == {"done": 0, "skipped": 1, "failed": 0}
+    assert first["runs"] == {"done": 1, "reused": 0, "skipped": 0, "failed": 0}
+    assert second["runs"] == {"done": 0, "reused": 0, "skipped": 1, "failed": 0}
     assert first["wall_s"] > 0 and first["cpu_s"] > 0 and first["peak_rss_mb"] > 50
     assert first["executor"] == "local" and first["cpus"] >= 1
     assert second["wall_s"] < first["wall_s"]

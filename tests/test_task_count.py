@@ -160,4 +160,8 @@ def test_the_task_count_suite_runs_each_count_for_each_method_and_seed():
         (m if n == 20 else f"{m}-t{n}", n) for m in ("focal", "ertrl") for n in TRAIN_TASK_COUNTS
     }
     assert cells == dict.fromkeys(named, 5)
-    assert {tuple(s.eval.splits) for s in specs} == {("train", "iid", "moderate")}
+    # extreme only at 20 tasks: those runs are repro-point-robot's (test_reuse.py)
+    splits = {(s.env.params.get("train_tasks", 20), tuple(s.eval.splits)) for s in specs}
+    assert splits == {(n, ("train", "iid", "moderate")) for n in (5, 10, 40)} | {
+        (20, ("train", "iid", "moderate", "extreme"))
+    }
