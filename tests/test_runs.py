@@ -70,7 +70,8 @@ def test_same_config_and_seed_gives_identical_numbers(tmp_path):
 
 def test_killed_run_leaves_no_metrics_and_resumes(tmp_path):
     suite = tiny_suite(name="killme")
-    suite["train"].update(iterations=50, steps_per_iteration=50)
+    # far more steps than the test waits for, so a busy machine never lets it finish first
+    suite["train"].update(iterations=2000, steps_per_iteration=50)
     path = write_suite(tmp_path / "s.yaml", suite)
     results = tmp_path / "results"
     build_datasets(path)  # so the run is training when it is killed
