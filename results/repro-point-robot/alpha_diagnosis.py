@@ -25,6 +25,11 @@ checkpoints, the datasets' ``checkpoint`` column):
 * ``KL mix``: the *true* KL(pi || equal-weight mixture of the task's behavior checkpoints) at
   data states, Monte Carlo in pre-tanh space (tanh maps both sides alike, so the KL is the same);
   ``KL best ck``: min over checkpoints of the closed-form KL(pi || checkpoint) (Gaussians).
+* ``pi z-sens``: std, over the task's ordinary contexts, of the policy's mean action (tanh) at
+  the same state: how much the policy's action moves with z alone. ``|c| data``: the dual
+  critic's mean |c| on data actions (its output penalty holds |c| near 1 or below).
+* ``pen/rest grad``: on the policy's weights, |gradient of alpha x divergence| / |gradient of
+  the rest of the policy loss (log pi - Q)|, one batch per task, mean over tasks.
 * ``z within/between``: variance of z over contexts of one task / variance of the task means.
 
 Prints one markdown table (one row per run). The numbers depend on ``--seed`` only through the
@@ -88,6 +93,24 @@ def _log_window(run_dir: Path, step: int, key: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def _penalty_share(bb, s, a, z) -> float:
+    """|grad of alpha * divergence| / |grad of the rest of the policy loss (logp - Q)| on the
+    policy's weights, at one batch: > 1 means the divergence term steers the actor. Adam
+    normalises the step size, so once it dominates, a larger alpha no longer changes the step."""
+    params = list(bb.policy.parameters())
+    with torch.enable_grad():
+        mean, log_std = bb._pi_params(torch.cat([s, z], -1))
+        a_new, logp = tanh_gaussian_from_noise(mean, log_std, torch.randn_like(mean))
+        q_new = bb._q2(torch.cat([s, a_new, z], -1)).min(0).values
+        c_new = bb.c(torch.cat([s, a_new, z], -1)).squeeze(-1)
+        c_data = bb.c(torch.cat([s, a, z], -1)).squeeze(-1).detach()
+        pen = bb.alpha() * kl_dual(c_new, c_data).mean()
+        g_pen = torch.autograd.grad(pen, params, retain_graph=True)
+        g_rest = torch.autograd.grad((logp - q_new).mean(), params)
+    norm = lambda g: torch.sqrt(sum(x.pow(2).sum() for x in g))  # noqa: E731
+    return float(norm(g_pen) / norm(g_rest))
+
+
 @torch.no_grad()
 def diagnose(run_dir: Path, contexts: int, samples: int, seed: int) -> dict:
     trained = load_trained(run_dir)
@@ -100,6 +123,7 @@ def diagnose(run_dir: Path, contexts: int, samples: int, seed: int) -> dict:
     ck_acc, z_mix_all, z_task_labels = [], [], []
     div_mix, div_same, by_ck = [], [], {}
     pi_std, beh_std, spread, kl_mix, kl_best = [], [], [], [], []
+    z_sens, c_abs, grad_ratio = [], [], []
     for ti, task in enumerate(tasks):
         row, arrays = trained.rows[task.key], trained.data.arrays[task.key]
         ck = np.asarray(arrays["checkpoint"]).reshape(-1)
@@ -129,7 +153,8 @@ def diagnose(run_dir: Path, contexts: int, samples: int, seed: int) -> dict:
         z_mix_all.append(z_mix.numpy())
         z_task_labels += [ti] * contexts
         rl_idx = rng.choice(every, (contexts, rl_batch))
-        div, s, zr, mean, log_std = estimate(z_mix, _transitions(trained, row, rl_idx))
+        batch_all = _transitions(trained, row, rl_idx)
+        div, s, zr, mean, log_std = estimate(z_mix, batch_all)
         div_mix.append(div.mean().item())
         rl_ck = ck[rl_idx.reshape(-1)]
         for k, st in enumerate(steps):
@@ -143,6 +168,13 @@ def diagnose(run_dir: Path, contexts: int, samples: int, seed: int) -> dict:
 
         # 3. the policy against the behavior checkpoints that made the data, at the same states
         pi_std.append(log_std.exp().mean().item())
+        grad_ratio.append(_penalty_share(bb, s, _flat(batch_all.actions), zr))
+        s_fix = s[:rl_batch]  # the same states under each of the task's contexts' z
+        sz = torch.cat(
+            [s_fix.expand(contexts, -1, -1), z_mix[:, None].expand(-1, rl_batch, -1)], -1
+        )
+        z_sens.append(torch.tanh(bb._pi_params(sz)[0]).std(0).mean().item())
+        c_abs.append(bb.c(torch.cat([s, _flat(batch_all.actions), zr], -1)).abs().mean().item())
         beh = [
             load_behavior_policies(trained.data.path, [task], st).actor.mean_log_std(s[None])
             for st in steps
@@ -176,6 +208,9 @@ def diagnose(run_dir: Path, contexts: int, samples: int, seed: int) -> dict:
         "chance": 1.0 / len(by_ck),
         "task acc": _classify(z_all, labels, seed),
         "z within/between": float(within / means.var(0).sum()),
+        "pen/rest grad": float(np.mean(grad_ratio)),
+        "pi z-sens": float(np.mean(z_sens)),
+        "|c| data": float(np.mean(c_abs)),
         "pi std": float(np.mean(pi_std)),
         "beh std": float(np.mean(beh_std)),
         "ck spread": float(np.mean(spread)),
