@@ -22,6 +22,9 @@ checkpoints, the datasets' ``checkpoint`` column):
   each behavior checkpoint's pre-tanh std at the same states (the policies stored beside the
   data), mean over checkpoints. ``ck spread``: std of the C checkpoints' pre-tanh means at a state,
   in units of their own std (>1: the data's actions at a state are a spread-out mixture).
+* ``std clamped``: the fraction of (data state, action dim) where the policy's raw log-std is at
+  or above ``log_std_max`` (0): BRAC clamps it there, and the clamp passes no gradient, so no
+  loss term can narrow the policy at those states.
 * ``KL mix``: the *true* KL(pi || equal-weight mixture of the task's behavior checkpoints) at
   data states, Monte Carlo in pre-tanh space (tanh maps both sides alike, so the KL is the same);
   ``KL best ck``: min over checkpoints of the closed-form KL(pi || checkpoint) (Gaussians).
@@ -123,7 +126,7 @@ def diagnose(run_dir: Path, contexts: int, samples: int, seed: int) -> dict:
     ck_acc, z_mix_all, z_task_labels = [], [], []
     div_mix, div_same, by_ck = [], [], {}
     pi_std, beh_std, spread, kl_mix, kl_best = [], [], [], [], []
-    z_sens, c_abs, grad_ratio = [], [], []
+    z_sens, c_abs, grad_ratio, clamped = [], [], [], []
     for ti, task in enumerate(tasks):
         row, arrays = trained.rows[task.key], trained.data.arrays[task.key]
         ck = np.asarray(arrays["checkpoint"]).reshape(-1)
@@ -168,6 +171,8 @@ def diagnose(run_dir: Path, contexts: int, samples: int, seed: int) -> dict:
 
         # 3. the policy against the behavior checkpoints that made the data, at the same states
         pi_std.append(log_std.exp().mean().item())
+        raw_log_std = bb.policy(torch.cat([s, zr], -1)).chunk(2, -1)[1]
+        clamped.append((raw_log_std >= bb.o.log_std_max).float().mean().item())
         grad_ratio.append(_penalty_share(bb, s, _flat(batch_all.actions), zr))
         s_fix = s[:rl_batch]  # the same states under each of the task's contexts' z
         sz = torch.cat(
@@ -212,6 +217,7 @@ def diagnose(run_dir: Path, contexts: int, samples: int, seed: int) -> dict:
         "pi z-sens": float(np.mean(z_sens)),
         "|c| data": float(np.mean(c_abs)),
         "pi std": float(np.mean(pi_std)),
+        "std clamped": float(np.mean(clamped)),
         "beh std": float(np.mean(beh_std)),
         "ck spread": float(np.mean(spread)),
         "KL mix": float(np.mean(kl_mix)),
