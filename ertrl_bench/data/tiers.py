@@ -94,7 +94,8 @@ _SMOKE = dict(
 # on 4 hard tasks (v = 0.6, 1.1, 2.9, 3.5), the best trajectory of a checkpoint on the authors'
 # scale (100 = their R_max): at 30k steps (small) 52 / 67 / 81 / 50; at 60k 90 / 92 / 92 / 82; at
 # 70k 91 / 94 / 94 / 85; at 100k (this tier) 91 / 96 / 95 / 91: every one within 10% of the
-# authors'. One 30-task train + moderate build: ~66 ms CPU per step on one thread, so ~1 h 50 min.
+# authors'. The 30-task train + moderate build (2026-12-06, one thread): 1 h 40 min, every task's
+# best trajectory at 89.3-97.0 on the authors' scale (median 95.2; 29 of 30 at >= 90).
 # benchmarks/measured/cpu-2core-2026-12-06/NOTES.md.
 _LARGE = dict(
     sac_steps=100_000,
