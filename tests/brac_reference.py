@@ -93,6 +93,9 @@ class ReferenceBRAC:
 
         alpha = self.raw_alpha.clamp(0.0, self.alpha_max)
         a_new, logp, mean, log_std = self._pi(s, zr)
+        with torch.no_grad():  # the share of raw log-stds the clamp cuts (logged only)
+            raw = self.policy(torch.cat([s, zr], -1)).chunk(2, -1)[1]
+            at_clamp = ((raw < o.log_std_min) | (raw > o.log_std_max)).float().mean()
         sa_new = torch.cat([s, a_new, zr], -1)
         q_new = torch.min(self.q1(sa_new), self.q2(sa_new)).squeeze(-1)
         v_loss = F.mse_loss(self.v(torch.cat([s, zr], -1)).squeeze(-1), (q_new - logp).detach())
@@ -117,6 +120,7 @@ class ReferenceBRAC:
             "brac/c_loss": c_loss.detach(),
             "brac/divergence": div_mean,
             "brac/alpha": alpha,
+            "brac/log_std_at_clamp": at_clamp,
         }
 
 

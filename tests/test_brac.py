@@ -296,3 +296,17 @@ def test_compiled_step_equals_eager():
             assert float(logs[0][key]) == pytest.approx(float(logs[1][key]), rel=1e-4, abs=1e-5)
     for p, q in zip(eager.policy.parameters(), compiled.policy.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("bias, share", [(1.0, 1.0), (-1.0, 0.0)])
+def test_the_step_logs_the_share_of_log_stds_the_clamp_cuts(bias, share):
+    """Log-stds above log_std_max (0) get no gradient through the clamp: the log says how many."""
+    torch.manual_seed(0)
+    brac = BRAC(BRACOptions(hidden=(32, 32)), _problem())
+    head = [m for m in brac.policy if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias[DA:] = bias  # the second half of the head is the log-std
+    g = torch.Generator().manual_seed(1)
+    logs = brac.update(_batch(g), torch.zeros(M, L), torch.zeros(M, L))
+    assert float(logs["brac/log_std_at_clamp"]) == share

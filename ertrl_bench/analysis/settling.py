@@ -56,6 +56,7 @@ DIAGNOSTICS = {
     "brac/alpha": "BRAC alpha",
     "brac/q_loss": "Q loss",
     "brac/divergence": "divergence",
+    "brac/log_std_at_clamp": "log-std at clamp",
     "iql/q_loss": "IQL Q loss",
 }
 SETTLING_COLUMNS = (

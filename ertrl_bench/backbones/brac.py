@@ -80,8 +80,13 @@ def gradient_penalty(c: torch.nn.Module, s, z, a_intpl) -> torch.Tensor:
     return F.relu(torch.sqrt(EPS + grad.pow(2).sum(-1)) - 1.0).pow(2).mean()
 
 
-def _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha) -> dict:
-    """One BRAC step's log entries (the same keys for a run alone and a seed group)."""
+def _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha, at_clamp) -> dict:
+    """One BRAC step's log entries (the same keys for a run alone and a seed group).
+
+    ``brac/log_std_at_clamp`` is the fraction of the actor's log-std outputs outside
+    ``[log_std_min, log_std_max]``: the clamp passes them no gradient, and a run whose fraction
+    stays high cannot narrow its policy, so its divergence stays above the target and alpha
+    climbs (results/repro-point-robot/NOTES.md, "Why BRAC's alpha climbs in some runs")."""
     return {
         "brac/q_loss": q_loss.detach(),
         "brac/v_loss": v_loss.detach(),
@@ -89,7 +94,13 @@ def _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha) -> dict:
         "brac/c_loss": c_loss.detach(),
         "brac/divergence": div_mean,
         "brac/alpha": alpha,
+        "brac/log_std_at_clamp": at_clamp,
     }
+
+
+def _outside(raw: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Whether each raw log-std lies outside the clamp (a float mask: no gradient)."""
+    return ((raw < lo) | (raw > hi)).to(raw.dtype)
 
 
 class BRAC:
@@ -162,7 +173,9 @@ class BRAC:
     def _actor_losses(self, s, a, zr, noise, alpha):
         """V loss, policy loss and the per-sample divergence, from fresh policy actions."""
         sz = torch.cat([s, zr], -1)
-        mean, log_std = self._pi_params(sz)
+        mean, raw_log_std = self.policy(sz).chunk(2, -1)
+        log_std = raw_log_std.clamp(self.o.log_std_min, self.o.log_std_max)
+        at_clamp = _outside(raw_log_std.detach(), self.o.log_std_min, self.o.log_std_max).mean()
         a_new, logp = tanh_gaussian_from_noise(mean, log_std, noise)
         q_new = self._q2(torch.cat([s, a_new, zr], -1)).min(0).values
         v_loss = F.mse_loss(self.v(sz).squeeze(-1), (q_new - logp).detach())
@@ -172,7 +185,7 @@ class BRAC:
         div = kl_dual(c_new, c_data)
         reg = self.o.policy_reg * (mean.pow(2).mean() + log_std.pow(2).mean())
         policy_loss = (logp - q_new + alpha * div).mean() + reg
-        return v_loss, policy_loss, div.detach()
+        return v_loss, policy_loss, div.detach(), at_clamp
 
     # --- the three phases of a step (separate methods: the step benchmark times each) ---------
     def _update_c(self, batch: Transitions, z: torch.Tensor, sample_rl) -> torch.Tensor:
@@ -204,7 +217,7 @@ class BRAC:
         o = self.o
         alpha = self.alpha()
         noise = torch.randn(s.shape[0], a.shape[1], device=s.device, dtype=s.dtype)
-        v_loss, policy_loss, div = self._actor_fn(s, a, zr, noise, alpha)
+        v_loss, policy_loss, div, at_clamp = self._actor_fn(s, a, zr, noise, alpha)
         self.opt_v.zero_grad(set_to_none=True)
         self.opt_policy.zero_grad(set_to_none=True)
         # one backward for both (V's loss does not reach the actor, nor the actor's loss V)
@@ -213,7 +226,7 @@ class BRAC:
         self.opt_policy.step()
         div_mean = div.mean()
         self.raw_alpha.add_(o.alpha_lr * (div_mean - o.target_divergence))
-        return v_loss, policy_loss, div_mean, alpha
+        return v_loss, policy_loss, div_mean, alpha, at_clamp
 
     # --- protocol ------------------------------------------------------------------------------
     def update(
@@ -234,9 +247,9 @@ class BRAC:
 
         c_loss = self._update_c(batch, z, sample_rl)
         q_loss = self._update_q(s, a, s2, r, d, zr, zq)
-        v_loss, policy_loss, div_mean, alpha = self._update_actor(s, a, zr)
+        v_loss, policy_loss, div_mean, alpha, at_clamp = self._update_actor(s, a, zr)
         soft_update(self.v_target, self.v, o.tau)
-        return _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha)
+        return _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha, at_clamp)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, z: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
@@ -354,7 +367,10 @@ class BRACEnsemble(BRAC):
     def _actor_losses(self, s, a, zr, noise, alpha):
         k = s.shape[0]
         sz = torch.cat([s, zr], -1)
-        mean, log_std = self._pi_params(sz)
+        mean, raw_log_std = self.policy(sz).chunk(2, -1)
+        log_std = raw_log_std.clamp(self.o.log_std_min, self.o.log_std_max)
+        outside = _outside(raw_log_std.detach(), self.o.log_std_min, self.o.log_std_max)
+        at_clamp = outside.reshape(k, -1).mean(1)
         a_new, logp = tanh_gaussian_from_noise(mean, log_std, noise)
         q_new = self._q2(torch.cat([s, a_new, zr], -1)).min(1).values
         v_loss = (self.v(sz).squeeze(-1) - (q_new - logp).detach()).pow(2).mean(1)
@@ -366,7 +382,7 @@ class BRACEnsemble(BRAC):
             mean.pow(2).reshape(k, -1).mean(1) + log_std.pow(2).reshape(k, -1).mean(1)
         )
         policy_loss = (logp - q_new + alpha[:, None] * div).mean(1) + reg
-        return v_loss, policy_loss, div.detach()
+        return v_loss, policy_loss, div.detach(), at_clamp
 
     def _update_c(self, batch: Transitions, z: torch.Tensor, sample_rl) -> torch.Tensor:
         for _ in range(self.o.c_steps):
@@ -394,7 +410,7 @@ class BRACEnsemble(BRAC):
         o = self.o
         alpha = self.alpha()
         noise = self._randn((s.shape[1], a.shape[-1]), s)
-        v_loss, policy_loss, div = self._actor_fn(s, a, zr, noise, alpha)
+        v_loss, policy_loss, div, at_clamp = self._actor_fn(s, a, zr, noise, alpha)
         self.opt_v.zero_grad(set_to_none=True)
         self.opt_policy.zero_grad(set_to_none=True)
         (v_loss + policy_loss).sum().backward(
@@ -404,7 +420,7 @@ class BRACEnsemble(BRAC):
         self.opt_policy.step()
         div_mean = div.mean(1)
         self.raw_alpha.add_(o.alpha_lr * (div_mean - o.target_divergence))
-        return v_loss, policy_loss, div_mean, alpha
+        return v_loss, policy_loss, div_mean, alpha, at_clamp
 
     def update(self, batch, z_q, z, sample_rl=None) -> dict:
         o = self.o
@@ -414,6 +430,6 @@ class BRACEnsemble(BRAC):
         zr, zq = _broadcast_k(z, b), _broadcast_k(z_q, b)
         c_loss = self._update_c(batch, z, sample_rl)
         q_loss = self._update_q(s, a, s2, r, d, zr, zq)
-        v_loss, policy_loss, div_mean, alpha = self._update_actor(s, a, zr)
+        v_loss, policy_loss, div_mean, alpha, at_clamp = self._update_actor(s, a, zr)
         soft_update(self.v_target, self.v, o.tau)
-        return _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha)
+        return _step_logs(q_loss, v_loss, policy_loss, c_loss, div_mean, alpha, at_clamp)
