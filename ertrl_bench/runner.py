@@ -202,6 +202,22 @@ def execute(
     ``outcome()``.
     """
     rd = RunDir(results_root, spec)
+    if (claimed := _claim(rd, spec, force)) is not None:
+        return claimed
+    outcome = None
+    try:
+        outcome = _guarded(rd, spec.run_id(), partial(_run_alone, spec, rd, force, cpu_pool))
+        return outcome
+    finally:
+        if not isinstance(outcome, Deferred):  # a Deferred releases it at its outcome()
+            rd.lock.release()
+
+
+def _claim(rd: RunDir, spec: RunSpec, force: bool) -> Outcome | None:
+    """Take the run's lock to run it: None when taken (the caller releases it), else the run's
+    outcome without running it: ``skipped`` (done, perhaps by another process while we
+    looked), ``locked`` (another process holds it) or ``failed`` (a run folder or ``.lock``
+    that is not what it must be; a broken ``.lock`` is also recorded beside the run)."""
     rid = spec.run_id()
     if rd.is_done() and not force:
         return _skipped(rd, spec)
@@ -216,29 +232,19 @@ def execute(
         return Outcome(rid, "failed", str(exc))
     if not taken:
         return Outcome(rid, "locked", f"running in {rd.lock.owner()}")
-    deferred = None
-    try:
-        if rd.is_done() and not force:  # finished by another process while we looked
-            return _skipped(rd, spec)
-        try:
-            device = resolve_device(spec.device)
-            result, message = _run_resuming(spec, rd, device, force, cpu_pool)
-            if isinstance(result, _ProbeInWorker):
-                deferred = Deferred(rid, rd, result, message)
-                return deferred
-            return Outcome(rid, "done", message, metrics=result)
-        except KeyboardInterrupt:
-            _record_failure(rd, "interrupted", traceback.format_exc())
-            raise
-        except ErtrlError as exc:
-            _record_failure(rd, str(exc), traceback.format_exc())
-            return Outcome(rid, "failed", str(exc))
-        except Exception as exc:  # a bug in one run must not lose the others' results
-            _record_failure(rd, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-            return Outcome(rid, "failed", f"{type(exc).__name__}: {exc}")
-    finally:
-        if deferred is None:
-            rd.lock.release()
+    if rd.is_done() and not force:  # finished by another process while we looked
+        rd.lock.release()
+        return _skipped(rd, spec)
+    return None
+
+
+def _run_alone(spec: RunSpec, rd: RunDir, force: bool, cpu_pool=None) -> Outcome | Deferred:
+    """Run ``spec`` by itself (resuming its checkpoint): ``done``, or a ``Deferred`` when its
+    probe regressions went to ``cpu_pool``. Raises what the run raises (see ``_guarded``)."""
+    result, message = _run_resuming(spec, rd, resolve_device(spec.device), force, cpu_pool)
+    if isinstance(result, _ProbeInWorker):
+        return Deferred(spec.run_id(), rd, result, message)
+    return Outcome(spec.run_id(), "done", message, metrics=result)
 
 
 @dataclass
@@ -348,21 +354,25 @@ def data_first(executor) -> bool:
     return getattr(executor, "parallel", False) or getattr(executor, "builds_data_first", False)
 
 
-def _guarded(rd: RunDir, rid: str, attempt: Callable[[], tuple[dict, str]]) -> Outcome:
-    """``attempt()`` -> (metrics, message) as the run's outcome; a failure is recorded beside
-    the run and comes back as ``failed`` (Ctrl-C: recorded as ``interrupted``, re-raised)."""
+def _guarded(rd: RunDir, rid: str, attempt: Callable[[], Outcome | Deferred]) -> Outcome | Deferred:
+    """``attempt()``, the run's outcome; a failure is recorded beside the run and comes back as
+    ``failed``, so that a bug in one run does not lose the others' results (Ctrl-C: recorded
+    as ``interrupted``, re-raised)."""
     try:
-        metrics, message = attempt()
-        return Outcome(rid, "done", message, metrics=metrics)
+        return attempt()
     except KeyboardInterrupt:
         _record_failure(rd, "interrupted", traceback.format_exc())
         raise
-    except ErtrlError as exc:
-        _record_failure(rd, str(exc), traceback.format_exc())
-        return Outcome(rid, "failed", str(exc))
-    except Exception as exc:  # a bug in one run must not lose the others' results
-        _record_failure(rd, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        return Outcome(rid, "failed", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        error = _failure_message(exc)
+        _record_failure(rd, error, traceback.format_exc())
+        return Outcome(rid, "failed", error)
+
+
+def _failure_message(exc: Exception) -> str:
+    """A run's error as its outcome and ``failed.json`` say it: our own errors as written
+    (they name the fix), any other with its type (a bug: the type says which)."""
+    return str(exc) if isinstance(exc, ErtrlError) else f"{type(exc).__name__}: {exc}"
 
 
 def seed_groups(specs: list[RunSpec], k: int) -> list[list[RunSpec]]:
@@ -387,25 +397,9 @@ def execute_group(specs: list[RunSpec], results_root: Path, force: bool = False)
     held: list[tuple[RunSpec, RunDir]] = []
     try:
         for spec in specs:
-            rd, rid = RunDir(results_root, spec), spec.run_id()
-            if rd.is_done() and not force:
-                outcomes[rid] = _skipped(rd, spec)
-                continue
-            try:
-                rd.check_real_folders()
-                try:
-                    taken = rd.lock.acquire()
-                except ErtrlError as exc:
-                    _record_failure(rd, str(exc))
-                    raise
-            except ErtrlError as exc:
-                outcomes[rid] = Outcome(rid, "failed", str(exc))
-                continue
-            if not taken:
-                outcomes[rid] = Outcome(rid, "locked", f"running in {rd.lock.owner()}")
-            elif rd.is_done() and not force:
-                rd.lock.release()
-                outcomes[rid] = _skipped(rd, spec)
+            rd = RunDir(results_root, spec)
+            if (claimed := _claim(rd, spec, force)) is not None:
+                outcomes[spec.run_id()] = claimed
             else:
                 held.append((spec, rd))
         if held:
@@ -417,9 +411,8 @@ def execute_group(specs: list[RunSpec], results_root: Path, force: bool = False)
 
 
 def _one_at_a_time(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Outcome]:
-    device = resolve_device(held[0][0].device)
     return {
-        spec.run_id(): _guarded(rd, spec.run_id(), partial(_run_resuming, spec, rd, device, force))
+        spec.run_id(): _guarded(rd, spec.run_id(), partial(_run_alone, spec, rd, force))
         for spec, rd in held
     }
 
@@ -496,10 +489,7 @@ def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Out
             _record_failure(rd, "interrupted", traceback.format_exc())
         raise
     except Exception as exc:  # a bug in the group: every member fails with it, recorded
-        tb, what = (
-            traceback.format_exc(),
-            str(exc) if isinstance(exc, ErtrlError) else f"{type(exc).__name__}: {exc}",
-        )
+        tb, what = traceback.format_exc(), _failure_message(exc)
         for _, rd in held:
             _record_failure(rd, what, tb)
         return {spec.run_id(): Outcome(spec.run_id(), "failed", what) for spec, _ in held}
@@ -512,7 +502,11 @@ def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Out
             _record_failure(run.rd, str(exc))
             out[rid] = Outcome(rid, "failed", str(exc))
         else:
-            out[rid] = _guarded(run.rd, rid, lambda run=run: (_finish(run), message))
+            out[rid] = _guarded(
+                run.rd,
+                rid,
+                lambda run=run, rid=rid: Outcome(rid, "done", message, metrics=_finish(run)),
+            )
     return out
 
 
