@@ -725,18 +725,39 @@ def settle(
         " FROM-TO (the mean over the evaluations after FROM up to TO), e.g. 2k,5k-10k. Default:"
         " the spans between consecutive budgets.",
     ),
+    effect: float = typer.Option(
+        10.0,
+        "--effect",
+        help="The seed plan's target: the smallest difference (normalized points) the study"
+        " should detect; the plan gives the seeds a method for an MDE (Welch, 80% power,"
+        " two-sided 0.05) of at most this.",
+    ),
+    at: str | None = typer.Option(
+        None,
+        "--at",
+        help="The seed plan's budget: an evaluation step with a full window (e.g. 30k)."
+        " Default: the cheapest budget that settles every cell, else the last evaluation.",
+    ),
+    reference: str = typer.Option(
+        "ertrl", help="The seed plan compares this method with each other one (as the report)."
+    ),
 ):
-    """Where a study's runs settle: window tables, the budget rule, BRAC diagnostics.
+    """Where a study's runs settle: window tables, the budget rule, BRAC diagnostics, and how
+    many seeds a study at that budget needs.
 
     Prints markdown: per method, each run's mean over spans of evaluations and the s.d. of its
     last WINDOW; per method x split x protocol and budget B, the seed-mean score with B steps
     (mean of the last WINDOW evaluations up to B), its seed s.d., the trend across that window
     and the drift from the last window (B settles the cell when both are within the seed s.d.);
-    BRAC's alpha, Q loss and divergence per run at each budget. Writes settling.csv and
-    diagnostics.png into the folder. Reads the results only."""
+    BRAC's alpha, Q loss and divergence per run at each budget; the seed plan: per split x
+    protocol and per method against REFERENCE, the seed s.d.s at the plan's budget (--at),
+    today's MDE and the seeds a method for an MDE of at most EFFECT points if the spreads stay
+    as measured. Writes settling.csv and diagnostics.png into the folder. Reads the results
+    only."""
     from ertrl_bench.analysis.settling import (
         markdown,
         parse_spans,
+        parse_step,
         parse_steps,
         write_files,
     )
@@ -747,6 +768,9 @@ def settle(
         window=window,
         budgets=parse_steps(budgets) if budgets is not None else None,
         spans=parse_spans(spans) if spans is not None else None,
+        effect=effect,
+        reference=reference,
+        at=parse_step(at, "--at") if at is not None else None,
     )
     written = write_files(result)
     print(markdown(result), end="")

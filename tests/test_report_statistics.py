@@ -10,7 +10,12 @@ import pytest
 
 from ertrl_bench.analysis.report import write_report
 from ertrl_bench.errors import ErtrlError
-from ertrl_bench.measures.stats import authors_ttest, kendall_tau, min_detectable_effect
+from ertrl_bench.measures.stats import (
+    authors_ttest,
+    kendall_tau,
+    min_detectable_effect,
+    seeds_for_effect,
+)
 from tests.test_analysis_report import _index, _scores, _write_run
 
 
@@ -50,6 +55,9 @@ def test_comparison_columns_tests_effect_sizes_and_power(tmp_path):
     au = authors_ttest(a, b)
     assert float(row["authors_p"]) == pytest.approx(au.p) and int(row["authors_df"]) == 2
     assert float(row["mde_80"]) == pytest.approx(min_detectable_effect(a, b))
+    seeds = seeds_for_effect(np.std(a, ddof=1), np.std(b, ddof=1), 10.0)
+    assert int(row["seeds_mde_10"]) == seeds
+    assert (seeds <= 3) == (float(row["mde_80"]) <= 10)  # 3 seeds a side today
     assert float(row["diff_ci_low"]) <= float(row["diff"]) <= float(row["diff_ci_high"])
     # ertrl's runs are 10 above focal's on every OOD task, seed for seed: P(X > Y) per task
     # compares all seed pairs (seeds shift by 2 each), so it is high but not 1.
@@ -58,6 +66,8 @@ def test_comparison_columns_tests_effect_sizes_and_power(tmp_path):
     assert "does not beat" not in md
     train = rows[("train", "offline")]  # identical scores: nothing significant, MDE stated
     assert f"no difference larger than {float(train['mde_80']):.1f} could be detected" in md
+    assert "| MDE (80%) | seeds for MDE ≤ 10 | what it says |" in md
+    assert f"| {float(row['mde_80']):.1f} | {seeds} | no difference larger than" in md
 
 
 def test_score_change_over_the_window_is_reported_per_method(tmp_path):

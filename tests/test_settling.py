@@ -20,6 +20,7 @@ from ertrl_bench.measures.settling import (
     span_means,
     window_scores,
 )
+from ertrl_bench.measures.stats import seeds_for_effect
 from ertrl_bench.runner import execute
 from ertrl_bench.store import write_suite_index
 from ertrl_bench.suite_loader import load_suite
@@ -93,6 +94,7 @@ def test_settle_on_real_tiny_runs(cli, tiny_study, tmp_path):
     assert "focal, seeds 0 / 1:" in out and "| column | 0-20 | 20-40 | s.d. of the last 2 |" in out
     assert "runs: focal x 2" in out and "| method | column | 20 | last |" in out
     assert "| focal | BRAC alpha |" in out and "- left out: focal-s9 (missing)" in out
+    assert "- no finished ertrl run: no seed plan (--reference)" in out
     # the CSV's numbers are the runs' own: the mean of their 2 evaluations up to each budget
     curves = [
         json.loads((study / r / "metrics.json").read_text())["curve"]
@@ -147,6 +149,10 @@ def test_settle_errors_name_the_folder_and_the_fix(capsys, tiny_study, tmp_path)
         ((tiny_study, "-w", "2", "--spans", "30-20"), "--spans '30-20': FROM must be below TO"),
         ((tiny_study, "-w", "2", "--spans", "40-50"), "--spans 40-50: no evaluation in steps"),
         ((uneven, "-w", "2"), "the budget rule compares runs at the same evaluations"),
+        ((tiny_study, "-w", "2", "--effect", "0"), "--effect 0: the target MDE is a positive"),
+        ((tiny_study, "-w", "2", "--at", "10"), "--at 10: not an evaluation step of"),
+        ((tiny_study, "-w", "2", "--at", "25"), "pick one from 20 to 40"),
+        ((tiny_study, "-w", "2", "--reference", "csro"), "--reference 'csro': no finished run"),
     ):  # fmt: skip
         code, text = _main(capsys, *args)
         assert code == 2, text
@@ -162,3 +168,45 @@ def test_the_convergence_study_notes_quote_settle():
     rows = [line for line in (study / "NOTES.md").read_text().splitlines() if line.startswith("| ")]
     assert len(rows) > 30
     assert [r for r in rows if r not in out.splitlines()] == []
+
+
+def test_the_seed_plan_of_the_convergence_study_is_the_reports_power():
+    """At the last evaluation (no budget settles every cell) the plan's spreads are the budget
+    table's, its MDE and seeds are the report's ttest.csv columns; a smaller effect or another
+    budget re-sizes it; a study without a pair has no plan."""
+    study = REPO / "results" / "converge-point-robot"
+    s = settle(study)
+    assert s.plan_at == 30000 and not s.plan_settled and len(s.plan) == 6  # 2 splits x 3
+    with open(study / "settling.csv") as fh:
+        sds = {
+            (r["method"], r["split"], r["protocol"], int(r["budget"])): float(r["seed_sd"])
+            for r in csv.DictReader(fh)
+        }
+    with open(study / "ttest.csv") as fh:
+        tests = {(r["split"], r["protocol"]): r for r in csv.DictReader(fh) if r["scale"] == "ours"}
+    for r in s.plan:
+        split, proto = r.column
+        assert (r.reference, r.method) == ("ertrl", "focal")
+        assert r.sd_reference == pytest.approx(sds[("ertrl", split, proto, 30000)])
+        assert r.sd_method == pytest.approx(sds[("focal", split, proto, 30000)])
+        assert r.seeds == seeds_for_effect(r.sd_reference, r.sd_method, 10.0)
+        assert r.mde == pytest.approx(float(tests[r.column]["mde_80"]))
+        assert r.seeds == int(tests[r.column]["seeds_mde_10"])
+    out = markdown(s)
+    assert "## Seeds for MDE ≤ 10" in out and "At 30k (the last evaluation" in out
+    assert "| OOD non_prior | focal | 6.1 | 2.3 | 3 vs 3 | 17.7 | 6 |" in out
+    assert "in every column: 19 (OOD offline, ertrl vs focal)" in out
+
+    strict = settle(study, effect=5.0, at=15000)
+    assert strict.plan_at == 15000 and "At 15k (chosen with --at" in markdown(strict)
+    for r, loose in zip(strict.plan, settle(study, at=15000).plan, strict=True):
+        assert r.sd_reference == pytest.approx(sds[("ertrl", *r.column, 15000)])
+        assert r.seeds >= loose.seeds
+    swapped = markdown(settle(study, reference="focal"))
+    assert "| column | vs | s.d. focal | s.d. vs |" in swapped
+    assert "| OOD non_prior | ertrl | 2.3 | 6.1 | 3 vs 3 | 17.7 | 6 |" in swapped
+
+
+def test_a_study_of_one_method_has_no_seed_plan(tiny_study):
+    out = markdown(settle(tiny_study, window=2, reference="focal"))
+    assert "no pair of focal and another method: no seed plan" in out

@@ -16,6 +16,7 @@ from ertrl_bench.measures.stats import (
     min_detectable_effect,
     probability_of_improvement,
     probability_of_improvement_ci,
+    seeds_for_effect,
     stratified_bootstrap_ci,
 )
 
@@ -123,6 +124,43 @@ def test_min_detectable_effect_has_80_percent_power():
     assert power == pytest.approx(0.8, abs=0.04)
     assert min_detectable_effect(2 * a, 2 * a) == pytest.approx(2 * d)  # scales with spread
     assert np.isnan(min_detectable_effect([1.0], a))
+
+
+def _with_sd(n: int, sd: float, shift: float = 0.0) -> np.ndarray:
+    """``n`` per-seed scores whose sample s.d. (ddof 1) is exactly ``sd``."""
+    z = np.linspace(-1.0, 1.0, n)
+    return shift + z / z.std(ddof=1) * sd
+
+
+@pytest.mark.parametrize(("sd_a", "sd_b", "effect"), [(4.5, 4.5, 10.0), (6.1, 3.1, 10.0),
+                                                      (18.4, 0.7, 7.0), (1.0, 0.0, 2.5)])  # fmt: skip
+def test_seeds_for_effect_is_the_smallest_n_min_detectable_effect_accepts(sd_a, sd_b, effect):
+    n = seeds_for_effect(sd_a, sd_b, effect)
+    assert n is not None and n >= 2
+    assert min_detectable_effect(_with_sd(n, sd_a, 50.0), _with_sd(n, sd_b)) <= effect
+    if n > 2:
+        assert min_detectable_effect(_with_sd(n - 1, sd_a, 50.0), _with_sd(n - 1, sd_b)) > effect
+
+
+def test_seeds_for_effect_grows_with_the_spread_and_shrinks_with_the_effect():
+    by_effect = [seeds_for_effect(5.0, 4.0, d) for d in (2.0, 5.0, 10.0, 20.0)]
+    assert by_effect == sorted(by_effect, reverse=True) and by_effect[0] > by_effect[-1]
+    by_sd = [seeds_for_effect(sd, 4.0, 10.0) for sd in (1.0, 5.0, 10.0, 20.0)]
+    assert by_sd == sorted(by_sd) and by_sd[0] < by_sd[-1]
+    assert seeds_for_effect(5.0, 4.0, 10.0) == seeds_for_effect(4.0, 5.0, 10.0)  # symmetric
+    assert seeds_for_effect(2 * 5.0, 2 * 4.0, 2 * 10.0) == seeds_for_effect(5.0, 4.0, 10.0)
+    assert seeds_for_effect(0.1, 0.1, 10.0) == 2  # the smallest n a t-test has
+
+
+def test_seeds_for_effect_says_none_past_the_cap_and_refuses_what_it_cannot_size():
+    assert seeds_for_effect(30.0, 30.0, 1.0, max_seeds=50) is None
+    assert seeds_for_effect(30.0, 30.0, 1.0) is None  # ~14000 seeds: past the default 1000
+    with pytest.raises(ValueError, match="no spread"):
+        seeds_for_effect(0.0, 0.0, 10.0)
+    with pytest.raises(ValueError, match="two seeds"):
+        seeds_for_effect(float("nan"), 1.0, 10.0)
+    with pytest.raises(ValueError, match="positive"):
+        seeds_for_effect(1.0, 1.0, 0.0)
 
 
 def test_kendall_tau():

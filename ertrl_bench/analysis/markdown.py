@@ -10,14 +10,16 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .tables import PROTOCOL_ORDER, SPLIT_ORDER, ordered, split_label
+from ertrl_bench.measures.stats import MAX_SEEDS
+
+from .tables import PLAN_EFFECT, PROTOCOL_ORDER, SPLIT_ORDER, ordered, split_label
 
 if TYPE_CHECKING:
     from .report import Report
 
 __all__ = [
     "SPLIT_HEADERS", "MISSING", "render", "fmt_ci", "fmt_ms", "fmt_mean_ci", "scoring_rule",
-    "verdict",
+    "verdict", "fmt_seeds",
 ]  # fmt: skip
 
 #: Column headers of the splits in report.md.
@@ -38,6 +40,14 @@ def _finite(x: Any) -> bool:
 
 def _f(x: Any, digits: int = 1) -> str:
     return f"{x:.{digits}f}" if _finite(x) else MISSING
+
+
+def fmt_seeds(n: Any) -> str:
+    """A seeds-needed count (``tables.seeds_needed``): the number, ``>1000`` past
+    ``stats.MAX_SEEDS`` (inf), the em dash when there was nothing to size from."""
+    if isinstance(n, float) and math.isinf(n):
+        return f">{MAX_SEEDS}"
+    return f"{int(n)}" if _finite(n) else MISSING
 
 
 def fmt_ci(r: Mapping) -> str:
@@ -102,7 +112,8 @@ def _comparison_markdown(tsub: Sequence[Mapping], authors_scale: bool = False) -
         "paper's test (one-sided, ddof-0 stds, df = n - 1; about half of Welch's p near "
         f"0.05); P({ref} > other) = rliable's probability of improvement [95% CI]; MDE = the "
         "smallest difference Welch's test detects with 80% power at two-sided alpha 0.05, "
-        "given the observed spread.",
+        f"given the observed spread; seeds for MDE ≤ {PLAN_EFFECT:g} = the seeds a method that "
+        "bring the MDE there at the observed spread.",
         "",
     ]
     if authors_scale:
@@ -126,10 +137,12 @@ def _comparison_markdown(tsub: Sequence[Mapping], authors_scale: bool = False) -
         body.append(
             [SPLIT_HEADERS.get(t["split"], t["split"]), t["baseline"],
              f"{t['n_method']} vs {t['n_baseline']}", delta, _fmt_p(t["welch_p"]),
-             _fmt_p(t["authors_p"]), poi, _f(t["mde_80"]), verdict(t)]
+             _fmt_p(t["authors_p"]), poi, _f(t["mde_80"]), fmt_seeds(t.get("seeds_mde_10")),
+             verdict(t)]
         )  # fmt: skip
     header = ["split", "vs", "seeds", "Δ [95% CI]", "Welch p", "authors' p",
-              f"P({ref} > other)", "MDE (80%)", "what it says"]  # fmt: skip
+              f"P({ref} > other)", "MDE (80%)", f"seeds for MDE ≤ {PLAN_EFFECT:g}",
+              "what it says"]  # fmt: skip
     return intro + _md_table(header, body)
 
 

@@ -11,9 +11,13 @@ and computes, with ``ertrl_bench.measures.settling``:
   protocol, and the budgets that settle every cell;
 * the **diagnostics**: each logged quantity of ``DIAGNOSTICS`` per run, averaged over the steps
   since the previous evaluation, at each budget (table) and at every evaluation
-  (``diagnostics.png``, beside the offline curves).
+  (``diagnostics.png``, beside the offline curves);
+* the **seed plan**: at one budget (the cheapest that settles every cell, else the last
+  evaluation), per column and per method against the reference (ERTRL, as the report), the seed
+  s.d.s, today's MDE and the seeds a method for an MDE of at most ``effect`` points
+  (``tables.seeds_needed``: Welch's two-sided test, 80% power, as the report's MDE).
 
-``markdown`` renders the three tables; ``write_files`` writes ``settling.csv`` (the budget
+``markdown`` renders the four tables; ``write_files`` writes ``settling.csv`` (the budget
 table) and ``diagnostics.png`` into the study folder. Bad input raises ``ErtrlError`` naming
 the folder or run and the fix.
 """
@@ -36,17 +40,22 @@ from ertrl_bench.measures.settling import (
     interval_means,
     span_means,
 )
+from ertrl_bench.measures.stats import min_detectable_effect
 
 from .load import RunRecord, load_suite, suite_dirs
-from .tables import curve_keys, ordered, split_label
+from .markdown import fmt_seeds
+from .tables import ERTRL, PLAN_EFFECT, curve_keys, ordered, seeds_needed, split_label
 
 __all__ = [
     "DIAGNOSTICS",
     "SETTLING_COLUMNS",
+    "PlanRow",
     "Settling",
+    "parse_step",
     "parse_steps",
     "parse_spans",
     "settle",
+    "seed_plan",
     "markdown",
     "write_files",
 ]
@@ -82,6 +91,22 @@ class Group:
         return f"{self.env} {self.method}" if several_envs else self.method
 
 
+@dataclass(frozen=True)
+class PlanRow:
+    """The reference against one other method in one column, at the plan's budget."""
+
+    env: str
+    column: Column
+    reference: str
+    method: str
+    sd_reference: float  # seed s.d. (ddof 1) of the scores with the plan's budget
+    sd_method: float
+    n_reference: int  # seeds measured
+    n_method: int
+    mde: float  # min_detectable_effect at today's seeds (80% power, two-sided 0.05)
+    seeds: float  # seeds a method for mde <= effect (tables.seeds_needed: inf past the cap)
+
+
 @dataclass
 class Settling:
     """Everything ``settle`` computed for one study folder."""
@@ -94,6 +119,11 @@ class Settling:
     columns: list[Column]
     groups: list[Group]
     notes: list[str] = field(default_factory=list)
+    effect: float = PLAN_EFFECT  # the seed plan's target MDE, normalized points
+    reference: str = ERTRL
+    plan_at: int | None = None  # the seed plan's budget; None: no plan
+    plan_settled: bool = False  # plan_at is the cheapest budget that settles every cell
+    plan: list[PlanRow] = field(default_factory=list)
 
     @property
     def final(self) -> int:
@@ -121,6 +151,11 @@ def _step(text: str, option: str) -> int:
     if value < 0 or value != int(value):
         raise ErtrlError(f"{option} {text!r}: expected a gradient step such as 5000 or 5k")
     return int(value)
+
+
+def parse_step(text: str, option: str) -> int:
+    """``"30k"`` -> ``30000``; ``ErtrlError`` naming ``option`` otherwise."""
+    return _step(text, option)
 
 
 def parse_steps(text: str, option: str = "--budgets") -> list[int]:
@@ -265,6 +300,48 @@ def _checked_spans(spans: Sequence[tuple[int | None, int]], steps: list[int], fo
     return list(spans)
 
 
+def _checked_plan_budget(at: int | None, s: Settling) -> tuple[int, bool]:
+    """``--at`` (any evaluation step with a full window), else the cheapest budget that settles
+    every cell, else the last evaluation; and whether it is that settled budget."""
+    if at is None:
+        settled = s.settled_budgets()
+        return (settled[0], True) if settled else (s.final, False)
+    if at not in s.steps or s.steps.index(at) < s.window - 1:
+        raise ErtrlError(
+            f"--at {at}: not an evaluation step of {s.path} with a full window; pick one from"
+            f" {s.steps[s.window - 1]} to {s.steps[-1]} (the runs are evaluated every"
+            f" {s.steps[1] - s.steps[0]} steps)"
+        )
+    return at, False
+
+
+def seed_plan(s: Settling, at: int | None = None) -> list[PlanRow]:
+    """The seed plan at ``at`` (``_checked_plan_budget``) for every env that has a reference
+    group; sets ``s.plan_at``, ``s.plan_settled`` and notes an env without the reference."""
+    s.plan_at, s.plan_settled = _checked_plan_budget(at, s)
+    rows = []
+    for env in ordered(g.env for g in s.groups):
+        groups = [g for g in s.groups if g.env == env]
+        ref = next((g for g in groups if g.method == s.reference), None)
+        if ref is None:
+            where = f" of {env}" if s.several_envs else ""
+            s.notes.append(f"no finished {s.reference} run{where}: no seed plan (--reference)")
+            continue
+        for g in (g for g in groups if g is not ref):
+            for col in s.columns:
+                a = budget_cell(s.steps, ref.values[col], s.plan_at, s.window)
+                b = budget_cell(s.steps, g.values[col], s.plan_at, s.window)
+                rows.append(
+                    PlanRow(
+                        env=env, column=col, reference=ref.method, method=g.method,
+                        sd_reference=a.sd, sd_method=b.sd, n_reference=len(a.scores),
+                        n_method=len(b.scores), mde=min_detectable_effect(a.scores, b.scores),
+                        seeds=seeds_needed(a.scores, b.scores, s.effect),
+                    )
+                )  # fmt: skip
+    return rows
+
+
 def _group(env: str, method: str, members: list[RunRecord], columns: list[Column]) -> Group:
     """One method's runs with their curves as ``[seeds, evaluations]`` per column."""
     values = {}
@@ -282,16 +359,23 @@ def settle(
     window: int = 5,
     budgets: Sequence[int] | None = None,
     spans: Sequence[tuple[int | None, int]] | None = None,
+    effect: float = PLAN_EFFECT,
+    reference: str = ERTRL,
+    at: int | None = None,
 ) -> Settling:
-    """The window, budget and diagnostics tables of the study folder ``path`` (module doc).
+    """The window, budget, diagnostics and seed-plan tables of the study folder ``path`` (module
+    doc).
 
     ``budgets``: default ``measures.settling.default_budgets``; ``spans``: default the spans
-    between consecutive budgets and the last evaluation. Raises ``ErtrlError`` naming the
-    folder or run and the fix when there is nothing to compute.
+    between consecutive budgets and the last evaluation; ``effect``, ``reference``, ``at``: the
+    seed plan's target MDE (points), reference method and budget (``seed_plan``). Raises
+    ``ErtrlError`` naming the folder or run and the fix when there is nothing to compute.
     """
     folder = _study_folder(Path(path))
     if window < 2:
         raise ErtrlError(f"--window {window}: at least 2 (a trend needs two evaluations)")
+    if not (np.isfinite(effect) and effect > 0):
+        raise ErtrlError(f"--effect {effect:g}: the target MDE is a positive number of points")
     suite = load_suite(folder)
     runs = [r for r in suite.done if r.metrics is not None and r.metrics.curve]
     if not runs:
@@ -327,7 +411,13 @@ def settle(
                     " none of its cells"
                 )
             groups.append(group)
-    return Settling(
+    methods = {g.method for g in groups}
+    if reference != ERTRL and reference not in methods:
+        raise ErtrlError(
+            f"--reference {reference!r}: no finished run of it in {folder} (methods: "
+            f"{', '.join(ordered(methods))})"
+        )
+    result = Settling(
         path=folder,
         window=window,
         steps=steps,
@@ -336,7 +426,11 @@ def settle(
         columns=columns,
         groups=groups,
         notes=notes,
+        effect=effect,
+        reference=reference,
     )
+    result.plan = seed_plan(result, at)
+    return result
 
 
 # --------------------------------------------------------------------------- rendering
@@ -433,8 +527,57 @@ def diagnostics_markdown(s: Settling) -> list[str]:
     ]
 
 
+def _one(value: float) -> str:
+    """One decimal; the em dash when not finite (one seed: no s.d., no MDE)."""
+    return f"{value:.1f}" if np.isfinite(value) else "—"
+
+
+def plan_markdown(s: Settling) -> list[str]:
+    if s.plan_at is None or not s.plan:
+        return [f"no pair of {s.reference} and another method: no seed plan"]
+    why = (
+        "the cheapest budget that settles every cell"
+        if s.plan_settled
+        else "the last evaluation: the suite's own score"
+        if s.plan_at == s.final
+        else "chosen with --at"
+    )
+    first = s.steps[s.steps.index(s.plan_at) - s.window + 1]
+    header = ["column", "vs", f"s.d. {s.reference}", "s.d. vs", "seeds now", "MDE now",
+              f"seeds for MDE ≤ {s.effect:g}"]  # fmt: skip
+    body = [
+        [_column_label(r.column), f"{r.env} {r.method}" if s.several_envs else r.method,
+         _one(r.sd_reference), _one(r.sd_method), f"{r.n_reference} vs {r.n_method}",
+         _one(r.mde), fmt_seeds(r.seeds)]
+        for r in sorted(s.plan, key=lambda r: s.columns.index(r.column))
+    ]  # fmt: skip
+    sized = [r for r in s.plan if not np.isnan(r.seeds)]
+    most = max(sized, key=lambda r: r.seeds, default=None)
+    return [
+        f"At {step_label(s.plan_at)} ({why}; a score is the mean of the evaluations"
+        f" {step_label(first)}-{step_label(s.plan_at)}), per column: the seed s.d. (ddof 1) of"
+        f" {s.reference}'s and the other method's scores; MDE now = the smallest difference"
+        f" Welch's two-sided test (alpha 0.05) detects with 80% power at the seeds measured"
+        f" (the report's MDE); the last column = the seeds a method that bring it to at most"
+        f" {s.effect:g} points if the spreads stay as measured (--effect; — with fewer than 2"
+        f" seeds a side or no spread).",
+        "",
+        *_table(header, body),
+        "",
+        "seeds a method for MDE ≤ "
+        + f"{s.effect:g} in every column: "
+        + (
+            f"{fmt_seeds(most.seeds)} ({_column_label(most.column)}, {most.reference} vs"
+            f" {most.method})"
+            if most
+            else "—"
+        ),
+    ]
+
+
 def markdown(s: Settling) -> str:
-    """The window tables, the budget table and the diagnostics table, with the notes."""
+    """The window tables, the budget table, the diagnostics table and the seed plan, with the
+    notes."""
     lines = [
         f"# Where the runs of {s.path.name} settle",
         "",
@@ -452,6 +595,10 @@ def markdown(s: Settling) -> str:
         "## Diagnostics",
         "",
         *diagnostics_markdown(s),
+        "",
+        f"## Seeds for MDE ≤ {s.effect:g}",
+        "",
+        *plan_markdown(s),
     ]
     if s.notes:
         lines += ["", *(f"- {n}" for n in s.notes)]

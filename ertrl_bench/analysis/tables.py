@@ -31,6 +31,7 @@ from ertrl_bench.measures.stats import (
     mean_std,
     min_detectable_effect,
     probability_of_improvement_ci,
+    seeds_for_effect,
     welch_ttest,
 )
 from ertrl_bench.results_schema import DiversityRecord, is_number
@@ -86,6 +87,9 @@ SPLIT_ORDER = ("train", "moderate", "extreme", "iid")
 PROTOCOL_ORDER = ("offline", "online", "non_prior", "non-prior")
 TTEST_SPLITS = ("train", "moderate")  # the paper's t-test splits
 ERTRL = "ertrl"
+#: The difference (normalized points) a study should be able to detect: ``ttest.csv``'s
+#: ``seeds_mde_10`` is the seeds a method for an MDE (80% power) of at most this much.
+PLAN_EFFECT = 10.0
 #: ours = our behavior data's R_min / R_max per task; authors = the ER-TRL authors' constants;
 #: success = not a return: the success rate in percent (families that report success).
 SCALES = ("ours", "authors", "success")
@@ -99,7 +103,7 @@ TTEST_COLUMNS = (
     "env", "scale", "protocol", "group", "split", "method", "baseline", "n_method", "n_baseline",
     "mean_method", "mean_baseline", "diff", "diff_ci_low", "diff_ci_high",
     "welch_t", "welch_p", "authors_t", "authors_p", "authors_df",
-    "poi", "poi_ci_low", "poi_ci_high", "mde_80",
+    "poi", "poi_ci_low", "poi_ci_high", "mde_80", "seeds_mde_10",
 )  # fmt: skip
 CURVE_COLUMNS = (
     "env", "method", "split", "protocol", "step", "n_seeds", "mean", "ci_low", "ci_high",
@@ -316,6 +320,22 @@ def expertise_rows(runs: Sequence[RunRecord]) -> list[dict]:
     return rows
 
 
+def seeds_needed(a, b, effect: float = PLAN_EFFECT) -> float:
+    """Seeds a method for Welch's MDE (80% power, two-sided 0.05) <= ``effect`` at the seed s.d.s
+    of the per-seed scores ``a`` and ``b`` (``stats.seeds_for_effect``): the count, inf when more
+    than ``stats.MAX_SEEDS`` would be needed, NaN when a side has fewer than 2 finite scores or
+    neither has any spread (nothing to size from)."""
+    a, b = (np.asarray(x, dtype=float).reshape(-1) for x in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:
+        return float("nan")
+    sd_a, sd_b = float(a.std(ddof=1)), float(b.std(ddof=1))
+    if sd_a == 0 and sd_b == 0:
+        return float("nan")
+    n = seeds_for_effect(sd_a, sd_b, effect)
+    return float("inf") if n is None else n
+
+
 def ttest_rows(
     cells: Mapping[tuple[str, str, str, str], Cell],
     *,
@@ -331,8 +351,10 @@ def ttest_rows(
     the difference of means with its 95% agent-bootstrap CI; Welch's two-sided test; the
     authors' test (``stats.authors_ttest``: one-sided, ddof-0 stds, df = n - 1); rliable's
     probability that a run of ``reference`` beats one of the other on a task, P(X > Y), with
-    its CI (over the tasks both scored); and the smallest difference Welch's test would detect
-    with 80% power at two-sided alpha 0.05 given the observed spread (``mde_80``).
+    its CI (over the tasks both scored); the smallest difference Welch's test would detect
+    with 80% power at two-sided alpha 0.05 given the observed spread (``mde_80``), and the seeds
+    a method that would bring it to ``PLAN_EFFECT`` points at that spread (``seeds_mde_10``,
+    ``seeds_needed``).
     """
     rows = []
     keys = list(cells)
@@ -386,6 +408,7 @@ def ttest_rows(
                             "poi_ci_low": poi.low if poi else nan,
                             "poi_ci_high": poi.high if poi else nan,
                             "mde_80": min_detectable_effect(a, b),
+                            "seeds_mde_10": seeds_needed(a, b),
                         }
                     )
     return rows

@@ -30,6 +30,7 @@ _EXPORTS = {
     "probability_of_improvement": "stats",
     "authors_ttest": "stats",
     "min_detectable_effect": "stats",
+    "seeds_for_effect": "stats",
     "w2_between_samples": "wasserstein",
     "policy_distance": "wasserstein",
     "pairwise_distance_matrix": "wasserstein",

@@ -17,7 +17,8 @@ what we need is written here and checked against hand-computed values in the tes
   Kept for comparison: it treats tasks of one run as independent and is too narrow here.
 * ``difference_ci``, ``probability_of_improvement``: effect sizes of a comparison, with
   agent-bootstrap intervals. ``welch_ttest``, ``authors_ttest`` and ``min_detectable_effect``:
-  tests over per-seed scores and the power of the comparison.
+  tests over per-seed scores and the power of the comparison; ``seeds_for_effect``, its
+  inverse for planning: the seeds a method for a given MDE at a measured spread.
 
 Standard deviations are the sample std (``ddof=1``) unless a caller reproduces the paper's
 tables, which use numpy's default ``ddof=0``.
@@ -47,6 +48,8 @@ __all__ = [
     "AuthorsTest",
     "authors_ttest",
     "min_detectable_effect",
+    "MAX_SEEDS",
+    "seeds_for_effect",
     "kendall_tau",
     "interval_estimates",
     "mean_ci",
@@ -443,24 +446,12 @@ def _welch_df(va: float, vb: float, na: int, nb: int) -> float:
     return (qa + qb) ** 2 / (qa**2 / (na - 1) + qb**2 / (nb - 1))
 
 
-def min_detectable_effect(a, b, power: float = 0.8, alpha: float = 0.05) -> float:
-    """Smallest true difference of means Welch's two-sided test at level ``alpha`` detects with
-    probability ``power``, given the observed sample stds and seed counts of ``a`` and ``b``.
-
-    Solves power(D) = P(|T| > t_crit) for T ~ noncentral t(df, D / se), with Welch's se and
-    degrees of freedom from the observed spread. NaN when either side has < 2 values or no
-    spread: then nothing can be said about power.
-    """
+def _welch_mde(va: float, vb: float, na: int, nb: int, power: float, alpha: float) -> float:
+    """``min_detectable_effect`` from the two sample variances and seed counts (``se > 0``)."""
     from scipy.optimize import brentq
 
-    a, b = _clean(a), _clean(b)
-    if a.size < 2 or b.size < 2:
-        return float("nan")
-    va, vb = a.var(ddof=1), b.var(ddof=1)
-    se = float(np.sqrt(va / a.size + vb / b.size))
-    if se == 0:
-        return float("nan")
-    df = _welch_df(va, vb, a.size, b.size)
+    se = float(np.sqrt(va / na + vb / nb))
+    df = _welch_df(va, vb, na, nb)
     crit = sps.t.ppf(1 - alpha / 2, df)
 
     def short(ncp: float) -> float:
@@ -474,6 +465,69 @@ def min_detectable_effect(a, b, power: float = 0.8, alpha: float = 0.05) -> floa
     while short(high) < 0:  # power rises with the noncentrality: bracket the root
         high *= 2
     return float(brentq(short, 0.0, high) * se)
+
+
+def min_detectable_effect(a, b, power: float = 0.8, alpha: float = 0.05) -> float:
+    """Smallest true difference of means Welch's two-sided test at level ``alpha`` detects with
+    probability ``power``, given the observed sample stds and seed counts of ``a`` and ``b``.
+
+    Solves power(D) = P(|T| > t_crit) for T ~ noncentral t(df, D / se), with Welch's se and
+    degrees of freedom from the observed spread. NaN when either side has < 2 values or no
+    spread: then nothing can be said about power.
+    """
+    a, b = _clean(a), _clean(b)
+    if a.size < 2 or b.size < 2:
+        return float("nan")
+    va, vb = a.var(ddof=1), b.var(ddof=1)
+    if float(np.sqrt(va / a.size + vb / b.size)) == 0:
+        return float("nan")
+    return _welch_mde(va, vb, a.size, b.size, power, alpha)
+
+
+#: ``seeds_for_effect`` looks no further than this many seeds a method.
+MAX_SEEDS = 1000
+
+
+def seeds_for_effect(
+    sd_a: float,
+    sd_b: float,
+    effect: float,
+    power: float = 0.8,
+    alpha: float = 0.05,
+    max_seeds: int = MAX_SEEDS,
+) -> int | None:
+    """Seeds a method (the same count on both sides) for ``min_detectable_effect`` <= ``effect``.
+
+    The study designer's inverse of ``min_detectable_effect`` (same test: Welch's, two-sided at
+    ``alpha``, ``power``): ``sd_a`` and ``sd_b`` are the two methods' seed s.d.s of agent-level
+    scores (ddof 1, e.g. ``np.std(per_seed, ddof=1)`` from a pilot study), assumed to stay as
+    measured. Returns the smallest n >= 2 whose MDE with n seeds on each side is at most
+    ``effect``, or None when not even ``max_seeds`` suffice. The MDE falls with n (smaller se,
+    more degrees of freedom), so a bisection finds n. Raises ``ValueError`` for an effect that is
+    not positive, an s.d. that is negative or not finite (one seed has none: measure two), or no
+    spread on either side (then nothing can be said about power, as ``min_detectable_effect``).
+    """
+    if not (np.isfinite(effect) and effect > 0):
+        raise ValueError(f"effect must be a positive number of points, got {effect!r}")
+    for name, sd in (("sd_a", sd_a), ("sd_b", sd_b)):
+        if not (np.isfinite(sd) and sd >= 0):
+            raise ValueError(f"{name} must be a finite s.d. >= 0 (two seeds at least), got {sd!r}")
+    if sd_a == 0 and sd_b == 0:
+        raise ValueError("no spread on either side: nothing can be said about power")
+    if max_seeds < 2:
+        raise ValueError(f"max_seeds must be at least 2 (Welch's test needs 2), got {max_seeds}")
+    va, vb = float(sd_a) ** 2, float(sd_b) ** 2
+
+    def enough(n: int) -> bool:
+        return _welch_mde(va, vb, n, n, power, alpha) <= effect
+
+    if not enough(max_seeds):
+        return None
+    low, high = 1, max_seeds  # enough(high); low = 1 has no test
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
 
 
 def kendall_tau(x, y) -> float:
