@@ -114,7 +114,14 @@ def run(
         metavar="RESULTS",
         help="Copy, instead of training, each unfinished run whose spec equals a finished run's"
         " in RESULTS (a suite's results folder, or a folder of them; repeatable) in all but the"
-        " suite's name. metrics.json records reused_from (docs/running.md).",
+        " suite's name. metrics.json records reused_from (docs/running.md). RESULTS is also"
+        " searched for shorter runs to extend.",
+    ),
+    no_extend: bool = typer.Option(
+        False,
+        "--no-extend",
+        help="Train every unfinished run from step 0 (or its own checkpoint), never from a"
+        " finished shorter run's kept checkpoint.",
     ),
 ):
     """Validate, then run every run of a suite (finished runs are skipped: resumable).
@@ -128,6 +135,10 @@ def run(
 
     --reuse RESULTS copies the runs another suite already finished with the same spec (all but
     the suite's name) instead of training them again.
+
+    A run whose spec is a finished run's with fewer train.iterations (in --results-dir or a
+    --reuse folder) continues from that run's checkpoint, kept with --keep-checkpoints, with
+    the numbers it would have from step 0: "extends RUN from step N" (--no-extend: it does not).
     """
     from ertrl_bench.config import device_problem
     from ertrl_bench.reuse import find_sources, reuse_finished
@@ -189,7 +200,9 @@ def run(
         err.print(f"{len(reused)} of {len(specs)} run(s) reused from {folders}", markup=False)
     copied = {o.run_id for o in reused}
     rest = [sp for sp in specs if sp.run_id() not in copied]
-    outcomes = reused + run_suite(rest, results_dir, ex, force=force, on_outcome=show)
+    outcomes = reused + run_suite(
+        rest, results_dir, ex, force=force, on_outcome=show, extend=not no_extend, extend_from=reuse
+    )
     counts = {
         k: sum(o.status == k for o in outcomes) for k in ("done", "reused", "skipped", "failed")
     }

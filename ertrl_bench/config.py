@@ -460,9 +460,15 @@ class RunSpec(Strict):
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.method.name}-{self.env.type}-s{self.seed}-{digest}"
 
-    def computation_key(self) -> str:
+    def computation_key(self, budget: bool = True) -> str:
         """What the run computes: the run id's payload without the suite's name (which only
         names its folder). Two runs with equal keys give the same numbers (on CPU, bit for
-        bit), so ``run --reuse`` copies one finished run for the other (``ertrl_bench.reuse``)."""
+        bit), so ``run --reuse`` copies one finished run for the other (``ertrl_bench.reuse``).
+
+        ``budget=False`` also leaves out ``train.iterations``: runs with equal keys then differ
+        at most in their budget, and the shorter one's steps are the first steps of the longer
+        (``ertrl_bench.extend`` starts the longer from the shorter's checkpoint)."""
         payload = self.model_dump(mode="json", exclude={"suite", *NOT_IN_RUN_ID})
+        if not budget:
+            del payload["train"]["iterations"]
         return json.dumps(payload, sort_keys=True)

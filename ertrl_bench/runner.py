@@ -7,7 +7,7 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,6 +29,7 @@ from ertrl_bench.data.store import clean_stale_tmp
 from ertrl_bench.data.tiers import resolve_tier
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.evaluation import evaluate_tasks
+from ertrl_bench.extend import extend_unfinished
 from ertrl_bench.measures.probe import probe_encodings, probe_fits
 from ertrl_bench.problem import Problem, reference_stats, reference_task_index, resolve_device
 from ertrl_bench.progress import console
@@ -311,14 +312,21 @@ def run_suite(
     force: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
     poll_s: float = 1.0,
+    extend: bool = True,
+    extend_from: Sequence[Path] = (),
 ) -> list[Outcome]:
     """Every run of a suite through ``executor``; resumable, safe beside another process.
 
     Runs another process holds (same results folder) are waited for after ours, then skipped
     if that process finished them, or run here if it died first. ``on_outcome`` sees each
-    final outcome as it arrives (for printing).
+    final outcome as it arrives (for printing). ``extend`` (not with ``force``): an unfinished
+    run that a finished run in ``results_root`` or ``extend_from`` computes the first steps of
+    (the same spec with fewer iterations, its checkpoint kept) continues from there
+    (``ertrl_bench.extend``).
     """
     results_root = Path(results_root)
+    if extend and not force:
+        extend_unfinished(specs, results_root, extend_from)
     if data_first(executor):
         prepare_datasets(specs, results_root, force)
     outcomes: dict[str, Outcome] = {}
@@ -493,11 +501,11 @@ def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Out
         for _, rd in held:
             _record_failure(rd, what, tb)
         return {spec.run_id(): Outcome(spec.run_id(), "failed", what) for spec, _ in held}
-    resumed = "" if resumes is None else f", resumed from step {resumes[0]['loop']['step']}"
-    message = f"trained in a seed group of {len(held)}{resumed}"
     out = {}
-    for run, exc in zip(prepared, failed, strict=True):
+    for run, exc, state in zip(prepared, failed, states, strict=True):
         rid = run.spec.run_id()
+        resumed = f", {_resumed(state)}" if state is not None else ""
+        message = f"trained in a seed group of {len(held)}{resumed}"
         if exc is not None:
             _record_failure(run.rd, str(exc))
             out[rid] = Outcome(rid, "failed", str(exc))
@@ -505,7 +513,9 @@ def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Out
             out[rid] = _guarded(
                 run.rd,
                 rid,
-                lambda run=run, rid=rid: Outcome(rid, "done", message, metrics=_finish(run)),
+                lambda run=run, rid=rid, message=message: Outcome(
+                    rid, "done", message, metrics=_finish(run)
+                ),
             )
     return out
 
@@ -543,6 +553,15 @@ def _check_threads(spec: RunSpec, started: int, resume: dict) -> int:
     return started
 
 
+def _resumed(state: dict | None) -> str:
+    """The outcome's message for a run started from the checkpoint ``state`` (or none)."""
+    if state is None:
+        return ""
+    origin = state["run"].get("extended_from")
+    extending = f" (extends {origin['run']}, finished at step {origin['step']})" if origin else ""
+    return f"resumed from step {state['loop']['step']}{extending}"
+
+
 def _run_resuming(
     spec: RunSpec, rd: RunDir, device: torch.device, force: bool, cpu_pool=None
 ) -> tuple[dict | _ProbeInWorker, str]:
@@ -558,7 +577,7 @@ def _run_resuming(
         state = read_checkpoint(rd.checkpoint_path, spec.run_id())
         rd.start(str(device))
         metrics = _run(spec, rd, device, state, cpu_pool)
-        return metrics, f"resumed from step {state['loop']['step']}" if state else ""
+        return metrics, _resumed(state)
     except CheckpointError as exc:
         _note(f"{spec.run_id()}: checkpoint {exc}; starting this run over from step 0")
         rd.checkpoint_path.unlink(missing_ok=True)
@@ -609,6 +628,7 @@ class _Prepared:
     checkpointer: Checkpointer | None
     history: list
     last_z: dict
+    extended_from: dict | None  # the finished shorter run it continues (ertrl_bench.extend)
     timing: dict
     before: dict
     t0: float
@@ -702,6 +722,7 @@ def _prepare(
     by_split = {s: family.tasks(s, data.tier.task_seed) for s in spec.eval.splits}
     history: list[dict] = []
     last_z: dict = {}
+    extended_from = None
     # time of earlier attempts up to their checkpoint (the time after it was lost, not counted)
     before = {"train": 0.0, "eval": 0.0, "wall": 0.0}
     threads = torch.get_num_threads()  # the count the run started with (checkpoints keep it)
@@ -715,6 +736,7 @@ def _prepare(
         }
         before = dict(run_part["timing"])
         timing["eval"] = before["eval"]
+        extended_from = run_part.get("extended_from")
         rd.restore_log(run_part["log"])  # drops what was logged after the checkpoint
         rd.log({"resumed_at_step": resume["loop"]["step"]})
     timing["setup"] = time.perf_counter() - t0 - timing["data"]
@@ -740,6 +762,7 @@ def _prepare(
     def run_state() -> dict:
         """The runner's part of a checkpoint (``ertrl_bench.checkpoint``)."""
         return {
+            **({"extended_from": extended_from} if extended_from else {}),
             "history": json.dumps(history),
             "last_z": {
                 split: {p: torch.from_numpy(np.ascontiguousarray(z)) for p, z in zs.items()}
@@ -782,6 +805,7 @@ def _prepare(
         checkpointer,
         history,
         last_z,
+        extended_from,
         timing,
         before,
         t0,
@@ -838,6 +862,8 @@ def _finish(run: _Prepared, cpu_pool=None) -> dict | _ProbeInWorker:
     }
     if data.diversity is not None:  # the data's behavior diversity, as its build measured it
         metrics["diversity"] = data.diversity
+    if run.extended_from:  # the finished shorter run whose checkpoint it continued
+        metrics["extended_from"] = run.extended_from
     probe_tasks = [t for s in PROBE_SPLITS for t in family.tasks(s, data.tier.task_seed)]
     t_probe = time.perf_counter()
 
