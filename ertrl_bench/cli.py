@@ -692,6 +692,7 @@ def report(
 
     Reads the results only: behavior diversity and the probe as the runs recorded them (for
     older runs without diversity: ertrl-bench datasets diversity RESULTS)."""
+    from ertrl_bench.analysis.load import unreadable_runs_hint
     from ertrl_bench.analysis.report import check_writable, suite_dirs, write_report
 
     if diversity is not None:
@@ -714,7 +715,8 @@ def report(
             print("\n".join(rep.plain_lines()))
         if rep.warnings:
             err.print(
-                f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}",
+                f"{len(rep.warnings)} warning(s): file(s) skipped, listed in {rep.path}"
+                + unreadable_runs_hint(rep.problems),
                 markup=False,
             )
         out.print(f"wrote {rep.path}", markup=False, soft_wrap=True)

@@ -31,6 +31,11 @@ def suite_folders(folder: Path) -> list[Path]:
     """The suite folders ``folder`` names: itself if it holds a ``suite.json``, else its
     sub-folders that do (a results folder). ``ErtrlError`` if it does not exist or holds none."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ErtrlError(
+            f"--reuse {folder}: a file, not a results folder; give the folder `ertrl-bench run`"
+            " wrote (e.g. --reuse results/repro-point-robot)"
+        )
     if not folder.is_dir():
         raise ErtrlError(
             f"--reuse {folder}: no such folder; give a suite's results folder"

@@ -70,8 +70,16 @@ def test_cli_report_errors_name_the_path_and_exit_2(cli, tmp_path, monkeypatch, 
     empty = tmp_path / "empty"
     empty.mkdir()
     (tmp_path / "file").write_text("x")
+    run = tmp_path / "suite" / "run-0"
+    run.mkdir(parents=True)
+    (run / "spec.json").write_text("{}")
     for args, message in (
         ((empty,), f"{empty}: no suite results here"),
+        (
+            (run,),
+            f"{run}: one run's folder, not a suite's; pass the suite's folder that holds"
+            f" it: {run.parent}",
+        ),
         ((tmp_path / "nope",), f"{tmp_path / 'nope'}: no such results folder"),
         ((tmp_path / "file",), f"{tmp_path / 'file'}: a file, not a results folder"),
         ((empty, "--gain-split", "ood"), "--gain-split 'ood': choose train, iid, moderate"),

@@ -126,6 +126,8 @@ def test_reuse_folder_missing_or_without_suite_is_one_error_before_anything_runs
     (tmp_path / "empty" / "x").mkdir(parents=True)
     with pytest.raises(ErtrlError, match="empty: holds no suite"):
         find_sources([tmp_path / "empty"])
+    with pytest.raises(ErtrlError, match="b.yaml: a file, not a results folder; give the folder"):
+        find_sources([b_yaml])  # e.g. the suite file given instead of its results
     r = run_cli("run", b_yaml, "--results-dir", tmp_path / "res", "--reuse", finished_a, "--force")
     assert r.returncode == 2 and "give one of the two" in r.stderr
 

@@ -132,6 +132,11 @@ def test_settle_errors_name_the_folder_and_the_fix(capsys, tiny_study, tmp_path)
     metrics = json.loads((run / "metrics.json").read_text())
     metrics["curve"] = metrics["curve"][:-1]
     (run / "metrics.json").write_text(json.dumps(metrics))
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_study, truncated)
+    cut = sorted(truncated.glob("*/metrics.json"))
+    for path in cut:
+        path.write_text(path.read_text()[:100])
     two = tmp_path / "two"
     for name in ("a", "b"):
         (two / name).mkdir(parents=True)
@@ -139,6 +144,14 @@ def test_settle_errors_name_the_folder_and_the_fix(capsys, tiny_study, tmp_path)
     for args, message in (
         ((empty,), f"{empty}: no suite results here"),
         ((two,), f"{two}: holds several studies (a, b); pass one study's folder"),
+        ((cut[0].parent,), f"{cut[0].parent}: one run's folder, not a suite's; pass the suite's"
+         f" folder that holds it: {truncated}"),
+        ((truncated,), "no finished run with an evaluation curve (metrics.json) here; run the"
+         " study first (ertrl-bench run SUITE) or pass the folder it wrote; 2 run(s) with an"
+         " unreadable metrics.json: "),
+        ((truncated,), f"{cut[1]}: not valid JSON"),
+        ((truncated,), "Rerun the suite (ertrl-bench run SUITE --results-dir ROOT) to redo them:"
+         " each unreadable file is kept aside as metrics.invalid.json"),
         ((unfinished,), f"{unfinished}: no finished run with an evaluation curve"),
         ((tiny_study,), "4 evaluation(s); --window 5 needs at least 6 (a full window before the"
          " last evaluation): lower --window or evaluate more often"),

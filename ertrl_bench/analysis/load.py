@@ -202,6 +202,20 @@ def _inspect_run(suite_dir: Path, entry: Mapping[str, Any], warnings: list[str])
     return rec
 
 
+def unreadable_runs_hint(runs: list[RunRecord]) -> str:
+    """``""``, or what to add to an error or warning when some runs' metrics.json cannot be
+    read: each such file and the fix (``run`` redoes those runs, keeping the files aside)."""
+    bad = [r for r in runs if r.status == "invalid"]
+    if not bad:
+        return ""
+    return (
+        f"; {len(bad)} run(s) with an unreadable metrics.json: "
+        + "; ".join(r.error.removeprefix("unreadable metrics.json: ") for r in bad)
+        + ". Rerun the suite (ertrl-bench run SUITE --results-dir ROOT) to redo them: each"
+        " unreadable file is kept aside as metrics.invalid.json"
+    )
+
+
 def _is_run_dir(path: Path) -> bool:
     return path.is_dir() and any((path / m).is_file() for m in RUN_MARKERS)
 
@@ -276,6 +290,11 @@ def suite_dirs(path: str | Path) -> list[Path]:
     try:
         if (path / "suite.json").is_file() or any(_is_run_dir(p) for p in path.iterdir()):
             return [path]
+        if _is_run_dir(path):
+            raise ErtrlError(
+                f"{path}: one run's folder, not a suite's; pass the suite's folder that holds"
+                f" it: {path.parent}"
+            )
         suites = sorted(
             p for p in path.iterdir()
             if p.is_dir()

@@ -42,7 +42,7 @@ from ertrl_bench.measures.settling import (
 )
 from ertrl_bench.measures.stats import min_detectable_effect
 
-from .load import RunRecord, load_suite, suite_dirs
+from .load import RunRecord, load_suite, suite_dirs, unreadable_runs_hint
 from .markdown import fmt_seeds
 from .tables import ERTRL, PLAN_EFFECT, curve_keys, ordered, seeds_needed, split_label
 
@@ -382,6 +382,7 @@ def settle(
         raise ErtrlError(
             f"{folder}: no finished run with an evaluation curve (metrics.json) here; run the"
             " study first (ertrl-bench run SUITE) or pass the folder it wrote"
+            + unreadable_runs_hint(suite.runs)
         )
     steps = _shared_steps(runs, window, folder)
     budgets = _checked_budgets(budgets or default_budgets(steps, window), steps, window, folder)
