@@ -321,7 +321,7 @@ def _from_cli_pairs(kind: str, name: str, pairs, flag: str, example: str):
         try:
             entry.options.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(format_validation_error(exc, prefix=flag))
+            problems = "; ".join(format_validation_error(exc, flag, entry.options))
             raise ErtrlError(f"{what}: {problems}") from None
     return create(kind, Component(type=name, params=raw))
 

@@ -47,7 +47,7 @@ def resolve_options(kind: str, component, registry=None):
 
         raise ComponentError(
             f"{_label(kind, component.type, entry.plugin)}: invalid params: "
-            + "; ".join(format_validation_error(exc))
+            + "; ".join(format_validation_error(exc, model=entry.options))
         ) from None
 
 

@@ -264,7 +264,7 @@ def _load(path: str | Path) -> tuple[Suite | None, str, list[str], Any]:
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
-        problems += format_validation_error(exc)
+        problems += format_validation_error(exc, model=Suite)
     reported = {line.partition(": ")[0] for line in problems}
     problems += [p for p in _nonfinite_problems(raw) if p.partition(": ")[0] not in reported]
     if suite is None:
@@ -329,7 +329,7 @@ def _check_component(
         try:
             options.model_validate(comp.params)
         except ValidationError as exc:
-            problems.extend(format_validation_error(exc, prefix=f"{path}.params"))
+            problems.extend(format_validation_error(exc, f"{path}.params", options))
             return False
     return True
 
@@ -356,7 +356,7 @@ def _named_method(
                 registered.model_dump() if isinstance(registered, BaseModel) else registered
             )
         except ValidationError as exc:
-            problems.extend(format_validation_error(exc, prefix=f"{path} ({method})"))
+            problems.extend(format_validation_error(exc, f"{path} ({method})", MethodSpec))
             return None
         spec = spec.model_copy(update={"name": method})
     else:
@@ -457,11 +457,11 @@ def _entries(suite: Suite, registry, problems: list[str]) -> list[_Entry]:
         try:
             train = TrainConfig.model_validate(_merge(suite.train, run.train))
         except ValidationError as exc:
-            problems.extend(format_validation_error(exc, prefix=f"{path}.train"))
+            problems.extend(format_validation_error(exc, f"{path}.train", TrainConfig))
         try:
             evalc = EvalConfig.model_validate(_merge(suite.eval, run.eval))
         except ValidationError as exc:
-            problems.extend(format_validation_error(exc, prefix=f"{path}.eval"))
+            problems.extend(format_validation_error(exc, f"{path}.eval", EvalConfig))
         if train is not None and evalc is not None:
             out.append(
                 _Entry(
@@ -509,17 +509,21 @@ def _resolve_components(
     for kind, comp, part in method.components():
         if comp.type not in registry.entries[kind]:
             continue
-        params = {
-            **defaults.get(comp.type, {}),
-            **suite.component_params.get(comp.type, {}),
-            **comp.params,
-        }
+        shared = suite.component_params.get(comp.type, {})
+        params = {**defaults.get(comp.type, {}), **shared, **comp.params}
         options = registry.entries[kind][comp.type].options
         if options is not None:
             try:
                 params = options.model_validate(params).model_dump(mode="json")
             except ValidationError as exc:
-                problems.extend(format_validation_error(exc, prefix=f"{path}.{part}.params"))
+
+                def written_in(key, comp=comp, shared=shared, part=part):
+                    """Where the suite set ``key``: the method's params, else component_params."""
+                    if key in shared and key not in comp.params:
+                        return f"component_params.{comp.type}"
+                    return f"{path}.{part}.params"
+
+                problems.extend(format_validation_error(exc, written_in, options))
         resolved = comp.model_copy(update={"params": params})
         if kind == "encoder_losses":
             losses.append(resolved)
@@ -627,7 +631,7 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
         schedule = _resolve_schedule(e, family, suite.device, problems)
         if schedule is not None:
             resolved.append((e, methods[key], *schedule))
-    if not problems and suite.tier in TIERS:
+    if suite.tier in TIERS:
         _check_data(suite.tier, entries, families, registry, problems)
     if problems:
         raise ConfigError(source, _dedupe(problems))

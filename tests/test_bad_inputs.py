@@ -7,6 +7,7 @@ run the installed ``ertrl-bench`` script as a subprocess, as a user would.
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -326,11 +327,11 @@ SUITES = {
     "seed-string": (_grid_suite(grid__seeds=["zero"]), "grid.seeds[0]"),
     "hidden-zero-negative": (
         _grid_suite(component_params={"brac": {"hidden": [0, -3]}}),
-        "grid.methods[0].backbone.params.hidden[0]: Input should be greater than 0",
+        "component_params.brac.hidden[0]: Input should be greater than 0",
     ),
     "encoder-hidden-negative": (
         _grid_suite(component_params={"mlp": {"hidden": [-3]}, "brac": {"hidden": [16]}}),
-        "grid.methods[0].encoder.params.hidden[0]: Input should be greater than 0",
+        "component_params.mlp.hidden[0]: Input should be greater than 0",
     ),
     "csro-unknown-input": (
         _grid_suite(
@@ -363,11 +364,11 @@ SUITES = {
         _grid_suite(component_params={"brak": {"hidden": [16]}}),
         "component_params.brak: no encoder, encoder loss or backbone is named 'brak'",
     ),
-    "unknown-top-key": (_grid_suite(tierr="smoke"), "tierr: unknown field"),
+    "unknown-top-key": (_grid_suite(tierr="smoke"), "tierr: unknown field; did you mean 'tier'?"),
     "unknown-train-key": (_grid_suite(train__iteratons=2), "train.iteratons: unknown field"),
     "unknown-option": (
         _grid_suite(component_params={"brac": {"hidden": [16], "discont": 0.9}}),
-        "backbone.params.discont: unknown field",
+        "component_params.brac.discont: unknown field; did you mean 'discount'?",
     ),
     # structure
     "no-runs": ({"name": "x"}, "a suite needs a `grid:` or a non-empty `runs:` list"),
@@ -479,6 +480,49 @@ def test_one_error_never_hides_another_nor_misleads(capsys, tmp_path):
     code, text = run_main(capsys, "validate", write_suite(path, suite))
     assert_user_error(code, text, "1 error(s)", "grid.methods[0].bogus: unknown field")
     assert "valid string" not in text
+
+
+def test_a_misspelt_key_is_named_where_it_was_written_with_the_key_meant(capsys, tmp_path):
+    """An unknown key gets the closest known one (or the known ones); one in component_params
+    is named there, not at each method that uses the component; a data typo is not hidden by
+    another mistake."""
+    suite = copy.deepcopy(tiny_suite(methods=("focal", "csro"), seeds=(0, 1)))  # own dicts
+    suite["trian"] = suite.pop("train")
+    suite["eval"]["probe"]["tset"] = 5
+    path = write_suite(tmp_path / "s.yaml", suite)
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(
+        code,
+        text,
+        "2 error(s)",
+        "trian: unknown field; did you mean 'train'?",
+        "eval.probe.tset: unknown field; did you mean 'test'?",
+    )
+    suite = copy.deepcopy(tiny_suite(methods=("focal", "csro"), seeds=(0, 1)))  # own dicts
+    suite["component_params"]["mlp"]["hiden"] = [4]
+    suite["component_params"]["brac"]["hidden"] = "big"
+    suite["data"]["sac_stepz"] = 100
+    code, text = run_main(capsys, "validate", write_suite(path, suite))
+    assert_user_error(
+        code,
+        text,
+        "3 error(s)",
+        "component_params.mlp.hiden: unknown field; did you mean 'hidden'?",
+        "component_params.brac.hidden: Input should be a valid tuple",
+        "data: sac_stepz: unknown field; did you mean 'sac_steps'?",
+    )
+    assert "grid.methods" not in text  # no method wrote them
+    code, text = run_main(capsys, "run", "smoke", "--executor-opt", "cpu_worker=1")
+    assert_user_error(
+        code, text, "--executor-opt.cpu_worker: unknown field; did you mean 'cpu_workers'?"
+    )
+    code, text = run_main(capsys, "run", "smoke", "--executor-opt", "nodes=1")
+    assert_user_error(
+        code,
+        text,
+        "--executor-opt.nodes: unknown field (check its spelling); known: cpu_workers, jobs,"
+        " overlap, seeds_per_step, threads",
+    )
 
 
 @no_gpu

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from ertrl_bench.errors import ErtrlError
-from ertrl_bench.options import Strict
+from ertrl_bench.options import Strict, format_validation_error
 
 
 class DataTier(Strict):
@@ -138,17 +138,6 @@ def family_tier_values(family, tier: str) -> dict:
     return dict(tiers.get(tier, {}))
 
 
-def _format(exc: ValidationError) -> str:
-    out = []
-    for e in exc.errors():
-        path = ".".join(map(str, e["loc"])) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field (check its spelling)"
-        out.append(f"{path}: {msg}")
-    return "; ".join(out)
-
-
 def resolve_tier(tier: str, family, overrides: dict | None = None) -> DataTier:
     """The DataTier of ``tier`` for ``family`` (object or class): the generic
     tier, then the family's ``data_tiers[tier]``, then a suite's ``data:`` overrides."""
@@ -158,4 +147,4 @@ def resolve_tier(tier: str, family, overrides: dict | None = None) -> DataTier:
     try:
         return DataTier.model_validate(fields)
     except ValidationError as exc:
-        raise ErtrlError(_format(exc)) from None
+        raise ErtrlError("; ".join(format_validation_error(exc, model=DataTier))) from None
