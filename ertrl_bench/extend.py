@@ -190,20 +190,13 @@ def extend_unfinished(
             continue
         shorter.sort(key=lambda c: -c.spec.train.iterations)  # stable: folder order breaks ties
         rd = RunDir(results_root, spec)
-        try:
-            rd.check_real_folders()
-            if not rd.lock.acquire():
+        with rd.unfinished_and_free() as held:
+            if not held:
                 continue
-        except ErtrlError:
-            continue
-        try:
-            if rd.is_done():  # finished by another process while we looked
-                continue
-            message = _extend_one(rd, spec, shorter)
-        except (OSError, ValueError) as exc:  # a source log that is not JSON lines, a full disk
-            message = f"{spec.run_id()}: not extended ({exc}); trains from step 0"
-        finally:
-            rd.lock.release()
+            try:
+                message = _extend_one(rd, spec, shorter)
+            except (OSError, ValueError) as exc:  # a source log that is not JSON lines, a full disk
+                message = f"{spec.run_id()}: not extended ({exc}); trains from step 0"
         if message is not None:
             notes[spec.run_id()] = message
             _note(message)

@@ -36,28 +36,21 @@ def reuse_finished(
     out = []
     for spec in specs:
         source = sources.get(spec.computation_key())
+        if source is None:
+            continue
         rd = RunDir(results_root, spec)
-        if source is None or rd.is_done():
-            continue
-        try:
-            rd.check_real_folders()
-            if not rd.lock.acquire():
+        with rd.unfinished_and_free() as held:
+            if not held:
                 continue
-        except ErtrlError:
-            continue
-        try:
-            if rd.is_done():  # finished by another process while we looked
+            try:
+                metrics = rd.copy_finished(source.path, source.spec, source.label)
+            except (OSError, ValueError, ErtrlError) as exc:
+                console.print(
+                    f"{spec.run_id()}: not reused from {source.label} ({exc}); it trains instead",
+                    markup=False,
+                    highlight=False,
+                )
                 continue
-            metrics = rd.copy_finished(source.path, source.spec, source.label)
-        except (OSError, ValueError, ErtrlError) as exc:
-            console.print(
-                f"{spec.run_id()}: not reused from {source.label} ({exc}); it trains instead",
-                markup=False,
-                highlight=False,
-            )
-            continue
-        finally:
-            rd.lock.release()
         outcome = Outcome(spec.run_id(), "reused", f"from {source.label}", metrics)
         out.append(outcome)
         if on_outcome is not None:

@@ -29,6 +29,8 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +177,28 @@ class RunDir:
         a previous attempt's removed) wherever it points, outside the results folder."""
         for folder in (self.path.parent, self.path):
             refuse_symlinked_folder(folder)
+
+    @contextmanager
+    def unfinished_and_free(self) -> Iterator[bool]:
+        """Hold the run's lock while it stays unfinished, quietly: True inside when held (it is
+        released on leaving), False when the folder is unusable, another process holds the
+        run, or it is done. For work done on a run before it is run (copying, extending),
+        which leaves anything in its way to ``runner.execute``, which reports it."""
+        if self.is_done():
+            yield False
+            return
+        try:
+            self.check_real_folders()
+            taken = self.lock.acquire()
+        except ErtrlError:
+            taken = False
+        if not taken:
+            yield False
+            return
+        try:
+            yield not self.is_done()  # finished by another process while we looked
+        finally:
+            self.lock.release()
 
     @property
     def metrics_path(self) -> Path:

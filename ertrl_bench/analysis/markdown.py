@@ -233,17 +233,20 @@ def _separated_best(cells: Sequence[Mapping]) -> str | None:
     return top["method"]
 
 
+def _columns(sub: Sequence[Mapping], splits: Sequence[str]) -> list[tuple[str, str]]:
+    """A table's (split, protocol) columns: ``splits`` in order, each with the protocols that
+    ``sub``'s rows have for it (in protocol order)."""
+    have = {(r["split"], r["protocol"]) for r in sub}
+    protocols = ordered((r["protocol"] for r in sub), PROTOCOL_ORDER)
+    return [(s, p) for s in splits for p in protocols if (s, p) in have]
+
+
 def _summary_markdown(rows: Sequence[Mapping], env: str, bold_best: bool = True) -> list[str]:
     """One table per env: method x (IID, OOD) x every protocol, paper-style mean ± std."""
     sub = [r for r in rows if r["env"] == env and r["split"] in ("train", "moderate")]
     if not sub:
         return []
-    cols = [
-        (s, p)
-        for s in ("train", "moderate")
-        for p in ordered((r["protocol"] for r in sub), PROTOCOL_ORDER)
-        if any((r["split"], r["protocol"]) == (s, p) for r in sub)
-    ]
+    cols = _columns(sub, ("train", "moderate"))
     best = {c: _separated_best([r for r in sub if (r["split"], r["protocol"]) == c])
             for c in cols}  # fmt: skip
     body = []
@@ -278,12 +281,7 @@ def _authors_markdown(
     sub = [r for r in arows if r["env"] == env and r["split"] in ("train", "moderate")]
     if not sub:
         return []
-    cols = [
-        (s, p)
-        for s in ("train", "moderate")
-        for p in ordered((r["protocol"] for r in sub), PROTOCOL_ORDER)
-        if any((r["split"], r["protocol"]) == (s, p) for r in sub)
-    ]
+    cols = _columns(sub, ("train", "moderate"))
     body = []
     for method in ordered(r["method"] for r in sub):
         cells = {(r["split"], r["protocol"]): r for r in sub if r["method"] == method}
@@ -428,12 +426,7 @@ def _success_markdown(rows: Sequence[Mapping]) -> list[str]:
     ]
     for env in ordered(r["env"] for r in rows):
         sub = [r for r in rows if r["env"] == env]
-        cols = [
-            (sp, p)
-            for sp in ordered((r["split"] for r in sub), SPLIT_ORDER)
-            for p in ordered((r["protocol"] for r in sub), PROTOCOL_ORDER)
-            if any((r["split"], r["protocol"]) == (sp, p) for r in sub)
-        ]
+        cols = _columns(sub, ordered((r["split"] for r in sub), SPLIT_ORDER))
         body = []
         for method in ordered(r["method"] for r in sub):
             cells = {(r["split"], r["protocol"]): r for r in sub if r["method"] == method}

@@ -339,46 +339,25 @@ def write_report(
 
 
 def _write_files(report: Report, suite_dir: Path, done, figures: bool, zmap_method) -> None:
+    optional = (  # written when it has rows
+        ("success.csv", report.success_rows, MAIN_COLUMNS),
+        ("expertise.csv", report.expertise_rows, EXPERTISE_COLUMNS),
+        ("ttest.csv", report.ttest_rows and report.ttest_rows + report.authors_ttest_rows,
+         TTEST_COLUMNS),
+        ("curves.csv", report.curve_rows, CURVE_COLUMNS),
+        ("probe.csv", report.probe_rows, PROBE_COLUMNS),
+        ("gain_vs_axis.csv", report.axis_gain_rows, AXIS_GAIN_COLUMNS),
+        ("gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS),
+        ("convergence.csv", report.convergence_rows, CONVERGENCE_COLUMNS),
+        ("rank_stability.csv", report.rank_rows, RANK_COLUMNS),
+        ("cost.csv", report.cost_rows, COST_COLUMNS),
+    )  # fmt: skip
     report.tables.append(
         write_csv(suite_dir / "returns.csv", report.rows + report.authors_rows, MAIN_COLUMNS)
     )
-    if report.success_rows:
-        report.tables.append(
-            write_csv(suite_dir / "success.csv", report.success_rows, MAIN_COLUMNS)
-        )
-    if report.expertise_rows:
-        report.tables.append(
-            write_csv(suite_dir / "expertise.csv", report.expertise_rows, EXPERTISE_COLUMNS)
-        )
-    if report.ttest_rows:
-        report.tables.append(
-            write_csv(
-                suite_dir / "ttest.csv", report.ttest_rows + report.authors_ttest_rows,
-                TTEST_COLUMNS,
-            )
-        )  # fmt: skip
-    if report.curve_rows:
-        report.tables.append(write_csv(suite_dir / "curves.csv", report.curve_rows, CURVE_COLUMNS))
-    if report.probe_rows:
-        report.tables.append(write_csv(suite_dir / "probe.csv", report.probe_rows, PROBE_COLUMNS))
-    if report.axis_gain_rows:
-        report.tables.append(
-            write_csv(suite_dir / "gain_vs_axis.csv", report.axis_gain_rows, AXIS_GAIN_COLUMNS)
-        )
-    if report.gain_rows:
-        report.tables.append(
-            write_csv(suite_dir / "gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS)
-        )
-    if report.convergence_rows:
-        report.tables.append(
-            write_csv(suite_dir / "convergence.csv", report.convergence_rows, CONVERGENCE_COLUMNS)
-        )
-    if report.rank_rows:
-        report.tables.append(
-            write_csv(suite_dir / "rank_stability.csv", report.rank_rows, RANK_COLUMNS)
-        )
-    if report.cost_rows:
-        report.tables.append(write_csv(suite_dir / "cost.csv", report.cost_rows, COST_COLUMNS))
+    for name, rows, columns in optional:
+        if rows:
+            report.tables.append(write_csv(suite_dir / name, rows, columns))
     report.tables.append(
         write_csv(
             suite_dir / "missing_runs.csv",

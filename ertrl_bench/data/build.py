@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from ertrl_bench.data.collect import flatten_valid, rollout_episodes, success_meta
+from ertrl_bench.data.collect import flatten_valid, rollout_episodes, success_meta, task_meta
 from ertrl_bench.data.diversity import measure_diversity, mixture_samples
-from ertrl_bench.data.family_data import FamilyData, is_degenerate_range
+from ertrl_bench.data.family_data import FamilyData
 from ertrl_bench.data.memory import default_budget, format_bytes, plan_groups, task_bytes
 from ertrl_bench.data.quality import select_quality, split_data_options
 from ertrl_bench.data.rng import TaskStreams, env_seed
@@ -153,15 +153,8 @@ def train_and_write(
             for f in parts[0]
             if f not in ("returns", "success")
         }
-        returns = np.concatenate([p["returns"] for p in parts])
-        r_min, r_max = float(returns.min()), float(returns.max())
         meta = {
-            "index": task.index,
-            "split": task.split,
-            "param": list(task.param),
-            "r_min": r_min,
-            "r_max": r_max,
-            "degenerate_range": is_degenerate_range(r_min, r_max),
+            **task_meta(task, np.concatenate([p["returns"] for p in parts])),
             "checkpoint_returns": {
                 str(s): float(p["returns"].mean())
                 for s, p in zip(tier.checkpoints, parts, strict=True)

@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ertrl_bench.data.family_data import is_degenerate_range
 from ertrl_bench.data.rng import reset_with_seeds
-from ertrl_bench.envs.base import BatchEnv
+from ertrl_bench.envs.base import BatchEnv, Task
 
 
 def rollout_episodes(
@@ -70,6 +71,20 @@ def flatten_valid(ep: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.n
     traj = np.repeat(np.arange(len(rows)), mask.sum(1))
     flat["trajectory"] = traj.astype(np.int32)
     return flat
+
+
+def task_meta(task: Task, returns: np.ndarray) -> dict:
+    """A task's manifest fields every build writes: which task, and its data's return range
+    (``r_min`` / ``r_max``, the normalisation's; ``degenerate_range`` when too narrow)."""
+    r_min, r_max = float(returns.min()), float(returns.max())
+    return {
+        "index": task.index,
+        "split": task.split,
+        "param": list(task.param),
+        "r_min": r_min,
+        "r_max": r_max,
+        "degenerate_range": is_degenerate_range(r_min, r_max),
+    }
 
 
 def success_meta(success: Sequence[bool], checkpoints: Sequence, k: int) -> dict:

@@ -18,8 +18,7 @@ import time
 import numpy as np
 import torch
 
-from ertrl_bench.data.collect import flatten_valid, rollout_episodes, success_meta
-from ertrl_bench.data.family_data import is_degenerate_range
+from ertrl_bench.data.collect import flatten_valid, rollout_episodes, success_meta, task_meta
 from ertrl_bench.data.rng import env_seed
 from ertrl_bench.data.store import DatasetDir
 from ertrl_bench.data.tiers import DataTier
@@ -90,14 +89,8 @@ def collect_scripted(
                 arrays = {f: np.concatenate([x[f] for x in p]) for f in p[0]}
                 rets = np.concatenate(returns.pop(task.key))
                 flags = success.pop(task.key)
-                r_min, r_max = float(rets.min()), float(rets.max())
                 meta = {
-                    "index": task.index,
-                    "split": task.split,
-                    "param": list(task.param),
-                    "r_min": r_min,
-                    "r_max": r_max,
-                    "degenerate_range": is_degenerate_range(r_min, r_max),
+                    **task_meta(task, rets),
                     "behavior": "scripted",
                     "noise_levels": levels,
                     "checkpoint_returns": {
