@@ -24,9 +24,7 @@ import torch
 
 from ertrl_bench.checkpoint import Checkpointer
 from ertrl_bench.config import Suite
-from ertrl_bench.conformance import random_task_data
-from ertrl_bench.problem import Problem, reference_stats
-from ertrl_bench.registry import create
+from ertrl_bench.dryrun import random_data_problem
 from ertrl_bench.step import train_step
 from ertrl_bench.suite_loader import expand_suite
 from ertrl_bench.training import agent_state, build_agent, make_encoder_optimizer
@@ -46,21 +44,8 @@ def main() -> None:
     suite = {"name": "cost", "grid": {"envs": [args.env], "methods": [args.method], "seeds": [0]}}
     (spec,) = expand_suite(Suite.model_validate(suite))
 
-    family = create("envs", spec.env)
-    train = family.tasks("train")[:16]
-    data = random_task_data(family, train, steps=64, seed=0)
+    _, train, data, problem = random_data_problem(spec, tasks=16, steps=64, seed=0)
     rows = torch.arange(len(train))
-    latent = spec.train.latent_dim
-    obs_dim, act_dim = data.data["obs"].shape[-1], data.data["actions"].shape[-1]
-    problem = Problem(
-        family,
-        obs_dim,
-        act_dim,
-        latent,
-        torch.device("cpu"),
-        reference_stats(data, 0),  # a stand-in: only the shapes matter here
-        init=spec.train.init,
-    )
     torch.manual_seed(0)
     agent = build_agent(spec.method, problem)
     opt = make_encoder_optimizer(agent, spec.train.encoder_lr)

@@ -27,31 +27,40 @@ class DryRunResult:
     seconds: float
 
 
-def dry_run_spec(spec: RunSpec, tasks: int = 4, steps: int = 24) -> None:
-    """Build the run's family, encoder, encoder losses and backbone; one train step on tiny
-    random-action data; one evaluation step (infer z, act, step the envs). Raises on failure."""
+def random_data_problem(spec: RunSpec, tasks: int, steps: int, seed: int):
+    """The run's family, its first ``tasks`` train tasks, ``steps`` random-action transitions
+    of each (``conformance.random_task_data``) and the CPU ``Problem`` the run's components
+    are built for on them: what trying the components costs without a dataset build.
+    Returns ``(family, tasks, data, problem)``."""
     from ertrl_bench.conformance import random_task_data
-    from ertrl_bench.envs.base import make_checked_batch
     from ertrl_bench.problem import Problem, reference_stats
     from ertrl_bench.registry import create
-    from ertrl_bench.step import train_step
-    from ertrl_bench.training import build_agent, make_encoder_optimizer
 
     family = create("envs", spec.env)
     train = family.tasks("train")[:tasks]
-    data = random_task_data(family, train, steps=steps, seed=spec.seed)
-    rows = torch.arange(len(train))
-    latent = spec.train.latent_dim
-    obs_dim, act_dim = data.data["obs"].shape[-1], data.data["actions"].shape[-1]
+    data = random_task_data(family, train, steps=steps, seed=seed)
     problem = Problem(
         family,
-        obs_dim,
-        act_dim,
-        latent,
+        data.data["obs"].shape[-1],
+        data.data["actions"].shape[-1],
+        spec.train.latent_dim,
         torch.device("cpu"),
-        reference_stats(data, 0),  # a dry run's stand-in (a run uses task 19's data)
+        reference_stats(data, 0),  # a stand-in: a run uses task 19's data
         init=spec.train.init,
     )
+    return family, train, data, problem
+
+
+def dry_run_spec(spec: RunSpec, tasks: int = 4, steps: int = 24) -> None:
+    """Build the run's family, encoder, encoder losses and backbone; one train step on tiny
+    random-action data; one evaluation step (infer z, act, step the envs). Raises on failure."""
+    from ertrl_bench.envs.base import make_checked_batch
+    from ertrl_bench.step import train_step
+    from ertrl_bench.training import build_agent, make_encoder_optimizer
+
+    family, train, data, problem = random_data_problem(spec, tasks, steps, seed=spec.seed)
+    rows = torch.arange(len(train))
+    act_dim = problem.act_dim
     agent = build_agent(spec.method, problem)
     opt = make_encoder_optimizer(agent, spec.train.encoder_lr)
     ctx, rl = data.sample(rows, 8), data.sample(rows, 16)
