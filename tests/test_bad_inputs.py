@@ -664,7 +664,7 @@ def test_a_run_with_broken_metrics_is_reported_as_such_and_redone(capsys, tmp_pa
     flat = " ".join(text.split())
     assert code == 0 and "Traceback" not in text, text
     assert f"1 run(s) with an unreadable metrics.json: {a.metrics_path}: " in flat, flat
-    assert "Rerun the suite (ertrl-bench run SUITE --results-dir ROOT) to redo them" in flat
+    assert f"Rerun the suite (ertrl-bench run SUITE --results-dir {results}) to redo them" in flat
     # `run` redoes it (keeping the broken file aside); the resume summary never tracebacks
     code, text = run_main(capsys, "run", path, "--results-dir", results, "--jobs", "1")
     assert code == 0 and "Traceback" not in text, text

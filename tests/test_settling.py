@@ -150,8 +150,8 @@ def test_settle_errors_name_the_folder_and_the_fix(capsys, tiny_study, tmp_path)
          " study first (ertrl-bench run SUITE) or pass the folder it wrote; 2 run(s) with an"
          " unreadable metrics.json: "),
         ((truncated,), f"{cut[1]}: not valid JSON"),
-        ((truncated,), "Rerun the suite (ertrl-bench run SUITE --results-dir ROOT) to redo them:"
-         " each unreadable file is kept aside as metrics.invalid.json"),
+        ((truncated,), f"Rerun the suite (ertrl-bench run SUITE --results-dir {tmp_path}) to"
+         " redo them: each unreadable file is kept aside as metrics.invalid.json"),
         ((unfinished,), f"{unfinished}: no finished run with an evaluation curve"),
         ((tiny_study,), "4 evaluation(s); --window 5 needs at least 6 (a full window before the"
          " last evaluation): lower --window or evaluate more often"),

@@ -211,8 +211,8 @@ def unreadable_runs_hint(runs: list[RunRecord]) -> str:
     return (
         f"; {len(bad)} run(s) with an unreadable metrics.json: "
         + "; ".join(r.error.removeprefix("unreadable metrics.json: ") for r in bad)
-        + ". Rerun the suite (ertrl-bench run SUITE --results-dir ROOT) to redo them: each"
-        " unreadable file is kept aside as metrics.invalid.json"
+        + f". Rerun the suite (ertrl-bench run SUITE --results-dir {bad[0].path.parent.parent})"
+        " to redo them: each unreadable file is kept aside as metrics.invalid.json"
     )
 
 
