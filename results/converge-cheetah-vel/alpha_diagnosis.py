@@ -20,7 +20,10 @@ BRAC for STEPS steps on meta-batches of the run's training tasks:
   estimate *only* (no Q, no entropy; alpha fixed at the checkpoint's, the scale its Adam state
   was built on): the lowest estimate a tanh-Gaussian actor reaches against a c that keeps
   maximising it. Above BRAC's target (0.05), alpha would climb whatever its value;
-* ``div-frozen-c``: the same with c frozen as the checkpoint has it (how far the actor can
+* ``div-one-ck``: ``div`` with every batch (the actor's and the c-steps') drawn from the
+  transitions of each task's last behavior checkpoint only: the same game on data of one
+  unimodal policy, to test whether the mixture of checkpoints is what holds the estimate up;
+* ``div-frozen-c``: ``div`` with c frozen as the checkpoint has it (how far the actor can
   push a fixed c's estimate: not a KL, see the true KLs below);
 * ``c-only``: the actor frozen, c trained as BRAC: how far the logged estimate is below what c
   reaches against the policy as it is (c lags the actor it chases);
@@ -32,8 +35,9 @@ BRAC for STEPS steps on meta-batches of the run's training tasks:
 * ``bc``: c trained as BRAC, the actor by maximum likelihood of the data actions (behavior
   cloning, the forward KL where BRAC penalises the reverse one; a fresh Adam, lr as BRAC's).
 
-Every 250 steps it prints alpha (raw, unclipped only moves in ``asis``/``batch256``), the mean
-divergence estimate of the window, the Q loss, and the clamped share of log-stds. Before the
+Every 250 steps it prints the raw alpha (it moves only in ``asis`` / ``batch256``), the mean
+divergence estimate of the window, the window's Q loss (``asis`` / ``batch256``) and the seconds
+a step took. Before the
 first and after the last step it measures, on 256 data transitions of each training task with z
 of a fresh context: ``est`` the divergence estimate (c, fresh policy actions), ``KL own ck`` the
 true KL(pi || the behavior checkpoint that collected the transition) in closed form (Gaussians
@@ -44,12 +48,15 @@ std`` the policy's and the behavior checkpoints' pre-tanh std, ``clamped`` the s
 log-stds at or above BRAC's clamp, ``Q data`` the Q nets' mean on data actions and ``TD rms``
 their root-mean-square TD error (the square root of half the logged Q loss, on this batch),
 ``data return-to-go`` the data's own discounted return from each transition on the same scale
-(reward x 5, discount 0.99, terminal at each trajectory's end): the scale Q grows towards.
+(reward x 5, discount 0.99, terminal at each trajectory's end) and ``steps to go`` the same
+for a reward of 1 a step; ``Q pi`` the smaller Q net at fresh policy actions and ``logp pi``
+their log-density. The V target is Q - log pi (temperature 1): a policy whose log pi is L a
+step adds about -L x ``steps to go`` to Q beyond the rewards.
 
 ``scores`` reads the run folders' ``log.jsonl`` and prints, per evaluation, alpha, the window's
 divergence (mean and s.d. of the one-step estimates logged every 50 steps), the Q loss, the
-scale of -Q at the policy's actions (the logged policy loss less alpha x divergence) and the TD
-error relative to it (sqrt(Q loss / 2) / |Q|: the Q loss sums the two Q nets' mean squares), and
+scale of log pi - Q at the policy's actions (the logged policy loss less alpha x divergence;
+log pi is a few units, so about -Q) and the TD error relative to it (sqrt(Q loss / 2) / |Q|: the Q loss sums the two Q nets' mean squares), and
 the normalized scores; then, per run, Spearman correlations of alpha,
 Q loss and step with each score column over the evaluations from 10k steps on (correlational:
 alpha and the step grow together, so the step's own correlation is printed beside it).
@@ -75,7 +82,17 @@ from ertrl_bench.errors import ErtrlError
 from ertrl_bench.nn import tanh_gaussian_from_noise
 from ertrl_bench.runner import load_trained
 
-VARIANTS = ("asis", "div", "div-frozen-c", "c-only", "c-vs-own", "c-vs-mix", "bc", "batch256")
+VARIANTS = (
+    "asis",
+    "div",
+    "div-one-ck",
+    "div-frozen-c",
+    "c-only",
+    "c-vs-own",
+    "c-vs-mix",
+    "bc",
+    "batch256",
+)
 LOG_2PI = math.log(2 * math.pi)
 WINDOW = 250
 
@@ -91,11 +108,13 @@ def _tanh_gauss_logp(a, mean, log_std):
     return _gauss_logp(pre, mean, log_std) - torch.log1p(-a.pow(2)).sum(-1)
 
 
-def _returns_to_go(td, rows: torch.Tensor, o) -> torch.Tensor:
+def _returns_to_go(td, rows: torch.Tensor, o, ones: bool = False) -> torch.Tensor:
     """The data's own discounted return-to-go of every transition of ``rows`` ``[T, N]``, on
     the Q nets' scale (reward x ``reward_scale``, ``discount``, the training data's terminals):
-    the value a Q net trained on the data's own actions all along would reach."""
+    the reward part of the value Q grows towards. ``ones``: a reward of 1 a step instead (the
+    discounted number of steps to go: what a constant per-step term adds to Q, per unit)."""
     r = td.data["rewards"][rows, :, 0] * o.reward_scale
+    r = torch.ones_like(r) if ones else r
     d = td.data["dones"][rows, :, 0]
     out, g = torch.zeros_like(r), torch.zeros(len(rows))
     for t in range(r.shape[1] - 1, -1, -1):  # a trajectory's transitions lie in order
@@ -125,9 +144,9 @@ class Probe:
         # [T, N]: the SAC step of the checkpoint that collected each probe transition
         own = np.stack([ck_by_task[i][idx[int(r)]] for i, r in enumerate(self.rows)])
         self.own = torch.as_tensor(np.searchsorted(steps, own))  # [T, N] checkpoint index
-        self.rtg = _returns_to_go(td, self.rows, trained.agent.backbone.o)[
-            torch.arange(len(self.rows))[:, None], torch.as_tensor(idx[self.rows.numpy()])
-        ]
+        at = torch.arange(len(self.rows))[:, None], torch.as_tensor(idx[self.rows.numpy()])
+        self.rtg = _returns_to_go(td, self.rows, trained.agent.backbone.o)[at]
+        self.steps_to_go = _returns_to_go(td, self.rows, trained.agent.backbone.o, True)[at]
         self.ck = [torch.as_tensor(np.searchsorted(steps, c)) for c in ck_by_task]
         self.actors = [load_behavior_policies(trained.data.path, tasks, st).actor for st in steps]
         with torch.no_grad():
@@ -154,10 +173,11 @@ class Probe:
         s, a, zr = _flat(self.batch.obs), _flat(self.batch.actions), _broadcast(z, b)
         mean, raw_log_std = bb.policy(torch.cat([s, zr], -1)).chunk(2, -1)
         log_std = raw_log_std.clamp(bb.o.log_std_min, bb.o.log_std_max)
-        a_pi, _ = tanh_gaussian_from_noise(mean, log_std, torch.randn_like(mean))
+        a_pi, logp = tanh_gaussian_from_noise(mean, log_std, torch.randn_like(mean))
         c_pi = bb.c(torch.cat([s, a_pi, zr], -1)).squeeze(-1)
         c_data = bb.c(torch.cat([s, a, zr], -1)).squeeze(-1)
         est = kl_dual(c_pi, c_data).mean()
+        q_pi = bb._q2(torch.cat([s, a_pi, zr], -1)).min(0).values
         q = bb._q2(torch.cat([s, a, zr], -1))  # [2, N]: the Q nets on data actions
         s2, r = _flat(self.batch.next_obs), self.batch.rewards.reshape(-1)
         d = self.batch.dones.reshape(-1)
@@ -182,6 +202,9 @@ class Probe:
             "Q data": float(q.mean()),
             "TD rms": float((q - target).pow(2).mean().sqrt()),
             "data return-to-go": float(self.rtg.mean()),
+            "steps to go": float(self.steps_to_go.mean()),
+            "Q pi": float(q_pi.mean()),
+            "logp pi": float(logp.mean()),
             "KL own ck": float(kl_own.mean()),
             "KL own ck median": float(kl_own.median()),
             "act gap own ck": float(gap),
@@ -215,6 +238,19 @@ def _behavior_batch(probe: Probe, td, n: int, which: str):
         mean.gather(0, kk)[0], log_std.gather(0, kk)[0], torch.randn(mean.shape[1:])
     )
     return batch, a_beh
+
+
+def _one_checkpoint_batch(probe: Probe, td, rows: torch.Tensor, n: int) -> Transitions:
+    """``n`` transitions of each task in ``rows``, all collected by the task's last behavior
+    checkpoint (data of one unimodal policy instead of the mixture of checkpoints)."""
+    pos = {int(r): i for i, r in enumerate(probe.rows)}
+    last = len(probe.actors) - 1
+    idx = []
+    for r in rows.tolist():
+        pool = torch.nonzero(probe.ck[pos[r]] == last).squeeze(-1)
+        idx.append(pool[torch.randint(0, len(pool), (n,))])
+    i = torch.stack(idx)
+    return Transitions(*(td.data[f][rows[:, None], i] for f in FIELDS), task_ids=rows)
 
 
 def _c_vs_behavior_step(bb, agent, probe, td, cfg, which: str) -> float:
@@ -272,11 +308,16 @@ def continue_run(run: Path, variant: str, steps: int) -> None:
         rows = train_rows[torch.randperm(len(train_rows))[: cfg.meta_batch]]
         with torch.no_grad():
             _, z = agent.infer(td.sample(rows, cfg.context_size))
-        batch = td.sample(rows, rl_batch)
+        if variant == "div-one-ck":  # every batch from the last behavior checkpoint's data
 
-        def sample_rl(rows=rows):
-            return td.sample(rows, rl_batch)
+            def sample_rl(rows=rows):
+                return _one_checkpoint_batch(probe, td, rows, rl_batch)
+        else:
 
+            def sample_rl(rows=rows):
+                return td.sample(rows, rl_batch)
+
+        batch = sample_rl()
         if variant in ("c-vs-own", "c-vs-mix"):
             divs.append(_c_vs_behavior_step(bb, agent, probe, td, cfg, variant[5:]))
         elif variant in ("asis", "batch256"):
@@ -312,7 +353,10 @@ SCORE_COLS = [(sp, pr) for sp in ("train", "moderate") for pr in ("offline", "on
 
 def _evaluations(run: Path) -> list[dict]:
     """Per evaluation: step, alpha, mean divergence and Q loss of the 1k steps before, scores."""
-    recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    try:
+        recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    except (OSError, ValueError) as exc:
+        raise ErtrlError(f"{run / 'log.jsonl'}: not a readable training log ({exc})") from None
     out = []
     for rec in recs:
         if "eval" not in rec:
