@@ -6,6 +6,7 @@ which unregisters them afterwards, so every other test sees the built-ins only.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import os
@@ -33,39 +34,21 @@ from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.plugins import PluginError, get_registry, hookimpl
 from ertrl_bench.runner import execute
 from ertrl_bench.suite_loader import load_suite
+from tests.helpers import tiny_suite
 
 REPO = Path(__file__).resolve().parents[1]
 L2REG = REPO / "plugins" / "ertrl-bench-l2reg"
 TESTS = Path(__file__).resolve().parent
 
-TINY_DATA = {
-    "sac_steps": 300,
-    "random_steps": 100,
-    "checkpoints": [150, 300],
-    "trajectories_per_checkpoint": 2,
-}
-TINY_NETS = {"hidden": [16]}
-TINY_PROBE = {"transitions": 20, "test": 5, "resamples": 2}  # the end-of-run probe, shrunk
+TINY_NETS = {"hidden": [16]}  # one component's params (tests.helpers.TINY_NETS: by component)
 
 
 def _suite(methods, envs=("point-robot",), name="plugins", iterations=1, **extra) -> dict:
-    suite = {
-        "name": name,
-        "tier": "smoke",
-        "device": "cpu",
-        "data": TINY_DATA,
-        "train": {
-            "iterations": iterations,
-            "steps_per_iteration": 20,
-            "meta_batch": 4,
-            "rl_batch": 16,
-            "context_size": 8,
-            "final_evals": 1,
-        },
-        "eval": {"runs_per_task": 1, "splits": ["train"], "probe": TINY_PROBE},
-        "component_params": {"mlp": TINY_NETS, "brac": TINY_NETS},
-        "grid": {"envs": list(envs), "methods": list(methods), "seeds": [0]},
-    }
+    """``tests.helpers.tiny_suite`` on the train split only, 20 steps an iteration."""
+    suite = copy.deepcopy(tiny_suite(name, methods=methods))  # its own dicts: tests edit them
+    suite["train"].update(iterations=iterations, steps_per_iteration=20)
+    suite["eval"]["splits"] = ["train"]
+    suite["grid"]["envs"] = list(envs)
     suite.update(extra)
     return suite
 
