@@ -84,8 +84,11 @@ def _is_built(kind: str, obj) -> bool:
     return all(callable(getattr(obj, m, None)) for m in REQUIRED[kind])
 
 
-def _build(kind: str, component, options, problem, problems: list[str]):
-    """(object, label) from a factory, a registered name, or a built object."""
+def _built(check: str, kind: str, component, options, problem) -> tuple[Any, str, list[str]]:
+    """What ``check`` starts from: the component built (from a factory, a registered name, or
+    already built; a ``ConformanceError`` now if it cannot be), the label its problems are
+    reported under, ``check(label)``, and the list they are collected in."""
+    problems: list[str] = []
     if isinstance(component, str):
         from ertrl_bench.plugins import get_registry
 
@@ -94,15 +97,16 @@ def _build(kind: str, component, options, problem, problems: list[str]):
         if options is None and entry.options is not None:
             options = entry.options()
     elif not isinstance(component, type) and _is_built(kind, component):
-        return component, type(component).__name__
+        return component, f"{check}({type(component).__name__})", problems
     else:
         factory, label = component, getattr(component, "__name__", repr(component))
+    what, obj = f"{check}({label})", None
     try:
         obj = factory(options) if kind in ("envs", "executors") else factory(options, problem)
     except Exception as exc:
         problems.append(f"building it failed: {type(exc).__name__}: {exc}")
-        return None, label
-    return obj, label
+    _fail(what, problems)
+    return obj, what, problems
 
 
 def _check_logs(logs: Any, where: str, problems: list[str]) -> None:
@@ -146,10 +150,9 @@ def check_encoder_loss(
 ):
     """Check an encoder loss against ``components.EncoderLoss``."""
     problem = problem or tiny_problem()
-    problems: list[str] = []
-    loss_obj, label = _build("encoder_losses", component, options, problem, problems)
-    what = f"check_encoder_loss({label})"
-    _fail(what, problems)
+    loss_obj, what, problems = _built(
+        "check_encoder_loss", "encoder_losses", component, options, problem
+    )
     for m in ("update", "encoder_loss", "joint_parameters", "state_dict"):
         if not callable(getattr(loss_obj, m, None)):
             problems.append(f"it has no method {m}()")
@@ -322,10 +325,7 @@ def check_encoder(
 ):
     """Check a context encoder: shapes, masks, gradient (``components.Encoder``)."""
     problem = problem or tiny_problem()
-    problems: list[str] = []
-    enc, label = _build("encoders", component, options, problem, problems)
-    what = f"check_encoder({label})"
-    _fail(what, problems)
+    enc, what, problems = _built("check_encoder", "encoders", component, options, problem)
     if not isinstance(enc, torch.nn.Module):
         problems.append(f"it must be a torch.nn.Module, got {type(enc).__name__}")
         _fail(what, problems)
@@ -380,10 +380,7 @@ def check_backbone(
 ):
     """Check an offline RL backbone: ``update`` logs, ``act`` shapes and range, determinism."""
     problem = problem or tiny_problem()
-    problems: list[str] = []
-    bb, label = _build("backbones", component, options, problem, problems)
-    what = f"check_backbone({label})"
-    _fail(what, problems)
+    bb, what, problems = _built("check_backbone", "backbones", component, options, problem)
     for m in ("update", "act", "state_dict"):
         if not callable(getattr(bb, m, None)):
             problems.append(f"it has no method {m}()")
@@ -428,10 +425,7 @@ def check_env_family(component: Any, options: Any = None, registered_name: str |
     """Check a task family: splits, envs, spaces in [-1, 1], batched stepping."""
     from ertrl_bench.envs.base import SPLITS, BatchEnv, Task
 
-    problems: list[str] = []
-    fam, label = _build("envs", component, options, None, problems)
-    what = f"check_env_family({label})"
-    _fail(what, problems)
+    fam, what, problems = _built("check_env_family", "envs", component, options, None)
     name = getattr(fam, "name", "")
     if not name:
         problems.append("it has no `name` (the dataset cache is keyed by it)")
