@@ -133,8 +133,14 @@ def clash_message(what: str, name: str, who: str, first_name: str, first_who: st
 def unknown_name_message(kind: str, name: str, available: list[str]) -> str:
     return (
         f"unknown {SINGULAR[kind]} {name!r}; available: {', '.join(available) or '(none)'}"
-        " (see `ertrl-bench plugins`)"
+        f" (see `ertrl-bench plugins`){closest_name(name, available)}"
     )
+
+
+def closest_name(name: str, available: list[str]) -> str:
+    """``". Did you mean 'X'?"`` for the registered name closest to a misspelt one, or ``""``."""
+    close = difflib.get_close_matches(str(name), available, n=1)
+    return f". Did you mean {close[0]!r}?" if close else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -732,7 +738,10 @@ def describe_component(name: str) -> list[dict]:
         found.append(record)
     if not found:
         every = sorted({n for kind in KINDS for n in registry.entries[kind]})
-        raise ErtrlError(f"no component is named {name!r}; available: {', '.join(every)}")
+        raise ErtrlError(
+            f"no component is named {name!r}; available: {', '.join(every)}"
+            + closest_name(name, every)
+        )
     return found
 
 

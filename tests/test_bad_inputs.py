@@ -512,6 +512,11 @@ def test_a_misspelt_key_is_named_where_it_was_written_with_the_key_meant(capsys,
         "data: sac_stepz: unknown field; did you mean 'sac_steps'?",
     )
     assert "grid.methods" not in text  # no method wrote them
+    code, text = run_main(capsys, "plugins", "--options", "brack")
+    assert_user_error(code, text, "no component is named 'brack'", ". Did you mean 'brac'?")
+    suite = copy.deepcopy(tiny_suite(methods=("focall",)))
+    code, text = run_main(capsys, "validate", write_suite(path, suite))
+    assert_user_error(code, text, "unknown method 'focall'", ". Did you mean 'focal'?")
     code, text = run_main(capsys, "run", "smoke", "--executor-opt", "cpu_worker=1")
     assert_user_error(
         code, text, "--executor-opt.cpu_worker: unknown field; did you mean 'cpu_workers'?"
