@@ -6,6 +6,7 @@ use them) live in ``tests/conftest.py``. Where each kind of test goes: ``tests/R
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -40,7 +41,8 @@ USER_DATA_ROOT = os.environ.get("ERTRL_BENCH_DATA") or str(
 
 
 def tiny_suite(name: str = "tiny", methods=("focal",), seeds=(0,), **extra) -> dict:
-    """A suite dict that runs in seconds: Point-Robot, tiny data, tiny networks."""
+    """A suite dict that runs in seconds: Point-Robot, tiny data, tiny networks. A fresh copy
+    each call: a test may edit it without changing the shared settings other tests use."""
     suite = {
         "name": name,
         "tier": "smoke",
@@ -59,7 +61,7 @@ def tiny_suite(name: str = "tiny", methods=("focal",), seeds=(0,), **extra) -> d
         "grid": {"envs": ["point-robot"], "methods": list(methods), "seeds": list(seeds)},
     }
     suite.update(extra)
-    return suite
+    return copy.deepcopy(suite)
 
 
 def write_suite(path, suite: dict):
