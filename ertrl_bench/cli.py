@@ -232,7 +232,8 @@ def _checkpoint_policy(spec, every_minutes: float | None, keep: bool):
 
 
 def summary_table(metrics: list[dict], title: str) -> Table:
-    """Mean normalized return over seeds per method x env x split x protocol."""
+    """Mean normalized return over seeds per method x env x split x protocol, ± the sample s.d.
+    (ddof 1) over seeds: the convention of the report and ``settle``, so the numbers agree."""
     import numpy as np
 
     from ertrl_bench.results_schema import is_number
@@ -244,11 +245,11 @@ def summary_table(metrics: list[dict], title: str) -> Table:
                 cell = cells.setdefault((m["env"], m["method"], split, protocol), [])
                 if is_number(v["normalized"]):  # NaN / null: no normalized score
                     cell.append(v["normalized"])
-    table = Table(title=title)
+    table = Table(title=title, caption="mean ± s.d. (ddof 1) over seeds")
     for col in ("env", "method", "split", "context", "normalized return", "seeds"):
         table.add_column(col, justify="right" if col in ("normalized return", "seeds") else "left")
     for (env, method, split, protocol), vals in sorted(cells.items()):
-        sd = f" ± {np.std(vals):.1f}" if len(vals) > 1 else ""
+        sd = f" ± {np.std(vals, ddof=1):.1f}" if len(vals) > 1 else ""
         mean = f"{np.mean(vals):.1f}{sd}" if vals else "n/a"
         table.add_row(env, method, split, protocol, mean, str(len(vals)))
     return table
