@@ -797,13 +797,15 @@ def settle(
 def analyze_wasserstein(
     family: str = typer.Argument(..., help="Env family, e.g. point-robot, cheetah-vel."),
     tier: str = typer.Option("smoke", help="Dataset tier: smoke | small | large | paper."),
-    states: int = typer.Option(32, help="Shared states S, drawn from the train tasks' data."),
-    samples: int = typer.Option(4096, help="Actions K sampled per state and policy."),
+    states: int = typer.Option(
+        32, min=1, help="Shared states S, drawn from the train tasks' data."
+    ),
+    samples: int = typer.Option(4096, min=1, help="Actions K sampled per state and policy."),
     checkpoint: str = typer.Option(
         "mixture", help="mixture (the checkpoints that made the data), a SAC step, first | last."
     ),
     method: str = typer.Option("sliced", help="sliced (default) | exact W2, see the docs."),
-    seed: int = typer.Option(0, help="Seed of the state draw and the action samples."),
+    seed: int = typer.Option(0, min=0, help="Seed of the state draw and the action samples."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON record instead."),
 ):
     """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (docs/paper.md).

@@ -29,7 +29,7 @@ MAX_STEP = 0.1
 
 
 class PointRobotOptions(Strict):
-    horizon: int = 20
+    horizon: PositiveInt = 20
     train_tasks: PositiveInt | None = Field(
         None,
         description="Training tasks laid out evenly over the training range: 5, 10, 20 or 40"

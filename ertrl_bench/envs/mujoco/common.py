@@ -29,7 +29,7 @@ N_GRID = 40
 
 
 class MujocoOptions(Strict):
-    horizon: int = 200
+    horizon: PositiveInt = 200
     train_tasks: PositiveInt | None = Field(
         None,
         description="Training tasks laid out evenly over the training range: 5, 10, 20 or 40"
