@@ -727,7 +727,10 @@ def report(
 def settle(
     results: Path = typer.Argument(..., help="A convergence study's results folder."),
     window: int = typer.Option(
-        5, "--window", "-w", help="Evaluations a score averages (the suite's final_evals)."
+        5,
+        "--window",
+        "-w",
+        help="Evaluations a score averages: give the study's final_evals (5: the paper's).",
     ),
     budgets: str | None = typer.Option(
         None,
@@ -810,7 +813,7 @@ def analyze_wasserstein(
 ):
     """Behavior-policy diversity: mean pairwise W2 between the train tasks' policies (docs/paper.md).
 
-    Builds the family's datasets if missing, draws S states from the union of the training
+    Builds the training tasks' datasets if missing, draws S states from the union of the training
     tasks' datasets, samples K actions per state from each training task's behavior policy (the
     checkpoint mixture that produced its data) and prints the average over task pairs of the
     state-averaged W2 distance, beside its same-policy floor (two draws of one policy).
