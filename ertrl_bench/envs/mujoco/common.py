@@ -7,7 +7,7 @@ kernel, so a family's reward lives in exactly one place. This module imports nei
 nor gymnasium's MuJoCo envs: the family modules stay cheap to import, the simulator is loaded on
 the first ``make``.
 
-Conventions shared by every MuJoCo family (docs/paper.md, "The eight task families"):
+Conventions shared by every MuJoCo family (docs/paper.md, "Task families"):
 - gymnasium's **v5** models and reset noise; 200-step episodes (``TimeLimit``).
 - the public action space is [-1, 1]^d; the env maps it affinely onto the actuators' ctrlrange
   (the identity except for Humanoid, whose ctrlrange is +-0.4). Actions are clipped to [-1, 1]

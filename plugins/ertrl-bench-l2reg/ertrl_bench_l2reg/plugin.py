@@ -9,11 +9,11 @@ It keeps the latent space from drifting to large norms, where FOCAL's distance-m
 (which pushes different tasks' ``z`` apart) can otherwise grow without bound. It has no networks
 of its own, so ``update`` does nothing. ``focal_l2`` is FOCAL (``dml``) plus this penalty.
 
-Copy this file to write your own encoder loss (docs/plugins.md, "Regularizers and encoder
-losses"): an options model (pydantic, ``extra="forbid"`` so a misspelt option in a suite is an
-error), a class with the four methods of ``ertrl_bench.components.EncoderLoss`` -- each receives
-one ``ertrl_bench.components.StepBatch`` -- and the ``register_*`` hooks at the bottom. Check it
-with ``ertrl_bench.testing.check_encoder_loss`` (see ``tests/test_l2reg.py``).
+Copy this file to write your own encoder loss (docs/plugins.md, "Encoder losses"): an options
+model (pydantic, ``extra="forbid"`` so a misspelt option in a suite is an error), a class with
+the five methods of ``ertrl_bench.components.EncoderLoss`` -- ``update`` and ``encoder_loss``
+each receive one ``ertrl_bench.components.StepBatch`` -- and the ``register_*`` hooks at the
+bottom. Check it with ``ertrl_bench.testing.check_encoder_loss`` (see ``tests/test_l2reg.py``).
 """
 
 from __future__ import annotations
