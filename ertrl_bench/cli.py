@@ -25,7 +25,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
     help="Benchmark offline meta-RL context regularizers (ER-TRL, CSRO, FOCAL, ...).",
 )
-datasets_app = typer.Typer(no_args_is_help=True, help="Build, list and verify behavior datasets.")
+datasets_app = typer.Typer(
+    no_args_is_help=True,
+    help="Build, list, show and verify behavior datasets; their diversity for older runs.",
+)
 analyze_app = typer.Typer(no_args_is_help=True, help="Stand-alone analyses.")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(analyze_app, name="analyze")
@@ -761,8 +764,7 @@ def settle(
         "ertrl", help="The seed plan compares this method with each other one (as the report)."
     ),
 ):
-    """Where a study's runs settle: window tables, the budget rule, BRAC diagnostics, and how
-    many seeds a study at that budget needs.
+    """Where a study's runs settle, BRAC diagnostics, and the seeds a study at that budget needs.
 
     Prints markdown: per method, each run's mean over spans of evaluations and the s.d. of its
     last WINDOW; per method x split x protocol and budget B, the seed-mean score with B steps
