@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.options import Strict
@@ -41,16 +41,24 @@ def usable_cores() -> int:
 
 
 class LocalOptions(Strict):
-    # runs at the same time, each in its own process; None: one per usable core (at most one
-    # per run); 1: one after another in this process (progress bars stay readable)
-    jobs: PositiveInt | None = None
-    # torch threads per run; None: usable cores // jobs (at least 1) in worker processes, and
-    # torch's own default (one per core, or $OMP_NUM_THREADS) for runs in this process
-    threads: PositiveInt | None = None
-    # train one run at a time in this process (the GPU's) while `cpu_workers` worker processes
-    # run the finished runs' probe regressions, the next run already training (docs/running.md)
-    overlap: bool = False
-    cpu_workers: PositiveInt = 1
+    jobs: PositiveInt | None = Field(
+        None,
+        description="Runs at the same time, each in its own process; null: one per usable core"
+        " (at most one per run); 1: one after another in this process (readable progress bars).",
+    )
+    threads: PositiveInt | None = Field(
+        None,
+        description="Torch threads per run; null: usable cores // jobs (at least 1) in worker"
+        " processes, torch's own default (one per core, or $OMP_NUM_THREADS) in this process.",
+    )
+    overlap: bool = Field(
+        False,
+        description="Train one run at a time in this process (the GPU's) while cpu_workers"
+        " processes run the finished runs' probe regressions (docs/running.md).",
+    )
+    cpu_workers: PositiveInt = Field(
+        1, description="Worker processes for the probe regressions of overlap."
+    )
 
     @model_validator(mode="after")
     def _overlap_trains_one_at_a_time(self):
@@ -61,10 +69,12 @@ class LocalOptions(Strict):
             )
         return self
 
-    # K > 1: up to K runs that differ only in seed train as one computation, every network an
-    # ensemble over the seeds (``ertrl_bench.seed_batch``); each writes its own run folder with
-    # the numbers of the run trained alone (within float rounding). A job is then a seed group.
-    seeds_per_step: PositiveInt = 1
+    seeds_per_step: PositiveInt = Field(
+        1,
+        description="K > 1: up to K runs that differ only in seed train as one computation, every"
+        " network an ensemble over the seeds (ertrl_bench.seed_batch); each writes its own run"
+        " folder with the run alone's numbers (within float rounding). A job is then a seed group.",
+    )
 
     @model_validator(mode="after")
     def _seed_groups_not_overlapped(self):
@@ -222,7 +232,7 @@ class RayOptions(Strict):
     address: str | None = None  # None: start a local Ray; "auto": join a running cluster
     num_cpus: PositiveFloat = 1.0  # per run
     num_gpus: float = 0.0  # per run (e.g. 0.25 to pack four runs on a GPU)
-    max_retries: NonNegativeInt = 1
+    max_retries: NonNegativeInt = 1  # times Ray reruns a run whose worker died
 
 
 class RayExecutor:
