@@ -14,7 +14,7 @@ scikit-learn until a function that needs them is used).
 
 from __future__ import annotations
 
-import importlib
+from ertrl_bench.lazy import lazy_exports
 
 _EXPORTS = {
     "plot_learning_curves": "plots",
@@ -27,11 +27,4 @@ _EXPORTS = {
     "suite_dirs": "load",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

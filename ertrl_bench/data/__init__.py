@@ -16,7 +16,7 @@ The names below load their module on first use (as in ``ertrl_bench.analysis``),
 
 from __future__ import annotations
 
-import importlib
+from ertrl_bench.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_SAVE_EVERY_S": "build",
@@ -30,11 +30,4 @@ _EXPORTS = {
     "normalized_return": "family_data",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -14,7 +14,7 @@ results); ``tests/test_imports.py`` checks it. Submodules are imported on first 
 
 from __future__ import annotations
 
-import importlib
+from ertrl_bench.lazy import lazy_exports
 
 _EXPORTS = {
     "iqm": "stats",
@@ -45,11 +45,4 @@ _EXPORTS = {
     "window_scores": "settling",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
