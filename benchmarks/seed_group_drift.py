@@ -1,9 +1,10 @@
 """How far a seed group's numbers drift from the runs alone over a longer training.
 
-For each built-in method: two seeds trained alone and as one K=2 group
+For each built-in method on each built-in backbone: two seeds trained alone and as one K=2 group
 (``tests/test_seed_batch.py``'s tiny setting, every step logged), and the largest relative
 difference of any logged number, ``|alone - group| / (|alone| + 1e-3)``, at steps 10, 20, 50,
-100, ... Run: ``python benchmarks/seed_group_drift.py [STEPS]`` (default 200).
+100, ... Run: ``python benchmarks/seed_group_drift.py [STEPS] [BACKBONE]`` (default 200 steps,
+both backbones).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import tests.test_seed_batch as T  # noqa: E402
 CHECKPOINTS = (10, 20, 50, 100, 200, 500, 1000)
 
 
-def drift(name: str, steps: int) -> dict[int, float]:
+def drift(name: str, steps: int, backbone: str = "brac") -> dict[int, float]:
     cfg = T.ResolvedTrainConfig(
         iterations=1,
         steps_per_iteration=steps,
@@ -31,7 +32,7 @@ def drift(name: str, steps: int) -> dict[int, float]:
         context_size=6,
         latent_dim=4,
     )
-    method, data, rows = T._method(name), T._data(), torch.tensor([0, 1, 2, 3])
+    method, data, rows = T._method(name, backbone), T._data(), torch.tensor([0, 1, 2, 3])
     alone = []
     for seed in (0, 1):
         agent, gen = T._setup(method, seed)
@@ -64,5 +65,12 @@ if __name__ == "__main__":
     training.LOG_EVERY = seed_batch.LOG_EVERY = 1
     torch.set_num_threads(1)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    for method in sorted(T.METHODS):
-        print(method, "  ".join(f"step<={c}: {v:.1e}" for c, v in drift(method, n).items()))
+    backbones = sys.argv[2:] or ["brac", "iql"]
+    for backbone in backbones:
+        for method in sorted(T.METHODS):
+            worst = drift(method, n, backbone)
+            print(
+                f"{method} on {backbone}",
+                "  ".join(f"step<={c}: {v:.1e}" for c, v in worst.items()),
+                flush=True,
+            )

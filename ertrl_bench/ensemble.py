@@ -100,8 +100,9 @@ class ParamLink:
     """One ensemble parameter and the K member parameters it stacks.
 
     ``kind``: ``weight`` (an ``nn.Linear`` weight ``[out, in]``, member k at ``[k] ^T``),
-    ``bias`` (``[out]`` at ``[k, 0]``) or ``ensemble`` (an ``EnsembleLinear`` member of E nets
-    at rows ``k E .. (k + 1) E``).
+    ``bias`` (a vector ``[out]``: an ``nn.Linear`` bias, or any vector parameter such as IQL's
+    log-std; at ``[k, 0]``) or ``ensemble`` (an ``EnsembleLinear`` member of E nets at rows
+    ``k E .. (k + 1) E``).
     """
 
     ens: nn.Parameter
@@ -298,6 +299,19 @@ def member_transitions(t: Transitions, k: int) -> Transitions:
         task_ids=t.task_ids[k],
         mask=None if t.mask is None else t.mask[k],
     )
+
+
+def flat_members(x: torch.Tensor) -> torch.Tensor:
+    """``[K, M, B, D]`` -> ``[K, M * B, D]``: each member's rows, as a run alone flattens its
+    ``[M, B, D]`` batch."""
+    return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def broadcast_members(z: torch.Tensor, b: int) -> torch.Tensor:
+    """``z [K, M, L]`` -> ``[K, M * b, L]``: each member's task representations repeated for
+    each of a task's ``b`` rows."""
+    k, m, latent = z.shape
+    return z[:, :, None].expand(k, m, b, latent).reshape(k, m * b, latent)
 
 
 def per_member_mean(x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:

@@ -11,6 +11,7 @@ a loss mixing members) differs at the 1e-2..1 level at once.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from ertrl_bench.errors import TrainingDiverged
 from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.methods import METHODS
 from ertrl_bench.nn import ensemble_mlp, mlp
+from ertrl_bench.options import Strict
+from ertrl_bench.plugins import hookimpl
 from ertrl_bench.problem import Problem
 from ertrl_bench.runner import run_suite, set_seed
 from ertrl_bench.seed_batch import meta_train_group
@@ -125,7 +128,7 @@ def _data() -> TaskDataset:
     return TaskDataset(per, torch.device("cpu"))
 
 
-def _method(name: str) -> MethodSpec:
+def _method(name: str, backbone: str = "brac") -> MethodSpec:
     spec = METHODS[name]
     return MethodSpec(
         name=name,
@@ -134,7 +137,7 @@ def _method(name: str) -> MethodSpec:
             Component(type=t, params=SMALL if t == "unicorn" else {})
             for t in spec["encoder_losses"]
         ],
-        backbone=Component(type="brac", params=SMALL),
+        backbone=Component(type=backbone, params=SMALL),
         encoder_through_q=spec.get("encoder_through_q", False),
     )
 
@@ -191,24 +194,66 @@ def _compare(alone: list, together: list) -> None:
                 _close(b[key], a[key], key)
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
-def test_group_equals_runs_alone(name, monkeypatch):
-    """Logs (every step), evaluations and the final networks of a K=3 group equal the three
-    runs trained alone, for every built-in method."""
+# every built-in method on BRAC; on IQL, FOCAL (the encoder beside the critic) and Offline
+# PEARL (the encoder trained through IQL's Q loss) cover both ways a backbone meets the encoder
+GROUPS = [(name, "brac") for name in sorted(METHODS)] + [
+    ("focal", "iql"),
+    ("offline_pearl", "iql"),
+]
+
+
+class _Checkpoints:
+    """A checkpointer that keeps each saved state in memory (one after every evaluation)."""
+
+    def __init__(self):
+        self.saved: list[dict] = []
+
+    def due(self) -> bool:
+        return False
+
+    def save(self, loop: dict) -> None:
+        self.saved.append(copy.deepcopy(loop))
+
+
+def _close_state(a, b, where: str) -> None:
+    """Two checkpoint states equal: floats within the tolerance, everything else exactly."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _close_state(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor) and a.is_floating_point():
+        _close(b.detach(), a.detach(), where)
+    elif isinstance(a, (torch.Tensor, np.ndarray)):
+        assert np.array_equal(np.asarray(a), np.asarray(b)), where
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize(("name", "backbone"), GROUPS, ids=["-".join(g) for g in GROUPS])
+def test_group_equals_runs_alone(name, backbone, monkeypatch):
+    """Logs (every step), evaluations and the checkpoints (every network, optimizer and RNG
+    stream) of a K=3 group equal the three runs trained alone, for every built-in method and
+    backbone."""
     monkeypatch.setattr("ertrl_bench.training.LOG_EVERY", 1)
     monkeypatch.setattr("ertrl_bench.seed_batch.LOG_EVERY", 1)
-    method = _method(name)
+    method = _method(name, backbone)
     data = _data()
     rows = torch.tensor([0, 1, 2, 3])
-    alone_logs, alone_agents = [], []
+    alone_logs, alone_checkpoints = [], []
     for seed in SEEDS:
         agent, gen = _setup(method, seed)
         records: list = []
-        meta_train(agent, data, rows, CFG, records.append, _probe(agent, records), gen)
+        checkpoints = _Checkpoints()
+        meta_train(agent, data, rows, CFG, records.append, _probe(agent, records), gen, checkpoints)
         alone_logs.append(records)
-        alone_agents.append(agent)
+        alone_checkpoints.append(checkpoints.saved)
 
     agents, gens, states, group_logs = [], [], [], []
+    group_checkpoints = [_Checkpoints() for _ in SEEDS]
     for seed in SEEDS:
         agent, gen = _setup(method, seed)
         agents.append(agent)
@@ -224,16 +269,13 @@ def test_group_equals_runs_alone(name, monkeypatch):
         [_probe(a, r) for a, r in zip(agents, group_logs, strict=True)],
         gens,
         states,
+        group_checkpoints,
     )
     assert failed == [None] * len(SEEDS)
     for k in range(len(SEEDS)):
         _compare(alone_logs[k], group_logs[k])
-        for (n, p), (_, q) in zip(
-            agents[k].backbone.policy.named_parameters(),
-            alone_agents[k].backbone.policy.named_parameters(),
-            strict=True,
-        ):
-            _close(p.detach(), q.detach(), f"seed {SEEDS[k]} policy {n}")
+        assert len(alone_checkpoints[k]) == CFG.iterations  # one after each evaluation
+        _close_state(alone_checkpoints[k], group_checkpoints[k].saved, f"seed {SEEDS[k]}")
 
 
 # --- (c) the runner: per-seed run folders, the fallback, checkpoints ------------------------
@@ -275,8 +317,12 @@ def _assert_close_tree(a, b, where: str = "") -> None:
         assert a == b, where
 
 
+FOCAL_IQL = {"name": "focal-iql", "encoder_losses": ["dml"], "backbone": "iql"}
+
+
 def _tiny(tmp_path: Path, methods, seeds=(0, 1), **extra) -> Path:
     suite = tiny_suite(name="kseed", methods=list(methods), seeds=list(seeds), **extra)
+    suite["component_params"] = {**suite["component_params"], "iql": {"hidden": [16]}}
     suite["eval"]["splits"] = ["train"]
     return write_suite(tmp_path / "kseed.yaml", suite)
 
@@ -287,11 +333,16 @@ def _run(suite: Path, root: Path, k: int) -> list:
     )
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
-def test_seed_group_run_folders_equal_runs_alone(name, tmp_path):
+def _label(method) -> str:
+    return method if isinstance(method, str) else method["name"]
+
+
+@pytest.mark.parametrize("method", [*sorted(METHODS), FOCAL_IQL], ids=_label)
+def test_seed_group_run_folders_equal_runs_alone(method, tmp_path):
     """``seeds_per_step: 2``: each seed writes its own run folder (same run id) whose metrics,
-    curve, training log and z's equal those of the run trained alone."""
-    suite = _tiny(tmp_path, [name])
+    curve, training log and z's equal those of the run trained alone (every built-in method on
+    BRAC, and FOCAL on IQL)."""
+    suite = _tiny(tmp_path, [method])
     alone = _run(suite, tmp_path / "alone", 1)
     together = _run(suite, tmp_path / "group", 2)
     assert [o.status for o in alone] == [o.status for o in together] == ["done", "done"]
@@ -299,12 +350,46 @@ def test_seed_group_run_folders_equal_runs_alone(name, tmp_path):
     _assert_close_tree(_results(tmp_path / "alone", suite), _results(tmp_path / "group", suite))
 
 
-def test_a_component_without_ensemble_trains_its_seeds_one_at_a_time(tmp_path, capsys):
-    """IQL has no ``ensemble``: the group says so and each seed trains alone, as without
-    the option."""
+class _ZNormLoss:
+    """A plugin's encoder loss without ``ensemble``: ``0.01 * mean(z^2)``."""
+
+    def __init__(self, options, problem):
+        pass
+
+    def update(self, batch) -> dict:
+        return {}
+
+    def encoder_loss(self, batch):
+        return 0.01 * batch.z.pow(2).mean(), {}
+
+    def joint_parameters(self) -> list:
+        return []
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class _NoOptions(Strict):
+    pass
+
+
+class _ZNormPlugin:
+    @hookimpl
+    def register_encoder_losses(self, register):
+        register("znorm", _ZNormLoss, _NoOptions)
+
+
+def test_a_component_without_ensemble_trains_its_seeds_one_at_a_time(
+    tmp_path, capsys, register_test_plugin
+):
+    """A plugin's encoder loss has no ``ensemble``: the group says so and each seed trains
+    alone, as without the option."""
+    register_test_plugin(_ZNormPlugin(), "znorm-plugin")
     suite = tiny_suite(name="kseed", seeds=[0, 1])
-    suite["grid"]["methods"] = [{"name": "focal-iql", "encoder_losses": ["dml"], "backbone": "iql"}]
-    suite["component_params"] = {**suite["component_params"], "iql": {"hidden": [16]}}
+    suite["grid"]["methods"] = [{"name": "focal-znorm", "encoder_losses": ["dml", "znorm"]}]
     suite["eval"]["splits"] = ["train"]
     suite["eval"]["probe"] = {**TINY_PROBE, "enabled": False}
     path = write_suite(tmp_path / "kseed.yaml", suite)
@@ -312,16 +397,17 @@ def test_a_component_without_ensemble_trains_its_seeds_one_at_a_time(tmp_path, c
     assert [o.status for o in outcomes] == ["done", "done"]
     assert not any("seed group" in o.message for o in outcomes)
     err = capsys.readouterr().err.replace("\n", "")
-    assert "backbone 'iql' (plugin ertrl_bench.backbones) cannot be stacked over seeds" in err
+    assert "encoder loss 'znorm' (plugin znorm-plugin) cannot be stacked over seeds" in err
     assert "its seeds train one at a time" in err
 
 
+@pytest.mark.parametrize("method", ["ertrl", FOCAL_IQL], ids=_label)
 @pytest.mark.parametrize("resume_k", [2, 1])
-def test_a_seed_group_resumes_from_its_checkpoints(resume_k, tmp_path, monkeypatch):
+def test_a_seed_group_resumes_from_its_checkpoints(resume_k, method, tmp_path, monkeypatch):
     """A group stopped mid-run left each seed's own checkpoint (the format of a run alone):
     resumed as a group, or each seed alone, the runs end with the numbers of runs never
-    stopped."""
-    suite = _tiny(tmp_path, ["ertrl"])
+    stopped (ER-TRL on BRAC, FOCAL on IQL)."""
+    suite = _tiny(tmp_path, [method])
     alone = _results_after(suite, tmp_path / "alone", 1)
     real_step = seed_batch.group_step
 

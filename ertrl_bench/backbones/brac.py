@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from ertrl_bench.backbones.options import BRACOptions
 from ertrl_bench.batch import Transitions
-from ertrl_bench.ensemble import EnsembleMLP, StackedAdam
+from ertrl_bench.ensemble import EnsembleMLP, StackedAdam, broadcast_members, flat_members
 from ertrl_bench.nn import (
     POLICY_HEAD_BOUND,
     ensemble_mlp,
@@ -277,17 +277,6 @@ class BRAC:
         return BRACEnsemble(members, rng)
 
 
-def _flat_k(x: torch.Tensor) -> torch.Tensor:
-    """``[K, M, B, D]`` -> ``[K, M * B, D]``: each member's rows, as ``_flat`` makes them."""
-    return x.reshape(x.shape[0], -1, x.shape[-1])
-
-
-def _broadcast_k(z: torch.Tensor, b: int) -> torch.Tensor:
-    """``z [K, M, L]`` -> ``[K, M * b, L]``: ``_broadcast`` for each member."""
-    k, m, latent = z.shape
-    return z[:, :, None].expand(k, m, b, latent).reshape(k, m * b, latent)
-
-
 class BRACEnsemble(BRAC):
     """K seeds' ``BRAC`` as one (``ertrl_bench.ensemble``): every network an ``EnsembleMLP``
     (the twin Q nets of K members: one ensemble of 2K), every optimizer a ``StackedAdam``,
@@ -387,7 +376,11 @@ class BRACEnsemble(BRAC):
     def _update_c(self, batch: Transitions, z: torch.Tensor, sample_rl) -> torch.Tensor:
         for _ in range(self.o.c_steps):
             cb = batch if sample_rl is None else sample_rl()
-            sc, ac, zc = _flat_k(cb.obs), _flat_k(cb.actions), _broadcast_k(z, cb.obs.shape[2])
+            sc, ac, zc = (
+                flat_members(cb.obs),
+                flat_members(cb.actions),
+                broadcast_members(z, cb.obs.shape[2]),
+            )
             with torch.no_grad():
                 mean, log_std = self._pi_params(torch.cat([sc, zc], -1))
                 noise = self._randn(mean.shape[1:], mean)
@@ -425,9 +418,13 @@ class BRACEnsemble(BRAC):
     def update(self, batch, z_q, z, sample_rl=None) -> dict:
         o = self.o
         k, b = batch.obs.shape[0], batch.obs.shape[2]
-        s, a, s2 = _flat_k(batch.obs), _flat_k(batch.actions), _flat_k(batch.next_obs)
+        s, a, s2 = (
+            flat_members(batch.obs),
+            flat_members(batch.actions),
+            flat_members(batch.next_obs),
+        )
         r, d = batch.rewards.reshape(k, -1), batch.dones.reshape(k, -1)
-        zr, zq = _broadcast_k(z, b), _broadcast_k(z_q, b)
+        zr, zq = broadcast_members(z, b), broadcast_members(z_q, b)
         c_loss = self._update_c(batch, z, sample_rl)
         q_loss = self._update_q(s, a, s2, r, d, zr, zq)
         v_loss, policy_loss, div_mean, alpha, at_clamp = self._update_actor(s, a, zr)
