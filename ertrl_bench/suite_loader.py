@@ -266,14 +266,16 @@ def _load(path: str | Path) -> tuple[Suite | None, str, list[str], Any]:
     except ValidationError as exc:
         problems += format_validation_error(exc, model=Suite)
     reported = {line.partition(": ")[0] for line in problems}
-    problems += [p for p in _nonfinite_problems(raw) if p.partition(": ")[0] not in reported]
+    nonfinite = [p for p in _nonfinite_problems(raw) if p.partition(": ")[0] not in reported]
+    problems += nonfinite
     if suite is None:
         problems += _raw_name_problems(raw)
     elif problems:  # the structure is fine: the full checks can run too
         try:
             expand_suite(suite, source)
         except ConfigError as exc:
-            problems += exc.problems
+            said = {line.partition(": ")[0] for line in nonfinite}  # a .nan: one line, not two
+            problems += [p for p in exc.problems if p.partition(": ")[0] not in said]
     return suite, source, _dedupe(problems), raw
 
 

@@ -403,6 +403,30 @@ def test_bad_suites(capsys, tmp_path, case):
     assert_user_error(code, text, str(path), message)
 
 
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        (
+            "log_std_init_bias",
+            0.5,
+            "log_std_init_bias: 0.5 is not inside the log-std clamp (-20.0, 0.0): a head that"
+            " starts at or beyond the clamp gets no gradient there; use e.g. -1.0",
+        ),
+        ("log_std_init_bias", -20.0, "log_std_init_bias: -20.0 is not inside the log-std clamp"),
+        ("log_std_init_bias", float("nan"), "log_std_init_bias: nan is not a finite number"),
+        ("lr", float("nan"), "lr: nan is not a finite number"),  # not also "greater than 0"
+    ],
+)
+def test_a_bad_brac_option_is_one_line_naming_it(capsys, tmp_path, option, value, message):
+    """A .nan is said once (as not finite), not again by the option's own check."""
+    suite = _grid_suite(component_params={"brac": {"hidden": [16], option: value}})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    code, text = run_main(capsys, "validate", path)
+    assert_user_error(code, text, f"component_params.brac.{message}")
+    assert "1 error(s)" in text and text.count(f"component_params.brac.{option}") == 1
+
+
 def _runs_suite(run: dict) -> dict:
     suite = tiny_suite()
     del suite["grid"]

@@ -6,12 +6,16 @@
 * the fused step (ensemble Q, batched critic passes) equals the unfused reference;
 * with an oracle z (one-hot task id) BRAC learns Point-Robot tasks (beats a random policy);
 * ``terminals: trajectory_end`` marks every trajectory's last transition terminal;
-* the compiled step equals the eager one (slow).
+* the compiled step equals the eager one (slow);
+* ``log_std_init_bias`` (ours, off by default) starts no log-std at the clamp, alone and in a
+  seed group; unset, it changes no initial weight and no run id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +29,10 @@ from ertrl_bench.backbones.brac import (
     output_penalty,
 )
 from ertrl_bench.batch import TaskDataset, Transitions
+from ertrl_bench.ensemble import EnsembleMLP
 from ertrl_bench.envs.point_robot import PointRobot
 from ertrl_bench.problem import Problem
+from ertrl_bench.suite_loader import builtin_suite_path, load_suite
 from tests.brac_reference import ReferenceBRAC
 
 M, B, DS, DA, L = 4, 32, 5, 3, 6
@@ -310,3 +316,103 @@ def test_the_step_logs_the_share_of_log_stds_the_clamp_cuts(bias, share):
     g = torch.Generator().manual_seed(1)
     logs = brac.update(_batch(g), torch.zeros(M, L), torch.zeros(M, L))
     assert float(logs["brac/log_std_at_clamp"]) == share
+
+
+# --- log_std_init_bias: the clamp trap avoided (ours, off by default) ---------------------------
+
+CHEETAH_DS, CHEETAH_DA, CHEETAH_L = 20, 6, 20  # Cheetah-Vel: obs 20, action 6, z 20
+
+
+def _cheetah_brac(seed: int, **options) -> BRAC:
+    """A default-sized BRAC on Cheetah-Vel's dimensions, seeded as a run seeds it."""
+    torch.manual_seed(seed)
+    problem = Problem(PointRobot(), CHEETAH_DS, CHEETAH_DA, CHEETAH_L, torch.device("cpu"))
+    return BRAC(BRACOptions(**options), problem)
+
+
+def _raw_log_std(policy: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The log-std half of the policy head's output, before BRAC's clamp."""
+    with torch.no_grad():
+        return policy(inputs).chunk(2, -1)[1]
+
+
+def _states(seed: int, *lead: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*lead, 512, CHEETAH_DS + CHEETAH_L, generator=g)
+
+
+def _digest(brac: BRAC) -> str:
+    h = hashlib.sha256()
+    for name in ("policy", "q", "v", "v_target", "c"):
+        for key, t in getattr(brac, name).state_dict().items():
+            h.update(key.encode())
+            h.update(t.detach().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_default_brac_starts_bit_for_bit_as_before_the_option():
+    """Digest of every network at seed 0, taken before ``log_std_init_bias`` existed: unset (or
+    None) it changes no initial weight. (A torch upgrade that changes ``uniform_``'s draws would
+    change it too: then recompute it on the commit before this test.)"""
+    assert _digest(_cheetah_brac(0)) == "6bacdfa371371c3f"
+    assert _digest(_cheetah_brac(0, log_std_init_bias=None)) == "6bacdfa371371c3f"
+
+
+def test_log_std_init_bias_sets_the_log_std_bias_and_nothing_else():
+    """It draws nothing: every other parameter (and the nets built after the policy) as without."""
+    default, biased = _cheetah_brac(3), _cheetah_brac(3, log_std_init_bias=-1.0)
+    head = biased.policy[-1]
+    assert torch.equal(head.bias[CHEETAH_DA:], torch.full((CHEETAH_DA,), -1.0))
+    for name in ("policy", "q", "v", "v_target", "c"):
+        ours, theirs = getattr(biased, name).state_dict(), getattr(default, name).state_dict()
+        for key in ours:
+            if name == "policy" and key == f"{len(biased.policy) - 1}.bias":
+                assert torch.equal(ours[key][:CHEETAH_DA], theirs[key][:CHEETAH_DA])  # mean head
+            else:
+                assert torch.equal(ours[key], theirs[key]), f"{name}.{key}"
+
+
+def test_log_std_init_bias_starts_no_log_std_at_the_clamp():
+    """The authors' init starts some of Cheetah's 6 log-std dimensions above the clamp's upper
+    bound 0 on (nearly) every input (the trap); with the option none is at the clamp."""
+    stuck_by_default = []
+    for seed in range(3):
+        states = _states(seed)
+        raw = _raw_log_std(_cheetah_brac(seed).policy, states)
+        stuck_by_default.append(float((raw > 0).float().mean(0).max()))
+        biased = _raw_log_std(_cheetah_brac(seed, log_std_init_bias=-1.0).policy, states)
+        assert float(((biased < -20.0) | (biased > 0.0)).float().mean()) == 0.0
+    assert max(stuck_by_default) >= 0.99, stuck_by_default  # a dimension in the trap
+
+
+def test_log_std_init_bias_holds_in_a_seed_group():
+    """``BRACEnsemble`` stacks its members' networks: the members' biased heads are its heads."""
+    members = [_cheetah_brac(seed, log_std_init_bias=-1.0) for seed in (0, 1)]
+    group = BRAC.ensemble(members, rng=None)
+    assert isinstance(group.policy, EnsembleMLP)
+    raw = _raw_log_std(group.policy, _states(0, 2))
+    assert raw.shape == (2, 512, CHEETAH_DA)
+    assert float(((raw < -20.0) | (raw > 0.0)).float().mean()) == 0.0
+    for k, member in enumerate(members):
+        torch.testing.assert_close(raw[k], _raw_log_std(member.policy, _states(0, 2)[k]))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("study", ["repro-point-robot", "converge-point-robot"])
+def test_unset_log_std_init_bias_keeps_the_committed_run_ids(study):
+    """The resolved BRAC params leave the unset option out, so the built-in suites expand to the
+    run ids of their committed results (results/<study>/<run id>/) as before it existed; set,
+    it makes new runs."""
+    suite, specs = load_suite(builtin_suite_path(study))
+    committed = {p.name for p in (ROOT / "results" / study).iterdir() if (p / "spec.json").exists()}
+    assert committed and committed <= {s.run_id() for s in specs}
+    assert all("log_std_init_bias" not in s.method.backbone.params for s in specs)
+    spec = specs[0]
+    params = {**spec.method.backbone.params, "log_std_init_bias": -1.0}
+    backbone = spec.method.backbone.model_copy(update={"params": params})
+    changed = spec.model_copy(
+        update={"method": spec.method.model_copy(update={"backbone": backbone})}
+    )
+    assert changed.run_id() != spec.run_id()

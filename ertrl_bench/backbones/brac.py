@@ -10,7 +10,13 @@ authors build on). As the authors ran it:
   step; the raw value is unbounded and the value *used* is clipped to ``[0, alpha_max]``;
 * each of the 3 c-steps draws a fresh RL batch of the same tasks (``sample_rl``) and fresh
   policy actions;
-* the policy loss adds ``1e-3 * mean(mean^2) + 1e-3 * mean(log_std^2)``; log_std in [-20, 0];
+* the policy loss adds ``1e-3 * mean(mean^2) + 1e-3 * mean(log_std^2)``; log_std in [-20, 0],
+  and the log-std head starts within +-1e-3 of 0 (rlkit's init), i.e. at the clamp's upper
+  bound: a log-std dimension that starts above 0 on (nearly) every input gets no gradient and
+  stays at std 1 (the "clamp trap", docs/departures.md). ``log_std_init_bias`` (ours, off by
+  default) starts the log-std head's bias at that value instead (e.g. -1.0), inside the clamp;
+  drawing nothing, it leaves every other initial weight, and a seed group's
+  (``BRACEnsemble``, built from its members), as they are;
 * ``penalty: output`` (default): the authors' "gradient penalty" on c is a penalty on c's
   *output* at actions interpolated between policy and data, ``mean(relu(|c| - 1)^2)``; it keeps
   |c| near 1 and so bounds the KL estimate (a defect that shaped the paper's numbers, so it is
@@ -113,6 +119,9 @@ class BRAC:
         init = problem.init  # rlkit's (the authors') or torch's (ertrl_bench.nn.init_mlp_)
         # the policy's one output layer is its mean and log-std heads: rlkit's +-1e-3
         self.policy = mlp(ds + dz, o.hidden, 2 * da, init=init, out_bound=POLICY_HEAD_BOUND)
+        if o.log_std_init_bias is not None:  # ours, off by default (module docstring)
+            with torch.no_grad():
+                self.policy[-1].bias[da:].fill_(o.log_std_init_bias)
         self.policy = self.policy.to(dev)
         # the twin Q nets, fused
         self.q = ensemble_mlp(2, ds + da + dz, o.hidden, 1, init=init).to(dev)

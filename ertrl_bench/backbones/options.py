@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
 
 from ertrl_bench.options import Strict
 
@@ -27,6 +35,40 @@ class BRACOptions(Strict):
     policy_reg: float = 1e-3  # weight of mean(mean^2) and of mean(log_std^2) in the policy loss
     log_std_min: float = -20.0
     log_std_max: float = 0.0
+    log_std_init_bias: float | None = Field(
+        None,
+        description=(
+            "Ours, off by default: the bias the actor's log-std head starts at (e.g. -1.0), "
+            "inside (log_std_min, log_std_max), instead of the init's (rlkit: +-1e-3, at the "
+            "clamp's upper bound 0, where a log-std that starts above it gets no gradient; "
+            "docs/departures.md)."
+        ),
+    )
+
+    @field_validator("log_std_init_bias")
+    @classmethod
+    def _inside_the_clamp(cls, bias: float | None, info: ValidationInfo) -> float | None:
+        """A bias at or outside the clamp would start the head where the clamp passes no
+        gradient: the trap the option is there to avoid."""
+        lo, hi = info.data.get("log_std_min"), info.data.get("log_std_max")
+        if bias is None or lo is None or hi is None:
+            return bias  # unset, or the bounds already failed (reported on their own)
+        if not lo < bias < hi:
+            suggest = hi - 1.0 if hi - 1.0 > lo else (lo + hi) / 2
+            raise ValueError(
+                f"{bias} is not inside the log-std clamp ({lo}, {hi}): a head that starts at or "
+                f"beyond the clamp gets no gradient there; use e.g. {suggest}"
+            )
+        return bias
+
+    @model_serializer(mode="wrap")
+    def _unset_options_left_out(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """``log_std_init_bias`` unset is left out of the dump: the resolved params, hence every
+        run id of a suite that does not set it, stay as they were before the option existed."""
+        data = handler(self)
+        if data.get("log_std_init_bias") is None:
+            data.pop("log_std_init_bias", None)
+        return data
 
 
 class IQLOptions(Strict):
