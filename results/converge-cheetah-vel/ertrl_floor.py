@@ -201,14 +201,7 @@ def _read_spec(trained, spec_path: Path) -> RunSpec:
 
 def scratch(trained, probe, spec_path: Path, steps: int) -> None:
     """A run's first ``steps`` steps alone, from its own initialisation (module doc, 4)."""
-    try:
-        spec = RunSpec.model_validate(json.loads(spec_path.read_text()))
-    except (OSError, ValueError) as exc:
-        raise ErtrlError(f"{spec_path}: not a readable run spec ({exc})"[:400]) from None
-    if spec.tier != trained.spec.tier or spec.env != trained.spec.env:
-        raise ErtrlError(
-            f"{spec_path}: another dataset than the loaded run's; use one of its suite"
-        )
+    spec = _read_spec(trained, spec_path)
     set_seed(spec.seed, spec.train.deterministic)
     agent, _, train_rows = _build_run_agent(
         spec, trained.family, trained.data, trained.task_data, torch.device("cpu")
