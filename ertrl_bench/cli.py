@@ -688,7 +688,7 @@ def report(
     ),
     axis_baseline: str = typer.Option(
         "focal",
-        help="What the reference's gain vs a suite axis (data quality, training-task count) is"
+        help="What the reference's gain vs a suite axis (data quality, training-task count, backbone) is"
         " over; drawn only for a suite that varies one.",
     ),
 ):

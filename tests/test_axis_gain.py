@@ -1,9 +1,9 @@
 """The report's gain vs a suite axis (``tables.axis_gain_rows``, ``figures.axis_gain_figure``).
 
-A suite that varies the data quality or the number of training tasks gets the reference's gain
-over FOCAL at each value, with agent-bootstrap CIs, as ``gain_vs_axis.csv`` and
-``gain_vs_<axis>.png``; methods named per value (focal-t5, focal-expert) count as their plain
-method; a suite that varies neither gets neither file.
+A suite that varies the data quality, the number of training tasks or the backbone gets the
+reference's gain over FOCAL at each value, with agent-bootstrap CIs, as ``gain_vs_axis.csv`` and
+``gain_vs_<axis>.png``; methods named per value (focal-t5, focal-expert, focal-iql) count as
+their plain method; a suite that varies none gets neither file.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from ertrl_bench.measures.stats import difference_ci
 FOCAL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}]}
 ERTRL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}, {"type": "gan_entropy"}]}
 SPLITS = {"train": range(10, 14), "moderate": range(30, 34)}
-GAIN = {5: 2.0, 20: 6.0, "mixed": 6.0, "expert": -1.0}  # ertrl's true gain at each value
+# ertrl's true gain at each value
+GAIN = {5: 2.0, 20: 6.0, "mixed": 6.0, "expert": -1.0, "brac": 6.0, "iql": 1.5}
+# each backbone with its own parameters: what a method is (its label) leaves the backbone out
+BACKBONES = {"brac": {"alpha_init": 50.0}, "iql": {"expectile": 0.7}}
 DIVERSITY = {5: 0.2, 20: 0.5, 40: 0.6}  # each task count's dataset's recorded W2
 
 
@@ -32,7 +35,7 @@ def _score(method: str, value, split: str, task: int, seed: int) -> float:
 def _write_run(suite, method, value, seed, axis, name=None):
     """A finished run folder as the runner writes it (spec.json + metrics.json): each task
     count's runs trained on their own dataset folder, whose diversity they recorded."""
-    plain = value in (20, "mixed")
+    plain = value in (20, "mixed", "brac")
     name = name or (method if plain else f"{method}-{'t' if axis == 'train_tasks' else ''}{value}")
     env = {"type": "point-robot", "params": {}}
     data = {}
@@ -42,6 +45,8 @@ def _write_run(suite, method, value, seed, axis, name=None):
         data["quality"] = value
     run_id = f"{name}-point-robot-s{seed}"
     spec = {"method": {"name": name, **(ERTRL if method == "ertrl" else FOCAL)}}
+    if axis == "backbone":
+        spec["method"]["backbone"] = {"type": value, "params": BACKBONES[value]}
     spec.update(env=env, data=data, seed=seed)
     per_task = {
         split: {
@@ -87,7 +92,8 @@ def _csv(path):
 
 
 @pytest.mark.parametrize(
-    ("axis", "values"), [("train_tasks", [5, 20]), ("quality", ["expert", "mixed"])]
+    ("axis", "values"),
+    [("train_tasks", [5, 20]), ("quality", ["expert", "mixed"]), ("backbone", ["brac", "iql"])],
 )
 def test_the_gain_over_focal_at_each_value_with_its_ci(tmp_path, axis, values):
     suite = _suite(tmp_path, axis, values)
@@ -177,3 +183,15 @@ def test_one_method_name_over_several_datasets_is_left_out_of_the_gain_with_a_no
     rep = write_report(suite, reps=50, figures=False)
     assert {g["env"] for g in rep.gain_rows} == {"point-robot (train_tasks=5)"}
     assert any("leaves out focal (point-robot)" in n for n in rep.notes)
+
+
+def test_backbones_are_ordered_the_papers_first():
+    """BRAC (the paper's backbone) leads the backbone axis, whatever the others are called."""
+    from ertrl_bench.analysis.load import RunRecord
+    from ertrl_bench.analysis.tables import varied_axes
+
+    runs = [
+        RunRecord(f"focal-{b}", "focal", "point-robot", 0, "done", backbone=b)
+        for b in ("iql", "awac", "brac")
+    ]
+    assert varied_axes(runs) == {"backbone": ["brac", "awac", "iql"]}

@@ -15,7 +15,15 @@ import numpy as np
 from ertrl_bench.data.store import atomic_write_bytes
 
 from .load import RunRecord
-from .tables import PROTOCOL_ORDER, curve_keys, curve_series, ordered, split_label, split_title
+from .tables import (
+    AXIS_TITLES,
+    PROTOCOL_ORDER,
+    curve_keys,
+    curve_series,
+    ordered,
+    split_label,
+    split_title,
+)
 
 __all__ = [
     "build_curve_figure",
@@ -149,13 +157,11 @@ def gain_figure(grows: Sequence[Mapping], path: Path) -> Path | None:
     return path
 
 
-AXIS_TITLES = {"quality": "data quality", "train_tasks": "training tasks"}
-
-
 def axis_gain_figure(arows: Sequence[Mapping], axis: str, path: Path) -> Path | None:
     """The reference's gain over the baseline vs one suite axis (``tables.axis_gain_rows``):
     one panel per env x protocol, one line per split, 95% agent-bootstrap CIs as error bars.
-    Task counts are drawn on a log2 axis, qualities as categories (worst third to all)."""
+    Task counts are drawn on a log2 axis, qualities (worst third to all) and backbones as
+    categories."""
     from .plots import plt
 
     rows = [r for r in arows if r["axis"] == axis]
@@ -163,7 +169,7 @@ def axis_gain_figure(arows: Sequence[Mapping], axis: str, path: Path) -> Path | 
     if not panels:
         return None
     values = list(dict.fromkeys(r["value"] for r in rows))
-    numeric = axis != "quality"
+    numeric = axis == "train_tasks"
     if numeric:
         values = sorted(values)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)

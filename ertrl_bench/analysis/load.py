@@ -66,9 +66,10 @@ class RunRecord:
     # what the method is, name aside (spec.json's method without its name, as JSON): methods
     # named per suite axis value (focal-expert, focal-t5) share it with their plain name
     method_key: str | None = None
-    # the suite axes a run may vary (``tables.AXES``): its data quality and training-task count
+    # the suite axes a run may vary (``tables.AXES``): data quality, training-task count, backbone
     quality: str = "mixed"
     train_tasks: int | None = None  # metrics.json's, else spec.json's env option; None: unknown
+    backbone: str | None = None  # spec.json's method backbone type; None: unknown
     # the dataset it trained on: metrics.json's folder as "<family>/<tier>-<key>" (the key
     # hashes what determines the data, so it names the dataset on any machine); None: unknown
     dataset: str | None = None
@@ -119,13 +120,20 @@ def _has_score(metrics: RunMetrics) -> bool:
 
 
 def _read_axes(rec: RunRecord, spec: Mapping[str, Any]) -> None:
-    """``method_key``, ``quality`` and ``train_tasks`` from a run's spec.json (a spec leaves
-    out quality ``mixed`` and the family's own task count: ertrl_bench.suite_loader)."""
+    """``method_key``, ``quality``, ``train_tasks`` and ``backbone`` from a run's spec.json (a
+    spec leaves out quality ``mixed`` and the family's own task count: ertrl_bench.suite_loader).
+    The backbone is an axis, so it is not part of what the method is (``method_key``)."""
     method = spec.get("method")
     if isinstance(method, Mapping):
         rec.method_key = json.dumps(
-            {k: v for k, v in method.items() if k != "name"}, sort_keys=True, default=str
+            {k: v for k, v in method.items() if k not in ("name", "backbone")},
+            sort_keys=True,
+            default=str,
         )
+        backbone = method.get("backbone")
+        kind = backbone.get("type") if isinstance(backbone, Mapping) else None
+        if isinstance(kind, str):
+            rec.backbone = kind
     data = spec.get("data")
     if isinstance(data, Mapping) and isinstance(data.get("quality"), str):
         rec.quality = data["quality"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ertrl_bench.measures.stats import MAX_SEEDS
 
-from .tables import PLAN_EFFECT, PROTOCOL_ORDER, SPLIT_ORDER, ordered, split_label
+from .tables import AXIS_TITLES, PLAN_EFFECT, PROTOCOL_ORDER, SPLIT_ORDER, ordered, split_label
 
 if TYPE_CHECKING:
     from .report import Report
@@ -640,18 +640,19 @@ def render(report: Report, curve_figs, zmap_figs) -> str:
 
 def _axis_gain_section(report) -> list[str]:
     """The reference's gain over the axis baseline at each value of the data quality / the
-    training-task count, when the suite varies one (``tables.axis_gain_rows``)."""
+    training-task count / the backbone, when the suite varies one (``tables.axis_gain_rows``)."""
     if not report.axis_gain_rows:
         return []
     ref, base = report.reference, report.axis_baseline
     lines = []
     for axis in dict.fromkeys(r["axis"] for r in report.axis_gain_rows):
-        title = {"quality": "data quality", "train_tasks": "number of training tasks"}
+        title = {**AXIS_TITLES, "train_tasks": "number of training tasks"}
         lines += [f"## {ref} gain over {base} vs {title.get(axis, axis)}", ""]
         lines.append(
             f"Gain = {ref}'s mean normalized score minus {base}'s (over seeds x tasks) at each"
             " value, with its 95% agent-bootstrap CI (each method's seeds resampled whole);"
-            " methods named per value (focal-expert, focal-t5) count as their plain method"
+            " methods named per value (focal-expert, focal-t5, focal-iql) count as their plain"
+            " method"
             f" (`gain_vs_axis.csv`, `gain_vs_{axis}.png`)."
         )
         lines.append("")

@@ -78,6 +78,7 @@ __all__ = [
     "axis_gain_rows",
     "varied_axes",
     "method_labels",
+    "AXIS_TITLES",
     "cost_rows",
 ]
 
@@ -771,8 +772,13 @@ def pearson(grows: Sequence[Mapping]) -> tuple[float | None, str]:
 # --------------------------------------------------------------------------- gain vs a suite axis
 
 #: The suite axes a run may vary, each a run field of ``RunRecord``: the data quality (``data:
-#: {quality}``) and the family's training-task count (env option ``train_tasks``).
-AXES = ("quality", "train_tasks")
+#: {quality}``), the family's training-task count (env option ``train_tasks``) and the offline
+#: RL backbone (``method: {backbone: {type}}``).
+AXES = ("quality", "train_tasks", "backbone")
+#: How the report names each axis (section titles, figure labels).
+AXIS_TITLES = {"quality": "data quality", "train_tasks": "training tasks", "backbone": "backbone"}
+#: The paper's backbone first, then the others by name.
+BACKBONE_ORDER = ("brac",)
 #: Quality from the worst third of the behavior checkpoints to the best, then all of them
 #: (ertrl_bench/data/quality.py; spelt out here: the report reads no data code).
 QUALITY_ORDER = ("random-heavy", "medium", "expert", "mixed")
@@ -785,8 +791,8 @@ AXIS_GAIN_COLUMNS = (
 
 def method_labels(runs: Sequence[RunRecord]) -> dict[str, str]:
     """Each method name -> the name of what it is: a suite that varies an axis names each value's
-    runs apart (``focal`` / ``focal-expert`` / ``focal-t5``) so the other tables keep them
-    apart; runs whose methods differ only by name (``RunRecord.method_key``) get one label, the
+    runs apart (``focal`` / ``focal-expert`` / ``focal-t5`` / ``focal-iql``) so the other tables
+    keep them apart; runs whose methods differ only by name (``RunRecord.method_key``) get one label, the
     plain name when there is one (a name every other one starts with, then ``-``), else the
     names' common ``-``-separated prefix."""
     names_of: dict[str, list[str]] = {}
@@ -808,8 +814,9 @@ def method_labels(runs: Sequence[RunRecord]) -> dict[str, str]:
 
 def _axis_order(axis: str, values: Iterable) -> list:
     values = set(values)
-    if axis == "quality":
-        return [q for q in QUALITY_ORDER if q in values] + sorted(values - set(QUALITY_ORDER))
+    first = {"quality": QUALITY_ORDER, "backbone": BACKBONE_ORDER}.get(axis)
+    if first:
+        return [v for v in first if v in values] + sorted(values - set(first))
     return sorted(values)
 
 
@@ -839,7 +846,7 @@ def axis_gain_rows(
     env x protocol x split: the difference of the mean over seeds x tasks with its agent-bootstrap
     CI (``stats.difference_ci``: each method's seeds resampled whole, independently). Methods
     are matched by what they are, not their names (``method_labels``): focal-t5 is ``focal`` at
-    5 training tasks. Where a suite varies both axes, each axis' rows hold the other at its most
+    5 training tasks, focal-iql ``focal`` on IQL. Where a suite varies both axes, each axis' rows hold the other at its most
     common value."""
     done = [r for r in runs if r.done]
     labels = method_labels(done)
