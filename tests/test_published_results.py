@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ertrl_bench.analysis import glance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +59,43 @@ def test_a_study_with_one_seed_a_method_says_too_few_seeds(tmp_path):
     block = glance.glance_block(["results/s"], tmp_path)
     assert "too few seeds" in block and "nan" not in block
     assert "too few seeds to test" in glance.study_block(study)
+
+
+def _tracked_files() -> set[str] | None:
+    """The files git tracks in this checkout (None outside a git checkout: nothing to check)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return set(out.splitlines())
+
+
+def test_every_relative_link_in_the_docs_points_to_a_tracked_file():
+    """A link to a file that .gitignore hides works on the author's machine and nowhere else
+    (results/backbones was linked from README and never committed): every relative link in
+    README.md, docs/ and results/*/NOTES.md names a file or folder git tracks."""
+    import re
+
+    tracked = _tracked_files()
+    if tracked is None:
+        pytest.skip("not a git checkout")
+    folders = {str(p) for f in tracked for p in Path(f).parents}
+    pages = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("results/*/NOTES.md")]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#", 1)[0]
+            if not path or re.match(r"[a-z]+:", path):
+                continue  # an anchor on the page itself, or a URL
+            rel = (page.parent / path).resolve()
+            try:
+                name = str(rel.relative_to(ROOT))
+            except ValueError:
+                continue  # outside the repository (e.g. ../shared): not ours to check
+            if name not in tracked and name.rstrip("/") not in folders:
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, "links to files git does not track:\n" + "\n".join(broken)
