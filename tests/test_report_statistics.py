@@ -210,3 +210,51 @@ def test_methods_all_within_noise_are_all_tied_not_unstable(tmp_path, capsys):
     assert "unstable (pairs of methods separated beyond seed noise swap order) in 0 of 12 " \
         "columns, all tied (no pair separated at two consecutive evaluations) in 12" in \
         glance.study_block(suite)  # fmt: skip
+
+
+def test_q_values_adjust_each_column_and_the_whole_table(tmp_path):
+    """ttest.csv's welch_q is Benjamini-Hochberg over the reference's comparisons in one
+    column (env x protocol x split), welch_q_table over every comparison of the env; the
+    report says how many tests reach p < 0.05 and how many keep q < 0.05."""
+    from ertrl_bench.measures.stats import fdr_adjust
+
+    suite = _suite(tmp_path)
+    for seed in range(3):
+        _write_run(suite, f"csro-s{seed}", "csro", "point_robot", seed, offset=1.5 * seed)
+    index = json.loads((suite / "suite.json").read_text())
+    runs = index["runs"] + [
+        {"run_id": f"csro-s{s}", "method": "csro", "env": "point_robot", "seed": s}
+        for s in range(3)
+    ]
+    _index(suite, runs)
+    report = write_report(suite, reps=100, figures=False)
+    with open(suite / "ttest.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["scale"] == "ours"]
+    p = np.array([float(r["welch_p"]) for r in rows])
+    assert [float(r["welch_q_table"]) for r in rows] == pytest.approx(fdr_adjust(p).tolist())
+    columns = {}
+    for i, r in enumerate(rows):
+        columns.setdefault((r["protocol"], r["split"]), []).append(i)
+    assert all(len(c) == 2 for c in columns.values())  # ertrl vs focal and vs csro
+    for members in columns.values():
+        q = [float(rows[i]["welch_q"]) for i in members]
+        assert q == pytest.approx(fdr_adjust(p[members]).tolist())
+    text = report.path.read_text()
+    hits = int((p < 0.05).sum())
+    assert f"of the {len(rows)} tests of ertrl vs another method below" in text
+    assert f"{hits} reach Welch p < 0.05" in text
+
+
+def test_verdict_says_when_a_difference_does_not_survive_the_adjustment():
+    from ertrl_bench.analysis.markdown import verdict
+
+    row = {"method": "ertrl", "baseline": "focal", "diff": 2.5, "mde_80": 2.9}
+    assert verdict({**row, "welch_p": 0.025, "welch_q": 0.04}) == (
+        "ertrl above focal (Welch p < 0.05, q < 0.05)"
+    )
+    assert verdict({**row, "welch_p": 0.025, "welch_q": 0.1}) == (
+        "ertrl above focal at p < 0.05, not after FDR adjustment (q = 0.1)"
+    )
+    assert verdict({**row, "welch_p": 0.3, "welch_q": 0.3}) == (
+        "no difference larger than 2.9 could be detected"
+    )

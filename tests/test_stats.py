@@ -167,3 +167,16 @@ def test_kendall_tau():
     assert kendall_tau([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert kendall_tau([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
     assert np.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+def test_fdr_adjust_is_benjamini_hochberg_by_hand_and_leaves_untestable_out():
+    """q_(i) = min over j >= i of p_(j) m / j (p sorted): 0.01 x 3/1, then 0.03 x 3/2 = 0.045
+    and 0.04 x 3/3 = 0.04 -> the step-up minimum 0.04 for both; a NaN p is no test."""
+    from ertrl_bench.measures.stats import fdr_adjust
+
+    q = fdr_adjust([0.04, float("nan"), 0.01, 0.03])
+    assert q[[0, 2, 3]] == pytest.approx([0.04, 0.03, 0.04])
+    assert np.isnan(q[1])
+    assert np.isnan(fdr_adjust([float("nan")])[0])  # a family with no test at all
+    one = fdr_adjust([0.02])
+    assert one.tolist() == [0.02]  # a family of one test: nothing to adjust

@@ -26,6 +26,7 @@ from pathlib import Path
 from ertrl_bench.data.store import atomic_write_text
 
 from . import paper_scale
+from .markdown import verdict
 from .tables import ALL_TIED, PROTOCOL_ORDER, UNSTABLE, ordered, rank_verdicts, split_label
 
 __all__ = ["study_block", "glance_block", "sync_text", "sync_file", "main"]
@@ -166,7 +167,8 @@ def _headline(study: Path, env: str) -> list[str]:
     ref = tests[0]["method"]
     lines = [
         f"{ref} vs each other method, {split_label(split)} ({split}) {proto}: difference of "
-        "means [95% agent-bootstrap CI], Welch's two-sided p, the authors' one-sided p, "
+        "means [95% agent-bootstrap CI], Welch's two-sided p, its q (Benjamini-Hochberg over "
+        "this column's comparisons), the authors' one-sided p, "
         f"P({ref} > other) [95% CI], and the smallest difference detectable with 80% power "
         "(`ttest.csv`).",
         "",
@@ -174,16 +176,12 @@ def _headline(study: Path, env: str) -> list[str]:
     body = []
     for t in tests:
         p, mde = _num(t["welch_p"]), _num(t["mde_80"])
-        if p < 0.05:
-            says = f"{ref} {'above' if _num(t['diff']) > 0 else 'below'} (Welch p < 0.05)"
-        elif math.isfinite(mde):
-            says = f"no difference larger than {_f(mde)} could be detected"
-        else:
-            says = "too few seeds to test"  # the report's words (markdown.verdict)
+        numbers = ("welch_p", "welch_q", "diff", "mde_80")
+        says = verdict({**t, **{k: _num(t.get(k, "nan")) for k in numbers}})  # the report's words
         body.append(
             [t["baseline"], f"{t['n_method']} vs {t['n_baseline']}",
              f"{_num(t['diff']):+.1f} [{_f(_num(t['diff_ci_low']))}, {_f(_num(t['diff_ci_high']))}]",
-             _p(p), _p(_num(t["authors_p"])),
+             _p(p), _p(_num(t.get("welch_q", "nan"))), _p(_num(t["authors_p"])),
              f"{_f(_num(t['poi']), 2)} [{_f(_num(t['poi_ci_low']), 2)}, {_f(_num(t['poi_ci_high']), 2)}]",
              _f(mde), says]
         )  # fmt: skip
@@ -192,6 +190,7 @@ def _headline(study: Path, env: str) -> list[str]:
         "seeds",
         "Δ [95% CI]",
         "Welch p",
+        "q",
         "authors' p",
         "P(X > Y)",
         "MDE",

@@ -92,14 +92,40 @@ def _fmt_p(p: Any) -> str:
 
 
 def verdict(t: Mapping) -> str:
-    """What a comparison row lets one say, in the words the docs use (never "does not beat")."""
+    """What a comparison row lets one say, in the words the docs use (never "does not beat"):
+    a difference at Welch p < 0.05 is said to survive, or not, the column's FDR adjustment
+    (``welch_q``: the reference vs every other method in that column)."""
     ref, base = t["method"], t["baseline"]
     if _finite(t["welch_p"]) and t["welch_p"] < 0.05:
         better, worse = (ref, base) if t["diff"] > 0 else (base, ref)
-        return f"{better} above {worse} (Welch p < 0.05)"
+        q = t.get("welch_q", float("nan"))
+        if not _finite(q) or q < 0.05:
+            return f"{better} above {worse} (Welch p < 0.05{', q < 0.05' if _finite(q) else ''})"
+        return f"{better} above {worse} at p < 0.05, not after FDR adjustment (q = {_fmt_p(q)})"
     if _finite(t["mde_80"]):
         return f"no difference larger than {t['mde_80']:.1f} could be detected"
     return "too few seeds to test"
+
+
+def _multiplicity_markdown(tsub: Sequence[Mapping]) -> list[str]:
+    """How many of an env's comparisons (our scale) reach p < 0.05, and how many keep it after
+    the column's and the whole table's FDR adjustment: one reading of many tests at once."""
+    tested = [t for t in tsub if _finite(t["welch_p"])]
+    if not tested:
+        return []
+    ref = tested[0]["method"]
+    hits = sum(t["welch_p"] < 0.05 for t in tested)
+    col = sum(_finite(t.get("welch_q")) and t["welch_q"] < 0.05 for t in tested)
+    table = sum(_finite(t.get("welch_q_table")) and t["welch_q_table"] < 0.05 for t in tested)
+    return [
+        f"Many comparisons at once: of the {len(tested)} tests of {ref} vs another method below "
+        f"(every protocol x split, our scale), {hits} reach Welch p < 0.05 (about "
+        f"{0.05 * len(tested):.1f} would by chance alone if no method differed); {col} keep "
+        "q < 0.05 after the Benjamini-Hochberg adjustment within their column (ttest.csv "
+        f"`welch_q`), {table} after the adjustment over all {len(tested)} "
+        "(`welch_q_table`).",
+        "",
+    ]
 
 
 def _comparison_markdown(tsub: Sequence[Mapping], authors_scale: bool = False) -> list[str]:
@@ -108,7 +134,9 @@ def _comparison_markdown(tsub: Sequence[Mapping], authors_scale: bool = False) -
     ref = tsub[0]["method"]
     intro = [
         f"{ref} vs each other method, over per-seed scores (mean over tasks): Δ = difference of "
-        "means [95% agent-bootstrap CI]; Welch = Welch's t-test, two-sided; authors' = the "
+        "means [95% agent-bootstrap CI]; Welch = Welch's t-test, two-sided; q = Welch's p "
+        "adjusted for the column's comparisons (Benjamini-Hochberg over the rows of one split: "
+        f"{ref} vs every other method); authors' = the "
         "paper's test (one-sided, ddof-0 stds, df = n - 1; about half of Welch's p near "
         f"0.05); P({ref} > other) = rliable's probability of improvement [95% CI]; MDE = the "
         "smallest difference Welch's test detects with 80% power at two-sided alpha 0.05, "
@@ -137,10 +165,10 @@ def _comparison_markdown(tsub: Sequence[Mapping], authors_scale: bool = False) -
         body.append(
             [SPLIT_HEADERS.get(t["split"], t["split"]), t["baseline"],
              f"{t['n_method']} vs {t['n_baseline']}", delta, _fmt_p(t["welch_p"]),
-             _fmt_p(t["authors_p"]), poi, _f(t["mde_80"]), fmt_seeds(t.get("seeds_mde_10")),
+             _fmt_p(t.get("welch_q")), _fmt_p(t["authors_p"]), poi, _f(t["mde_80"]), fmt_seeds(t.get("seeds_mde_10")),
              verdict(t)]
         )  # fmt: skip
-    header = ["split", "vs", "seeds", "Δ [95% CI]", "Welch p", "authors' p",
+    header = ["split", "vs", "seeds", "Δ [95% CI]", "Welch p", "q", "authors' p",
               f"P({ref} > other)", "MDE (80%)", f"seeds for MDE ≤ {PLAN_EFFECT:g}",
               "what it says"]  # fmt: skip
     return intro + _md_table(header, body)
@@ -354,6 +382,7 @@ def _returns_markdown(
     lines: list[str] = []
     for env in ordered(r["env"] for r in rows):
         lines += _summary_markdown(rows, env, bold_best)
+        lines += _multiplicity_markdown([t for t in trows if t["env"] == env])
         theirs = _authors_markdown(arows, expertise, env)
         lines += theirs or [
             f"{env} is not one of the paper's families: there is no authors' normalizer and no "

@@ -27,6 +27,7 @@ from ertrl_bench.measures.stats import (
     agent_bootstrap_ci,
     authors_ttest,
     difference_ci,
+    fdr_adjust,
     mean_ci,
     mean_std,
     min_detectable_effect,
@@ -103,7 +104,7 @@ MAIN_COLUMNS = (
 TTEST_COLUMNS = (
     "env", "scale", "protocol", "group", "split", "method", "baseline", "n_method", "n_baseline",
     "mean_method", "mean_baseline", "diff", "diff_ci_low", "diff_ci_high",
-    "welch_t", "welch_p", "authors_t", "authors_p", "authors_df",
+    "welch_t", "welch_p", "welch_q", "welch_q_table", "authors_t", "authors_p", "authors_df",
     "poi", "poi_ci_low", "poi_ci_high", "mde_80", "seeds_mde_10",
 )  # fmt: skip
 CURVE_COLUMNS = (
@@ -355,7 +356,10 @@ def ttest_rows(
     its CI (over the tasks both scored); the smallest difference Welch's test would detect
     with 80% power at two-sided alpha 0.05 given the observed spread (``mde_80``), and the seeds
     a method that would bring it to ``PLAN_EFFECT`` points at that spread (``seeds_mde_10``,
-    ``seeds_needed``).
+    ``seeds_needed``). Welch's p adjusted for the many comparisons (``stats.fdr_adjust``,
+    Benjamini-Hochberg): ``welch_q`` over the comparisons of one column (env x protocol x
+    split: the reference vs each other method), ``welch_q_table`` over every comparison of the
+    env on this scale.
     """
     rows = []
     keys = list(cells)
@@ -402,6 +406,8 @@ def ttest_rows(
                             "diff_ci_high": diff.high,
                             "welch_t": w.t,
                             "welch_p": w.p,
+                            "welch_q": nan,
+                            "welch_q_table": nan,
                             "authors_t": au.t,
                             "authors_p": au.p,
                             "authors_df": au.df,
@@ -412,7 +418,20 @@ def ttest_rows(
                             "seeds_mde_10": seeds_needed(a, b),
                         }
                     )
+    _add_q_values(rows, ("env", "protocol", "split"), "welch_q")
+    _add_q_values(rows, ("env",), "welch_q_table")
     return rows
+
+
+def _add_q_values(rows: list[dict], family: tuple[str, ...], column: str) -> None:
+    """Fill ``column`` with the FDR-adjusted Welch p over each family of rows (rows sharing the
+    ``family`` fields)."""
+    families: dict[tuple, list[dict]] = {}
+    for r in rows:
+        families.setdefault(tuple(r[f] for f in family), []).append(r)
+    for members in families.values():
+        for r, q in zip(members, fdr_adjust([r["welch_p"] for r in members]), strict=True):
+            r[column] = float(q)
 
 
 # --------------------------------------------------------------------------- learning curves

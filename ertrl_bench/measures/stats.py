@@ -34,6 +34,7 @@ from scipy import stats as sps
 
 __all__ = [
     "Interval",
+    "fdr_adjust",
     "iqm",
     "mean",
     "mean_std",
@@ -242,6 +243,20 @@ def welch_ttest(a, b) -> Welch:
         return Welch(float("nan"), float("nan"), diff, int(a.size), int(b.size))
     res = sps.ttest_ind(a, b, equal_var=False)
     return Welch(float(res.statistic), float(res.pvalue), diff, int(a.size), int(b.size))
+
+
+def fdr_adjust(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg q-values of a family of tests (``scipy.stats.false_discovery_control``):
+    a report makes many comparisons at once, and with 20 of them one p < 0.05 is expected by
+    chance alone; ``q < 0.05`` keeps the expected share of false findings among those declared
+    at or below 5%. NaN p-values (a test that could not run) are not part of the family and
+    stay NaN."""
+    p = np.asarray(pvalues, dtype=float).reshape(-1)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = sps.false_discovery_control(p[ok], method="bh")
+    return q
 
 
 # --------------------------------------------------------------------------- agent bootstrap
