@@ -750,7 +750,7 @@ def settle(
     effect: float = typer.Option(
         10.0,
         "--effect",
-        help="The seed plan's target: the smallest difference (normalized points) the study"
+        help="The seed plan's target: the smallest difference (points of --metric) the study"
         " should detect; the plan gives the seeds a method for an MDE (Welch, 80% power,"
         " two-sided 0.05) of at most this.",
     ),
@@ -763,6 +763,13 @@ def settle(
     reference: str = typer.Option(
         "ertrl", help="The seed plan compares this method with each other one (as the report)."
     ),
+    metric: str = typer.Option(
+        "normalized",
+        "--metric",
+        help="The curves to settle: normalized (return) or success (the success rate in"
+        " percent, for families that report one: Meta-World; writes settling_success.csv"
+        " and diagnostics_success.png).",
+    ),
 ):
     """Where a study's runs settle, BRAC diagnostics, and the seeds a study at that budget needs.
 
@@ -773,8 +780,9 @@ def settle(
     BRAC's alpha, Q loss and divergence per run at each budget; the seed plan: per split x
     protocol and per method against REFERENCE, the seed s.d.s at the plan's budget (--at),
     today's MDE and the seeds a method for an MDE of at most EFFECT points if the spreads stay
-    as measured. Writes settling.csv and diagnostics.png into the folder. Reads the results
-    only."""
+    as measured. Scores are the normalized return, or with --metric success the success rate
+    in percent. Writes settling.csv and diagnostics.png into the folder (settling_success.csv
+    and diagnostics_success.png for the success rate). Reads the results only."""
     from ertrl_bench.analysis.settling import (
         markdown,
         parse_spans,
@@ -792,6 +800,7 @@ def settle(
         effect=effect,
         reference=reference,
         at=parse_step(at, "--at") if at is not None else None,
+        metric=metric,
     )
     written = write_files(result)
     print(markdown(result), end="")

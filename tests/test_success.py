@@ -163,3 +163,54 @@ def test_a_sac_build_records_success_too():
     assert len(meta["episode_success"]) == k * len(checkpoints)
     assert all(isinstance(x, bool) for x in meta["episode_success"])
     assert set(meta["checkpoint_success"]) == {str(c) for c in checkpoints}
+
+
+def test_settle_reads_the_success_rate_curves(tmp_path, register_test_plugin, capsys):
+    """``settle --metric success``: the budget rule on the success rate in percent, from the runs
+    whose family reports it (the other env's runs are left out, named); a study without any is
+    one clear error."""
+    from ertrl_bench.analysis.settling import markdown, settle, write_files
+    from ertrl_bench.cli import main
+    from ertrl_bench.store import write_suite_index
+
+    register_test_plugin(_Plugin(), "success-envs")
+    suite = tiny_suite(name="conv", seeds=(0, 1))
+    suite["grid"]["envs"] = ["success-point-robot", "scripted-point-robot"]
+    suite["train"].update(iterations=3, eval_every=1, final_evals=2)
+    suite["eval"].update(splits=["train"], probe={"enabled": False})
+    s, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
+    write_suite_index(tmp_path / "results", s.name, specs)
+    for spec in specs:
+        assert execute(spec, tmp_path / "results").status == "done"
+    study = tmp_path / "results" / "conv"
+
+    result = settle(study, window=2, metric="success")
+    assert [(g.env, len(g.runs)) for g in result.groups] == [("success-point-robot", 2)]
+    (group,) = result.groups
+    for run, row in zip(group.runs, group.values[("train", "offline")], strict=True):
+        curve = json.loads((run.path / "metrics.json").read_text())["curve"]
+        assert row.tolist() == pytest.approx([100 * p["train/offline/success"] for p in curve])
+    text = markdown(result)
+    assert text.startswith("# Where the runs of conv settle: success rate (%)")
+    assert "(no success in its curve)" in text and "scripted-point-robot" in text
+    assert [p.name for p in write_files(result)] == [
+        "settling_success.csv",
+        "diagnostics_success.png",
+    ]
+    normalized = settle(study, window=2)  # both envs; the success files stay beside
+    assert len(normalized.groups) == 2 and "success rate" not in markdown(normalized)
+
+    for path in study.glob("*/metrics.json"):  # as if no family reported success
+        metrics = json.loads(path.read_text())
+        metrics["curve"] = [
+            {k: v for k, v in p.items() if not k.endswith("/success")} for p in metrics["curve"]
+        ]
+        path.write_text(json.dumps(metrics))
+    for args, message in (
+        (["--metric", "success"], f"{study}: no finished run records a success rate"),
+        (["--metric", "sucess"], "--metric 'sucess': choose normalized or success"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(["settle", str(study), "-w", "2", *args])
+        out = " ".join(capsys.readouterr().err.split())
+        assert info.value.code == 2 and message in out and "Traceback" not in out, out

@@ -17,9 +17,14 @@ and computes, with ``ertrl_bench.measures.settling``:
   s.d.s, today's MDE and the seeds a method for an MDE of at most ``effect`` points
   (``tables.seeds_needed``: Welch's two-sided test, 80% power, as the report's MDE).
 
+The curves are those of one **metric**: the normalized return (default), or, with
+``metric="success"``, the success rate in percent (families that report success: Meta-World),
+so that a study can ask where its success rates settle too.
+
 ``markdown`` renders the four tables; ``write_files`` writes ``settling.csv`` (the budget
-table) and ``diagnostics.png`` into the study folder. Bad input raises ``ErtrlError`` naming
-the folder or run and the fix.
+table) and ``diagnostics.png`` into the study folder (``settling_success.csv`` and
+``diagnostics_success.png`` for the success rate). Bad input raises ``ErtrlError`` naming the
+folder or run and the fix.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from .tables import ERTRL, PLAN_EFFECT, curve_keys, ordered, seeds_needed, split
 
 __all__ = [
     "DIAGNOSTICS",
+    "METRICS",
     "SETTLING_COLUMNS",
     "PlanRow",
     "Settling",
@@ -67,6 +73,11 @@ DIAGNOSTICS = {
     "brac/divergence": "divergence",
     "brac/log_std_at_clamp": "log-std at clamp",
     "iql/q_loss": "IQL Q loss",
+}
+#: The curve a study settles on: metric -> (curve key suffix, factor, label).
+METRICS = {
+    "normalized": ("normalized", 1.0, "normalized return"),
+    "success": ("success", 100.0, "success rate (%)"),
 }
 SETTLING_COLUMNS = (
     "env", "method", "split", "protocol", "budget", "window_from", "window_to", "n_seeds",
@@ -124,6 +135,7 @@ class Settling:
     plan_at: int | None = None  # the seed plan's budget; None: no plan
     plan_settled: bool = False  # plan_at is the cheapest budget that settles every cell
     plan: list[PlanRow] = field(default_factory=list)
+    metric: str = "normalized"  # a key of METRICS
 
     @property
     def final(self) -> int:
@@ -342,16 +354,36 @@ def seed_plan(s: Settling, at: int | None = None) -> list[PlanRow]:
     return rows
 
 
-def _group(env: str, method: str, members: list[RunRecord], columns: list[Column]) -> Group:
-    """One method's runs with their curves as ``[seeds, evaluations]`` per column."""
+def _group(
+    env: str, method: str, members: list[RunRecord], columns: list[Column], metric: str
+) -> Group:
+    """One method's runs with their ``metric`` curves as ``[seeds, evaluations]`` per column."""
+    suffix, factor, _ = METRICS[metric]
     values = {}
     for split, proto in columns:
-        key = f"{split}/{proto}/normalized"
+        key = f"{split}/{proto}/{suffix}"
         rows = [[v.get(key) for v in _curve(r)[1]] for r in members]
-        values[(split, proto)] = np.array(
+        values[(split, proto)] = factor * np.array(
             [[np.nan if v is None else v for v in row] for row in rows], dtype=float
         )
     return Group(env=env, method=method, runs=members, values=values)
+
+
+def _has_metric(run: RunRecord, metric: str) -> bool:
+    suffix = "/" + METRICS[metric][0]
+    return any(
+        k.endswith(suffix) and v is not None
+        for p in run.metrics.curve
+        for k, v in p.values().items()
+    )
+
+
+def _why_left_out(run: RunRecord, metric: str) -> str:
+    if not run.done:
+        return run.status
+    if run.metrics is None or not run.metrics.curve:
+        return "no evaluation curve"
+    return f"no {METRICS[metric][0]} in its curve"
 
 
 def settle(
@@ -362,15 +394,19 @@ def settle(
     effect: float = PLAN_EFFECT,
     reference: str = ERTRL,
     at: int | None = None,
+    metric: str = "normalized",
 ) -> Settling:
     """The window, budget, diagnostics and seed-plan tables of the study folder ``path`` (module
     doc).
 
     ``budgets``: default ``measures.settling.default_budgets``; ``spans``: default the spans
     between consecutive budgets and the last evaluation; ``effect``, ``reference``, ``at``: the
-    seed plan's target MDE (points), reference method and budget (``seed_plan``). Raises
+    seed plan's target MDE (points), reference method and budget (``seed_plan``); ``metric``: a
+    key of ``METRICS`` (the success rate reads only the runs that record one). Raises
     ``ErtrlError`` naming the folder or run and the fix when there is nothing to compute.
     """
+    if metric not in METRICS:
+        raise ErtrlError(f"--metric {metric!r}: choose {' or '.join(METRICS)}")
     folder = _study_folder(Path(path))
     if window < 2:
         raise ErtrlError(f"--window {window}: at least 2 (a trend needs two evaluations)")
@@ -384,6 +420,14 @@ def settle(
             " study first (ertrl-bench run SUITE) or pass the folder it wrote"
             + unreadable_runs_hint(suite.runs)
         )
+    if metric != "normalized":
+        runs = [r for r in runs if _has_metric(r, metric)]
+        if not runs:
+            raise ErtrlError(
+                f"{folder}: no finished run records a {METRICS[metric][2].split(' (')[0]} (only"
+                " families whose environment reports success do: Meta-World's); drop --metric"
+                f" {metric} to settle on the normalized return"
+            )
     steps = _shared_steps(runs, window, folder)
     budgets = _checked_budgets(budgets or default_budgets(steps, window), steps, window, folder)
     if spans is None:
@@ -392,7 +436,9 @@ def settle(
     spans = _checked_spans(spans, steps, folder)
     notes = list(suite.warnings)
     used = {r.run_id for r in runs}
-    left_out = [f"{r.run_id} ({r.status})" for r in suite.runs if r.run_id not in used]
+    left_out = [
+        f"{r.run_id} ({_why_left_out(r, metric)})" for r in suite.runs if r.run_id not in used
+    ]
     if left_out:
         notes.append(f"left out: {', '.join(left_out)}")
     columns = curve_keys(runs)
@@ -400,7 +446,7 @@ def settle(
     for env in ordered(r.env for r in runs):
         for method in ordered(r.method for r in runs if r.env == env):
             members = [r for r in runs if r.env == env and r.method == method]
-            group = _group(env, method, sorted(members, key=_seed_order), columns)
+            group = _group(env, method, sorted(members, key=_seed_order), columns, metric)
             for col, vals in group.values.items():
                 group.cells[col] = [
                     budget_cell(steps, vals, b, window) for b in [*budgets, steps[-1]]
@@ -429,6 +475,7 @@ def settle(
         notes=notes,
         effect=effect,
         reference=reference,
+        metric=metric,
     )
     result.plan = seed_plan(result, at)
     return result
@@ -579,8 +626,9 @@ def plan_markdown(s: Settling) -> list[str]:
 def markdown(s: Settling) -> str:
     """The window tables, the budget table, the diagnostics table and the seed plan, with the
     notes."""
+    of = "" if s.metric == "normalized" else f": {METRICS[s.metric][2]}"
     lines = [
-        f"# Where the runs of {s.path.name} settle",
+        f"# Where the runs of {s.path.name} settle{of}",
         "",
         "## Window tables",
         "",
@@ -655,7 +703,7 @@ def diagnostics_figure(s: Settling, path: Path) -> Path | None:
             for ax, col in zip(axes[len(keys) :], curves, strict=True):
                 for row in g.values[col]:
                     ax.plot(s.steps, row, color=color, lw=1)
-                ax.set_title(f"{_column_label(col)} (normalized)")
+                ax.set_title(f"{_column_label(col)} ({METRICS[s.metric][2]})")
             axes[0].plot([], [], color=color, label=g.label(s.several_envs))
         for ax in axes:
             ax.set_xlabel("gradient steps")
@@ -669,10 +717,12 @@ def diagnostics_figure(s: Settling, path: Path) -> Path | None:
 
 def write_files(s: Settling) -> list[Path]:
     """``settling.csv`` and ``diagnostics.png`` (when some run logged a quantity) in the study
-    folder; the paths written."""
+    folder, ``settling_success.csv`` and ``diagnostics_success.png`` for the success rate; the
+    paths written."""
     from .report import check_writable, write_csv
 
     check_writable(s.path)
-    written = [write_csv(s.path / "settling.csv", settling_rows(s), SETTLING_COLUMNS)]
-    png = diagnostics_figure(s, s.path / "diagnostics.png")
+    end = "" if s.metric == "normalized" else f"_{s.metric}"
+    written = [write_csv(s.path / f"settling{end}.csv", settling_rows(s), SETTLING_COLUMNS)]
+    png = diagnostics_figure(s, s.path / f"diagnostics{end}.png")
     return written + ([png] if png else [])
