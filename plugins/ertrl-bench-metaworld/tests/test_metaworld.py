@@ -168,6 +168,34 @@ def test_the_ml1_study_suite_validates(register_test_plugin):
     assert len(specs) == 3 * 5 * len(seeds) and {s.tier for s in specs} == {"small"}
 
 
+def test_the_convergence_suite_is_the_ml1_study_trained_longer(register_test_plugin):
+    """suites/converge-ml1.yaml: FOCAL and ER-TRL x reach, push, pick-place x 3 seeds, each run
+    the ML1 study's (data, networks, RL batch, splits, protocols, runs per task) but for its
+    schedule (longer, evaluated more often) and the probe (off)."""
+    register_test_plugin(plugin, "metaworld")
+    suites = Path(__file__).parents[1] / "suites"
+    ml1 = load_suite(suites / "metaworld-ml1.yaml")[1]
+    study = {(s.env.type, s.method.name, s.seed): s for s in ml1}
+    specs = load_suite(suites / "converge-ml1.yaml")[1]
+    assert sorted({(s.env.type, s.method.name) for s in specs}) == sorted(
+        (e, m) for e in MAIN for m in ("focal", "ertrl")
+    )
+    assert len(specs) == 3 * 2 * 3 and {s.seed for s in specs} == {0, 1, 2}
+    schedule = {"iterations", "steps_per_iteration", "eval_every", "final_evals"}
+    for spec in specs:
+        ours = spec.model_dump()
+        theirs = study[(spec.env.type, spec.method.name, spec.seed)].model_dump()
+        assert not ours["eval"].pop("probe")["enabled"]
+        theirs["eval"].pop("probe")
+        for d in (ours, theirs):
+            d.pop("suite")
+            for key in schedule:
+                d["train"].pop(key)
+        assert ours == theirs
+        total = spec.train.iterations * spec.train.steps_per_iteration
+        assert total >= 3 * 3200  # three times the study's budget
+
+
 def test_the_builtin_mujoco_families_pass_on_metaworlds_mujoco():
     """Meta-World pins ``mujoco==3.3.0``; ertrl-bench asks ``mujoco>=3.1``: in this venv the
     eight built-in families run on Meta-World's MuJoCo, and must still pass."""
