@@ -165,17 +165,26 @@ def test_a_sac_build_records_success_too():
     assert set(meta["checkpoint_success"]) == {str(c) for c in checkpoints}
 
 
+def _strip_success(path) -> None:
+    """A run's metrics.json as if its family reported no success."""
+    metrics = json.loads(path.read_text())
+    metrics["curve"] = [
+        {k: v for k, v in p.items() if not k.endswith("/success")} for p in metrics["curve"]
+    ]
+    path.write_text(json.dumps(metrics))
+
+
 def test_settle_reads_the_success_rate_curves(tmp_path, register_test_plugin, capsys):
-    """``settle --metric success``: the budget rule on the success rate in percent, from the runs
-    whose family reports it (the other env's runs are left out, named); a study without any is
-    one clear error."""
+    """``settle --metric success``: the budget rule and the seed plan on the success rate in
+    percent, from the runs that record one (others left out, named); a study without any is one
+    clear error."""
     from ertrl_bench.analysis.settling import markdown, settle, write_files
     from ertrl_bench.cli import main
     from ertrl_bench.store import write_suite_index
 
     register_test_plugin(_Plugin(), "success-envs")
-    suite = tiny_suite(name="conv", seeds=(0, 1))
-    suite["grid"]["envs"] = ["success-point-robot", "scripted-point-robot"]
+    suite = tiny_suite(name="conv", methods=("focal", "ertrl"), seeds=(0, 1))
+    suite["grid"]["envs"] = ["success-point-robot"]
     suite["train"].update(iterations=3, eval_every=1, final_evals=2)
     suite["eval"].update(splits=["train"], probe={"enabled": False})
     s, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
@@ -185,27 +194,28 @@ def test_settle_reads_the_success_rate_curves(tmp_path, register_test_plugin, ca
     study = tmp_path / "results" / "conv"
 
     result = settle(study, window=2, metric="success")
-    assert [(g.env, len(g.runs)) for g in result.groups] == [("success-point-robot", 2)]
-    (group,) = result.groups
-    for run, row in zip(group.runs, group.values[("train", "offline")], strict=True):
-        curve = json.loads((run.path / "metrics.json").read_text())["curve"]
-        assert row.tolist() == pytest.approx([100 * p["train/offline/success"] for p in curve])
+    assert [(g.method, len(g.runs)) for g in result.groups] == [("focal", 2), ("ertrl", 2)]
+    for group in result.groups:
+        for run, row in zip(group.runs, group.values[("train", "offline")], strict=True):
+            curve = json.loads((run.path / "metrics.json").read_text())["curve"]
+            assert row.tolist() == pytest.approx([100 * p["train/offline/success"] for p in curve])
     text = markdown(result)
     assert text.startswith("# Where the runs of conv settle: success rate (%)")
-    assert "(no success in its curve)" in text and "scripted-point-robot" in text
+    assert "(on the success rate); the last column" in text and "10 percentage points" in text
     assert [p.name for p in write_files(result)] == [
         "settling_success.csv",
         "diagnostics_success.png",
     ]
-    normalized = settle(study, window=2)  # both envs; the success files stay beside
-    assert len(normalized.groups) == 2 and "success rate" not in markdown(normalized)
+    assert "success" not in markdown(settle(study, window=2)).split("\n")[0]
 
-    for path in study.glob("*/metrics.json"):  # as if no family reported success
-        metrics = json.loads(path.read_text())
-        metrics["curve"] = [
-            {k: v for k, v in p.items() if not k.endswith("/success")} for p in metrics["curve"]
-        ]
-        path.write_text(json.dumps(metrics))
+    stripped = next(r.path for r in result.groups[1].runs if r.seed == 1)
+    _strip_success(stripped / "metrics.json")
+    text = markdown(settle(study, window=2, metric="success"))
+    assert f"left out: {stripped.name} (no success in its curve)" in text
+    assert len(settle(study, window=2).groups[1].runs) == 2  # the return is still there
+
+    for path in study.glob("*/metrics.json"):
+        _strip_success(path)
     for args, message in (
         (["--metric", "success"], f"{study}: no finished run records a success rate"),
         (["--metric", "sucess"], "--metric 'sucess': choose normalized or success"),

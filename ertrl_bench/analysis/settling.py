@@ -601,13 +601,19 @@ def plan_markdown(s: Settling) -> list[str]:
     ]  # fmt: skip
     sized = [r for r in s.plan if not np.isnan(r.seeds)]
     most = max(sized, key=lambda r: r.seeds, default=None)
+    # the report's MDE is on the normalized return; the success rate's is in percentage points
+    mde_is, points = (
+        (" (the report's MDE)", "points")
+        if s.metric == "normalized"
+        else (" (on the success rate)", "percentage points")
+    )
     return [
         f"At {step_label(s.plan_at)} ({why}; a score is the mean of the evaluations"
         f" {step_label(first)}-{step_label(s.plan_at)}), per column: the seed s.d. (ddof 1) of"
         f" {s.reference}'s and the other method's scores; MDE now = the smallest difference"
         f" Welch's two-sided test (alpha 0.05) detects with 80% power at the seeds measured"
-        f" (the report's MDE); the last column = the seeds a method that bring it to at most"
-        f" {s.effect:g} points if the spreads stay as measured (--effect; — with fewer than 2"
+        f"{mde_is}; the last column = the seeds a method that bring it to at most"
+        f" {s.effect:g} {points} if the spreads stay as measured (--effect; — with fewer than 2"
         f" seeds a side or no spread).",
         "",
         *_table(header, body),
