@@ -19,6 +19,8 @@ Layout (``docs/paper.md``, "Evaluation")::
       "timing_s": {"data", "setup", "train", "eval", "probe", "total": float},  # seconds
       "dataset": str,                                  # dataset folder the run trained on
       "train_tasks": int,                              # how many training tasks it trained on
+      "seed_group": int,                               # optional: runs trained together with it
+                                                       # as one seed group (timing_s is the group's)
       "diversity": {"w2", "floor", ...},               # optional: that dataset's behavior-policy
                                                        # W2 diversity, as its build recorded it
       "probe": {"linear": {"rmse_mean", "rmse_std"},   # optional: the run's own z-probe
@@ -177,6 +179,9 @@ class RunMetrics(_Open):
     dataset: str | None = None
     # the family's training-task count (its ``train_tasks`` option); None: a run from before
     train_tasks: int | None = None
+    # how many runs trained together as one seed group (its timing_s is the group's wall clock,
+    # shared); None: trained alone
+    seed_group: int | None = None
     diversity: DiversityRecord | None = None
     probe: ProbeRecord | None = None
 

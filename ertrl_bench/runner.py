@@ -473,6 +473,8 @@ def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Out
             " rng), docs/plugins.md); its seeds train one at a time"
         )
         return _one_at_a_time(held, False)
+    for p in prepared:
+        p.seed_group = len(held)
     checkpointers = [p.checkpointer for p in prepared]
     try:
         failed = meta_train_group(
@@ -633,6 +635,9 @@ class _Prepared:
     before: dict
     t0: float
     trained_s: Callable[[], float]
+    # runs trained together as one seed group (``execute_group``): their train seconds are the
+    # group's, shared by all of them
+    seed_group: int = 1
 
 
 def _load(spec: RunSpec, device: torch.device):
@@ -864,6 +869,8 @@ def _finish(run: _Prepared, cpu_pool=None) -> dict | _ProbeInWorker:
         metrics["diversity"] = data.diversity
     if run.extended_from:  # the finished shorter run whose checkpoint it continued
         metrics["extended_from"] = run.extended_from
+    if run.seed_group > 1:  # its timing is the group's wall clock (the report divides it)
+        metrics["seed_group"] = run.seed_group
     probe_tasks = [t for s in PROBE_SPLITS for t in family.tasks(s, data.tier.task_seed)]
     t_probe = time.perf_counter()
 

@@ -301,6 +301,24 @@ def test_cost_table_averages_each_phase_per_method(suite):
     assert float(rows["focal"]["wall_s"]) == pytest.approx(12.5)
     text = report.path.read_text()
     assert "## Cost of a run" in text and "| point_robot | ertrl | 3 | 1.0 | 0.5 | 10.0 |" in text
+    assert float(rows["focal"]["seed_group"]) == 1.0  # trained alone: its own clock
+    assert float(rows["focal"]["per_run_s"]) == pytest.approx(15.5)
+
+
+def test_a_seed_group_shares_its_clock_among_its_runs(suite):
+    """Runs trained as one seed group of K record the group's clock: the cost table says K
+    and gives each run its share, total / K."""
+    for path in suite.glob("point_robot-focal-*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        metrics["seed_group"] = 3
+        path.write_text(json.dumps(metrics))
+    write_report(suite, reps=50, figures=False)
+    with open(suite / "cost.csv") as fh:
+        rows = {r["method"]: r for r in csv.DictReader(fh)}
+    assert float(rows["focal"]["seed_group"]) == 3.0
+    assert float(rows["focal"]["per_run_s"]) == pytest.approx(15.5 / 3)
+    assert float(rows["focal"]["total_s"]) == pytest.approx(15.5)  # the clock as recorded
+    assert float(rows["ertrl"]["per_run_s"]) == pytest.approx(float(rows["ertrl"]["total_s"]))
 
 
 def test_curve_figure_has_a_panel_per_split_and_protocol(suite):

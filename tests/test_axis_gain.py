@@ -16,7 +16,12 @@ import pytest
 
 from ertrl_bench.analysis.report import write_report
 from ertrl_bench.analysis.tables import method_labels
-from ertrl_bench.measures.stats import difference_ci
+from ertrl_bench.measures.stats import (
+    difference_ci,
+    fdr_adjust,
+    min_detectable_effect,
+    welch_ttest,
+)
 
 FOCAL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}]}
 ERTRL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}, {"type": "gan_entropy"}]}
@@ -117,6 +122,11 @@ def test_the_gain_over_focal_at_each_value_with_its_ci(tmp_path, axis, values):
         assert (float(r["gain_ci_low"]), float(r["gain_ci_high"])) == pytest.approx(
             (ci.low, ci.high)
         )
+        xs, ys = scores["ertrl"].mean(axis=1), scores["focal"].mean(axis=1)
+        assert float(r["welch_p"]) == pytest.approx(welch_ttest(xs, ys).p)
+        assert float(r["mde_80"]) == pytest.approx(min_detectable_effect(xs, ys))
+    q = fdr_adjust([float(r["welch_p"]) for r in rows])
+    assert [float(r["welch_q"]) for r in rows] == pytest.approx(q.tolist())
     assert [r["value"] for r in rows if r["split"] == "moderate"] == [str(v) for v in values]
 
 

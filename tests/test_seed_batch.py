@@ -282,7 +282,8 @@ def test_group_equals_runs_alone(name, backbone, monkeypatch):
 
 
 def _results(root: Path, suite: Path) -> dict[str, dict]:
-    """Per run: metrics (not its times), the training log (not its timing records), z's."""
+    """Per run: metrics (not its times, nor how many runs shared them), the training log (not
+    its timing records), z's."""
     out = {}
     for spec in load_suite(suite)[1]:
         path = RunDir(root, spec).path
@@ -291,7 +292,9 @@ def _results(root: Path, suite: Path) -> dict[str, dict]:
         with np.load(path / "encodings.npz") as z:
             encodings = {k: z[k].tolist() for k in z.files if k.startswith("z_")}
         out[spec.run_id()] = {
-            "metrics": {k: v for k, v in metrics.items() if k not in ("wall_s", "timing_s")},
+            "metrics": {
+                k: v for k, v in metrics.items() if k not in ("wall_s", "timing_s", "seed_group")
+            },
             "log": [
                 r
                 for r in log
@@ -348,6 +351,11 @@ def test_seed_group_run_folders_equal_runs_alone(method, tmp_path):
     assert [o.status for o in alone] == [o.status for o in together] == ["done", "done"]
     assert all("seed group of 2" in o.message for o in together)
     _assert_close_tree(_results(tmp_path / "alone", suite), _results(tmp_path / "group", suite))
+    # a grouped run says its timing is the group's, shared by 2 runs; a run alone says nothing
+    for spec in load_suite(suite)[1]:
+        grouped = json.loads((RunDir(tmp_path / "group", spec).path / "metrics.json").read_text())
+        alone_m = json.loads((RunDir(tmp_path / "alone", spec).path / "metrics.json").read_text())
+        assert grouped["seed_group"] == 2 and "seed_group" not in alone_m
 
 
 class _ZNormLoss:

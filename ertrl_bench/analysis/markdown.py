@@ -637,16 +637,19 @@ def render(report: Report, curve_figs, zmap_figs) -> str:
             "header or README for it). data = loading the datasets, setup = building the "
             "agent, train = gradient steps, eval = all evaluations, probe = the z-probe; wall = "
             "wall_s, everything but the probe (the only figure runs recorded before the phase "
-            "split)."
+            "split). Runs trained together as one seed group of K (`seed_group`, "
+            "`--executor-opt seeds_per_step`) record the group's clock, shared by its K runs: "
+            "K = the group size (of the attempt that finished the run), per run = total / K, each "
+            "run's share."
         )
         lines.append("")
         phases = ("data", "setup", "train", "eval", "probe", "total")
         body = [
             [c["env"], c["method"], c["n_runs"], *(_f(c[f"{p}_s"], 1) for p in phases),
-             _f(c["wall_s"], 1)]
+             _f(c["wall_s"], 1), f"{c['seed_group']:g}", _f(c["per_run_s"], 1)]
             for c in report.cost_rows
         ]  # fmt: skip
-        lines += _md_table(["env", "method", "runs", *phases, "wall"], body)
+        lines += _md_table(["env", "method", "runs", *phases, "wall", "K", "per run"], body)
 
     lines += _missing_markdown(report.missing)
 
@@ -681,7 +684,9 @@ def _axis_gain_section(report) -> list[str]:
             f"Gain = {ref}'s mean normalized score minus {base}'s (over seeds x tasks) at each"
             " value, with its 95% agent-bootstrap CI (each method's seeds resampled whole);"
             " methods named per value (focal-expert, focal-t5, focal-iql) count as their plain"
-            " method"
+            " method; Welch p over per-seed means, q = Welch's p adjusted (Benjamini-Hochberg) over"
+            " every row of this table, MDE = the smallest gain Welch's test detects with 80% power"
+            " at the observed spread"
             f" (`gain_vs_axis.csv`, `gain_vs_{axis}.png`)."
         )
         lines.append("")
@@ -689,12 +694,25 @@ def _axis_gain_section(report) -> list[str]:
             [str(r["value"]), r["env"], r["protocol"], f"{split_label(r['split'])} ({r['split']})",
              f"{r['n_method']} / {r['n_baseline']}", _f(r["mean_method"], 2),
              _f(r["mean_baseline"], 2),
-             f"{_f(r['gain'], 2)} [{_f(r['gain_ci_low'], 2)}, {_f(r['gain_ci_high'], 2)}]"]
+             f"{_f(r['gain'], 2)} [{_f(r['gain_ci_low'], 2)}, {_f(r['gain_ci_high'], 2)}]",
+             _fmt_p(r.get("welch_p")), _fmt_p(r.get("welch_q")), _f(r.get("mde_80"))]
             for r in report.axis_gain_rows
             if r["axis"] == axis
         ]  # fmt: skip
         lines += _md_table(
-            [axis, "env", "protocol", "split", "seeds", ref, base, "gain [95% CI]"], body
+            [
+                axis,
+                "env",
+                "protocol",
+                "split",
+                "seeds",
+                ref,
+                base,
+                "gain [95% CI]",
+                "Welch p",
+                "MDE (80%)",
+            ],
+            body,  # fmt: skip
         )
         if any(p.name == f"gain_vs_{axis}.png" for p in report.figures):
             lines += [f"![gain vs {axis}](gain_vs_{axis}.png)", ""]

@@ -114,7 +114,10 @@ PROBE_COLUMNS = (
     "env", "method", "variant", "model", "n_seeds", "rmse_mean", "rmse_std", "resample_std",
 )  # fmt: skip
 COST_PHASES = ("data", "setup", "train", "eval", "probe", "total")
-COST_COLUMNS = ("env", "method", "n_runs", *(f"{p}_s" for p in COST_PHASES), "wall_s")
+COST_COLUMNS = (
+    "env", "method", "n_runs", *(f"{p}_s" for p in COST_PHASES), "wall_s", "seed_group",
+    "per_run_s",
+)  # fmt: skip
 GAIN_COLUMNS = (
     "env", "protocol", "split", "diversity", "floor", "reference", "reference_value",
     "best_other", "best_other_value", "gain",
@@ -606,7 +609,9 @@ def cost_rows(runs: Sequence[RunRecord]) -> list[dict]:
 
     Runs written before the phase split only have ``wall_s`` (everything but the probe); their
     phase columns are NaN. Seconds are wall-clock of the process that ran the run, so they
-    include whatever else the machine was doing: compare methods within one suite run.
+    include whatever else the machine was doing: compare methods within one suite run. A run
+    trained in a seed group of K records the group's clock, shared by its K runs:
+    ``seed_group`` is the mean K, ``per_run_s`` the mean of total / K, each run's share.
     """
     rows = []
     done = [r for r in runs if r.done]
@@ -622,6 +627,12 @@ def cost_rows(runs: Sequence[RunRecord]) -> list[dict]:
             for phase in COST_PHASES:
                 row[f"{phase}_s"] = avg(m.timing_s.get(phase) for m in group)
             row["wall_s"] = avg(m.wall_s for m in group)
+            sizes = [m.seed_group or 1 for m in group]
+            row["seed_group"] = float(np.mean(sizes))
+            row["per_run_s"] = avg(
+                float(m.timing_s["total"]) / k if is_number(m.timing_s.get("total")) else None
+                for m, k in zip(group, sizes, strict=True)
+            )
             rows.append(row)
     return rows
 
@@ -805,6 +816,7 @@ AXIS_BASELINE = "focal"  # what the gain vs an axis is over (the paper's closest
 AXIS_GAIN_COLUMNS = (
     "axis", "value", "env", "protocol", "group", "split", "method", "baseline", "n_method",
     "n_baseline", "n_tasks", "mean_method", "mean_baseline", "gain", "gain_ci_low", "gain_ci_high",
+    "welch_p", "welch_q", "mde_80",
 )  # fmt: skip
 
 
@@ -863,7 +875,10 @@ def axis_gain_rows(
 ) -> list[dict]:
     """``reference``'s gain over ``baseline`` at each value of each axis the suite varies, per
     env x protocol x split: the difference of the mean over seeds x tasks with its agent-bootstrap
-    CI (``stats.difference_ci``: each method's seeds resampled whole, independently). Methods
+    CI (``stats.difference_ci``: each method's seeds resampled whole, independently), Welch's p
+    over per-seed means, adjusted by Benjamini-Hochberg over all rows of the axis (``welch_q``),
+    and the smallest difference it detects with 80% power (``mde_80``): what the study could
+    have seen at that value. Methods
     are matched by what they are, not their names (``method_labels``): focal-t5 is ``focal`` at
     5 training tasks, focal-iql ``focal`` on IQL. Where a suite varies both axes, each axis' rows hold the other at its most
     common value."""
@@ -893,6 +908,7 @@ def axis_gain_rows(
                     continue
                 x, y = cell.on_tasks(common), base.on_tasks(common)
                 diff = difference_ci(x, y, "mean", reps, confidence, random_state)
+                xs, ys = x.mean(axis=1), y.mean(axis=1)
                 rows.append(
                     {
                         "axis": axis, "value": value, "env": env, "protocol": proto,
@@ -901,8 +917,11 @@ def axis_gain_rows(
                         "n_tasks": len(common), "mean_method": float(x.mean()),
                         "mean_baseline": float(y.mean()), "gain": diff.point,
                         "gain_ci_low": diff.low, "gain_ci_high": diff.high,
+                        "welch_p": welch_ttest(xs, ys).p, "welch_q": float("nan"),
+                        "mde_80": min_detectable_effect(xs, ys),
                     }
                 )  # fmt: skip
+    _add_q_values(rows, ("axis",), "welch_q")
     order = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
     split_pos = {s: i for i, s in enumerate(SPLIT_ORDER)}
     rows.sort(
