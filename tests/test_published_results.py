@@ -99,3 +99,21 @@ def test_every_relative_link_in_the_docs_points_to_a_tracked_file():
             if name not in tracked and name.rstrip("/") not in folders:
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken, "links to files git does not track:\n" + "\n".join(broken)
+
+
+@pytest.mark.parametrize(
+    "study",
+    sorted(p.parent.name for p in ROOT.glob("results/*/curves.csv")),
+)
+def test_the_committed_learning_curves_regenerate_byte_for_byte(study, tmp_path):
+    """curves.csv of a published study (none reports success) is what the report writes now:
+    success-rate rows and their ``metric`` column only come with studies that have them."""
+    from ertrl_bench.analysis.load import load_suite
+    from ertrl_bench.analysis.report import write_csv
+    from ertrl_bench.analysis.tables import curve_columns, curve_rows
+
+    folder = ROOT / "results" / study
+    done = [r for r in load_suite(folder).runs if r.done]
+    rows = curve_rows(done) + curve_rows(done, metric="success")
+    out = write_csv(tmp_path / "curves.csv", rows, curve_columns(rows))
+    assert out.read_bytes() == (folder / "curves.csv").read_bytes()

@@ -9,12 +9,14 @@ in plugins/ertrl-bench-metaworld/tests. Each test runs a tiny suite (seconds).
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
 import pytest
 
 from ertrl_bench.analysis.report import write_report
+from ertrl_bench.analysis.tables import CURVE_COLUMNS
 from ertrl_bench.data import get_datasets
 from ertrl_bench.envs.base import ListBatchEnv, ScriptedBehavior, StepResult
 from ertrl_bench.envs.point_robot import (
@@ -141,10 +143,66 @@ def test_a_family_without_success_records_none(tmp_path, register_test_plugin):
     assert not any(k.endswith("/success") for point in metrics["curve"] for k in point)
     meta = get_datasets(ScriptedPointRobot(), spec.tier, spec.data).meta["task-010"]
     assert "episode_success" not in meta and "checkpoint_success" not in meta
-    report = write_report(tmp_path / "results" / spec.suite, figures=False, reps=200)
+    study = tmp_path / "results" / spec.suite
+    report = write_report(study, reps=200)
     assert report.success_rows == []
-    assert not (tmp_path / "results" / spec.suite / "success.csv").exists()
+    assert not (study / "success.csv").exists()
     assert "Success rate" not in report.path.read_text()
+    # the learning curves: the normalized return's only, in curves.csv's columns of old
+    assert {r["metric"] for r in report.curve_rows} == {"normalized"}
+    header = (study / "curves.csv").read_text().splitlines()[0]
+    assert header == ",".join(CURVE_COLUMNS)
+    assert (study / "curves_scripted-point-robot.png").is_file()
+    assert not list(study.glob("curves_success_*"))
+
+
+def test_the_report_gives_success_rate_learning_curves(tmp_path, register_test_plugin):
+    """curves.csv gets the success rate's rows (percent, mean over seeds of the runs' curves)
+    beside the normalized return's, told apart by ``metric``; a figure and a sub-section."""
+    from ertrl_bench.analysis.tables import CURVE_METRIC_COLUMNS
+    from ertrl_bench.store import write_suite_index
+
+    register_test_plugin(_Plugin(), "success-envs")
+    suite = tiny_suite(name="sc", seeds=(0, 1))
+    suite["grid"]["envs"] = ["success-point-robot"]
+    suite["train"].update(eval_every=1)
+    suite["eval"].update(splits=["train"], probe={"enabled": False})
+    s, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
+    write_suite_index(tmp_path / "results", s.name, specs)
+    for spec in specs:
+        assert execute(spec, tmp_path / "results").status == "done"
+    study = tmp_path / "results" / "sc"
+    curves = []
+    for i, path in enumerate(sorted(study.glob("*/metrics.json"))):
+        # tiny agents never reach the goal: give each seed and step its own rate to compare
+        metrics = json.loads(path.read_text())
+        for j, point in enumerate(metrics["curve"]):
+            for key in [k for k in point if k.endswith("/success")]:
+                point[key] = (i + 2 * j + ("online" in key)) / 8
+        path.write_text(json.dumps(metrics))
+        curves.append(metrics["curve"])
+
+    report = write_report(study, reps=200)
+    with open(study / "curves.csv") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == CURVE_METRIC_COLUMNS
+        rows = list(reader)
+    by_metric = {m: [r for r in rows if r["metric"] == m] for m in ("normalized", "success")}
+    assert len(by_metric["success"]) == len(by_metric["normalized"]) == 3 * 2  # steps x protocols
+    assert len(rows) == 12 and len(report.curve_rows) == 12
+    for metric, factor in (("success", 100.0), ("normalized", 1.0)):
+        for r in by_metric[metric]:
+            key = f"{r['split']}/{r['protocol']}/{metric}"
+            seeds = [factor * p[key] for c in curves for p in c if p["step"] == int(r["step"])]
+            assert (r["n_seeds"], len(seeds)) == ("2", 2)
+            assert float(r["mean"]) == pytest.approx(np.mean(seeds))
+    first = by_metric["success"][0]  # the first evaluation, offline: seeds at 0 and 1/8
+    assert (first["protocol"], first["mean"]) == ("offline", "6.25")
+    assert (study / "curves_success_success-point-robot.png").is_file()
+    text = report.path.read_text()
+    curves_section = text.split("## Learning curves")[1].split("\n## ")[0]
+    assert "### Success rate" in curves_section
+    assert "(curves_success_success-point-robot.png)" in curves_section
 
 
 class _SacSuccessPointRobot(PointRobot):

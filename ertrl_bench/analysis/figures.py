@@ -17,6 +17,7 @@ from ertrl_bench.data.store import atomic_write_bytes
 from .load import RunRecord
 from .tables import (
     AXIS_TITLES,
+    CURVE_METRICS,
     PROTOCOL_ORDER,
     curve_keys,
     curve_series,
@@ -39,13 +40,14 @@ def save_png(fig, path: Path, dpi: int) -> None:
     atomic_write_bytes(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 
-def build_curve_figure(env: str, runs: Sequence[RunRecord]):
-    """Learning curves of one env as a Figure (``None`` without curves): a grid of splits (rows)
-    x protocols (columns); per method the mean normalized return over seeds vs gradient step
-    with its 95% t-interval band."""
+def build_curve_figure(env: str, runs: Sequence[RunRecord], metric: str = "normalized"):
+    """Learning curves of one env as a Figure (``None`` without curves of ``metric``): a grid of
+    splits (rows) x protocols (columns); per method the mean over seeds of ``metric`` (the
+    normalized return, or the success rate in percent of the runs that record one) vs gradient
+    step with its 95% t-interval band."""
     from .plots import plot_learning_curves, plt  # plots selects Agg before pyplot loads
 
-    pairs = curve_keys(runs)
+    pairs = curve_keys(runs, metric)
     if not pairs:
         return None
     splits = ordered(s for s, _ in pairs)
@@ -62,19 +64,22 @@ def build_curve_figure(env: str, runs: Sequence[RunRecord]):
                 ax.axis("off")
                 continue
             plot_learning_curves(
-                curve_series(runs, split, proto), ax=ax, title=title, aggregate="mean"
-            )
+                curve_series(runs, split, proto, metric), ax=ax, title=title,
+                ylabel=CURVE_METRICS[metric][2], aggregate="mean",
+            )  # fmt: skip
             ax.set_xlabel("gradient step")
     # Fixed margins: tight_layout would draw the whole grid once more (seconds on a busy CPU).
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.07, top=0.95, wspace=0.25, hspace=0.45)
     return fig
 
 
-def curve_figure(env: str, runs: Sequence[RunRecord], path: Path) -> Path | None:
+def curve_figure(
+    env: str, runs: Sequence[RunRecord], path: Path, metric: str = "normalized"
+) -> Path | None:
     """``build_curve_figure`` saved as a PNG at ``path`` (``None`` without curves)."""
     from .plots import plt
 
-    fig = build_curve_figure(env, runs)
+    fig = build_curve_figure(env, runs, metric)
     if fig is None:
         return None
     try:

@@ -468,6 +468,22 @@ def _success_markdown(rows: Sequence[Mapping]) -> list[str]:
     return lines
 
 
+def _success_curves_markdown(rows: Sequence[Mapping], figs: Mapping) -> list[str]:
+    """The success rate's learning curves: only when some run records a success rate."""
+    if not figs and not any(r["metric"] == "success" for r in rows):
+        return []
+    lines = [
+        "### Success rate",
+        "",
+        "Success rate (%) vs gradient step, bands as above, from the runs whose family "
+        "reports success; a run's point is the mean over the split's tasks of each task's "
+        "success at that evaluation (as in Success rate); numbers: the rows of curves.csv "
+        "with metric = success.",
+        "",
+    ]
+    return lines + [f"![{env} success-rate curves]({p.name})" for env, p in figs.items()] + [""]
+
+
 def _missing_markdown(missing: Mapping[str, Mapping[str, list[str]]], limit: int = 20) -> list[str]:
     lines = ["## Tasks without a normalized score", ""]
     if not missing:
@@ -507,7 +523,7 @@ def _missing_markdown(missing: Mapping[str, Mapping[str, list[str]]], limit: int
     return lines + [""]
 
 
-def render(report: Report, curve_figs, zmap_figs) -> str:
+def render(report: Report, curve_figs, zmap_figs, success_figs=None) -> str:
     statuses = [p.status for p in report.problems]
     if report.n_expected:
         counts = (
@@ -570,6 +586,7 @@ def render(report: Report, curve_figs, zmap_figs) -> str:
             "",
         ]
         lines += [f"![{env} learning curves]({p.name})" for env, p in curve_figs.items()] + [""]
+        lines += _success_curves_markdown(report.curve_rows, success_figs or {})
 
     lines += ["## Task-representation probe (RMSE to the task parameter, lower is better)", ""]
     if report.probe_rows:

@@ -10,9 +10,11 @@ this module writes the files.
 Files written into the suite folder: ``report.md``, ``returns.csv`` (both scales: ours and,
 for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv`` (both scales likewise),
 ``success.csv`` (success rates, only when some run's family reports success: Meta-World),
-``curves.csv``, ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and
+``curves.csv`` (a ``metric`` column beside the normalized return's rows when some run records a
+success rate), ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and
 ``gain_vs_diversity.csv`` and ``gain_vs_axis.csv`` (when there is something to put in them),
-``missing_runs.csv``, ``curves_<env>.png``, ``zmap_<env>.png``, ``gain_vs_diversity.png``,
+``missing_runs.csv``, ``curves_<env>.png``, ``curves_success_<env>.png`` (success-rate curves,
+likewise only with success), ``zmap_<env>.png``, ``gain_vs_diversity.png``,
 ``gain_vs_<axis>.png`` (a suite varying the data quality or the training-task count, the
 reference's gain over FOCAL at each value: ``tables.axis_gain_rows``); the generated block of a
 ``NOTES.md`` beside them (``glance``).
@@ -48,7 +50,6 @@ from .tables import (
     AXIS_GAIN_COLUMNS,
     CONVERGENCE_COLUMNS,
     COST_COLUMNS,
-    CURVE_COLUMNS,
     ERTRL,
     EXPERTISE_COLUMNS,
     GAIN_COLUMNS,
@@ -60,6 +61,7 @@ from .tables import (
     axis_gain_rows,
     convergence_rows,
     cost_rows,
+    curve_columns,
     curve_rows,
     expertise_rows,
     gain_rows,
@@ -107,6 +109,7 @@ class Report:
     expertise_rows: list[dict] = field(default_factory=list)
     ttest_rows: list[dict] = field(default_factory=list)
     authors_ttest_rows: list[dict] = field(default_factory=list)  # ttest_rows, authors' scale
+    # curves.csv: the normalized return's rows, then the success rate's (%), if any ("metric")
     curve_rows: list[dict] = field(default_factory=list)
     probe_rows: list[dict] = field(default_factory=list)
     gain_rows: list[dict] = field(default_factory=list)
@@ -289,7 +292,7 @@ def write_report(
     conv, ranks = convergence_rows(done, window, confidence)
     if done and not any(r.method == reference for r in done):
         notes.append(f"No finished {reference} run: no t-test and no gain table.")
-    crows = curve_rows(done, confidence)
+    crows = curve_rows(done, confidence) + curve_rows(done, confidence, metric="success")
     prows = probe_rows(done, notes=notes)
 
     try:
@@ -344,7 +347,7 @@ def _write_files(report: Report, suite_dir: Path, done, figures: bool, zmap_meth
         ("expertise.csv", report.expertise_rows, EXPERTISE_COLUMNS),
         ("ttest.csv", report.ttest_rows and report.ttest_rows + report.authors_ttest_rows,
          TTEST_COLUMNS),
-        ("curves.csv", report.curve_rows, CURVE_COLUMNS),
+        ("curves.csv", report.curve_rows, curve_columns(report.curve_rows)),
         ("probe.csv", report.probe_rows, PROBE_COLUMNS),
         ("gain_vs_axis.csv", report.axis_gain_rows, AXIS_GAIN_COLUMNS),
         ("gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS),
@@ -366,13 +369,15 @@ def _write_files(report: Report, suite_dir: Path, done, figures: bool, zmap_meth
         )
     )
 
-    curve_figs, zmap_figs = {}, {}
+    curve_figs, success_figs, zmap_figs = {}, {}, {}
     if figures:
         for env in ordered(r.env for r in done):
             env_runs = [r for r in done if r.env == env]
             slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in env)
             for kind, fn, store in (
                 ("curves", lambda p, er=env_runs, e=env: curve_figure(e, er, p), curve_figs),
+                ("curves_success",
+                 lambda p, er=env_runs, e=env: curve_figure(e, er, p, "success"), success_figs),
                 ("zmap", lambda p, er=env_runs, e=env: zmap_figure(e, er, p, zmap_method), zmap_figs),
             ):  # fmt: skip
                 try:
@@ -409,7 +414,7 @@ def _write_files(report: Report, suite_dir: Path, done, figures: bool, zmap_meth
             except Exception as exc:
                 report.notes.append(f"gain-vs-{axis} figure failed: {type(exc).__name__}: {exc}")
 
-    atomic_write_text(report.path, render(report, curve_figs, zmap_figs))
+    atomic_write_text(report.path, render(report, curve_figs, zmap_figs, success_figs))
     notes = suite_dir / "NOTES.md"
     if notes.is_file():  # its generated block (glance.py) follows the CSVs just written
         from .glance import sync_file

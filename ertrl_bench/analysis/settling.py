@@ -49,11 +49,19 @@ from ertrl_bench.measures.stats import min_detectable_effect
 
 from .load import RunRecord, load_suite, suite_dirs, unreadable_runs_hint
 from .markdown import fmt_seeds
-from .tables import ERTRL, PLAN_EFFECT, curve_keys, ordered, seeds_needed, split_label
+from .tables import (
+    CURVE_METRICS,
+    ERTRL,
+    PLAN_EFFECT,
+    curve_keys,
+    ordered,
+    run_curve,
+    seeds_needed,
+    split_label,
+)
 
 __all__ = [
     "DIAGNOSTICS",
-    "METRICS",
     "SETTLING_COLUMNS",
     "PlanRow",
     "Settling",
@@ -73,11 +81,6 @@ DIAGNOSTICS = {
     "brac/divergence": "divergence",
     "brac/log_std_at_clamp": "log-std at clamp",
     "iql/q_loss": "IQL Q loss",
-}
-#: The curve a study settles on: metric -> (curve key suffix, factor, label).
-METRICS = {
-    "normalized": ("normalized", 1.0, "normalized return"),
-    "success": ("success", 100.0, "success rate (%)"),
 }
 SETTLING_COLUMNS = (
     "env", "method", "split", "protocol", "budget", "window_from", "window_to", "n_seeds",
@@ -135,7 +138,7 @@ class Settling:
     plan_at: int | None = None  # the seed plan's budget; None: no plan
     plan_settled: bool = False  # plan_at is the cheapest budget that settles every cell
     plan: list[PlanRow] = field(default_factory=list)
-    metric: str = "normalized"  # a key of METRICS
+    metric: str = "normalized"  # a key of CURVE_METRICS
 
     @property
     def final(self) -> int:
@@ -221,9 +224,9 @@ def _study_folder(path: Path) -> Path:
     return dirs[0]
 
 
-def _curve(run: RunRecord) -> tuple[list[int], list[dict[str, float | None]]]:
-    points = sorted(run.metrics.curve, key=lambda p: p.step)
-    return [p.step for p in points], [p.values() for p in points]
+def _steps(run: RunRecord) -> list[int]:
+    """The run's evaluation steps, in order (its curve's values: ``tables.run_curve``)."""
+    return sorted(p.step for p in run.metrics.curve)
 
 
 def _seed_order(run: RunRecord) -> tuple:
@@ -271,9 +274,9 @@ def _diagnostics(group: Group, steps: list[int], notes: list[str]) -> None:
 def _shared_steps(runs: Sequence[RunRecord], window: int, folder: Path) -> list[int]:
     """The evaluation steps every run shares; ``ErtrlError`` naming the run that differs or has
     too few evaluations for ``window``."""
-    steps = _curve(runs[0])[0]
+    steps = _steps(runs[0])
     for run in runs:
-        own = _curve(run)[0]
+        own = _steps(run)
         if len(own) < window + 1:
             raise ErtrlError(
                 f"{run.path}: {len(own)} evaluation(s); --window {window} needs at least"
@@ -358,24 +361,18 @@ def _group(
     env: str, method: str, members: list[RunRecord], columns: list[Column], metric: str
 ) -> Group:
     """One method's runs with their ``metric`` curves as ``[seeds, evaluations]`` per column."""
-    suffix, factor, _ = METRICS[metric]
     values = {}
     for split, proto in columns:
-        key = f"{split}/{proto}/{suffix}"
-        rows = [[v.get(key) for v in _curve(r)[1]] for r in members]
-        values[(split, proto)] = factor * np.array(
-            [[np.nan if v is None else v for v in row] for row in rows], dtype=float
-        )
+        rows = []
+        for r in members:
+            pts = run_curve(r, split, proto, metric)
+            rows.append([pts.get(step, np.nan) for step in _steps(r)])
+        values[(split, proto)] = np.array(rows, dtype=float)
     return Group(env=env, method=method, runs=members, values=values)
 
 
 def _has_metric(run: RunRecord, metric: str) -> bool:
-    suffix = "/" + METRICS[metric][0]
-    return any(
-        k.endswith(suffix) and v is not None
-        for p in run.metrics.curve
-        for k, v in p.values().items()
-    )
+    return any(run_curve(run, *column, metric) for column in curve_keys([run], metric))
 
 
 def _why_left_out(run: RunRecord, metric: str) -> str:
@@ -383,7 +380,7 @@ def _why_left_out(run: RunRecord, metric: str) -> str:
         return run.status
     if run.metrics is None or not run.metrics.curve:
         return "no evaluation curve"
-    return f"no {METRICS[metric][0]} in its curve"
+    return f"no {CURVE_METRICS[metric][0]} in its curve"
 
 
 def settle(
@@ -402,11 +399,11 @@ def settle(
     ``budgets``: default ``measures.settling.default_budgets``; ``spans``: default the spans
     between consecutive budgets and the last evaluation; ``effect``, ``reference``, ``at``: the
     seed plan's target MDE (points), reference method and budget (``seed_plan``); ``metric``: a
-    key of ``METRICS`` (the success rate reads only the runs that record one). Raises
+    key of ``CURVE_METRICS`` (the success rate reads only the runs that record one). Raises
     ``ErtrlError`` naming the folder or run and the fix when there is nothing to compute.
     """
-    if metric not in METRICS:
-        raise ErtrlError(f"--metric {metric!r}: choose {' or '.join(METRICS)}")
+    if metric not in CURVE_METRICS:
+        raise ErtrlError(f"--metric {metric!r}: choose {' or '.join(CURVE_METRICS)}")
     folder = _study_folder(Path(path))
     if window < 2:
         raise ErtrlError(f"--window {window}: at least 2 (a trend needs two evaluations)")
@@ -424,8 +421,9 @@ def settle(
         runs = [r for r in runs if _has_metric(r, metric)]
         if not runs:
             raise ErtrlError(
-                f"{folder}: no finished run records a {METRICS[metric][2].split(' (')[0]} (only"
-                " families whose environment reports success do: Meta-World's); drop --metric"
+                f"{folder}: no finished run records a"
+                f" {CURVE_METRICS[metric][2].split(' (')[0]} (only families whose environment"
+                " reports success do: Meta-World's); drop --metric"
                 f" {metric} to settle on the normalized return"
             )
     steps = _shared_steps(runs, window, folder)
@@ -441,7 +439,7 @@ def settle(
     ]
     if left_out:
         notes.append(f"left out: {', '.join(left_out)}")
-    columns = curve_keys(runs)
+    columns = curve_keys(runs, metric)
     groups = []
     for env in ordered(r.env for r in runs):
         for method in ordered(r.method for r in runs if r.env == env):
@@ -632,7 +630,7 @@ def plan_markdown(s: Settling) -> list[str]:
 def markdown(s: Settling) -> str:
     """The window tables, the budget table, the diagnostics table and the seed plan, with the
     notes."""
-    of = "" if s.metric == "normalized" else f": {METRICS[s.metric][2]}"
+    of = "" if s.metric == "normalized" else f": {CURVE_METRICS[s.metric][2]}"
     lines = [
         f"# Where the runs of {s.path.name} settle{of}",
         "",
@@ -709,7 +707,7 @@ def diagnostics_figure(s: Settling, path: Path) -> Path | None:
             for ax, col in zip(axes[len(keys) :], curves, strict=True):
                 for row in g.values[col]:
                     ax.plot(s.steps, row, color=color, lw=1)
-                ax.set_title(f"{_column_label(col)} ({METRICS[s.metric][2]})")
+                ax.set_title(f"{_column_label(col)} ({CURVE_METRICS[s.metric][2]})")
             axes[0].plot([], [], color=color, label=g.label(s.several_envs))
         for ax in axes:
             ax.set_xlabel("gradient steps")

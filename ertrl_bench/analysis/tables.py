@@ -48,6 +48,8 @@ __all__ = [
     "MAIN_COLUMNS",
     "TTEST_COLUMNS",
     "CURVE_COLUMNS",
+    "CURVE_METRIC_COLUMNS",
+    "CURVE_METRICS",
     "PROBE_COLUMNS",
     "GAIN_COLUMNS",
     "COST_COLUMNS",
@@ -68,8 +70,10 @@ __all__ = [
     "return_rows",
     "ttest_rows",
     "curve_keys",
+    "run_curve",
     "curve_series",
     "curve_rows",
+    "curve_columns",
     "probe_rows",
     "gain_rows",
     "pearson",
@@ -110,6 +114,16 @@ TTEST_COLUMNS = (
 CURVE_COLUMNS = (
     "env", "method", "split", "protocol", "step", "n_seeds", "mean", "ci_low", "ci_high",
 )  # fmt: skip
+#: curves.csv's columns when some run records a success rate: ``metric`` tells its rows apart
+#: (a study without success keeps ``CURVE_COLUMNS``, its rows all being the normalized return).
+CURVE_METRIC_COLUMNS = (*CURVE_COLUMNS, "metric")
+#: What a learning curve can show: metric -> (key suffix in metrics.json's ``curve`` points,
+#: factor to the reported unit, label). success is recorded in [0, 1] and reported in percent,
+#: by families whose env reports success (Meta-World) only.
+CURVE_METRICS = {
+    "normalized": ("normalized", 1.0, "normalized return"),
+    "success": ("success", 100.0, "success rate (%)"),
+}
 PROBE_COLUMNS = (
     "env", "method", "variant", "model", "n_seeds", "rmse_mean", "rmse_std", "resample_std",
 )  # fmt: skip
@@ -440,29 +454,41 @@ def _add_q_values(rows: list[dict], family: tuple[str, ...], column: str) -> Non
 # --------------------------------------------------------------------------- learning curves
 
 
-def curve_keys(runs: Sequence[RunRecord]) -> list[tuple[str, str]]:
-    """``(split, protocol)`` pairs that appear in the runs' curves, in report order."""
+def curve_keys(runs: Sequence[RunRecord], metric: str = "normalized") -> list[tuple[str, str]]:
+    """``(split, protocol)`` pairs that appear in the runs' ``metric`` curves, in report order."""
+    suffix = "/" + CURVE_METRICS[metric][0]
     pairs = []
     for r in runs:
         for point in r.metrics.curve:
-            pairs.extend(tuple(k.split("/")[:2]) for k in point.values())
+            pairs.extend(tuple(k.split("/")[:2]) for k in point.values() if k.endswith(suffix))
     pairs = list(dict.fromkeys(pairs))
     splits = ordered((s for s, _ in pairs), SPLIT_ORDER)
     protos = ordered((p for _, p in pairs), PROTOCOL_ORDER)
     return [(s, p) for s in splits for p in protos if (s, p) in pairs]
 
 
+def run_curve(
+    run: RunRecord, split: str, protocol: str, metric: str = "normalized"
+) -> dict[int, float]:
+    """One run's ``metric`` curve on ``split`` x ``protocol`` as ``{step: value}`` in the
+    reported unit (success in percent); evaluations without a value are left out. The one
+    reader of metrics.json's curve values, for the report and ``settle`` alike."""
+    suffix, factor, _ = CURVE_METRICS[metric]
+    key = f"{split}/{protocol}/{suffix}"
+    values = {p.step: p.values().get(key) for p in run.metrics.curve}
+    return {step: factor * v for step, v in values.items() if v is not None}
+
+
 def curve_series(
-    runs: Sequence[RunRecord], split: str, protocol: str
+    runs: Sequence[RunRecord], split: str, protocol: str, metric: str = "normalized"
 ) -> dict[str, tuple[list[int], np.ndarray]]:
-    """``{method: (steps, values [seeds, steps])}``; NaN where a seed lacks a step or a value."""
-    key = f"{split}/{protocol}/normalized"
+    """``{method: (steps, values [seeds, steps])}`` of the ``metric`` curves; NaN where a seed
+    lacks a step or a value; a seed without any value of the metric is left out."""
     out = {}
     for method in ordered(r.method for r in runs):
         series = []
         for r in (r for r in runs if r.method == method):
-            pts = {p.step: p.values().get(key) for p in r.metrics.curve}
-            pts = {k: v for k, v in pts.items() if v is not None}
+            pts = run_curve(r, split, protocol, metric)
             if pts:
                 series.append(pts)
         if series:
@@ -471,15 +497,19 @@ def curve_series(
     return out
 
 
-def curve_rows(runs: Sequence[RunRecord], confidence: float = 0.95) -> list[dict]:
-    """Mean normalized return over seeds and its t-interval, per env x method x split x protocol
-    x gradient step (the learning curves' numbers)."""
+def curve_rows(
+    runs: Sequence[RunRecord], confidence: float = 0.95, metric: str = "normalized"
+) -> list[dict]:
+    """Mean ``metric`` over seeds (the normalized return, or the success rate in percent of the
+    runs that record one) and its t-interval, per env x method x split x protocol x gradient
+    step (the learning curves' numbers); ``metric`` is in each row (curves.csv's column when a
+    study has success curves)."""
     rows = []
     done = [r for r in runs if r.done]
     for env in ordered(r.env for r in done):
         env_runs = [r for r in done if r.env == env]
-        for split, proto in curve_keys(env_runs):
-            for method, (steps, values) in curve_series(env_runs, split, proto).items():
+        for split, proto in curve_keys(env_runs, metric):
+            for method, (steps, values) in curve_series(env_runs, split, proto, metric).items():
                 for j, step in enumerate(steps):
                     iv = mean_ci(values[:, j], confidence)
                     rows.append(
@@ -487,9 +517,18 @@ def curve_rows(runs: Sequence[RunRecord], confidence: float = 0.95) -> list[dict
                             "env": env, "method": method, "split": split, "protocol": proto,
                             "step": step, "n_seeds": int(np.isfinite(values[:, j]).sum()),
                             "mean": iv.point, "ci_low": iv.low, "ci_high": iv.high,
+                            "metric": metric,
                         }
                     )  # fmt: skip
     return rows
+
+
+def curve_columns(rows: Sequence[Mapping]) -> tuple[str, ...]:
+    """curves.csv's columns for ``curve_rows``: ``metric`` only when some row is not the
+    normalized return (a study without success keeps the file it always had)."""
+    if any(r["metric"] != "normalized" for r in rows):
+        return CURVE_METRIC_COLUMNS
+    return CURVE_COLUMNS
 
 
 CONVERGENCE_COLUMNS = (
