@@ -153,7 +153,7 @@ def test_a_family_without_success_records_none(tmp_path, register_test_plugin):
     header = (study / "curves.csv").read_text().splitlines()[0]
     assert header == ",".join(CURVE_COLUMNS)
     assert (study / "curves_scripted-point-robot.png").is_file()
-    assert not list(study.glob("curves_success_*"))
+    assert not list(study.glob("success_curves_*"))
 
 
 def test_the_report_gives_success_rate_learning_curves(tmp_path, register_test_plugin):
@@ -198,11 +198,11 @@ def test_the_report_gives_success_rate_learning_curves(tmp_path, register_test_p
             assert float(r["mean"]) == pytest.approx(np.mean(seeds))
     first = by_metric["success"][0]  # the first evaluation, offline: seeds at 0 and 1/8
     assert (first["protocol"], first["mean"]) == ("offline", "6.25")
-    assert (study / "curves_success_success-point-robot.png").is_file()
+    assert (study / "success_curves_success-point-robot.png").is_file()
     text = report.path.read_text()
     curves_section = text.split("## Learning curves")[1].split("\n## ")[0]
     assert "### Success rate" in curves_section
-    assert "(curves_success_success-point-robot.png)" in curves_section
+    assert "(success_curves_success-point-robot.png)" in curves_section
 
 
 class _SacSuccessPointRobot(PointRobot):

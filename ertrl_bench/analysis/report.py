@@ -13,7 +13,7 @@ for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv`` (both sca
 ``curves.csv`` (a ``metric`` column beside the normalized return's rows when some run records a
 success rate), ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and
 ``gain_vs_diversity.csv`` and ``gain_vs_axis.csv`` (when there is something to put in them),
-``missing_runs.csv``, ``curves_<env>.png``, ``curves_success_<env>.png`` (success-rate curves,
+``missing_runs.csv``, ``curves_<env>.png``, ``success_curves_<env>.png`` (success-rate curves,
 likewise only with success), ``zmap_<env>.png``, ``gain_vs_diversity.png``,
 ``gain_vs_<axis>.png`` (a suite varying the data quality or the training-task count, the
 reference's gain over FOCAL at each value: ``tables.axis_gain_rows``); the generated block of a
@@ -376,7 +376,7 @@ def _write_files(report: Report, suite_dir: Path, done, figures: bool, zmap_meth
             slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in env)
             for kind, fn, store in (
                 ("curves", lambda p, er=env_runs, e=env: curve_figure(e, er, p), curve_figs),
-                ("curves_success",
+                ("success_curves",
                  lambda p, er=env_runs, e=env: curve_figure(e, er, p, "success"), success_figs),
                 ("zmap", lambda p, er=env_runs, e=env: zmap_figure(e, er, p, zmap_method), zmap_figs),
             ):  # fmt: skip
