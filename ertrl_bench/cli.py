@@ -1,4 +1,4 @@
-"""The ``ertrl-bench`` command line: run | validate | plugins | datasets | report | analyze.
+"""The ``ertrl-bench`` command line: run | status | validate | plugins | datasets | report | analyze.
 
 User errors (bad suite, unknown plugin, corrupted data...) print one clear message and exit
 with code 2, never a traceback.
@@ -224,6 +224,61 @@ def run(
             " Finished runs are kept; re-run to retry the failed ones."
         )
         raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    suite: str = typer.Argument(..., help=SUITE_HELP),
+    results_dir: Path = typer.Option(
+        Path("results"), help="The --results-dir the suite runs with (results/<suite>/...)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+):
+    """Where a suite's runs stand: one row per run, then the counts and the time spent.
+
+    Per run: done, reused (copied by --reuse), running (its lock is held by a live process),
+    stopped at step S of N (unfinished, not running: a rerun resumes it from its checkpoint's
+    step S; Ctrl-C and SIGTERM stop runs so), failed (the error's first line; a rerun retries
+    it) or not started; the step reached (a stopped run's checkpoint's, else the last one its
+    log.jsonl records) and how long ago that log changed. The summary adds the run-seconds the
+    suite's finished runs took (timing_s total, a seed group's divided among its runs; reused
+    runs cost nothing here). Reads only: writes nothing, takes no lock, builds no data.
+    """
+    from ertrl_bench.status import age_text, as_records, suite_status, summary
+    from ertrl_bench.suite_loader import load_suite
+
+    s, specs = load_suite(suite)
+    rows = suite_status(results_dir, specs)
+    totals = summary(rows)
+    if as_json:
+        typer.echo(json.dumps({"suite": s.name, "runs": as_records(rows), "summary": totals}))
+        return
+    styles = {"done": "green", "reused": "cyan", "running": "yellow", "failed": "red"}
+    table = Table(title=f"{s.name}: {results_dir / s.name}")
+    for col in ("run", "status", "step", "log changed", "detail"):
+        table.add_column(col, justify="right" if col in ("step", "log changed") else "left")
+    for r in rows:
+        what = (
+            f"stopped at step {r.step or 0:,} of {r.total:,}" if r.status == "stopped" else r.status
+        )
+        step = "-" if r.step is None else f"{r.step:,} / {r.total:,}"
+        table.add_row(
+            r.run_id,
+            f"[{styles.get(r.status, 'default')}]{escape(what)}[/]",
+            step,
+            age_text(r.log_age_s) + ("" if r.log_age_s is None else " ago"),
+            escape(r.detail),
+        )
+    out.print(table)
+    counts = ", ".join(f"{n} {k}" for k, n in totals["counts"].items())
+    hours = totals["run_seconds"] / 3600
+    out.print(
+        f"{len(rows)} run(s): {counts}; {totals['run_seconds']:,.0f} run-seconds"
+        f" ({hours:.1f} run-hours) spent by the finished runs",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _checkpoint_policy(spec, every_minutes: float | None, keep: bool):

@@ -43,6 +43,8 @@ def test_importing_the_cli_loads_no_torch():
     assert out.stdout.strip() == "[]", out.stderr
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["validate", "smoke"]], ids=str)
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["plugins"], ["validate", "smoke"], ["status", "smoke"]], ids=str
+)
 def test_commands_that_do_not_train_load_no_torch(argv):
     assert _heavy_modules_after(*argv) == []
