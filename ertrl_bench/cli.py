@@ -255,8 +255,11 @@ def status(
         return
     styles = {"done": "green", "reused": "cyan", "running": "yellow", "failed": "red"}
     table = Table(title=f"{s.name}: {results_dir / s.name}")
-    for col in ("run", "status", "step", "log changed", "detail"):
-        table.add_column(col, justify="right" if col in ("step", "log changed") else "left")
+    # the run id, status and step are what one acts on: never cut them; the detail folds
+    for col in ("run", "status", "step", "log changed"):
+        right = col in ("step", "log changed")
+        table.add_column(col, justify="right" if right else "left", no_wrap=True)
+    table.add_column("detail", overflow="fold")
     for r in rows:
         what = (
             f"stopped at step {r.step or 0:,} of {r.total:,}" if r.status == "stopped" else r.status
@@ -269,7 +272,8 @@ def status(
             age_text(r.log_age_s) + ("" if r.log_age_s is None else " ago"),
             escape(r.detail),
         )
-    out.print(table)
+    # piped or in a log, rich would squeeze the table into 80 columns: give it room instead
+    (out if out.is_terminal else Console(width=200)).print(table)
     counts = ", ".join(f"{n} {k}" for k, n in totals["counts"].items())
     hours = totals["run_seconds"] / 3600
     out.print(
