@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ertrl_bench.config import RunSpec
+from ertrl_bench.data.store import pid_alive
 from ertrl_bench.errors import ErtrlError
 from ertrl_bench.store import RunDir
 
@@ -238,19 +239,7 @@ def lock_holder(lock: Path, held: set[int] | None) -> str | None:
         return name if pid is not None else None
     if held is not None:
         return name if inode in held else None
-    return name if isinstance(pid, int) and _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+    return name if isinstance(pid, int) and pid_alive(pid) else None
 
 
 def summary(rows: list[RunStatus]) -> dict:

@@ -120,7 +120,8 @@ def atomic_write_json(path: Path, obj, before_replace=None) -> None:
     )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host has ``pid`` (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -140,7 +141,7 @@ def clean_stale_tmp(folder: Path, older_than_s: float = 600.0) -> list[Path]:
         m = _TMP.match(f.name)
         try:
             if m and int(m.group(1)) != os.getpid():
-                stale = not _pid_alive(int(m.group(1)))
+                stale = not pid_alive(int(m.group(1)))
             else:
                 stale = not m and time.time() - f.stat().st_mtime > older_than_s
             if stale:
