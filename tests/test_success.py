@@ -160,18 +160,10 @@ def test_the_report_gives_success_rate_learning_curves(tmp_path, register_test_p
     """curves.csv gets the success rate's rows (percent, mean over seeds of the runs' curves)
     beside the normalized return's, told apart by ``metric``; a figure and a sub-section."""
     from ertrl_bench.analysis.tables import CURVE_METRIC_COLUMNS
-    from ertrl_bench.store import write_suite_index
 
-    register_test_plugin(_Plugin(), "success-envs")
-    suite = tiny_suite(name="sc", seeds=(0, 1))
-    suite["grid"]["envs"] = ["success-point-robot"]
-    suite["train"].update(eval_every=1)
-    suite["eval"].update(splits=["train"], probe={"enabled": False})
-    s, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
-    write_suite_index(tmp_path / "results", s.name, specs)
-    for spec in specs:
-        assert execute(spec, tmp_path / "results").status == "done"
-    study = tmp_path / "results" / "sc"
+    study = _run_success_suite(
+        tmp_path, register_test_plugin, "sc", tiny_suite(name="sc", seeds=(0, 1))
+    )
     curves = []
     for i, path in enumerate(sorted(study.glob("*/metrics.json"))):
         # tiny agents never reach the goal: give each seed and step its own rate to compare
@@ -238,18 +230,11 @@ def test_settle_reads_the_success_rate_curves(tmp_path, register_test_plugin, ca
     clear error."""
     from ertrl_bench.analysis.settling import markdown, settle, write_files
     from ertrl_bench.cli import main
-    from ertrl_bench.store import write_suite_index
 
-    register_test_plugin(_Plugin(), "success-envs")
     suite = tiny_suite(name="conv", methods=("focal", "ertrl"), seeds=(0, 1))
-    suite["grid"]["envs"] = ["success-point-robot"]
-    suite["train"].update(iterations=3, eval_every=1, final_evals=2)
-    suite["eval"].update(splits=["train"], probe={"enabled": False})
-    s, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
-    write_suite_index(tmp_path / "results", s.name, specs)
-    for spec in specs:
-        assert execute(spec, tmp_path / "results").status == "done"
-    study = tmp_path / "results" / "conv"
+    study = _run_success_suite(
+        tmp_path, register_test_plugin, "conv", suite, iterations=3, final_evals=2
+    )
 
     result = settle(study, window=2, metric="success")
     assert [(g.method, len(g.runs)) for g in result.groups] == [("focal", 2), ("ertrl", 2)]
@@ -282,3 +267,19 @@ def test_settle_reads_the_success_rate_curves(tmp_path, register_test_plugin, ca
             main(["settle", str(study), "-w", "2", *args])
         out = " ".join(capsys.readouterr().err.split())
         assert info.value.code == 2 and message in out and "Traceback" not in out, out
+
+
+def _run_success_suite(tmp_path, register_test_plugin, name: str, suite: dict, **train):
+    """Run a tiny suite on the success-reporting Point-Robot, evaluated at every iteration on
+    the train split; its results folder."""
+    from ertrl_bench.store import write_suite_index
+
+    register_test_plugin(_Plugin(), "success-envs")
+    suite["grid"]["envs"] = ["success-point-robot"]
+    suite["train"].update(eval_every=1, **train)
+    suite["eval"].update(splits=["train"], probe={"enabled": False})
+    s, specs = load_suite(write_suite(tmp_path / "s.yaml", suite))
+    write_suite_index(tmp_path / "results", s.name, specs)
+    for spec in specs:
+        assert execute(spec, tmp_path / "results").status == "done"
+    return tmp_path / "results" / name
