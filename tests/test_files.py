@@ -118,3 +118,27 @@ def test_report_replaces_symlinked_outputs_and_leaves_their_targets(tmp_path):
         assert victims[name].read_text() == "precious", name
         assert not (suite / name).is_symlink(), name
         assert (suite / name).stat().st_size > 0, name
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux's /proc")
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
+    """A zombie (exited, its parent has not waited for it) writes nothing more: its temp files
+    are stale, so ``pid_alive`` says no; a live process and this one say yes."""
+    import subprocess
+    import sys
+    import time
+
+    from ertrl_bench.data.store import clean_stale_tmp, pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # exited but not reaped: a zombie of this process
+        state = open(f"/proc/{child.pid}/stat").read().rpartition(")")[2].split()[0]
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    (tmp_path / f".checkpoint.pt.{child.pid}.abc.tmp").write_bytes(b"half")
+    assert not pid_alive(child.pid)
+    assert [p.name for p in clean_stale_tmp(tmp_path)] == [f".checkpoint.pt.{child.pid}.abc.tmp"]
+    child.wait()
+    assert not pid_alive(child.pid) and pid_alive(os.getpid())

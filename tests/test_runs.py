@@ -8,6 +8,7 @@ import sys
 
 import torch
 
+from ertrl_bench.data.store import pid_alive
 from ertrl_bench.options import Strict
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.runner import execute
@@ -95,8 +96,11 @@ def test_killed_run_leaves_no_metrics_and_resumes(tmp_path):
     run_dir = logs[0].parent
     assert not (run_dir / "metrics.json").exists()
     # a kill that lands while a checkpoint is written leaves its temp file (never a half
-    # checkpoint.pt); the rerun removes it
+    # checkpoint.pt); the rerun removes it once its writer is gone (the run's worker process
+    # outlives proc.wait() by a moment: it is another process of the killed group)
     assert not (run_dir / "checkpoint.pt").exists() or (run_dir / "checkpoint.pt").stat().st_size
+    writers = {int(p.name.split(".")[-3]) for p in run_dir.glob(".*.tmp")}
+    wait_for(lambda: not any(pid_alive(w) for w in writers), "the killed writer lives on", 30)
     (spec,) = load_suite(path)[1]
     spec = spec.model_copy(
         update={"train": spec.train.model_copy(update={"iterations": 1, "steps_per_iteration": 5})}

@@ -121,14 +121,20 @@ def atomic_write_json(path: Path, obj, before_replace=None) -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process of this host has ``pid`` (one owned by another user counts)."""
+    """Whether a process of this host has ``pid`` (one owned by another user counts). A killed
+    process not yet reaped by its parent (a zombie: its parent died too, say) writes nothing
+    more, so it counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state letter after the command name in /proc/<pid>/stat
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def clean_stale_tmp(folder: Path, older_than_s: float = 600.0) -> list[Path]:
