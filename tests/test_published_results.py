@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,25 @@ def test_the_committed_learning_curves_regenerate_byte_for_byte(study, tmp_path)
     rows = curve_rows(done) + curve_rows(done, metric="success")
     out = write_csv(tmp_path / "curves.csv", rows, curve_columns(rows))
     assert out.read_bytes() == (folder / "curves.csv").read_bytes()
+
+
+def _table_widths(markdown: str) -> list[tuple[int, int, str]]:
+    """(header cells, row cells, row) for every row of every pipe table that differs."""
+    bad, header = [], None
+    for line in markdown.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]  # "\|" is a pipe in a cell
+        if header is None:
+            header = len(cells)
+        elif len(cells) != header:
+            bad.append((header, len(cells), line[:120]))
+    return bad
+
+
+@pytest.mark.parametrize("study", sorted(p.parent.name for p in ROOT.glob("results/*/report.md")))
+def test_every_table_of_a_published_report_has_as_many_cells_a_row_as_its_header(study):
+    """A column added to the rows but not the header (the axis table's q once) shifts every
+    value under the wrong name."""
+    assert _table_widths((ROOT / "results" / study / "report.md").read_text()) == []

@@ -727,6 +727,7 @@ def _axis_gain_section(report) -> list[str]:
                 base,
                 "gain [95% CI]",
                 "Welch p",
+                "q",
                 "MDE (80%)",
             ],
             body,  # fmt: skip
