@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ertrl_bench.batch import TaskDataset, Transitions
-from ertrl_bench.checkpoint import Checkpointer, CheckpointError
+from ertrl_bench.checkpoint import Checkpointer, CheckpointError, StopAtStepBoundary
 from ertrl_bench.components import StepBatch
 from ertrl_bench.config import ResolvedTrainConfig
 from ertrl_bench.ensemble import MemberRNG, StackedAdam, stack_transitions
@@ -213,6 +213,13 @@ def meta_train_group(
             }
         )
 
+    def save_all(iteration: int, generator_states: list[torch.Tensor]) -> None:
+        """Every live member's checkpoint, mid-iteration (the stacked state written back)."""
+        group.write_back()
+        for k in range(k_members):
+            if alive[k]:
+                save(k, iteration, generator_states[k])
+
     def sample(rows: list[torch.Tensor], n: int) -> Transitions:
         draws = [data.sample(r, n, generator=g) for r, g in zip(rows, rng.generators, strict=True)]
         return stack_transitions(draws)
@@ -226,32 +233,39 @@ def meta_train_group(
                 _draw_meta_batches(n_train, meta_batch, steps, g).to(train_rows.device)
                 for g in generators
             ]
-            for i in range(global_step - it * steps, steps):
-                global_step += 1
-                rows = [train_rows[p[i]] for p in picks]
-                ctx = sample(rows, cfg.context_size)
-                rl = sample(rows, cfg.rl_batch)
-                step_logs, diverged = group_step(
-                    group, ctx, rl, lambda rows=rows: sample(rows, cfg.rl_batch), global_step, alive
-                )
-                for k, exc in diverged.items():
-                    logs[k]({"iteration": it, "step": global_step, "diverged": True})
-                    alive[k], failed[k] = False, exc
-                if not any(alive):
-                    return failed
-                if global_step % LOG_EVERY == 0 or global_step == total:
-                    for k in range(k_members):
-                        if alive[k]:
-                            record = {n: json_number(v[k]) for n, v in step_logs.items()}
-                            logs[k]({"iteration": it, "step": global_step, **record})
-                    pbar.advance(
-                        LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY
+            with StopAtStepBoundary() as stop:
+                for i in range(global_step - it * steps, steps):
+                    global_step += 1
+                    rows = [train_rows[p[i]] for p in picks]
+                    ctx = sample(rows, cfg.context_size)
+                    rl = sample(rows, cfg.rl_batch)
+                    step_logs, diverged = group_step(
+                        group,
+                        ctx,
+                        rl,
+                        lambda rows=rows: sample(rows, cfg.rl_batch),
+                        global_step,
+                        alive,
                     )
-                if checkpointers is not None and checkpointers[0].due():
-                    group.write_back()
-                    for k in range(k_members):
-                        if alive[k]:
-                            save(k, it, at_start[k])
+                    for k, exc in diverged.items():
+                        logs[k]({"iteration": it, "step": global_step, "diverged": True})
+                        alive[k], failed[k] = False, exc
+                    if not any(alive):
+                        return failed
+                    if global_step % LOG_EVERY == 0 or global_step == total:
+                        for k in range(k_members):
+                            if alive[k]:
+                                record = {n: json_number(v[k]) for n, v in step_logs.items()}
+                                logs[k]({"iteration": it, "step": global_step, **record})
+                        pbar.advance(
+                            LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY
+                        )
+                    if checkpointers is not None and checkpointers[0].due():
+                        save_all(it, at_start)
+                    if stop.requested:  # Ctrl-C / SIGTERM: stop after this step's checkpoint
+                        if checkpointers is not None:
+                            save_all(it, at_start)
+                        raise KeyboardInterrupt
             if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
                 group.write_back()
                 for k in range(k_members):

@@ -21,7 +21,13 @@ from collections.abc import Callable
 import torch
 
 from ertrl_bench.batch import TaskDataset, Transitions
-from ertrl_bench.checkpoint import Checkpointer, CheckpointError, capture_rng, restore_rng
+from ertrl_bench.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    StopAtStepBoundary,
+    capture_rng,
+    restore_rng,
+)
 from ertrl_bench.components import ComponentError, accepts_kwarg
 from ertrl_bench.config import MethodSpec, ResolvedTrainConfig
 from ertrl_bench.errors import TrainingDiverged
@@ -193,32 +199,37 @@ def meta_train(
             # the device in one copy, not one per step
             at_start = generator.get_state()
             picks = _draw_meta_batches(n_train, meta_batch, steps, generator).to(train_rows.device)
-            for pick in picks[global_step - it * steps :]:  # a resumed iteration: the rest
-                global_step += 1
-                rows = train_rows[pick]
-                try:
-                    if graphed is not None:
-                        logs = graphed(rows, global_step)
-                    else:
-                        ctx = data.sample(rows, context_size, generator=None)
-                        rl = data.sample(rows, cfg.rl_batch, generator=None)
+            with StopAtStepBoundary() as stop:
+                for pick in picks[global_step - it * steps :]:  # a resumed iteration: the rest
+                    global_step += 1
+                    rows = train_rows[pick]
+                    try:
+                        if graphed is not None:
+                            logs = graphed(rows, global_step)
+                        else:
+                            ctx = data.sample(rows, context_size, generator=None)
+                            rl = data.sample(rows, cfg.rl_batch, generator=None)
 
-                        def sample_rl(rows=rows) -> Transitions:
-                            return data.sample(rows, cfg.rl_batch, generator=None)
+                            def sample_rl(rows=rows) -> Transitions:
+                                return data.sample(rows, cfg.rl_batch, generator=None)
 
-                        logs = train_step(agent, enc_opt, ctx, rl, sample_rl, global_step)
-                except TrainingDiverged:
-                    log({"iteration": it, "step": global_step, "diverged": True})
-                    raise
+                            logs = train_step(agent, enc_opt, ctx, rl, sample_rl, global_step)
+                    except TrainingDiverged:
+                        log({"iteration": it, "step": global_step, "diverged": True})
+                        raise
 
-                if global_step % LOG_EVERY == 0 or global_step == total:
-                    record = {k: json_number(v) for k, v in logs.items()}
-                    log({"iteration": it, "step": global_step, **record})
-                    pbar.advance(
-                        LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY
-                    )
-                if checkpointer is not None and checkpointer.due():
-                    save(it, at_start)
+                    if global_step % LOG_EVERY == 0 or global_step == total:
+                        record = {k: json_number(v) for k, v in logs.items()}
+                        log({"iteration": it, "step": global_step, **record})
+                        pbar.advance(
+                            LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY
+                        )
+                    if checkpointer is not None and checkpointer.due():
+                        save(it, at_start)
+                    if stop.requested:  # Ctrl-C / SIGTERM: stop after this step's checkpoint
+                        if checkpointer is not None:
+                            save(it, at_start)
+                        raise KeyboardInterrupt
             if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
                 evaluate(it, global_step)
                 if checkpointer is not None:  # the next iteration, none of its steps done

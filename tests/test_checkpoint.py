@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -218,6 +219,104 @@ def test_repeated_random_kills_resume_to_identical_numbers(tmp_path, jobs):
     assert kills >= len(METHODS)
     _check_against(reference, results)
     assert all(_resumed(results / "ck" / rid) for rid in reference)
+
+
+def _logged_step(run_dir: Path) -> int:
+    try:
+        lines = (run_dir / "log.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    return max((json.loads(x).get("step", 0) for x in lines if '"step"' in x), default=0)
+
+
+def _stop_suite(tmp_path: Path, seeds) -> tuple[Path, list[Path]]:
+    """One iteration of 400 steps (no evaluation before its end), no timed checkpoint due."""
+    suite = tiny_suite(name="ck", seeds=list(seeds), checkpoint={"every_minutes": 60})
+    suite["train"].update(iterations=1, steps_per_iteration=400)
+    suite = write_suite(tmp_path / "ck.yaml", suite)
+    return suite, [tmp_path / "stopped" / "ck" / s.run_id() for s in load_suite(suite)[1]]
+
+
+def _check_stopped_mid_iteration(dirs: list[Path]) -> None:
+    """Each run wrote the checkpoint of the step it stopped after: its only one here."""
+    for d in dirs:
+        assert not (d / "metrics.json").exists()
+        step = torch.load(d / "checkpoint.pt", weights_only=True)["loop"]["step"]
+        assert 50 <= step < 400 and step >= _logged_step(d), (d.name, step)
+
+
+@pytest.mark.parametrize("sig, seeds_per_step", [(signal.SIGTERM, 1), (signal.SIGINT, 2)])
+def test_a_stopped_run_checkpoints_the_step_it_stopped_at_and_resumes_identically(
+    tmp_path, sig, seeds_per_step
+):
+    """Ctrl-C (SIGINT) or SIGTERM during the training steps, here in this process (a run alone;
+    a seed group of two): the step in progress ends, is checkpointed, and the run stops, losing
+    nothing; rerun, it ends as an uninterrupted run."""
+    suite, dirs = _stop_suite(tmp_path, seeds=range(seeds_per_step))
+    specs = load_suite(suite)[1]
+    executor = LocalExecutor(LocalOptions(jobs=1, seeds_per_step=seeds_per_step))
+    assert {o.status for o in run_suite(specs, tmp_path / "reference", executor)} == {"done"}
+
+    def signal_at_step_50() -> None:
+        wait_for(lambda: all(_logged_step(d) >= 50 for d in dirs), "step 50", 300, 0.01)
+        assert not any((d / "checkpoint.pt").exists() for d in dirs)
+        os.kill(os.getpid(), sig)
+
+    sender = threading.Thread(target=signal_at_step_50, daemon=True)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(specs, tmp_path / "stopped", executor)
+    sender.join()
+    _check_stopped_mid_iteration(dirs)
+    again = run_suite(specs, tmp_path / "stopped", executor)
+    assert all(o.status == "done" and "resumed from step" in o.message for o in again), again
+    for d in dirs:
+        assert _comparable(d) == _comparable(tmp_path / "reference" / "ck" / d.name), d.name
+
+
+def test_workers_of_a_sigtermed_parent_checkpoint_their_step_and_resume_identically(tmp_path):
+    """``kill PID`` of a real ``ertrl-bench run --jobs 2``: the parent dies, its two workers get
+    SIGTERM, each checkpoints the step in progress and exits; the rerun ends as an uninterrupted
+    run of the same command."""
+    suite, dirs = _stop_suite(tmp_path, seeds=(0, 1))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+
+    def cli(results: Path) -> subprocess.Popen:
+        command = [*entry_point(), "run", str(suite), "--results-dir", str(results), "--jobs", "2"]
+        return subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group: to wait for its workers' exit
+        )
+
+    def group_gone(pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    assert cli(tmp_path / "reference").wait(timeout=600) == 0
+    proc = cli(tmp_path / "stopped")
+    try:
+        wait_for(lambda: all(_logged_step(d) >= 50 for d in dirs), "step 50", 300, 0.01)
+        assert not any((d / "checkpoint.pt").exists() for d in dirs)
+        os.kill(proc.pid, signal.SIGTERM)  # the parent only
+        proc.wait(timeout=120)
+        wait_for(lambda: group_gone(proc.pid), "the workers' exit", 120)
+    finally:
+        if not group_gone(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    _check_stopped_mid_iteration(dirs)
+    assert cli(tmp_path / "stopped").wait(timeout=600) == 0
+    for d in dirs:
+        assert _resumed(d)
+        assert _comparable(d) == _comparable(tmp_path / "reference" / "ck" / d.name), d.name
 
 
 # --------------------------------------------------------------------------------------------
