@@ -240,7 +240,9 @@ def status(
     stopped at step S of N (unfinished, not running: a rerun resumes it from its checkpoint's
     step S; Ctrl-C and SIGTERM stop runs so), failed (the error's first line; a rerun retries
     it) or not started; the step reached (a stopped run's checkpoint's, else the last one its
-    log.jsonl records) and how long ago that log changed. The summary adds the run-seconds the
+    log.jsonl records), how long ago that log changed, and, for an unfinished run with a
+    checkpoint, the time it has left at its pace so far (the checkpoint's wall clock per step,
+    evaluations and earlier sittings included: an estimate). The summary adds the run-seconds the
     suite's finished runs took (timing_s total, a seed group's divided among its runs; reused
     runs cost nothing here). Reads only: writes nothing, takes no lock, builds no data.
     """
@@ -256,8 +258,8 @@ def status(
     styles = {"done": "green", "reused": "cyan", "running": "yellow", "failed": "red"}
     table = Table(title=f"{s.name}: {results_dir / s.name}")
     # the run id, status and step are what one acts on: never cut them; the detail folds
-    for col in ("run", "status", "step", "log changed"):
-        right = col in ("step", "log changed")
+    for col in ("run", "status", "step", "log changed", "left (est.)"):
+        right = col != "run" and col != "status"
         table.add_column(col, justify="right" if right else "left", no_wrap=True)
     table.add_column("detail", overflow="fold")
     for r in rows:
@@ -270,6 +272,7 @@ def status(
             f"[{styles.get(r.status, 'default')}]{escape(what)}[/]",
             step,
             age_text(r.log_age_s) + ("" if r.log_age_s is None else " ago"),
+            age_text(r.left_s),
             escape(r.detail),
         )
     # piped or in a log, rich would squeeze the table into 80 columns: give it room instead

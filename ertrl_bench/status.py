@@ -4,8 +4,9 @@ A study runs across sessions: started, stopped (its runs write their checkpoints
 reads each expected run's folder (``store`` describes the layout) and never writes, never takes
 a lock and never imports torch: a run's lock is seen as held from ``/proc/locks`` (Linux) or,
 elsewhere, from the owner its ``.lock`` names; the step a stopped run resumes from is read from
-its checkpoint's pickle without building any tensor (``checkpoint_step``), else the step reached
-is the training log's last one.
+its checkpoint's pickle without building any tensor (``checkpoint_progress``), else the step
+reached is the training log's last one. The time an unfinished run has left is estimated from
+the same checkpoint: its wall clock per step so far (evaluations and earlier sittings included).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class RunStatus:
     log_age_s: float | None  # seconds since log.jsonl last changed (None: no log)
     detail: str = ""  # the error of a failed run, the holder of a running one...
     run_seconds: float | None = None  # a finished run's timing_s.total / seed_group
+    left_s: float | None = None  # an unfinished run's estimate: steps left x wall s a step so far
 
 
 def suite_status(results_dir: Path, specs: list[RunSpec], now: float | None = None):
@@ -85,6 +87,7 @@ def _run_status(rd: RunDir, spec: RunSpec, now: float, held: set[int] | None) ->
             row.status = "done"
         return row
     row.step = _last_step(log)
+    progress = checkpoint_progress(rd.checkpoint_path, spec.run_id())
     holder = lock_holder(rd.path / ".lock", held)
     failed = rd.path / "failed.json"
     error = _first_error_line(failed) if failed.is_file() else None
@@ -94,10 +97,13 @@ def _run_status(rd: RunDir, spec: RunSpec, now: float, held: set[int] | None) ->
         row.status, row.detail = "failed", error
     elif rd.checkpoint_path.is_file():
         row.status = "stopped"
-        at = checkpoint_step(rd.checkpoint_path, spec.run_id())
-        row.step = at if at is not None else row.step
+        row.step = progress[0] if progress is not None else row.step
     elif row.step is not None or error == INTERRUPTED:
         row.status, row.detail = "stopped", "no checkpoint: restarts from step 0"
+    if progress is not None and row.status in ("running", "stopped"):
+        at, wall_s = progress
+        if at > 0 and wall_s is not None:
+            row.left_s = max(0, total - max(at, row.step or 0)) * wall_s / at
     return row
 
 
@@ -133,7 +139,7 @@ def _last_step(log: Path) -> int | None:
 
 
 class _Opaque:
-    """Whatever a checkpoint's pickle builds but ``checkpoint_step`` does not need (tensors,
+    """Whatever a checkpoint's pickle builds but ``checkpoint_progress`` does not need (tensors,
     torch types): nothing is imported or run for it."""
 
     def __new__(cls, *args, **kwargs):
@@ -171,9 +177,12 @@ class _StepUnpickler(pickle.Unpickler):
         return None
 
 
-def checkpoint_step(path: Path, run_id: str) -> int | None:
-    """The train step the run's checkpoint resumes from, read without torch; None when it
-    cannot be read or is not this run's (the run then starts over, or reports it)."""
+def checkpoint_progress(path: Path, run_id: str) -> tuple[int, float | None] | None:
+    """(the train step the run's checkpoint resumes from, the run's wall seconds up to it),
+    read without torch; None when there is none, or it cannot be read or is not this run's
+    (the run then starts over, or reports it)."""
+    if not path.is_file():
+        return None
     try:
         with zipfile.ZipFile(path) as z:
             name = next(n for n in z.namelist() if n.endswith("/data.pkl"))
@@ -181,10 +190,12 @@ def checkpoint_step(path: Path, run_id: str) -> int | None:
                 state = _StepUnpickler(f).load()
         if state.get("run_id") != run_id:
             return None
-        step = state["loop"]["step"]
+        step, wall = state["loop"]["step"], state["run"]["timing"].get("wall")
     except Exception:  # any damage: the checkpoint is reported when the run resumes
         return None
-    return step if isinstance(step, int) else None
+    if not isinstance(step, int):
+        return None
+    return step, float(wall) if isinstance(wall, (int, float)) and wall >= 0 else None
 
 
 def _first_error_line(path: Path) -> str:
@@ -259,7 +270,7 @@ def as_records(rows: list[RunStatus]) -> list[dict]:
 
 
 def age_text(seconds: float | None) -> str:
-    """``42 s`` / ``17 min`` / ``3.2 h`` / ``2.0 d`` ago; ``-`` when there is no log."""
+    """``42 s`` / ``17 min`` / ``3.2 h`` / ``2.0 d``; ``-`` when unknown."""
     if seconds is None:
         return "-"
     if seconds < 90:

@@ -121,8 +121,14 @@ def test_status_names_each_runs_state_and_writes_nothing(tmp_path, capsys):
         assert rows[done.run_id()]["log_age_s"] >= 0
         # the step its checkpoint resumes from, read without torch, is torch's reading of it
         rd = RunDir(results, stopped)
-        at = read_checkpoint(rd.checkpoint_path, stopped.run_id())["loop"]["step"]
+        state = read_checkpoint(rd.checkpoint_path, stopped.run_id())
+        at, wall = state["loop"]["step"], state["run"]["timing"]["wall"]
         assert rows[stopped.run_id()]["step"] == at < 20
+        # its time left, at its wall clock per step so far; none for the others
+        assert rows[stopped.run_id()]["left_s"] == pytest.approx((20 - at) * wall / at)
+        assert [r["run_id"] for r in report["runs"] if r["left_s"] is not None] == [
+            stopped.run_id()
+        ]
         assert rows[running.run_id()]["detail"] == f"pid {holder.pid} on {os.uname().nodename}"
         assert rows[failed.run_id()]["detail"] == "ValueError: bad things"
         assert rows[fresh.run_id()]["step"] is None and rows[fresh.run_id()]["log_age_s"] is None
@@ -141,7 +147,7 @@ def test_status_names_each_runs_state_and_writes_nothing(tmp_path, capsys):
         code, text = _status(capsys, suite, "--results-dir", results)
         assert code == 0, text
         flat = " ".join(text.split())
-        assert "stopped at step" in flat and "of 20" in flat
+        assert "stopped at step" in flat and "of 20" in flat and "left (est.)" in flat
         assert "7 run(s): 1 done, 1 reused, 1 running, 1 stopped, 1 failed, 2 not started" in flat
         assert _snapshot(results) == before  # read only: no file written, touched or made
     finally:
