@@ -260,11 +260,10 @@ def meta_train_group(
                         pbar.advance(
                             LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY
                         )
-                    if checkpointers is not None and checkpointers[0].due():
+                    # Ctrl-C / SIGTERM (stop.requested): stop after this step's checkpoint
+                    if checkpointers is not None and (stop.requested or checkpointers[0].due()):
                         save_all(it, at_start)
-                    if stop.requested:  # Ctrl-C / SIGTERM: stop after this step's checkpoint
-                        if checkpointers is not None:
-                            save_all(it, at_start)
+                    if stop.requested:
                         raise KeyboardInterrupt
             if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
                 group.write_back()

@@ -224,11 +224,10 @@ def meta_train(
                         pbar.advance(
                             LOG_EVERY if global_step % LOG_EVERY == 0 else global_step % LOG_EVERY
                         )
-                    if checkpointer is not None and checkpointer.due():
+                    # Ctrl-C / SIGTERM (stop.requested): stop after this step's checkpoint
+                    if checkpointer is not None and (stop.requested or checkpointer.due()):
                         save(it, at_start)
-                    if stop.requested:  # Ctrl-C / SIGTERM: stop after this step's checkpoint
-                        if checkpointer is not None:
-                            save(it, at_start)
+                    if stop.requested:
                         raise KeyboardInterrupt
             if (it + 1) % cfg.eval_every == 0 or it + 1 == cfg.iterations:
                 evaluate(it, global_step)
