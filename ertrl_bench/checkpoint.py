@@ -17,17 +17,15 @@ evaluation (``config.CheckpointConfig``), atomically (temp file + ``os.replace``
 when the run finishes unless ``checkpoint.keep``. A checkpoint that cannot be read is reported
 once and the run starts over from step 0.
 
-Ctrl-C or SIGTERM during the training steps (``StopAtStepBoundary``) stops a run at the end of
-the step in progress, after a checkpoint of that step: a stopped run loses nothing. A second
-Ctrl-C, or a signal outside the steps (an evaluation, the probe), stops it at once: it then
-resumes from its last checkpoint.
+Ctrl-C or SIGTERM during the training steps (``stopping.StopAtStepBoundary``) stops a run at the
+end of the step in progress, after a checkpoint of that step: a stopped run loses nothing. A
+second Ctrl-C, or a signal outside the steps (an evaluation, the probe), stops it at once: it
+then resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import random
-import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -128,43 +126,3 @@ class Checkpointer:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-class StopAtStepBoundary:
-    """Within the training loop, Ctrl-C and SIGTERM ask for a stop instead of raising at once.
-
-    The loop checks ``requested`` after each step, saves a checkpoint of that step and raises
-    ``KeyboardInterrupt``, so the run resumes where it stopped instead of at its last
-    timed checkpoint. A second Ctrl-C gets the handler that was there before (a stop at once);
-    further SIGTERMs change nothing (a pool worker gets two when its parent stops: the pool's
-    and the parent-death signal's), kill -9 still stops at once.
-    A signal the process ignores (a pool worker's SIGINT) stays ignored. Outside the main thread
-    signals cannot be caught: there it changes nothing.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict = {}
-
-    def __enter__(self) -> StopAtStepBoundary:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                before = signal.getsignal(sig)
-                if before is not signal.SIG_IGN and before is not None:
-                    self._previous[sig] = before
-                    signal.signal(sig, self._ask)
-        return self
-
-    def _ask(self, signum, frame) -> None:
-        self.requested = True
-        if signum == signal.SIGINT:  # Ctrl-C twice: stop at once
-            signal.signal(signum, self._previous[signum])
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        for sig, before in self._previous.items():
-            signal.signal(sig, before)
-        self._previous.clear()
-        if exc_type is None and self.requested:  # asked after the last step's check
-            raise KeyboardInterrupt

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import torch
 
 from ertrl_bench.batch import TaskDataset, Transitions
-from ertrl_bench.checkpoint import Checkpointer, CheckpointError, StopAtStepBoundary
+from ertrl_bench.checkpoint import Checkpointer, CheckpointError
 from ertrl_bench.components import StepBatch
 from ertrl_bench.config import ResolvedTrainConfig
 from ertrl_bench.ensemble import MemberRNG, StackedAdam, stack_transitions
 from ertrl_bench.errors import TrainingDiverged
 from ertrl_bench.progress import bar
 from ertrl_bench.step import Agent, StepOutputs, check_finite
+from ertrl_bench.stopping import StopAtStepBoundary
 from ertrl_bench.training import (
     LOG_EVERY,
     _draw_meta_batches,

@@ -24,7 +24,6 @@ from ertrl_bench.batch import TaskDataset, Transitions
 from ertrl_bench.checkpoint import (
     Checkpointer,
     CheckpointError,
-    StopAtStepBoundary,
     capture_rng,
     restore_rng,
 )
@@ -36,6 +35,7 @@ from ertrl_bench.problem import Problem
 from ertrl_bench.progress import bar
 from ertrl_bench.registry import create
 from ertrl_bench.step import Agent, train_step
+from ertrl_bench.stopping import StopAtStepBoundary
 
 LOG_EVERY = 50  # train steps between training-log records
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +70,37 @@ def test_resumed_training_is_bit_identical(make_env, tmp_path):
     state = TrainingState(tmp_path / "state.pt", "tasks", every_s=0.0)  # save after every step
     with pytest.raises(Interrupted):
         train_behavior_policies(interrupt_after(make_env(), 170), *dims, cfg, "cpu", resume=state)
+    assert torch.load(state.path, weights_only=False)["step"] == 170
+    resumed = train_behavior_policies(make_env(), *dims, cfg, "cpu", resume=state)
+    assert resumed[2]["resumed_at_step"] == 170
+    assert_same_training(reference, resumed)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_saves_the_step_it_stopped_at_and_resumes_bit_identical(sig, tmp_path):
+    """SIGTERM or Ctrl-C mid-build: the step in progress ends, the training state is saved at
+    that step (no timed save was due) and the build stops; resumed, it equals an uninterrupted one."""
+    cfg = resolve_tier(
+        "smoke", PointRobot, {**TINY_DATA, "sac_steps": 240, "checkpoints": [120, 240], **SMALL_SAC}
+    )
+    make_env = lambda: PointRobot().make_batch(PointRobot().tasks("train")[:4])  # noqa: E731
+    env = make_env()
+    dims = (env.obs_dim, env.act_dim)
+    reference = train_behavior_policies(env, *dims, cfg, "cpu")
+
+    stopped = make_env()
+    real_step, calls = stopped.step, [0]
+
+    def step(actions):  # the signal arrives during the 170th step
+        calls[0] += 1
+        if calls[0] == 170:
+            os.kill(os.getpid(), sig)
+        return real_step(actions)
+
+    stopped.step = step
+    state = TrainingState(tmp_path / "state.pt", "tasks", every_s=1e9)  # no timed save
+    with pytest.raises(KeyboardInterrupt):
+        train_behavior_policies(stopped, *dims, cfg, "cpu", resume=state)
     assert torch.load(state.path, weights_only=False)["step"] == 170
     resumed = train_behavior_policies(make_env(), *dims, cfg, "cpu", resume=state)
     assert resumed[2]["resumed_at_step"] == 170

@@ -38,6 +38,7 @@ from ertrl_bench.data.tiers import DataTier
 from ertrl_bench.envs.base import BatchEnv
 from ertrl_bench.nn import ensemble_mlp, soft_update, tanh_gaussian_sample
 from ertrl_bench.progress import bar, console
+from ertrl_bench.stopping import StopAtStepBoundary
 
 LOG_STD_BOUNDS = (-5.0, 2.0)  # the authors' actor_cfg.log_std_bounds
 TARGET_UPDATE_PERIOD = 2  # the authors' critic_target_update_frequency
@@ -459,7 +460,10 @@ def train_behavior_policies(
 
     last_save = time.monotonic()
     reported = done_steps
-    with bar(f"SAC behavior policies {label}({tasks} tasks)", cfg.sac_steps) as pbar:
+    with (
+        StopAtStepBoundary() as stop,
+        bar(f"SAC behavior policies {label}({tasks} tasks)", cfg.sac_steps) as pbar,
+    ):
         pbar.advance(done_steps)
         for step in range(done_steps + 1, cfg.sac_steps + 1):
             if step <= cfg.random_steps:
@@ -483,11 +487,16 @@ def train_behavior_policies(
             if step % 100 == 0 or step == cfg.sac_steps:
                 pbar.advance(step - reported)
                 reported = step
+            # Ctrl-C / SIGTERM (stop.requested): stop after saving this step
             if resume is not None and (
-                step == cfg.sac_steps or time.monotonic() - last_save >= resume.every_s
+                stop.requested
+                or step == cfg.sac_steps
+                or time.monotonic() - last_save >= resume.every_s
             ):
                 save(step)
                 last_save = time.monotonic()
+            if stop.requested:
+                raise KeyboardInterrupt
     since_resume = time.perf_counter() - t0
     trained = tasks * (cfg.sac_steps - done_steps)
     stats = {

@@ -1,0 +1,52 @@
+"""Stopping long loops (meta-training, behavior-SAC builds) at a step boundary, saved first.
+
+Ctrl-C or SIGTERM raised at an arbitrary point would lose everything since the loop's last
+timed save; inside ``StopAtStepBoundary`` they only ask for a stop, which the loop honours after
+the step in progress by saving its state and raising ``KeyboardInterrupt`` (so the callers'
+handling of Ctrl-C is unchanged).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+
+class StopAtStepBoundary:
+    """Within a loop, Ctrl-C and SIGTERM ask for a stop instead of raising at once.
+
+    The loop checks ``requested`` after each step, saves its state at that step and raises
+    ``KeyboardInterrupt``, so a rerun resumes where it stopped instead of at the last timed
+    save (a run's checkpoint, a build's training state). A second Ctrl-C gets the handler that was there before (a stop at once);
+    further SIGTERMs change nothing (a pool worker gets two when its parent stops: the pool's
+    and the parent-death signal's), kill -9 still stops at once.
+    A signal the process ignores (a pool worker's SIGINT) stays ignored. Outside the main thread
+    signals cannot be caught: there it changes nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopAtStepBoundary:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                before = signal.getsignal(sig)
+                if before is not signal.SIG_IGN and before is not None:
+                    self._previous[sig] = before
+                    signal.signal(sig, self._ask)
+        return self
+
+    def _ask(self, signum, frame) -> None:
+        self.requested = True
+        if signum == signal.SIGINT:  # Ctrl-C twice: stop at once
+            signal.signal(signum, self._previous[signum])
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for sig, before in self._previous.items():
+            signal.signal(sig, before)
+        self._previous.clear()
+        if exc_type is None and self.requested:  # asked after the last step's check
+            raise KeyboardInterrupt
