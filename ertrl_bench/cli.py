@@ -129,9 +129,9 @@ def run(
 ):
     """Validate, then run every run of a suite (finished runs are skipped: resumable).
 
-    A run saves its training state every few minutes and after every evaluation
-    (checkpoint.pt in its folder): a killed run resumes from there with the same numbers.
-    --force reruns from step 0.
+    A run saves its training state every few minutes, after every evaluation and, on Ctrl-C or
+    SIGTERM, at the training step in progress (checkpoint.pt in its folder): a stopped or killed
+    run resumes from there with the same numbers. --force reruns from step 0.
 
     Two processes may share a results folder: each run is locked while it runs, and runs the
     other process holds are waited for, not redone.
@@ -241,10 +241,11 @@ def status(
     step S; Ctrl-C and SIGTERM stop runs so), failed (the error's first line; a rerun retries
     it) or not started; the step reached (a stopped run's checkpoint's, else the last one its
     log.jsonl records), how long ago that log changed, and, for an unfinished run with a
-    checkpoint, the time it has left at its pace so far (the checkpoint's wall clock per step,
-    evaluations and earlier sittings included: an estimate). The summary adds the run-seconds the
-    suite's finished runs took (timing_s total, a seed group's divided among its runs; reused
-    runs cost nothing here). Reads only: writes nothing, takes no lock, builds no data.
+    checkpoint, the time it has left at its pace so far ("left (est.)", JSON left_s: the
+    checkpoint's wall clock per step, evaluations and earlier sittings included). The summary
+    adds the run-seconds the suite's finished runs took (timing_s total, a seed group's divided
+    among its runs; reused runs cost nothing here). Reads only: writes nothing, takes no lock,
+    builds no data.
     """
     from ertrl_bench.status import age_text, as_records, suite_status, summary
     from ertrl_bench.suite_loader import load_suite
@@ -450,7 +451,8 @@ def datasets_build(
 ):
     """Train behavior policies for all tasks (or --splits) and collect their datasets.
 
-    Resumable: finished tasks are kept, and an interrupted SAC run continues from its last save.
+    Resumable: finished tasks are kept, and an interrupted SAC run continues from its last save
+    (Ctrl-C or SIGTERM save the step in progress first).
     """
     import time
 

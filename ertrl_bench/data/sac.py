@@ -321,13 +321,13 @@ def temperature_loss(
 class TrainingState:
     """An interrupted behavior-policy build's state, so a rerun continues where it stopped.
 
-    One ``torch.save`` file beside the datasets, written atomically every ``every_s`` seconds and
-    once more when training ends (so an interruption during collection or while the finished
-    tasks are written does not retrain). It holds the SAC networks and optimisers, the replay
-    buffers, the checkpoints taken so far, the envs' state and every per-task RNG, so the resumed
-    build equals an uninterrupted one bit for bit (tests/test_build_resume.py). A small JSON
-    sidecar (``<file>.json``) names the tasks and step, so a build can see which tasks a state
-    covers without loading it. It is pickled: it is our own cache file, never load one from
+    One ``torch.save`` file beside the datasets, written atomically every ``every_s`` seconds, at
+    a Ctrl-C / SIGTERM stop (``stopping``) and once more when training ends (so an interruption
+    during collection or while the finished tasks are written does not retrain). It holds the SAC
+    networks and optimisers, the replay buffers, the checkpoints taken so far, the envs' state
+    and every per-task RNG, so the resumed build equals an uninterrupted one bit for bit
+    (tests/test_build_resume.py). A small JSON sidecar (``<file>.json``) names the tasks and
+    step, so a build can see which tasks a state covers without loading it. It is pickled: it is our own cache file, never load one from
     elsewhere. ``fingerprint`` (the tasks trained) guards against a stale file.
     """
 
