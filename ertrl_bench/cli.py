@@ -7,7 +7,9 @@ with code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -967,9 +969,18 @@ def add_plugin_commands() -> None:
     app.registered_groups = [*groups, *(g for a in apps for g in a.registered_groups)]
 
 
+def _sigterm_as_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
-    """The entry point: user errors are one message and exit 2, never a traceback."""
+    """The entry point: user errors are one message and exit 2, never a traceback. SIGTERM
+    stops a command as Ctrl-C does (runs record "interrupted", a training step in progress is
+    checkpointed first, exit 130) instead of killing it where it stands."""
     click_exc, click_abort = _click_exception_classes()
+    term = signal.getsignal(signal.SIGTERM)
+    if term is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
         add_plugin_commands()
         rc = app(args=argv, prog_name="ertrl-bench", standalone_mode=False)
@@ -999,6 +1010,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err.print(f"error: {exc.filename}: {exc.strerror or exc}", markup=False, highlight=False)
         sys.exit(2)
+    finally:  # main() called in-process (tests) leaves the caller's handler as it was
+        if signal.getsignal(signal.SIGTERM) is _sigterm_as_ctrl_c:
+            signal.signal(signal.SIGTERM, term)
 
 
 if __name__ == "__main__":

@@ -275,9 +275,9 @@ def test_a_stopped_run_checkpoints_the_step_it_stopped_at_and_resumes_identicall
 
 
 def test_workers_of_a_sigtermed_parent_checkpoint_their_step_and_resume_identically(tmp_path):
-    """``kill PID`` of a real ``ertrl-bench run --jobs 2``: the parent dies, its two workers get
-    SIGTERM, each checkpoints the step in progress and exits; the rerun ends as an uninterrupted
-    run of the same command."""
+    """``kill PID`` of a real ``ertrl-bench run --jobs 2``: the parent stops as on Ctrl-C (exit
+    130), its two workers get SIGTERM, each checkpoints the step in progress and exits; the rerun
+    ends as an uninterrupted run of the same command."""
     suite, dirs = _stop_suite(tmp_path, seeds=(0, 1))
     env = {
         **os.environ,
@@ -307,7 +307,7 @@ def test_workers_of_a_sigtermed_parent_checkpoint_their_step_and_resume_identica
         wait_for(lambda: all(_logged_step(d) >= 50 for d in dirs), "step 50", 300, 0.01)
         assert not any((d / "checkpoint.pt").exists() for d in dirs)
         os.kill(proc.pid, signal.SIGTERM)  # the parent only
-        proc.wait(timeout=120)
+        assert proc.wait(timeout=120) == 130  # as Ctrl-C: the pool stopped, its workers joined
         wait_for(lambda: group_gone(proc.pid), "the workers' exit", 120)
     finally:
         if not group_gone(proc.pid):
