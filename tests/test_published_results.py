@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -140,3 +141,49 @@ def test_every_table_of_a_published_report_has_as_many_cells_a_row_as_its_header
     """A column added to the rows but not the header (the axis table's q once) shifts every
     value under the wrong name."""
     assert _table_widths((ROOT / "results" / study / "report.md").read_text()) == []
+
+
+STALE_MARK = "**Stale by run id.**"
+
+
+def _made_by_todays_code(run_dir: Path) -> bool:
+    """Today's code gives the run's own spec.json the run id its folder is named by."""
+    from ertrl_bench.config import RunSpec
+
+    try:
+        spec = RunSpec.model_validate(json.loads((run_dir / "spec.json").read_text("utf-8")))
+    except (OSError, ValueError):
+        return False
+    return spec.run_id() == run_dir.name
+
+
+@pytest.mark.parametrize(
+    "study",
+    sorted(
+        p.parent.name
+        for p in ROOT.glob("results/*/NOTES.md")
+        if (ROOT / "ertrl_bench" / "suites" / f"{p.parent.name}.yaml").exists()
+    ),
+)
+def test_published_runs_are_the_runs_todays_code_would_make_or_say_they_are_not(study):
+    """A run id hashes the resolved spec, so a change of defaults or of what the id covers gives
+    new ids. A published study whose runs today's code would name differently (their own
+    spec.json rehashed) or that its suite no longer makes describes older code: its NOTES must
+    say so (the stale mark). Runs of an earlier budget may stay beside the suite's (a study that
+    was extended), so the suite need only make some of them."""
+    from ertrl_bench.suite_loader import load_suite
+
+    folder = ROOT / "results" / study
+    published = sorted(p.parent for p in folder.glob("*/metrics.json"))
+    assert published, f"results/{study} has no finished run folder"
+    expected = {spec.run_id() for spec in load_suite(study)[1]}
+    renamed = [d.name for d in published if not _made_by_todays_code(d)]
+    current = not renamed and any(d.name in expected for d in published)
+    marked = STALE_MARK in (folder / "NOTES.md").read_text()
+    assert current != marked, (
+        f"results/{study}: marked stale but its runs are current (remove the mark)"
+        if marked
+        else f"results/{study}: runs of older code (rerun the suite, or mark its NOTES"
+        f" '{STALE_MARK}'): {len(renamed)} of {len(published)} renamed today (e.g."
+        f" {renamed[:3]}); none of the suite's ids today: {current is False and not renamed}"
+    )
