@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
 
 
 class StopAtStepBoundary:
@@ -50,3 +51,35 @@ class StopAtStepBoundary:
         self._previous.clear()
         if exc_type is None and self.requested:  # asked after the last step's check
             raise KeyboardInterrupt
+
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+
+
+@contextmanager
+def signals_held(signums: tuple = HELD_SIGNALS):
+    """Hold these signals' Python handlers for the duration of a file write, then run them.
+
+    A handler that raises (Ctrl-C's KeyboardInterrupt) while ``torch.save`` is calling back into
+    Python comes out of torch as a ``RuntimeError`` ("unexpected pos"), so the run would be
+    recorded as failed instead of interrupted. Held, the write completes and the handler runs
+    right after it. Signals with no Python handler (SIGTERM's default: exit) are left alone, and
+    outside the main thread (where handlers cannot be set) this changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list = []
+    previous = {}
+    for sig in signums:
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            previous[sig] = handler
+            signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum, frame in caught:
+            previous[signum](signum, frame)

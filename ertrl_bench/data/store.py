@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ertrl_bench.errors import DatasetError
+from ertrl_bench.stopping import signals_held
 
 # 2: per-task RNG streams (a task's bytes no longer depend on the tasks trained beside it),
 #    deterministic .npz bytes, policy checksums. Part of the folder key: v1 caches are never reused.
@@ -86,6 +87,11 @@ def atomic_write_bytes(path: Path, writer, before_replace=None) -> None:
     The temp file is ``.<name>.<pid>.<random>.tmp``: ``clean_stale_tmp`` removes those whose
     process is gone (a ``kill -9`` mid-write). ``before_replace``: a test hook.
     """
+    with signals_held():  # Ctrl-C mid-write: after the write, as KeyboardInterrupt (stopping.py)
+        _atomic_write_bytes(path, writer, before_replace)
+
+
+def _atomic_write_bytes(path: Path, writer, before_replace) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
