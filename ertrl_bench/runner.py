@@ -365,7 +365,13 @@ def data_first(executor) -> bool:
 def _guarded(rd: RunDir, rid: str, attempt: Callable[[], Outcome | Deferred]) -> Outcome | Deferred:
     """``attempt()``, the run's outcome; a failure is recorded beside the run and comes back as
     ``failed``, so that a bug in one run does not lose the others' results (Ctrl-C: recorded
-    as ``interrupted``, re-raised)."""
+    as ``interrupted``, re-raised).
+
+    The attempt starts with torch's gradients on: a KeyboardInterrupt that lands inside
+    ``torch.no_grad``'s enter or exit leaves them off for the process, and the next run in it (a
+    notebook, a resume in the same process) failed with "element 0 of tensors does not require
+    grad" (grad mode is per thread: set where the run runs)."""
+    torch.set_grad_enabled(True)
     try:
         return attempt()
     except KeyboardInterrupt:
@@ -458,6 +464,7 @@ def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Out
         _note(f"{names}: checkpoints at different steps; the seeds resume one at a time")
         return _one_at_a_time(held, False)
     resumes = None if states[0] is None else states
+    torch.set_grad_enabled(True)  # as _guarded: whatever an earlier interrupt left
     try:
         loaded = _load(first, device)
         prepared, rng_states = [], []
