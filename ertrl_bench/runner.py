@@ -365,13 +365,8 @@ def data_first(executor) -> bool:
 def _guarded(rd: RunDir, rid: str, attempt: Callable[[], Outcome | Deferred]) -> Outcome | Deferred:
     """``attempt()``, the run's outcome; a failure is recorded beside the run and comes back as
     ``failed``, so that a bug in one run does not lose the others' results (Ctrl-C: recorded
-    as ``interrupted``, re-raised).
-
-    The attempt starts with torch's gradients on: a KeyboardInterrupt that lands inside
-    ``torch.no_grad``'s enter or exit leaves them off for the process, and the next run in it (a
-    notebook, a resume in the same process) failed with "element 0 of tensors does not require
-    grad" (grad mode is per thread: set where the run runs)."""
-    torch.set_grad_enabled(True)
+    as ``interrupted``, re-raised)."""
+    _clear_what_an_interrupt_left()
     try:
         return attempt()
     except KeyboardInterrupt:
@@ -381,6 +376,14 @@ def _guarded(rd: RunDir, rid: str, attempt: Callable[[], Outcome | Deferred]) ->
         error = _failure_message(exc)
         _record_failure(rd, error, traceback.format_exc())
         return Outcome(rid, "failed", error)
+
+
+def _clear_what_an_interrupt_left() -> None:
+    """Called where every run attempt starts (``_guarded``, ``_run_group``): a KeyboardInterrupt
+    that lands inside ``torch.no_grad``'s enter or exit leaves gradients off for the process, and
+    the next run in it (a notebook, a resume in the same process) failed with "element 0 of
+    tensors does not require grad" (grad mode is per thread: set where the run runs)."""
+    torch.set_grad_enabled(True)
 
 
 def _failure_message(exc: Exception) -> str:
@@ -464,7 +467,7 @@ def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Out
         _note(f"{names}: checkpoints at different steps; the seeds resume one at a time")
         return _one_at_a_time(held, False)
     resumes = None if states[0] is None else states
-    torch.set_grad_enabled(True)  # as _guarded: whatever an earlier interrupt left
+    _clear_what_an_interrupt_left()
     try:
         loaded = _load(first, device)
         prepared, rng_states = [], []

@@ -13,6 +13,33 @@ import threading
 from contextlib import contextmanager
 
 
+def _in_main_thread() -> bool:
+    """Signal handlers can only be set (and signals only caught) in the main thread."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def _replace_handlers(signums, handler, replaceable) -> dict:
+    """Install ``handler`` for each signal whose current handler passes ``replaceable``; the
+    replaced handlers by signal, for ``_restore_handlers``. On an interrupt part-way, the ones
+    already replaced are restored before it propagates (no handler of ours leaks)."""
+    previous: dict = {}
+    try:
+        for sig in signums:
+            before = signal.getsignal(sig)
+            if replaceable(before):
+                previous[sig] = before
+                signal.signal(sig, handler)
+    except BaseException:
+        _restore_handlers(previous)
+        raise
+    return previous
+
+
+def _restore_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
 class StopAtStepBoundary:
     """Within a loop, Ctrl-C and SIGTERM ask for a stop instead of raising at once.
 
@@ -32,12 +59,10 @@ class StopAtStepBoundary:
         self._previous: dict = {}
 
     def __enter__(self) -> StopAtStepBoundary:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                before = signal.getsignal(sig)
-                if before is not signal.SIG_IGN and before is not None:
-                    self._previous[sig] = before
-                    signal.signal(sig, self._ask)
+        if _in_main_thread():
+            self._previous = _replace_handlers(
+                self.SIGNALS, self._ask, lambda h: h is not signal.SIG_IGN and h is not None
+            )
         return self
 
     def _ask(self, signum, frame) -> None:
@@ -46,9 +71,8 @@ class StopAtStepBoundary:
             signal.signal(signum, self._previous[signum])
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for sig, before in self._previous.items():
-            signal.signal(sig, before)
-        self._previous.clear()
+        _restore_handlers(self._previous)
+        self._previous = {}
         if exc_type is None and self.requested:  # asked after the last step's check
             raise KeyboardInterrupt
 
@@ -66,20 +90,16 @@ def signals_held(signums: tuple = HELD_SIGNALS):
     right after it. Signals with no Python handler (SIGTERM's default: exit) are left alone, and
     outside the main thread (where handlers cannot be set) this changes nothing.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         yield
         return
     caught: list = []
-    previous = {}
-    for sig in signums:
-        handler = signal.getsignal(sig)
-        if callable(handler):
-            previous[sig] = handler
-            signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
+    previous = _replace_handlers(
+        signums, lambda signum, frame: caught.append((signum, frame)), callable
+    )
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore_handlers(previous)
         for signum, frame in caught:
             previous[signum](signum, frame)

@@ -208,6 +208,9 @@ def _stopped_by_timer(spec, rd: RunDir, delay: float) -> bool:
             return
         raise KeyboardInterrupt
 
+    # the interrupt can land inside a block that swaps SIGINT / SIGTERM handlers: whatever it
+    # leaves there must not reach the tests after this one
+    others = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
         signal.setitimer(signal.ITIMER_REAL, delay)
@@ -217,6 +220,8 @@ def _stopped_by_timer(spec, rd: RunDir, delay: float) -> bool:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        for sig, handler in others.items():
+            signal.signal(sig, handler)
     assert rd.metrics_path.exists()
     return False
 

@@ -158,3 +158,17 @@ def test_nan_loss_fails_that_run_only(tmp_path, register_test_plugin):
     )
     assert "diverged" in failed["error"]
     assert not (tmp_path / "r" / "nan" / outcomes["nanny"].run_id / "metrics.json").exists()
+
+
+def test_a_run_starts_with_gradients_on_whatever_an_interrupt_left(tmp_path):
+    """A Ctrl-C inside ``torch.no_grad``'s enter or exit leaves gradients off for the process
+    (CI on 55df6b1: the resumed run in the same process failed, and every test after it)."""
+    suite = tiny_suite(name="grad", methods=["focal"], seeds=[0])
+    suite["train"].update(iterations=1, steps_per_iteration=5)
+    (spec,) = load_suite(write_suite(tmp_path / "s.yaml", suite))[1]
+    torch.set_grad_enabled(False)
+    try:
+        out = execute(spec, tmp_path / "r")
+        assert out.status == "done", out.message
+    finally:
+        torch.set_grad_enabled(True)
