@@ -122,6 +122,14 @@ def run(
         " suite's name. metrics.json records reused_from (docs/running.md). RESULTS is also"
         " searched for shorter runs to extend.",
     ),
+    only: list[str] = typer.Option(
+        [],
+        "--only",
+        metavar="PATTERN",
+        help="Run only the suite's runs whose id matches PATTERN (shell-style, e.g."
+        " 'ertrl-*-s[0-2]-*'; repeatable: any of them); the others are left as they are. Splits a"
+        " suite across machines or sessions (docs/running.md).",
+    ),
     no_extend: bool = typer.Option(
         False,
         "--no-extend",
@@ -157,6 +165,7 @@ def run(
     from ertrl_bench.suite_loader import load_suite
 
     s, specs = load_suite(suite)
+    chosen = _only_matching(specs, only)
     if reuse and force:
         raise ErtrlError("--reuse copies finished runs, --force reruns them: give one of the two")
     sources = find_sources(reuse)  # every --reuse folder checked before anything runs
@@ -174,7 +183,8 @@ def run(
         executor_opt = [*executor_opt, f"jobs={jobs}"]
     ex = _from_cli_pairs("executors", executor, executor_opt, "--executor-opt", "num_cpus=2")
     check_writable_dir(results_dir)
-    write_suite_index(results_dir, s.name, specs)
+    write_suite_index(results_dir, s.name, specs)  # the whole suite, whatever --only chose
+    n_suite, specs = len(specs), [sp for sp in specs if sp.run_id() in chosen]
     plan = ""
     if hasattr(ex, "plan"):
         k = getattr(ex, "seeds_per_step", 1)  # a job is then a group of seeds
@@ -183,8 +193,10 @@ def run(
         if getattr(getattr(ex, "options", None), "overlap", False):
             plan = f", training one at a time, probes in {ex.options.cpu_workers} worker(s)"
         plan += f", seeds trained together in groups of up to {k}" if k > 1 else ""
+    of = f" of {n_suite} (--only)" if only else ""
     err.print(
-        f"suite {s.name!r}: {len(specs)} run(s) -> {results_dir / s.name}{plan}", markup=False
+        f"suite {s.name!r}: {len(specs)} run(s){of} -> {results_dir / s.name}{plan}",
+        markup=False,
     )
     if data_first(ex):
         err.print("building the runs' datasets first (each once), then dispatching the runs")
@@ -214,7 +226,7 @@ def run(
     record_invocation(
         results_dir, s.name,
         {**meter.read(), "runs": counts, "executor": executor, "options": list(executor_opt),
-         "cpus": os.cpu_count(), "machine": platform.machine()},
+         "cpus": os.cpu_count(), "machine": platform.machine(), **({"only": only} if only else {})},
     )  # fmt: skip
     out.print(
         summary_table([o.metrics for o in outcomes if o.metrics], f"{s.name}: normalized return")
@@ -289,6 +301,27 @@ def status(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _only_matching(specs, patterns: list[str]) -> set[str]:
+    """The run ids ``--only`` keeps (all without a pattern); a pattern that matches no run of
+    the suite is an error naming it (a typo would otherwise run nothing, silently)."""
+    from fnmatch import fnmatchcase
+
+    ids = [sp.run_id() for sp in specs]
+    if not patterns:
+        return set(ids)
+    chosen: set[str] = set()
+    for pattern in patterns:
+        hits = {rid for rid in ids if fnmatchcase(rid, pattern)}
+        if not hits:
+            raise ErtrlError(
+                f"--only {pattern!r} matches none of the suite's {len(ids)} run ids (e.g."
+                f" {ids[0]!r}: METHOD-ENV-sSEED-HASH; `ertrl-bench status SUITE` lists them);"
+                " shell-style patterns: * ? [..]"
+            )
+        chosen |= hits
+    return chosen
 
 
 def _checkpoint_policy(spec, every_minutes: float | None, keep: bool):

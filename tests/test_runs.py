@@ -13,7 +13,7 @@ from ertrl_bench.options import Strict
 from ertrl_bench.plugins import hookimpl
 from ertrl_bench.runner import execute
 from ertrl_bench.suite_loader import load_suite
-from tests.helpers import build_datasets, tiny_suite, wait_for, write_suite
+from tests.helpers import build_datasets, run_cli, tiny_suite, wait_for, write_suite
 
 
 def _specs(tmp_path, **kw):
@@ -172,3 +172,22 @@ def test_a_run_starts_with_gradients_on_whatever_an_interrupt_left(tmp_path):
         assert out.status == "done", out.message
     finally:
         torch.set_grad_enabled(True)
+
+
+def test_only_runs_the_matching_runs_and_leaves_the_suite_whole(tmp_path):
+    """``run --only PATTERN``: the other runs are not started; the suite index (status, report)
+    still lists every run; a pattern that matches nothing is one error, before anything runs."""
+    suite = write_suite(tmp_path / "s.yaml", tiny_suite(name="part", seeds=[0, 1]))
+    s0, s1 = (spec.run_id() for spec in load_suite(suite)[1])
+    results = tmp_path / "r"
+    typo = run_cli("run", suite, "--results-dir", results, "--only", "focal-*-s7-*")
+    assert typo.returncode == 2 and "--only 'focal-*-s7-*' matches none" in typo.stderr
+    assert not (results / "part").exists()
+    r = run_cli("run", suite, "--results-dir", results, "--only", "*-s1-*", "--jobs", "1")
+    assert r.returncode == 0, r.stderr
+    assert "1 run(s) of 2 (--only)" in r.stderr
+    assert (results / "part" / s1 / "metrics.json").exists()
+    assert not (results / "part" / s0).exists()
+    index = json.loads((results / "part" / "suite.json").read_text())
+    assert [run["run_id"] for run in index["runs"]] == [s0, s1]
+    assert index["invocations"][-1]["only"] == ["*-s1-*"]
