@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from ertrl_bench.data.store import pid_alive
@@ -160,16 +161,24 @@ def test_nan_loss_fails_that_run_only(tmp_path, register_test_plugin):
     assert not (tmp_path / "r" / "nan" / outcomes["nanny"].run_id / "metrics.json").exists()
 
 
-def test_a_run_starts_with_gradients_on_whatever_an_interrupt_left(tmp_path):
+@pytest.mark.parametrize("seeds_per_step", [1, 2])
+def test_a_run_starts_with_gradients_on_whatever_an_interrupt_left(tmp_path, seeds_per_step):
     """A Ctrl-C inside ``torch.no_grad``'s enter or exit leaves gradients off for the process
-    (CI on 55df6b1: the resumed run in the same process failed, and every test after it)."""
-    suite = tiny_suite(name="grad", methods=["focal"], seeds=[0])
+    (CI on 55df6b1: the resumed run in the same process failed, and every test after it); a run
+    alone and a seed group both start with them on."""
+    from ertrl_bench.executors import LocalExecutor, LocalOptions
+    from ertrl_bench.runner import run_suite
+
+    suite = tiny_suite(name="grad", methods=["focal"], seeds=[0, 1])
     suite["train"].update(iterations=1, steps_per_iteration=5)
-    (spec,) = load_suite(write_suite(tmp_path / "s.yaml", suite))[1]
+    specs = load_suite(write_suite(tmp_path / "s.yaml", suite))[1]
+    executor = LocalExecutor(LocalOptions(jobs=1, seeds_per_step=seeds_per_step))
     torch.set_grad_enabled(False)
     try:
-        out = execute(spec, tmp_path / "r")
-        assert out.status == "done", out.message
+        outcomes = run_suite(specs, tmp_path / "r", executor)
+        assert [o.status for o in outcomes] == ["done", "done"], [o.message for o in outcomes]
+        grouped = ["seed group" in o.message for o in outcomes]
+        assert grouped == [seeds_per_step > 1] * 2  # each path taken: alone, as a group
     finally:
         torch.set_grad_enabled(True)
 
