@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ertrl_bench.cli import main
 from ertrl_bench.data import get_datasets
@@ -61,6 +62,12 @@ def test_build_splits_is_the_full_builds_tasks_in_its_folder(own_cache, monkeypa
     assert manifest["last_build"]["tasks"] == 20 and len(full.tasks) == 50
     for key, entry in sub["tasks"].items():  # the first build's files, nothing rebuilt
         assert manifest["tasks"][key]["sha256"] == entry["sha256"]
+    # what the bits depend on beyond the key is recorded per task (docs/data.md)
+    built_with = {k: e["built_with"] for k, e in manifest["tasks"].items()}
+    assert {b["torch_threads"] for b in built_with.values()} == {torch.get_num_threads()}
+    assert {b["device"] for b in built_with.values()} == {"cpu"}
+    assert {built_with[k]["tasks_trained_together"] for k in sub["tasks"]} == {30}
+    assert {built_with[t.key]["tasks_trained_together"] for t in fam.tasks("iid")} == {20}
 
 
 def test_build_names_an_unknown_split(own_cache, capsys):

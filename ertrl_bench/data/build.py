@@ -72,6 +72,19 @@ def _policy_bytes(snapshots: dict[int, dict], member: int, meta: dict) -> bytes:
     return buf.getvalue()
 
 
+def build_provenance(device: torch.device, trained_together: int) -> dict:
+    """What a task's data depend on beyond the dataset key (docs/data.md, "Same key, same
+    bits?"): on CPU the torch thread count -- a sum split over N threads rounds differently and
+    SAC's training amplifies it -- and, above one thread, how many tasks trained together (the
+    matmuls' shapes); also the device and torch's version."""
+    return {
+        "device": str(device),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "tasks_trained_together": trained_together,
+    }
+
+
 def _fingerprint(tasks: Sequence[Task]) -> str:
     return hashlib.sha256(",".join(t.key for t in tasks).encode()).hexdigest()[:12]
 
@@ -155,6 +168,7 @@ def train_and_write(
         }
         meta = {
             **task_meta(task, np.concatenate([p["returns"] for p in parts])),
+            "built_with": build_provenance(device, len(train)),
             "checkpoint_returns": {
                 str(s): float(p["returns"].mean())
                 for s, p in zip(tier.checkpoints, parts, strict=True)
