@@ -483,6 +483,14 @@ def datasets_build(
         help="On a GPU: replay each SAC update as one CUDA graph (docs/data.md, 'Building on"
         " a GPU'); ignored on CPU.",
     ),
+    threads: int = typer.Option(
+        1,
+        "--threads",
+        min=1,
+        help="Torch threads for the build. On CPU a task's bytes depend on the count: the"
+        " default, 1, gives the same data on every machine; more may build faster on many cores"
+        " and gives other bytes (docs/data.md, 'Same key, same bits?').",
+    ),
 ):
     """Train behavior policies for all tasks (or --splits) and collect their datasets.
 
@@ -507,6 +515,7 @@ def datasets_build(
         save_every_s=save_every * 60 if save_every > 0 else None,
         max_memory=budget,
         sac_cuda_graph=sac_cuda_graph,
+        threads=threads,
     )
     manifest = json.loads((Path(fd.path) / "manifest.json").read_text())
     n = sum(len(a["rewards"]) for a in fd.arrays.values())

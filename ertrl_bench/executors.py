@@ -15,7 +15,6 @@ worker pool and gets back, for runs whose CPU-only ending went to it, objects wi
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -81,21 +80,6 @@ class LocalOptions(Strict):
         if self.overlap and self.seeds_per_step > 1:
             raise ValueError("seeds_per_step and overlap are not combined yet: use one of them")
         return self
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    """Runs in this process use ``threads`` torch threads (None: torch's own default, one per
-    core or ``$OMP_NUM_THREADS``); the count before is restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _init_worker(threads: int, parent_pid: int) -> None:
@@ -173,7 +157,9 @@ class LocalExecutor:
     def map(self, fn: Callable, specs: list) -> Iterator:
         jobs, threads = self.plan(len(specs))
         if self.options.overlap or jobs == 1 or len(specs) <= 1:  # training in this process
-            with _torch_threads(self.options.threads):
+            from ertrl_bench.nn import torch_threads  # torch is imported only when runs run
+
+            with torch_threads(self.options.threads):
                 if self.options.overlap:
                     yield from self._map_overlapped(fn, specs)
                 else:

@@ -7,6 +7,7 @@ as CORL's SAC-N/EDAC do for critic ensembles.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -186,3 +187,16 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     with torch.no_grad():
         for t, s in zip(target.parameters(), source.parameters(), strict=True):
             t.lerp_(s, tau)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Torch uses ``threads`` threads inside the block (None: leaves the count as it is: torch's
+    default is one per core or ``$OMP_NUM_THREADS``); the count before is restored after."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from ertrl_bench.cli import main
 from ertrl_bench.data import get_datasets
@@ -64,10 +63,25 @@ def test_build_splits_is_the_full_builds_tasks_in_its_folder(own_cache, monkeypa
         assert manifest["tasks"][key]["sha256"] == entry["sha256"]
     # what the bits depend on beyond the key is recorded per task (docs/data.md)
     built_with = {k: e["built_with"] for k, e in manifest["tasks"].items()}
-    assert {b["torch_threads"] for b in built_with.values()} == {torch.get_num_threads()}
+    assert {b["torch_threads"] for b in built_with.values()} == {1}  # BUILD_THREADS, any machine
     assert {b["device"] for b in built_with.values()} == {"cpu"}
     assert {built_with[k]["tasks_trained_together"] for k in sub["tasks"]} == {30}
     assert {built_with[t.key]["tasks_trained_together"] for t in fam.tasks("iid")} == {20}
+
+
+def test_build_threads_are_recorded_and_the_count_restored(own_cache, monkeypatch):
+    """``datasets build --threads 2`` builds with two torch threads (other bytes than one
+    thread's on CPU), records it per task and leaves the process's count as it was."""
+    import torch
+
+    monkeypatch.setitem(PointRobot.data_tiers, "smoke", DATA)
+    before = torch.get_num_threads()
+    assert _cli("datasets", "build", "point-robot", "--splits", "moderate", "--threads", "2") == 0
+    assert torch.get_num_threads() == before
+    (folder,) = own_cache.glob("point-robot/*")
+    entries = _manifest(str(folder))["tasks"].values()
+    assert {e["built_with"]["torch_threads"] for e in entries} == {2}
+    assert _cli("datasets", "build", "point-robot", "--threads", "0") == 2
 
 
 def test_build_names_an_unknown_split(own_cache, capsys):

@@ -37,6 +37,7 @@ from ertrl_bench.envs.base import (
     make_checked_batch,
 )
 from ertrl_bench.errors import ErtrlError
+from ertrl_bench.nn import torch_threads
 from ertrl_bench.progress import bar, console
 
 DEFAULT_SAVE_EVERY_S = 600.0  # how often an unfinished build saves its training state
@@ -70,6 +71,11 @@ def _policy_bytes(snapshots: dict[int, dict], member: int, meta: dict) -> bytes:
     buf = io.BytesIO()
     torch.save({**meta, "checkpoints": one}, buf)
     return buf.getvalue()
+
+
+# torch threads a build uses unless told otherwise: on CPU a task's bytes depend on the count
+# (docs/data.md, "Same key, same bits?"), and one thread makes them the same on every machine
+BUILD_THREADS = 1
 
 
 def build_provenance(device: torch.device, trained_together: int) -> dict:
@@ -275,6 +281,7 @@ def get_datasets(
     max_memory: int | str | None = "auto",
     record_diversity: bool = True,
     sac_cuda_graph: bool = False,
+    threads: int | None = BUILD_THREADS,
 ) -> FamilyData:
     """Every task's dataset, building what is missing, corrupted or truncated.
 
@@ -295,6 +302,8 @@ def get_datasets(
     built and cached as without it, then only that quality's checkpoints are returned.
     ``record_diversity``: measure the behavior diversity into the manifest when it is missing
     and every training task is loaded (``recorded_diversity``); False only reads it.
+    ``threads``: torch threads while building (default 1: on CPU a build's bytes depend on the
+    count, so one thread makes them the same on every machine; None: the process's count).
     """
     from ertrl_bench.data.memory import parse_bytes
 
@@ -343,9 +352,10 @@ def get_datasets(
             TrainingState(ddir.path / TRAINING_STATE_FILE, "").remove()
         budget = default_budget(device) if max_memory == "auto" else max_memory
         budget = None if budget is None else parse_bytes(budget)
-        stats = build_tasks(
-            family, tier_name, tier, todo, ddir, device, save_every_s, budget, sac_cuda_graph
-        )
+        with torch_threads(threads):
+            stats = build_tasks(
+                family, tier_name, tier, todo, ddir, device, save_every_s, budget, sac_cuda_graph
+            )
         ddir.set_info({"last_build": {**stats, "tasks": len(todo)}})
     arrays, meta = {}, {}
     for t in tasks:
