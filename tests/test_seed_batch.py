@@ -40,7 +40,12 @@ from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.training import build_agent, meta_train
 from tests.helpers import TINY_PROBE, tiny_suite, write_suite
 
-RTOL, ATOL = 1e-4, 1e-5
+# The batched matmul sums in another order than nn.Linear, and training grows the difference at a
+# rate that depends on the CPU's kernels: 1e-4 / 1e-5 held on the earlier VMs, but on the
+# AVX-512 EPYC VM of 2026-12-07 a group and its runs alone differ by up to ~2e-4 absolute after 8
+# steps (the evaluation's z; BRAC's policy loss by 7e-5 from step 2). A member-mixing bug moves
+# numbers by far more than 1e-3.
+RTOL, ATOL = 1e-3, 1e-3
 SMALL = {"hidden": [16]}
 SEEDS = (0, 1, 2)
 
