@@ -488,8 +488,9 @@ def datasets_build(
         "--threads",
         min=1,
         help="Torch threads for the build. On CPU a task's bytes depend on the count: the"
-        " default, 1, gives the same data on every machine; more may build faster on many cores"
-        " and gives other bytes (docs/data.md, 'Same key, same bits?').",
+        " default, 1, gave the same bytes on every machine measured (AVX2 and AVX-512 kernels);"
+        " more may build faster on many cores and gives other bytes (docs/data.md, 'Same key,"
+        " same bits?').",
     ),
 ):
     """Train behavior policies for all tasks (or --splits) and collect their datasets.

@@ -236,3 +236,31 @@ def test_kill_9_while_writing_finished_tasks_resumes_without_retraining(tmp_path
         assert manifest["tasks"][key]["sha256"] == entry["sha256"], key
         assert manifest["tasks"][key]["policy_sha256"] == entry["policy_sha256"], key
     assert [t.key for t in resumed.tasks] == sorted(ref_manifest["tasks"])
+
+
+def test_a_resume_with_another_thread_count_warns_and_is_recorded(tmp_path, monkeypatch, capsys):
+    """On CPU a build's bytes depend on the torch thread count (docs/data.md, "Same key, same
+    bits?"): a build started at one thread and resumed at two says so, names the fix, and each
+    task's ``built_with`` keeps both counts."""
+    fam = PointRobot()
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path))
+    real_step, calls = PointRobotBatch.step, [0]
+
+    def flaky_step(self, actions):
+        calls[0] += 1
+        if calls[0] > 200:
+            raise Interrupted
+        return real_step(self, actions)
+
+    monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
+    with pytest.raises(Interrupted):
+        get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0, threads=1)
+    monkeypatch.setattr(PointRobotBatch, "step", real_step)
+    capsys.readouterr()
+    data = get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0, threads=2)
+    out = " ".join(capsys.readouterr().err.split())
+    assert "started with 1 torch thread(s) and resume at step 200 with 2" in out
+    assert "--threads 1" in out
+    for meta in data.meta.values():
+        assert meta["built_with"]["torch_threads"] == 1
+        assert meta["built_with"]["resumed_with_torch_threads"] == 2

@@ -45,3 +45,20 @@ def test_scripted_experts_replace_sac_with_noise_levels_as_checkpoints(tmp_path,
     # a task's bytes do not depend on the tasks collected beside it
     alone = get_datasets(ScriptedPointRobot(), "smoke", tasks=[20], rebuild=True)
     assert np.array_equal(alone.arrays["task-020"]["actions"], fd.arrays["task-020"]["actions"])
+
+
+def test_scripted_builds_record_what_their_bytes_depend_on(tmp_path, monkeypatch):
+    """No torch runs in a scripted build: the manifest records the simulator's, numpy's and the
+    family package's versions instead (``built_with``, as a SAC build's)."""
+    import mujoco
+
+    from ertrl_bench.data.scripted import scripted_provenance
+    from ertrl_bench.envs.point_robot import PointRobot
+
+    monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path))
+    fd = get_datasets(ScriptedPointRobot(), "smoke", tasks=[3])
+    built_with = fd.meta["task-003"]["built_with"]
+    assert built_with["mujoco"] == mujoco.__version__ and built_with["numpy"] == np.__version__
+    assert built_with["family_package"] == {}  # a family defined in a test module: no package
+    shipped = scripted_provenance(PointRobot())["family_package"]
+    assert list(shipped) == ["ertrl-bench"] and shipped["ertrl-bench"]

@@ -74,21 +74,31 @@ def _policy_bytes(snapshots: dict[int, dict], member: int, meta: dict) -> bytes:
 
 
 # torch threads a build uses unless told otherwise: on CPU a task's bytes depend on the count
-# (docs/data.md, "Same key, same bits?"), and one thread makes them the same on every machine
+# (docs/data.md, "Same key, same bits?"); one thread gave the same bytes on every CPU measured
 BUILD_THREADS = 1
 
 
-def build_provenance(device: torch.device, trained_together: int) -> dict:
+def build_provenance(
+    device: torch.device, trained_together: int, training: dict | None = None
+) -> dict:
     """What a task's data depend on beyond the dataset key (docs/data.md, "Same key, same
     bits?"): on CPU the torch thread count -- a sum split over N threads rounds differently and
     SAC's training amplifies it -- and, above one thread, how many tasks trained together (the
-    matmuls' shapes); also the device and torch's version."""
-    return {
+    matmuls' shapes); also the device and torch's version. ``training``: the stats of
+    ``train_behavior_policies``, whose thread counts (started with, and now) a resume with
+    another count makes differ; then both are recorded."""
+    now = torch.get_num_threads()
+    training = training or {}
+    started = training.get("torch_threads", now)
+    out = {
         "device": str(device),
         "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": started,
         "tasks_trained_together": trained_together,
     }
+    if training.get("torch_threads_now", started) != started:
+        out["resumed_with_torch_threads"] = training["torch_threads_now"]
+    return out
 
 
 def _fingerprint(tasks: Sequence[Task]) -> str:
@@ -174,7 +184,7 @@ def train_and_write(
         }
         meta = {
             **task_meta(task, np.concatenate([p["returns"] for p in parts])),
-            "built_with": build_provenance(device, len(train)),
+            "built_with": build_provenance(device, len(train), stats),
             "checkpoint_returns": {
                 str(s): float(p["returns"].mean())
                 for s, p in zip(tier.checkpoints, parts, strict=True)

@@ -380,6 +380,23 @@ def saved_state_info(path: Path) -> dict | None:
         return None
 
 
+def _check_build_threads(label: str, started: int, step: int) -> int:
+    """Warn when a build resumes with another torch thread count than it started with: on CPU
+    the bytes depend on the count (docs/data.md, "Same key, same bits?"), so the data will
+    match an uninterrupted build's at neither count. Returns ``started`` (what saves keep)."""
+    now = torch.get_num_threads()
+    if started != now:
+        console.print(
+            f"warning: {label}behavior policies started with {started} torch thread(s) and resume"
+            f" at step {step} with {now}: the data will differ from an uninterrupted build's."
+            f" To avoid it, resume with the same count: ertrl-bench datasets build ..."
+            f" --threads {started}",
+            markup=False,
+            highlight=False,
+        )
+    return started
+
+
 def train_behavior_policies(
     env: BatchEnv,
     obs_dim: int,
@@ -417,7 +434,9 @@ def train_behavior_policies(
     obs = reset_with_seeds(env, [env_seed(cfg.seed, i) for i in indices])
     wanted = set(cfg.checkpoints)
     done_steps, elapsed_before = 0, 0.0
+    threads = torch.get_num_threads()  # the count training started with (saves keep it)
     if saved is not None:
+        threads = _check_build_threads(label, saved.get("torch_threads", threads), saved["step"])
         sac.load_state_dict(saved["sac"])
         replay.load_state_dict(saved["replay"])
         snapshots = {
@@ -455,6 +474,7 @@ def train_behavior_policies(
                 "env": env_state,
                 "obs": obs,
                 "rng": streams.state(),
+                "torch_threads": threads,
             }
         )
 
@@ -504,5 +524,7 @@ def train_behavior_policies(
         "sac_wall_since_resume_s": since_resume,  # this call's: the one a rate may divide by
         "sac_env_steps_per_s": trained / max(since_resume, 1e-9),
         "resumed_at_step": done_steps,
+        "torch_threads": threads,  # the count it started with
+        "torch_threads_now": torch.get_num_threads(),  # differs after a mismatched resume
     }
     return sac, snapshots, stats

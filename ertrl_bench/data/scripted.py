@@ -38,6 +38,28 @@ def _policy_bytes(family: EnvFamily, behavior: ScriptedBehavior) -> bytes:
     return buf.getvalue()
 
 
+def scripted_provenance(family: EnvFamily) -> dict:
+    """What a scripted task's data depend on beyond the dataset key: no torch runs, so the
+    simulator's and numpy's versions and the version of the package that ships the family
+    (its experts live there), in the manifest's ``built_with`` as for a SAC build."""
+    from importlib import metadata
+
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    top = type(family).__module__.split(".")[0]
+    dists = metadata.packages_distributions().get(top, [])
+    return {
+        "device": "cpu",
+        "mujoco": version("mujoco"),
+        "numpy": np.__version__,
+        "family_package": {d: version(d) for d in dists},
+    }
+
+
 def collect_scripted(
     family: EnvFamily,
     tier_name: str,
@@ -52,6 +74,7 @@ def collect_scripted(
     t0 = time.perf_counter()
     steps = 0
     policy_bytes = _policy_bytes(family, behavior)
+    built_with = scripted_provenance(family)
     groups = [tasks[i : i + GROUP] for i in range(0, len(tasks), GROUP)]
     with bar(f"{family.name} [{tier_name}] scripted experts", len(tasks)) as pbar:
         for group in groups:
@@ -93,6 +116,7 @@ def collect_scripted(
                     **task_meta(task, rets),
                     "behavior": "scripted",
                     "noise_levels": levels,
+                    "built_with": built_with,
                     "checkpoint_returns": {
                         str(li): float(rets[li * k : (li + 1) * k].mean())
                         for li in range(len(levels))
