@@ -238,10 +238,14 @@ def test_kill_9_while_writing_finished_tasks_resumes_without_retraining(tmp_path
     assert [t.key for t in resumed.tasks] == sorted(ref_manifest["tasks"])
 
 
-def test_a_resume_with_another_thread_count_warns_and_is_recorded(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("state_from_before", [False, True], ids=["recorded", "unrecorded"])
+def test_a_resume_with_another_thread_count_warns_and_is_recorded(
+    state_from_before, tmp_path, monkeypatch, capsys
+):
     """On CPU a build's bytes depend on the torch thread count (docs/data.md, "Same key, same
     bits?"): a build started at one thread and resumed at two says so, names the fix, and each
-    task's ``built_with`` keeps both counts."""
+    task's ``built_with`` keeps both counts. A state saved before the count was kept: the
+    count is unknown (None), and the resume says so."""
     fam = PointRobot()
     monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path))
     real_step, calls = PointRobotBatch.step, [0]
@@ -255,12 +259,21 @@ def test_a_resume_with_another_thread_count_warns_and_is_recorded(tmp_path, monk
     monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
     with pytest.raises(Interrupted):
         get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0, threads=1)
+    if state_from_before:
+        state_file = dataset_dir(fam, "smoke", resolve_tier("smoke", fam, TINY_DATA)).path
+        state_file = state_file / TRAINING_STATE_FILE
+        saved = torch.load(state_file, weights_only=False)
+        del saved["torch_threads"]
+        torch.save(saved, state_file)
     monkeypatch.setattr(PointRobotBatch, "step", real_step)
     capsys.readouterr()
     data = get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0, threads=2)
     out = " ".join(capsys.readouterr().err.split())
-    assert "started with 1 torch thread(s) and resume at step 200 with 2" in out
-    assert "--threads 1" in out
+    if state_from_before:
+        assert "resume at step 200 from a training state that does not record" in out
+    else:
+        assert "started with 1 torch thread(s) and resume at step 200 with 2" in out
+        assert "--threads 1" in out
     for meta in data.meta.values():
-        assert meta["built_with"]["torch_threads"] == 1
+        assert meta["built_with"]["torch_threads"] == (None if state_from_before else 1)
         assert meta["built_with"]["resumed_with_torch_threads"] == 2

@@ -86,7 +86,8 @@ def build_provenance(
     SAC's training amplifies it -- and, above one thread, how many tasks trained together (the
     matmuls' shapes); also the device and torch's version. ``training``: the stats of
     ``train_behavior_policies``, whose thread counts (started with, and now) a resume with
-    another count makes differ; then both are recorded."""
+    another count makes differ; then both are recorded (the first None if a state saved before
+    the count was kept was resumed)."""
     now = torch.get_num_threads()
     training = training or {}
     started = training.get("torch_threads", now)

@@ -380,20 +380,28 @@ def saved_state_info(path: Path) -> dict | None:
         return None
 
 
-def _check_build_threads(label: str, started: int, step: int) -> int:
+def _check_build_threads(label: str, started: int | None, step: int) -> int | None:
     """Warn when a build resumes with another torch thread count than it started with: on CPU
     the bytes depend on the count (docs/data.md, "Same key, same bits?"), so the data will
-    match an uninterrupted build's at neither count. Returns ``started`` (what saves keep)."""
+    match an uninterrupted build's at neither count. ``started`` is None for a state saved
+    before the count was kept (unknown: said once). Returns ``started`` (what saves keep)."""
     now = torch.get_num_threads()
-    if started != now:
-        console.print(
+    if started is None:
+        message = (
+            f"note: {label}behavior policies resume at step {step} from a training state that"
+            f" does not record its torch thread count; now {now}. If it differs, the data will"
+            " differ from an uninterrupted build's (docs/data.md, 'Same key, same bits?')."
+        )
+    elif started != now:
+        message = (
             f"warning: {label}behavior policies started with {started} torch thread(s) and resume"
             f" at step {step} with {now}: the data will differ from an uninterrupted build's."
             f" To avoid it, resume with the same count: ertrl-bench datasets build ..."
-            f" --threads {started}",
-            markup=False,
-            highlight=False,
+            f" --threads {started}"
         )
+    else:
+        return started
+    console.print(message, markup=False, highlight=False)
     return started
 
 
@@ -434,9 +442,9 @@ def train_behavior_policies(
     obs = reset_with_seeds(env, [env_seed(cfg.seed, i) for i in indices])
     wanted = set(cfg.checkpoints)
     done_steps, elapsed_before = 0, 0.0
-    threads = torch.get_num_threads()  # the count training started with (saves keep it)
+    threads: int | None = torch.get_num_threads()  # the count training started with (kept)
     if saved is not None:
-        threads = _check_build_threads(label, saved.get("torch_threads", threads), saved["step"])
+        threads = _check_build_threads(label, saved.get("torch_threads"), saved["step"])
         sac.load_state_dict(saved["sac"])
         replay.load_state_dict(saved["replay"])
         snapshots = {
