@@ -39,6 +39,21 @@ def interrupt_after(env, steps: int):
     return env
 
 
+def interrupt_point_robot_builds_after(monkeypatch, steps: int):
+    """Make every Point-Robot batch env raise on its ``steps + 1``-th step (as a Ctrl-C would
+    mid-build); returns the real ``step`` to restore with ``monkeypatch.setattr``."""
+    real_step, calls = PointRobotBatch.step, [0]
+
+    def flaky_step(self, actions):
+        calls[0] += 1
+        if calls[0] > steps:
+            raise Interrupted
+        return real_step(self, actions)
+
+    monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
+    return real_step
+
+
 def assert_same_training(a, b):
     (sac_a, snaps_a, _), (sac_b, snaps_b, _) = a, b
     assert snaps_a.keys() == snaps_b.keys()
@@ -113,16 +128,7 @@ def test_interrupted_build_resumes_and_cleans_up(tmp_path, monkeypatch):
     reference = get_datasets(fam, "smoke", TINY_DATA)
 
     monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path / "interrupted"))
-    real_step = PointRobotBatch.step
-    calls = [0]
-
-    def flaky_step(self, actions):
-        calls[0] += 1
-        if calls[0] > 200:
-            raise Interrupted
-        return real_step(self, actions)
-
-    monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
+    real_step = interrupt_point_robot_builds_after(monkeypatch, 200)
     with pytest.raises(Interrupted):
         get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0)
     folder = dataset_dir(fam, "smoke", resolve_tier("smoke", fam, TINY_DATA))
@@ -248,15 +254,7 @@ def test_a_resume_with_another_thread_count_warns_and_is_recorded(
     count is unknown (None), and the resume says so."""
     fam = PointRobot()
     monkeypatch.setenv("ERTRL_BENCH_DATA", str(tmp_path))
-    real_step, calls = PointRobotBatch.step, [0]
-
-    def flaky_step(self, actions):
-        calls[0] += 1
-        if calls[0] > 200:
-            raise Interrupted
-        return real_step(self, actions)
-
-    monkeypatch.setattr(PointRobotBatch, "step", flaky_step)
+    real_step = interrupt_point_robot_builds_after(monkeypatch, 200)
     with pytest.raises(Interrupted):
         get_datasets(fam, "smoke", TINY_DATA, save_every_s=0.0, threads=1)
     if state_from_before:
