@@ -18,6 +18,7 @@ from ertrl_bench.analysis.report import write_report
 from ertrl_bench.analysis.tables import method_labels
 from ertrl_bench.measures.stats import (
     difference_ci,
+    difference_trend,
     fdr_adjust,
     min_detectable_effect,
     welch_ttest,
@@ -27,10 +28,10 @@ FOCAL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}]}
 ERTRL = {"encoder": {"type": "mlp"}, "encoder_losses": [{"type": "dml"}, {"type": "gan_entropy"}]}
 SPLITS = {"train": range(10, 14), "moderate": range(30, 34)}
 # ertrl's true gain at each value
-GAIN = {5: 2.0, 20: 6.0, "mixed": 6.0, "expert": -1.0, "brac": 6.0, "iql": 1.5}
+GAIN = {5: 2.0, 10: 4.0, 20: 6.0, 40: 8.0, "mixed": 6.0, "expert": -1.0, "brac": 6.0, "iql": 1.5}
 # each backbone with its own parameters: what a method is (its label) leaves the backbone out
 BACKBONES = {"brac": {"alpha_init": 50.0}, "iql": {"expectile": 0.7}}
-DIVERSITY = {5: 0.2, 20: 0.5, 40: 0.6}  # each task count's dataset's recorded W2
+DIVERSITY = {5: 0.2, 10: 0.3, 20: 0.5, 40: 0.6}  # each task count's dataset's recorded W2
 
 
 def _score(method: str, value, split: str, task: int, seed: int) -> float:
@@ -128,6 +129,41 @@ def test_the_gain_over_focal_at_each_value_with_its_ci(tmp_path, axis, values):
     q = fdr_adjust([float(r["welch_p"]) for r in rows])
     assert [float(r["welch_q"]) for r in rows] == pytest.approx(q.tolist())
     assert [r["value"] for r in rows if r["split"] == "moderate"] == [str(v) for v in values]
+
+
+def test_the_gains_trend_per_doubling_of_the_training_tasks(tmp_path):
+    """With three or more task counts, one slope of the gain on log2(count) a cell: here the
+    gain grows by exactly 2 points per doubling (2, 4, 6, 8 at 5, 10, 20, 40 tasks)."""
+    suite = _suite(tmp_path, "train_tasks", [5, 10, 20, 40])
+    rep = write_report(suite, reps=200, figures=False)
+    rows = _csv(suite / "gain_trend.csv")
+    assert [(r["split"], r["values"], r["min_seeds"]) for r in rows] == [
+        ("train", "5 10 20 40", "3"), ("moderate", "5 10 20 40", "3")
+    ]  # fmt: skip
+    for r in rows:
+        assert float(r["slope_per_doubling"]) == pytest.approx(2.0)
+        assert float(r["slope_ci_low"]) < 2.0 < float(r["slope_ci_high"])
+        pairs = {}
+        for v in (5, 10, 20, 40):
+            tasks = SPLITS[r["split"]]
+            pairs[v] = tuple(
+                np.array([[_score(m, v, r["split"], t, s) for t in tasks] for s in range(3)])
+                for m in ("ertrl", "focal")
+            )
+        trend = difference_trend(pairs, 200, random_state=0)
+        assert (float(r["slope_ci_low"]), float(r["welch_p"]), float(r["mde_80"])) == pytest.approx(
+            (trend.low, trend.p, trend.mde_80)
+        )
+    text = rep.path.read_text()
+    assert "**Trend.** How ertrl's gain over focal changes per doubling" in text
+    assert "| point-robot | offline | OOD (moderate) | 5 10 20 40 | 3 | 2.00 [" in text
+
+
+def test_two_task_counts_give_no_trend(tmp_path):
+    suite = _suite(tmp_path, "train_tasks", [5, 20])
+    rep = write_report(suite, reps=50, figures=False)
+    assert rep.axis_gain_rows and rep.axis_trend_rows == []
+    assert not (suite / "gain_trend.csv").exists()
 
 
 def test_no_axis_varied_no_axis_files(tmp_path):

@@ -11,6 +11,7 @@ from ertrl_bench.measures.stats import (
     agent_bootstrap_ci,
     authors_ttest,
     difference_ci,
+    difference_trend,
     iqm,
     kendall_tau,
     min_detectable_effect,
@@ -85,6 +86,63 @@ def test_difference_ci_is_centred_on_the_difference_and_covers_zero_when_equal()
     assert 0.0 in iv
     shifted = difference_ci(x + 100.0, y)
     assert shifted.low > 0
+
+
+def _trend_pairs(rng, runs: int, slope: float) -> dict:
+    """Both methods' synthetic scores at 5, 10, 20, 40 values; x's mean is ``slope`` points
+    higher per doubling (0 at 5). Every value's agents are their own draws."""
+    pairs = {}
+    for k, v in enumerate((5, 10, 20, 40)):
+        x, _ = _synthetic(rng, runs)
+        y, _ = _synthetic(rng, runs)
+        pairs[v] = (x + slope * k, y)
+    return pairs
+
+
+def test_difference_trend_is_the_least_squares_slope_per_doubling():
+    rng = np.random.default_rng(0)
+    pairs = _trend_pairs(rng, 5, 3.0)
+    t = np.log2([5, 10, 20, 40])
+    gains = [pairs[v][0].mean() - pairs[v][1].mean() for v in (5, 10, 20, 40)]
+    trend = difference_trend(pairs, reps=500)
+    assert trend.slope == pytest.approx(np.polyfit(t, gains, 1)[0])
+    assert trend.low < trend.slope < trend.high and trend.values == 4
+    assert 0 < trend.p <= 1 and trend.mde_80 > 0
+    xs = [pairs[v][0].mean(axis=1) for v in (5, 10, 20, 40)]
+    ys = [pairs[v][1].mean(axis=1) for v in (5, 10, 20, 40)]
+    c = (t - t.mean()) / ((t - t.mean()) ** 2).sum()
+    se = np.sqrt(
+        sum(ci**2 * (x.var(ddof=1) + y.var(ddof=1)) / 5 for ci, x, y in zip(c, xs, ys, strict=True))
+    )
+    assert trend.p == pytest.approx(2 * sps.t.sf(abs(trend.slope) / se, trend_df(c, xs, ys)))
+    with pytest.raises(ValueError, match="two or more axis values"):
+        difference_trend({5: pairs[5]})
+
+
+def trend_df(c, xs, ys) -> float:
+    """Welch-Satterthwaite degrees of freedom of the weighted sum, by hand."""
+    parts = [
+        ci**2 * a.var(ddof=1) / a.size for ci, x, y in zip(c, xs, ys, strict=True) for a in (x, y)
+    ]
+    return sum(parts) ** 2 / sum(q**2 / 4 for q in parts)
+
+
+def test_difference_trend_false_positives_and_power():
+    """Synthetic studies (5 seeds a method and value, the seed sd 10 of ``_synthetic``): with
+    no trend p < 0.05 in about 5% of them (4.3% of 2000 when written); with a true slope equal
+    to the median reported MDE, in about 80%; the CI covers the true slope."""
+    rng = np.random.default_rng(3)
+    null = [
+        difference_trend(_trend_pairs(rng, 5, 0.0), reps=200, random_state=i) for i in range(300)
+    ]
+    mde = float(np.median([t.mde_80 for t in null]))
+    alt = [
+        difference_trend(_trend_pairs(rng, 5, mde), reps=200, random_state=i) for i in range(300)
+    ]
+    assert np.mean([t.p < 0.05 for t in null]) <= 0.09
+    assert 0.65 <= np.mean([t.p < 0.05 for t in alt]) <= 0.92
+    assert np.mean([t.low <= 0 <= t.high for t in null]) >= 0.9
+    assert np.mean([t.low <= mde <= t.high for t in alt]) >= 0.9
 
 
 def test_probability_of_improvement_by_hand():

@@ -734,4 +734,32 @@ def _axis_gain_section(report) -> list[str]:
         )
         if any(p.name == f"gain_vs_{axis}.png" for p in report.figures):
             lines += [f"![gain vs {axis}](gain_vs_{axis}.png)", ""]
+        lines += _axis_trend_lines(report, axis)
     return lines
+
+
+def _axis_trend_lines(report, axis: str) -> list[str]:
+    """The gain's slope per doubling of a numeric axis (``tables.axis_trend_rows``)."""
+    rows = [r for r in report.axis_trend_rows if r["axis"] == axis]
+    if not rows:
+        return []
+    ref, base = report.reference, report.axis_baseline
+    lines = [
+        f"**Trend.** How {ref}'s gain over {base} changes per doubling of the {axis} value: the"
+        " least-squares slope of the gains above on log2 of the value, with a 95% agent-bootstrap"
+        " CI (each value's two methods' seeds resampled whole, on their own); Welch p = Welch's"
+        " test of the slope (per-seed means, Welch-Satterthwaite degrees of freedom); q ="
+        " Benjamini-Hochberg over these rows; MDE = the smallest slope that test detects with"
+        " 80% power (`gain_trend.csv`).",
+        "",
+    ]
+    body = [
+        [r["env"], r["protocol"], f"{split_label(r['split'])} ({r['split']})", r["values"],
+         str(r["min_seeds"]),
+         f"{_f(r['slope_per_doubling'], 2)} [{_f(r['slope_ci_low'], 2)},"
+         f" {_f(r['slope_ci_high'], 2)}]",
+         _fmt_p(r["welch_p"]), _fmt_p(r["welch_q"]), _f(r["mde_80"])]
+        for r in rows
+    ]  # fmt: skip
+    header = ["env", "protocol", "split", axis, "seeds (min)", "gain per doubling [95% CI]"]
+    return lines + _md_table(header + ["Welch p", "q", "MDE (80%)"], body)

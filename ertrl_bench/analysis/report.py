@@ -12,7 +12,9 @@ for the authors' 8 families, theirs), ``expertise.csv``, ``ttest.csv`` (both sca
 ``success.csv`` (success rates, only when some run's family reports success: Meta-World),
 ``curves.csv`` (a ``metric`` column beside the normalized return's rows when some run records a
 success rate), ``convergence.csv``, ``rank_stability.csv``, ``probe.csv``, ``cost.csv`` and
-``gain_vs_diversity.csv`` and ``gain_vs_axis.csv`` (when there is something to put in them),
+``gain_vs_diversity.csv``, ``gain_vs_axis.csv`` and ``gain_trend.csv`` (the gain's slope per
+doubling of the training tasks, three or more counts: ``tables.axis_trend_rows``) (when there is
+something to put in them),
 ``missing_runs.csv``, ``curves_<env>.png``, ``success_curves_<env>.png`` (success-rate curves,
 likewise only with success), ``zmap_<env>.png``, ``gain_vs_diversity.png``,
 ``gain_vs_<axis>.png`` (a suite varying the data quality or the training-task count, the
@@ -48,6 +50,7 @@ from .tables import (
     ALL_TIED,
     AXIS_BASELINE,
     AXIS_GAIN_COLUMNS,
+    AXIS_TREND_COLUMNS,
     CONVERGENCE_COLUMNS,
     COST_COLUMNS,
     ERTRL,
@@ -59,6 +62,7 @@ from .tables import (
     RANK_COLUMNS,
     TTEST_COLUMNS,
     axis_gain_rows,
+    axis_trend_rows,
     convergence_rows,
     cost_rows,
     curve_columns,
@@ -115,6 +119,8 @@ class Report:
     gain_rows: list[dict] = field(default_factory=list)
     # the reference's gain over axis_baseline at each value of a suite axis (axis_gain_rows)
     axis_gain_rows: list[dict] = field(default_factory=list)
+    # that gain's slope per doubling of a numeric axis value (axis_trend_rows)
+    axis_trend_rows: list[dict] = field(default_factory=list)
     axis_baseline: str = AXIS_BASELINE
     cost_rows: list[dict] = field(default_factory=list)
     gain_split: str = "moderate"
@@ -307,6 +313,10 @@ def write_report(
         done, reference=reference, baseline=axis_baseline, reps=reps, confidence=confidence,
         random_state=random_state,
     )  # fmt: skip
+    trows_axis = axis_trend_rows(
+        done, reference=reference, baseline=axis_baseline, reps=reps, confidence=confidence,
+        random_state=random_state,
+    )  # fmt: skip
     axes = varied_axes(done)
     if axes and not arows:
         notes.append(
@@ -324,7 +334,7 @@ def write_report(
         success_rows=success_rows,
         convergence_rows=conv, rank_rows=ranks,
         curve_rows=crows, probe_rows=prows, gain_rows=grows, gain_split=gain_split,
-        axis_gain_rows=arows, axis_baseline=axis_baseline,
+        axis_gain_rows=arows, axis_trend_rows=trows_axis, axis_baseline=axis_baseline,
         cost_rows=cost_rows(done),
         pearson=by_proto, diversity=div, unrecorded_diversity=unrecorded,
         problems=problems, missing=missing_scores(runs),
@@ -350,6 +360,7 @@ def _write_files(report: Report, suite_dir: Path, done, figures: bool, zmap_meth
         ("curves.csv", report.curve_rows, curve_columns(report.curve_rows)),
         ("probe.csv", report.probe_rows, PROBE_COLUMNS),
         ("gain_vs_axis.csv", report.axis_gain_rows, AXIS_GAIN_COLUMNS),
+        ("gain_trend.csv", report.axis_trend_rows, AXIS_TREND_COLUMNS),
         ("gain_vs_diversity.csv", report.gain_rows, GAIN_COLUMNS),
         ("convergence.csv", report.convergence_rows, CONVERGENCE_COLUMNS),
         ("rank_stability.csv", report.rank_rows, RANK_COLUMNS),

@@ -27,6 +27,7 @@ from ertrl_bench.measures.stats import (
     agent_bootstrap_ci,
     authors_ttest,
     difference_ci,
+    difference_trend,
     fdr_adjust,
     mean_ci,
     mean_std,
@@ -80,7 +81,9 @@ __all__ = [
     "AXES",
     "AXIS_BASELINE",
     "AXIS_GAIN_COLUMNS",
+    "AXIS_TREND_COLUMNS",
     "axis_gain_rows",
+    "axis_trend_rows",
     "varied_axes",
     "method_labels",
     "AXIS_TITLES",
@@ -903,29 +906,15 @@ def varied_axes(runs: Sequence[RunRecord]) -> dict[str, list]:
     return out
 
 
-def axis_gain_rows(
-    runs: Sequence[RunRecord],
-    *,
-    reference: str = ERTRL,
-    baseline: str = AXIS_BASELINE,
-    reps: int = 2000,
-    confidence: float = 0.95,
-    random_state: int = 0,
-) -> list[dict]:
-    """``reference``'s gain over ``baseline`` at each value of each axis the suite varies, per
-    env x protocol x split: the difference of the mean over seeds x tasks with its agent-bootstrap
-    CI (``stats.difference_ci``: each method's seeds resampled whole, independently), Welch's p
-    over per-seed means, adjusted by Benjamini-Hochberg over all rows of the axis (``welch_q``),
-    and the smallest difference it detects with 80% power (``mde_80``): what the study could
-    have seen at that value. Methods
-    are matched by what they are, not their names (``method_labels``): focal-t5 is ``focal`` at
-    5 training tasks, focal-iql ``focal`` on IQL. Where a suite varies both axes, each axis' rows hold the other at its most
-    common value."""
+def _axis_pairs(runs: Sequence[RunRecord], reference: str, baseline: str):
+    """``(axis, value, env, protocol, split, x, y)`` for each value of each varied axis where
+    ``reference`` (x) and ``baseline`` (y) both have finished runs: their ``[seeds, tasks]``
+    normalized scores on the tasks both have. Methods are matched by what they are, not their
+    names (``method_labels``); where a suite varies two axes, each axis' values hold the other
+    at its most common value."""
     done = [r for r in runs if r.done]
     labels = method_labels(done)
-    axes = varied_axes(done)
-    rows = []
-    for axis, values in axes.items():
+    for axis, values in varied_axes(done).items():
         others = [a for a in AXES if a != axis]
         held = {}
         for other in others:
@@ -943,30 +932,109 @@ def axis_gain_rows(
                 if method != reference or base is None:
                     continue
                 common = [t for t in cell.tasks if t in set(base.tasks)]
-                if not common:
-                    continue
-                x, y = cell.on_tasks(common), base.on_tasks(common)
-                diff = difference_ci(x, y, "mean", reps, confidence, random_state)
-                xs, ys = x.mean(axis=1), y.mean(axis=1)
-                rows.append(
-                    {
-                        "axis": axis, "value": value, "env": env, "protocol": proto,
-                        "group": split_label(split), "split": split, "method": reference,
-                        "baseline": baseline, "n_method": x.shape[0], "n_baseline": y.shape[0],
-                        "n_tasks": len(common), "mean_method": float(x.mean()),
-                        "mean_baseline": float(y.mean()), "gain": diff.point,
-                        "gain_ci_low": diff.low, "gain_ci_high": diff.high,
-                        "welch_p": welch_ttest(xs, ys).p, "welch_q": float("nan"),
-                        "mde_80": min_detectable_effect(xs, ys),
-                    }
-                )  # fmt: skip
+                if common:
+                    yield (
+                        axis,
+                        value,
+                        env,
+                        proto,
+                        split,
+                        cell.on_tasks(common),
+                        base.on_tasks(common),
+                    )
+
+
+def axis_gain_rows(
+    runs: Sequence[RunRecord],
+    *,
+    reference: str = ERTRL,
+    baseline: str = AXIS_BASELINE,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+) -> list[dict]:
+    """``reference``'s gain over ``baseline`` at each value of each axis the suite varies, per
+    env x protocol x split (``_axis_pairs``): the difference of the mean over seeds x tasks with
+    its agent-bootstrap CI (``stats.difference_ci``: each method's seeds resampled whole,
+    independently), Welch's p over per-seed means, adjusted by Benjamini-Hochberg over all rows
+    of the axis (``welch_q``), and the smallest difference it detects with 80% power
+    (``mde_80``): what the study could have seen at that value. focal-t5 is ``focal`` at 5
+    training tasks, focal-iql ``focal`` on IQL."""
+    axes = varied_axes([r for r in runs if r.done])
+    rows = []
+    for axis, value, env, proto, split, x, y in _axis_pairs(runs, reference, baseline):
+        diff = difference_ci(x, y, "mean", reps, confidence, random_state)
+        xs, ys = x.mean(axis=1), y.mean(axis=1)
+        rows.append(
+            {
+                "axis": axis, "value": value, "env": env, "protocol": proto,
+                "group": split_label(split), "split": split, "method": reference,
+                "baseline": baseline, "n_method": x.shape[0], "n_baseline": y.shape[0],
+                "n_tasks": x.shape[1], "mean_method": float(x.mean()),
+                "mean_baseline": float(y.mean()), "gain": diff.point,
+                "gain_ci_low": diff.low, "gain_ci_high": diff.high,
+                "welch_p": welch_ttest(xs, ys).p, "welch_q": float("nan"),
+                "mde_80": min_detectable_effect(xs, ys),
+            }
+        )  # fmt: skip
     _add_q_values(rows, ("axis",), "welch_q")
+    return _sorted_axis_rows(rows, lambda r: axes[r["axis"]].index(r["value"]))
+
+
+def _sorted_axis_rows(rows: list[dict], then=lambda r: 0) -> list[dict]:
+    """Axis rows in report order: axis, env, protocol, split, then ``then``."""
     order = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
     split_pos = {s: i for i, s in enumerate(SPLIT_ORDER)}
-    rows.sort(
+    return sorted(
+        rows,
         key=lambda r: (
             AXES.index(r["axis"]), r["env"], order.get(r["protocol"], 99),
-            split_pos.get(r["split"], 99), axes[r["axis"]].index(r["value"]),
-        )
+            split_pos.get(r["split"], 99), then(r),
+        ),
     )  # fmt: skip
-    return rows
+
+
+#: Axes whose values are numbers, so a trend per doubling means something.
+NUMERIC_AXES = ("train_tasks",)
+AXIS_TREND_COLUMNS = (
+    "axis", "env", "protocol", "group", "split", "method", "baseline", "values", "min_seeds",
+    "slope_per_doubling", "slope_ci_low", "slope_ci_high", "welch_p", "welch_q", "mde_80",
+)  # fmt: skip
+
+
+def axis_trend_rows(
+    runs: Sequence[RunRecord],
+    *,
+    reference: str = ERTRL,
+    baseline: str = AXIS_BASELINE,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    random_state: int = 0,
+) -> list[dict]:
+    """Per env x protocol x split of a numeric axis (``NUMERIC_AXES``) with the gain at three or
+    more values: how the gain changes per doubling of the value (``stats.difference_trend``:
+    one least-squares slope on log2 of the value, agent-bootstrap CI, Welch-type p and
+    80%-power MDE), q = Benjamini-Hochberg over the rows. The question "does the gain keep up as the
+    training tasks grow" in one number a cell, with what it could have seen."""
+    by_cell: dict[tuple, dict] = {}
+    for axis, value, env, proto, split, x, y in _axis_pairs(runs, reference, baseline):
+        if axis in NUMERIC_AXES:
+            by_cell.setdefault((axis, env, proto, split), {})[value] = (x, y)
+    rows = []
+    for (axis, env, proto, split), pairs in by_cell.items():
+        if len(pairs) < 3:
+            continue
+        trend = difference_trend(pairs, reps, confidence, random_state)
+        rows.append(
+            {
+                "axis": axis, "env": env, "protocol": proto, "group": split_label(split),
+                "split": split, "method": reference, "baseline": baseline,
+                "values": " ".join(str(v) for v in sorted(pairs)),
+                "min_seeds": min(min(x.shape[0], y.shape[0]) for x, y in pairs.values()),
+                "slope_per_doubling": trend.slope, "slope_ci_low": trend.low,
+                "slope_ci_high": trend.high, "welch_p": trend.p, "welch_q": float("nan"),
+                "mde_80": trend.mde_80,
+            }
+        )  # fmt: skip
+    _add_q_values(rows, ("axis",), "welch_q")
+    return _sorted_axis_rows(rows)

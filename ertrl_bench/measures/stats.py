@@ -19,6 +19,8 @@ what we need is written here and checked against hand-computed values in the tes
   agent-bootstrap intervals. ``welch_ttest``, ``authors_ttest`` and ``min_detectable_effect``:
   tests over per-seed scores and the power of the comparison; ``seeds_for_effect``, its
   inverse for planning: the seeds a method for a given MDE at a measured spread.
+* ``difference_trend``: how a difference changes along a numeric axis (per doubling of, e.g.,
+  the training tasks): one slope over all values, with the same agent bootstrap.
 
 Standard deviations are the sample std (``ddof=1``) unless a caller reproduces the paper's
 tables, which use numpy's default ``ddof=0``.
@@ -44,6 +46,8 @@ __all__ = [
     "agent_bootstrap_ci",
     "expanded_alpha",
     "difference_ci",
+    "Trend",
+    "difference_trend",
     "probability_of_improvement",
     "probability_of_improvement_ci",
     "AuthorsTest",
@@ -382,6 +386,64 @@ def difference_ci(
     return _percentile_interval(point, bx - by, confidence, _min_runs(x, y))
 
 
+@dataclass(frozen=True)
+class Trend:
+    """How a difference changes per doubling of an axis value (``difference_trend``)."""
+
+    slope: float
+    low: float
+    high: float
+    p: float
+    mde_80: float  # the smallest slope the test detects with 80% power
+    values: int  # how many axis values the slope is fitted over
+
+
+def difference_trend(
+    pairs: Mapping[float, tuple[np.ndarray, np.ndarray]],
+    reps: int = 2000,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator | None = 0,
+) -> Trend:
+    """The least-squares slope of ``mean(x_v) - mean(y_v)`` on ``log2(v)`` over the axis values
+    ``v`` of ``pairs`` (``{v: (x_v, y_v)}``, each ``[runs, tasks]``): the change of the
+    difference per doubling of ``v``. One slope over all values says more than the values'
+    differences one by one (each has the seeds of its own value only).
+
+    The slope is a weighted sum of the 2V groups' means, and every group is its own agents:
+    the CI is the agent bootstrap's (each group's runs resampled whole, on their own; expanded
+    for the fewest runs of any group, as ``difference_ci``); ``p`` is Welch's test generalised
+    to that weighted sum (per-run means over tasks, standard error from the groups' sample
+    variances, Welch-Satterthwaite degrees of freedom), ``mde_80`` the smallest slope it detects
+    with 80% power (``min_detectable_effect``'s noncentral t). Needs two or more values > 0 and
+    two or more runs a group; p and MDE are NaN without spread.
+    """
+    values = sorted(pairs)
+    if len(values) < 2 or values[0] <= 0:
+        raise ValueError("a trend needs two or more axis values, all > 0")
+    groups = [np.asarray(a, dtype=float) for v in values for a in pairs[v]]
+    if min(g.shape[0] for g in groups) < 2:
+        raise ValueError("a trend needs two or more runs for every value and side")
+    rng = np.random.default_rng(random_state)
+    t = np.log2(np.asarray(values, dtype=float))
+    c = (t - t.mean()) / ((t - t.mean()) @ (t - t.mean()))  # slope = c @ differences
+    weights = np.repeat(c, 2) * np.tile([1.0, -1.0], len(values))  # x_v: +c_v, y_v: -c_v
+    slope = float(sum(w * g.mean() for w, g in zip(weights, groups, strict=True)))
+    boot = sum(
+        w * agent_bootstrap(g, "mean", reps, rng) for w, g in zip(weights, groups, strict=True)
+    )
+    ci = _percentile_interval(slope, boot, confidence, min(g.shape[0] for g in groups))
+    per_run = [g.mean(axis=1) for g in groups]
+    parts = np.array([w**2 * m.var(ddof=1) / m.size for w, m in zip(weights, per_run, strict=True)])
+    se = float(np.sqrt(parts.sum()))
+    if se == 0:
+        return Trend(slope, ci.low, ci.high, float("nan"), float("nan"), len(values))
+    df = float(
+        parts.sum() ** 2 / sum(q**2 / (m.size - 1) for q, m in zip(parts, per_run, strict=True))
+    )
+    p = float(2 * sps.t.sf(abs(slope) / se, df))
+    return Trend(slope, ci.low, ci.high, p, _t_mde(se, df, 0.8, 0.05), len(values))
+
+
 def _poi_per_task(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``[..., tasks]``: P(X > Y) + P(X = Y) / 2 over all run pairs, per task (``[..., runs, tasks]``)."""
     gt = (x[..., :, None, :] > y[..., None, :, :]).mean(axis=(-3, -2))
@@ -463,10 +525,14 @@ def _welch_df(va: float, vb: float, na: int, nb: int) -> float:
 
 def _welch_mde(va: float, vb: float, na: int, nb: int, power: float, alpha: float) -> float:
     """``min_detectable_effect`` from the two sample variances and seed counts (``se > 0``)."""
+    return _t_mde(float(np.sqrt(va / na + vb / nb)), _welch_df(va, vb, na, nb), power, alpha)
+
+
+def _t_mde(se: float, df: float, power: float, alpha: float) -> float:
+    """The smallest true effect a two-sided t-test with standard error ``se`` and ``df``
+    degrees of freedom detects with probability ``power`` at level ``alpha``."""
     from scipy.optimize import brentq
 
-    se = float(np.sqrt(va / na + vb / nb))
-    df = _welch_df(va, vb, na, nb)
     crit = sps.t.ppf(1 - alpha / 2, df)
 
     def short(ncp: float) -> float:
