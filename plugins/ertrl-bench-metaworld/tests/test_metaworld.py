@@ -114,6 +114,10 @@ def test_scripted_datasets_have_the_cache_format_and_are_reproducible(tmp_path, 
     assert a["obs"].shape == (60, 36) and sorted(set(a["checkpoint"])) == [0, 1]
     assert sorted(set(a["trajectory"])) == [0, 1] and a["timeouts"].sum() == 2
     assert meta["behavior"] == "scripted" and meta["noise_levels"] == [0.1, 2.0]
+    built_with = meta["built_with"]  # what the bytes depend on beyond the key (docs/data.md)
+    assert built_with["mujoco"] == "3.3.0" and list(built_with["family_package"]) == [
+        "ertrl-bench-metaworld"
+    ]
     assert meta["checkpoint_returns"]["0"] > meta["checkpoint_returns"]["1"]  # expert > noisy
     # success per episode (Meta-World's info["success"] at any step); 30 steps are too few
     # for the expert (it first succeeds at steps 33-82): see the evaluation test below
