@@ -200,6 +200,41 @@ def test_the_convergence_suite_is_the_ml1_study_trained_longer(register_test_plu
         assert total >= 3 * 3200  # three times the study's budget
 
 
+def test_the_brac_diagnosis_varies_one_thing_a_run(register_test_plugin):
+    """suites/ml1-brac-diagnosis.yaml: one FOCAL seed on reach per variant; each run is the
+    authors' BRAC run (``focal``) but for its name and the one thing the variant says (the
+    data's quality, BRAC options, or the backbone), so its log shows what that change does
+    (results/ml1-brac-diagnosis/NOTES.md)."""
+    register_test_plugin(plugin, "metaworld")
+    path = Path(__file__).parents[1] / "suites" / "ml1-brac-diagnosis.yaml"
+    specs = {s.method.name: s.model_dump() for s in load_suite(path)[1]}
+    base = specs.pop("focal")
+    brac = base["method"]["backbone"]["params"]
+    assert base["data"] == {} and (brac["reward_scale"], brac["log_std_max"]) == (5.0, 0.0)
+    options = {  # variant -> the BRAC options it changes
+        "focal-lsb": {"log_std_init_bias": -1.0},
+        "focal-rs05": {"reward_scale": 0.5},
+        "focal-rs01": {"reward_scale": 0.1},
+        "focal-rs05-lsb": {"reward_scale": 0.5, "log_std_init_bias": -1.0},
+        "focal-gp": {"penalty": "gradient"},
+        "focal-lsmax2": {"log_std_max": 2.0},
+    }
+    assert set(specs) == {*options, "focal-expert", "focal-iql"}
+    for name, spec in specs.items():
+        expected = {**base, "method": {**base["method"], "name": name}}
+        if name == "focal-expert":
+            expected["data"] = {"quality": "expert"}
+        elif name == "focal-iql":
+            assert spec["method"]["backbone"]["type"] == "iql"
+            expected["method"]["backbone"] = spec["method"]["backbone"]
+            expected["versions"] = spec["versions"]  # names the backbone: iql, not brac
+            assert "backbones/iql" in spec["versions"]
+        else:
+            params = {**brac, **options[name]}
+            expected["method"]["backbone"] = {"type": "brac", "params": params}
+        assert spec == expected, name
+
+
 def test_the_builtin_mujoco_families_pass_on_metaworlds_mujoco():
     """Meta-World pins ``mujoco==3.3.0``; ertrl-bench asks ``mujoco>=3.1``: in this venv the
     eight built-in families run on Meta-World's MuJoCo, and must still pass."""
