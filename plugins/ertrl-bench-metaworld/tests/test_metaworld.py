@@ -215,6 +215,8 @@ def test_the_brac_diagnosis_varies_one_thing_a_run(register_test_plugin):
         "focal-lsb": {"log_std_init_bias": -1.0},
         "focal-rs05": {"reward_scale": 0.5},
         "focal-rs01": {"reward_scale": 0.1},
+        "focal-rs20": {"reward_scale": 20.0},
+        "focal-rs50": {"reward_scale": 50.0},
         "focal-rs05-lsb": {"reward_scale": 0.5, "log_std_init_bias": -1.0},
         "focal-gp": {"penalty": "gradient"},
         "focal-lsmax2": {"log_std_max": 2.0},
