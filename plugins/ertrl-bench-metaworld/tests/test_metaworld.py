@@ -200,6 +200,31 @@ def test_the_convergence_suite_is_the_ml1_study_trained_longer(register_test_plu
         assert total >= 3 * 3200  # three times the study's budget
 
 
+def test_the_iql_convergence_suite_is_converge_ml1_on_iql(register_test_plugin):
+    """suites/converge-ml1-iql.yaml: every run is converge-ml1's run of the same family, method
+    and seed but for its backbone (IQL) and its name (``<method>-iql``)."""
+    register_test_plugin(plugin, "metaworld")
+    suites = Path(__file__).parents[1] / "suites"
+    brac = {
+        (s.env.type, s.method.name, s.seed): s.model_dump()
+        for s in load_suite(suites / "converge-ml1.yaml")[1]
+    }
+    specs = load_suite(suites / "converge-ml1-iql.yaml")[1]
+    assert len(specs) == len(brac) == 18
+    for spec in specs:
+        ours = spec.model_dump()
+        method = spec.method.name.removesuffix("-iql")
+        theirs = brac[(spec.env.type, method, spec.seed)]
+        assert ours["method"]["backbone"]["type"] == "iql"
+        assert "backbones/iql" in ours["versions"]
+        for d in (ours, theirs):
+            d.pop("suite")
+            d.pop("versions")
+            d["method"].pop("name")
+            d["method"].pop("backbone")
+        assert ours == theirs
+
+
 def test_the_brac_diagnosis_varies_one_thing_a_run(register_test_plugin):
     """suites/ml1-brac-diagnosis.yaml: one FOCAL seed on reach per variant; each run is the
     authors' BRAC run (``focal``) but for its name and the one thing the variant says (the
