@@ -144,21 +144,33 @@ def _num(text: str | None) -> float:
         return math.nan
 
 
+def _same_method(ours: str, published: str) -> int:
+    """2 when our method is the published one, 1 when it is that method on another backbone
+    (``focal-iql`` for ``focal``: suites name backbone variants ``<method>-<backbone>``), else 0."""
+    if ours == published:
+        return 2
+    return 1 if ours.startswith(published + "-") else 0
+
+
 def beside_ours(published: Published, ours: Sequence[Mapping[str, str]] | None) -> list[dict]:
     """One row per entry of a comparable source: the published value and ours on the matching
     split x protocol (mean over seeds, its s.d. and its standard error = s.d. / sqrt(seeds)),
-    NaN where our study has no such cell (yet)."""
+    NaN where our study has no such cell (yet). Our method is the published one by name, or
+    else the same method on another backbone (``ours_method`` says which)."""
     rows = []
     for e in published.entries:
         src = published.source(e.source)
         if not src.comparable:
             continue
-        match = [
-            r
-            for r in ours or ()
-            if (r["env"], r["method"], r["split"], r["protocol"])
-            == (e.env, e.method, src.our_split, src.our_protocol)
-        ]
+        match = sorted(
+            (
+                r
+                for r in ours or ()
+                if (r["env"], r["split"], r["protocol"]) == (e.env, src.our_split, src.our_protocol)
+                and _same_method(r["method"], e.method)
+            ),
+            key=lambda r: -_same_method(r["method"], e.method),
+        )
         mine = match[0] if match else {}
         n, sd = _num(mine.get("n_seeds")), _num(mine.get("std"))
         rows.append(
@@ -169,6 +181,7 @@ def beside_ours(published: Published, ours: Sequence[Mapping[str, str]] | None) 
                 "published": e.value,
                 "published_spread": e.spread,
                 "published_spread_kind": src.spread,
+                "ours_method": mine.get("method", ""),
                 "our_split": src.our_split,
                 "our_protocol": src.our_protocol,
                 "ours_mean": _num(mine.get("mean")),
@@ -199,7 +212,7 @@ def markdown(published: Published, ours: Sequence[Mapping[str, str]] | None = No
     rows = beside_ours(published, ours)
     if rows:
         lines += [
-            "| env | method | published (source) | ± (kind) | ours: split, protocol"
+            "| env | method | published (source) | ± (kind) | ours: method, split, protocol"
             " | ours mean | ± s.e. | s.d. | seeds |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
@@ -207,7 +220,8 @@ def markdown(published: Published, ours: Sequence[Mapping[str, str]] | None = No
             lines.append(
                 f"| {r['env']} | {r['method']} | {r['published']:.2f} ({r['source']})"
                 f" | {r['published_spread']:.2f} ({r['published_spread_kind']})"
-                f" | {r['our_split']}, {r['our_protocol']} | {_f(r['ours_mean'])}"
+                f" | {r['ours_method'] or '—'}, {r['our_split']}, {r['our_protocol']}"
+                f" | {_f(r['ours_mean'])}"
                 f" | {_f(r['ours_se'])} | {_f(r['ours_std'])} | {r['ours_seeds'] or '—'} |"
             )
         if ours is None:

@@ -27,6 +27,7 @@ from ertrl_bench.data import get_datasets
 from ertrl_bench.data.policies import load_policy_file
 from ertrl_bench.errors import DatasetError
 from ertrl_bench.evaluation import evaluate_tasks
+from ertrl_bench.methods import METHODS
 from ertrl_bench.plugins import get_registry
 from ertrl_bench.suite_loader import load_suite
 from ertrl_bench.testing import check_env_family
@@ -160,44 +161,41 @@ def test_registered_under_their_own_names(tmp_path, register_test_plugin):
 
 
 def test_the_ml1_study_suite_validates(register_test_plugin):
-    """suites/metaworld-ml1.yaml: the five built-in methods x reach, push, pick-place x its
-    seeds, every run on the tier-small scripted-expert data."""
+    """suites/metaworld-ml1.yaml: the five built-in methods, each on the IQL backbone (named
+    ``<method>-iql``, its encoder losses the built-in's) x reach, push, pick-place x its seeds,
+    every run on the tier-small scripted-expert data."""
     register_test_plugin(plugin, "metaworld")
     path = Path(__file__).parents[1] / "suites" / "metaworld-ml1.yaml"
     suite, specs = load_suite(path)
-    methods = {"focal", "csro", "ertrl", "unicorn", "offline_pearl"}
-    assert methods == set(get_registry().names("methods"))  # the five built-ins
+    builtins = set(METHODS)
+    assert builtins == set(get_registry().names("methods"))  # the five built-ins
     seeds = suite.grid.seeds
-    assert {(s.env.type, s.method.name) for s in specs} == {(e, m) for e in MAIN for m in methods}
+    assert len(seeds) == 5
+    assert {(s.env.type, s.method.name) for s in specs} == {
+        (e, f"{m}-iql") for e in MAIN for m in builtins
+    }
     assert len(specs) == 3 * 5 * len(seeds) and {s.tier for s in specs} == {"small"}
+    for spec in specs:
+        builtin = METHODS[spec.method.name.removesuffix("-iql")]
+        assert spec.method.backbone.type == "iql"
+        assert [c.type for c in spec.method.encoder_losses] == builtin["encoder_losses"]
+        assert spec.method.encoder_through_q == builtin.get("encoder_through_q", False)
 
 
-def test_the_convergence_suite_is_the_ml1_study_trained_longer(register_test_plugin):
-    """suites/converge-ml1.yaml: FOCAL and ER-TRL x reach, push, pick-place x 3 seeds, each run
-    the ML1 study's (data, networks, RL batch, splits, protocols, runs per task) but for its
-    schedule (longer, evaluated more often) and the probe (off)."""
+def test_the_iql_convergence_runs_are_the_ml1_studys_own(register_test_plugin):
+    """Every run of suites/converge-ml1-iql.yaml computes what the ML1 study's run of the same
+    family, method and seed computes (equal computation keys), so the study's
+    ``--reuse results/converge-ml1-iql`` copies them instead of training them again."""
     register_test_plugin(plugin, "metaworld")
     suites = Path(__file__).parents[1] / "suites"
-    ml1 = load_suite(suites / "metaworld-ml1.yaml")[1]
-    study = {(s.env.type, s.method.name, s.seed): s for s in ml1}
-    specs = load_suite(suites / "converge-ml1.yaml")[1]
-    assert sorted({(s.env.type, s.method.name) for s in specs}) == sorted(
-        (e, m) for e in MAIN for m in ("focal", "ertrl")
-    )
-    assert len(specs) == 3 * 2 * 3 and {s.seed for s in specs} == {0, 1, 2}
-    schedule = {"iterations", "steps_per_iteration", "eval_every", "final_evals"}
+    study = {
+        (s.env.type, s.method.name, s.seed): s.computation_key()
+        for s in load_suite(suites / "metaworld-ml1.yaml")[1]
+    }
+    specs = load_suite(suites / "converge-ml1-iql.yaml")[1]
+    assert len(specs) == 18
     for spec in specs:
-        ours = spec.model_dump()
-        theirs = study[(spec.env.type, spec.method.name, spec.seed)].model_dump()
-        assert not ours["eval"].pop("probe")["enabled"]
-        theirs["eval"].pop("probe")
-        for d in (ours, theirs):
-            d.pop("suite")
-            for key in schedule:
-                d["train"].pop(key)
-        assert ours == theirs
-        total = spec.train.iterations * spec.train.steps_per_iteration
-        assert total >= 3 * 3200  # three times the study's budget
+        assert spec.computation_key() == study[(spec.env.type, spec.method.name, spec.seed)]
 
 
 def test_the_iql_convergence_suite_is_converge_ml1_on_iql(register_test_plugin):

@@ -82,8 +82,24 @@ def test_ours_go_beside_only_the_matching_cell(published, tmp_path):
     assert not any(src == "ctmrl-readme" for src, _ in rows)  # not a success rate: not compared
     text = markdown(published, read_success_csv(tmp_path))  # the folder works as well
     assert "| metaworld-push | focal | 45.63 (flora-aaai26)" in text
-    assert "| iid, offline | 40.0 | 4.5 | 10.0 | 5 |" in text
+    assert "| focal, iid, offline | 40.0 | 4.5 | 10.0 | 5 |" in text
     assert "ctmrl-readme" in text.split("## Not compared")[1]
+
+
+def test_a_method_on_another_backbone_stands_in_for_it(published):
+    """The ML1 study runs every method on IQL (``focal-iql``): its cells go beside the published
+    FOCAL, named; the method itself, where present, is preferred; ``focalx`` is not FOCAL."""
+    ours = [
+        _row("focal-iql", "iid", "offline", 30.0, 6.0),
+        _row("focalx", "iid", "offline", 77.0, 0.0),
+        _row("csro-iql", "iid", "offline", 10.0, 2.0),
+        _row("csro", "iid", "offline", 20.0, 4.0),
+    ]
+    rows = {(r["source"], r["method"]): r for r in beside_ours(published, ours)}
+    focal, csro = rows["flora-aaai26", "focal"], rows["flora-aaai26", "csro"]
+    assert (focal["ours_method"], focal["ours_mean"]) == ("focal-iql", 30.0)
+    assert (csro["ours_method"], csro["ours_mean"]) == ("csro", 20.0)
+    assert "| focal-iql, iid, offline | 30.0 |" in markdown(published, ours)
 
 
 def test_bad_input_is_one_error_naming_the_file(tmp_path):
