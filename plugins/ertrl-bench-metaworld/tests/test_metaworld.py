@@ -223,6 +223,24 @@ def test_the_iql_convergence_suite_is_converge_ml1_on_iql(register_test_plugin):
         assert ours == theirs
 
 
+def test_the_long_iql_check_extends_the_reach_runs(register_test_plugin):
+    """suites/converge-ml1-iql-long.yaml: converge-ml1-iql's reach runs but for the budget
+    (19.2k steps, twice theirs), so each extends its 9.6k run (equal keys without the budget)."""
+    register_test_plugin(plugin, "metaworld")
+    suites = Path(__file__).parents[1] / "suites"
+    short = {
+        (s.method.name, s.seed): s
+        for s in load_suite(suites / "converge-ml1-iql.yaml")[1]
+        if s.env.type == "metaworld-reach"
+    }
+    specs = load_suite(suites / "converge-ml1-iql-long.yaml")[1]
+    assert {(s.method.name, s.seed) for s in specs} == set(short)
+    for spec in specs:
+        base = short[(spec.method.name, spec.seed)]
+        assert spec.computation_key(budget=False) == base.computation_key(budget=False)
+        assert spec.train.iterations == 2 * base.train.iterations
+
+
 def test_the_brac_diagnosis_varies_one_thing_a_run(register_test_plugin):
     """suites/ml1-brac-diagnosis.yaml: one FOCAL seed on reach per variant; each run is the
     authors' BRAC run (``focal``) but for its name and the one thing the variant says (the
