@@ -258,7 +258,10 @@ def status(
     checkpoint, the time it has left at its pace so far ("left (est.)", JSON left_s: the
     checkpoint's wall clock per step, evaluations and earlier sittings included). The summary
     adds the run-seconds the suite's finished runs took (timing_s total, a seed group's divided
-    among its runs; reused runs cost nothing here). Reads only: writes nothing, takes no lock,
+    among its runs; reused runs cost nothing here) and an estimate for the runs not started:
+    each at the mean run-seconds of the finished (done or reused) runs of its method and env,
+    a seed group's share as above (JSON not_started_run_seconds; not_started_unestimated: those
+    with no such run yet). Reads only: writes nothing, takes no lock,
     builds no data.
     """
     from ertrl_bench.status import age_text, as_records, suite_status, summary
@@ -294,9 +297,21 @@ def status(
     (out if out.is_terminal else Console(width=200)).print(table)
     counts = ", ".join(f"{n} {k}" for k, n in totals["counts"].items())
     hours = totals["run_seconds"] / 3600
+    ahead = totals["counts"].get("not started", 0)
+    unknown = totals["not_started_unestimated"]
+    if not ahead:
+        ahead_text = ""
+    elif unknown == ahead:
+        ahead_text = f"; the {ahead} not started: no finished run of their method and env to go by"
+    else:
+        ahead_text = (
+            f"; the {ahead} not started: ~{totals['not_started_run_seconds'] / 3600:.1f}"
+            " run-hours at the pace of their method and env's finished runs"
+            + (f" ({unknown} with none to go by, not counted)" if unknown else "")
+        )
     out.print(
         f"{len(rows)} run(s): {counts}; {totals['run_seconds']:,.0f} run-seconds"
-        f" ({hours:.1f} run-hours) spent by the finished runs",
+        f" ({hours:.1f} run-hours) spent by the finished runs{ahead_text}",
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -42,6 +42,7 @@ class RunStatus:
     detail: str = ""  # the error of a failed run, the holder of a running one...
     run_seconds: float | None = None  # a finished run's timing_s.total / seed_group
     left_s: float | None = None  # an unfinished run's estimate: steps left x wall s a step so far
+    cell: str = ""  # method/env: the runs whose cost predicts this one's (``summary``)
 
 
 def suite_status(results_dir: Path, specs: list[RunSpec], now: float | None = None):
@@ -71,7 +72,7 @@ def _run_status(rd: RunDir, spec: RunSpec, now: float, held: set[int] | None) ->
         age = max(0.0, now - log.stat().st_mtime)
     except OSError:
         age = None
-    row = RunStatus(spec.run_id(), "not started", None, total, age)
+    row = RunStatus(spec.run_id(), "not started", None, total, age, cell=_cell(spec))
     if not rd.path.is_dir():
         return row
     if rd.is_done():
@@ -105,6 +106,10 @@ def _run_status(rd: RunDir, spec: RunSpec, now: float, held: set[int] | None) ->
         if at > 0 and wall_s is not None:
             row.left_s = max(0, total - max(at, row.step or 0)) * wall_s / at
     return row
+
+
+def _cell(spec: RunSpec) -> str:
+    return f"{spec.method.name}/{spec.env.type}"
 
 
 def _run_seconds(metrics: dict) -> float | None:
@@ -254,14 +259,24 @@ def lock_holder(lock: Path, held: set[int] | None) -> str | None:
 
 
 def summary(rows: list[RunStatus]) -> dict:
-    """Counts per status (those present) and the run-seconds the suite's own finished runs
-    took (reused runs cost this suite nothing)."""
+    """Counts per status (those present), the run-seconds the suite's own finished runs took
+    (reused runs cost this suite nothing) and what the runs not started will cost: each at the
+    mean run-seconds of the finished runs (done or reused) of its method and env, the runs
+    with none to go by counted apart. A study across sessions plans its next one on that."""
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
     spent = sum(r.run_seconds or 0.0 for r in rows if r.status == "done")
+    paid: dict[str, list[float]] = {}
+    for r in rows:
+        if r.status in ("done", "reused") and r.run_seconds is not None:
+            paid.setdefault(r.cell, []).append(r.run_seconds)
+    ahead = [r for r in rows if r.status == "not started"]
+    known = [sum(paid[r.cell]) / len(paid[r.cell]) for r in ahead if r.cell in paid]
     return {
         "runs": len(rows),
         "counts": {s: n for s, n in counts.items() if n},
         "run_seconds": round(spent, 1),
+        "not_started_run_seconds": round(sum(known), 1),
+        "not_started_unestimated": len(ahead) - len(known),
     }
 
 

@@ -143,12 +143,19 @@ def test_status_names_each_runs_state_and_writes_nothing(tmp_path, capsys):
         # the suite's own finished run only (the reused one cost this suite nothing)
         own = finished.metrics["timing_s"]["total"]
         assert report["summary"]["run_seconds"] == pytest.approx(own, abs=0.06)
+        # the two not started, each at the mean cost of the finished runs of its method and env
+        # (the done one and the reused one: its source's cost)
+        theirs = json.loads(RunDir(results, reused).metrics_path.read_text())["timing_s"]["total"]
+        expected = 2 * (own + theirs) / 2
+        assert report["summary"]["not_started_run_seconds"] == pytest.approx(expected, abs=0.2)
+        assert report["summary"]["not_started_unestimated"] == 0
 
         code, text = _status(capsys, suite, "--results-dir", results)
         assert code == 0, text
         flat = " ".join(text.split())
         assert "stopped at step" in flat and "of 20" in flat and "left (est.)" in flat
         assert "7 run(s): 1 done, 1 reused, 1 running, 1 stopped, 1 failed, 2 not started" in flat
+        assert "the 2 not started: ~" in flat and "to go by" not in flat
         assert _snapshot(results) == before  # read only: no file written, touched or made
     finally:
         holder.kill()
@@ -162,7 +169,9 @@ def test_status_of_a_suite_not_run_there_yet(tmp_path, capsys):
     suite = _suite(tmp_path / "st.yaml", "st", [0, 1])
     code, text = _status(capsys, suite, "--results-dir", tmp_path)
     assert code == 0, text
-    assert "2 run(s): 2 not started; 0 run-seconds" in " ".join(text.split())
+    flat = " ".join(text.split())
+    assert "2 run(s): 2 not started; 0 run-seconds" in flat
+    assert "the 2 not started: no finished run of their method and env to go by" in flat
     assert list(tmp_path.iterdir()) == [suite]  # no results folder made
 
 
