@@ -406,9 +406,9 @@ def execute_group(specs: list[RunSpec], results_root: Path, force: bool = False)
     (``ertrl_bench.seed_batch``), each writing its own run folder, as if run alone.
 
     Each run's lock is held while the group runs. Seeds train one at a time instead, with a
-    message, where a group cannot: a component that is not ensemble-aware, checkpoints at
-    different steps, a CUDA-graphed run (``train.cuda_graph``: the graphed K-seed step is not
-    built yet).
+    message, where a group cannot: a component that is not ensemble-aware, a CUDA-graphed run
+    (``train.cuda_graph``: the graphed K-seed step is not built yet). Seeds whose checkpoints
+    are at different steps resume in smaller groups, one per step.
     """
     outcomes: dict[str, Outcome] = {}
     held: list[tuple[RunSpec, RunDir]] = []
@@ -462,10 +462,21 @@ def _run_group(held: list[tuple[RunSpec, RunDir]], force: bool) -> dict[str, Out
         for _, rd in held:
             rd.checkpoint_path.unlink(missing_ok=True)
     states = _group_checkpoints(held)
-    at = {None if s is None else (s["loop"]["iteration"], s["loop"]["step"]) for s in states}
-    if len(at) > 1:
-        _note(f"{names}: checkpoints at different steps; the seeds resume one at a time")
-        return _one_at_a_time(held, False)
+    parts: dict[tuple | None, list[tuple[RunSpec, RunDir]]] = {}
+    for member, state in zip(held, states, strict=True):
+        at = None if state is None else (state["loop"]["iteration"], state["loop"]["step"])
+        parts.setdefault(at, []).append(member)
+    if len(parts) > 1:
+        # a group stopped in its evaluation leaves some seeds' checkpoints a step behind: the
+        # seeds of one step resume together (alone, a seed pays a whole evaluation by itself)
+        steps = ", ".join(
+            f"{len(part)} from step {0 if at is None else at[1]}" for at, part in parts.items()
+        )
+        _note(f"{names}: checkpoints at different steps; the seeds resume by step ({steps})")
+        out: dict[str, Outcome] = {}
+        for part in parts.values():
+            out.update(_run_group(part, False))
+        return out
     resumes = None if states[0] is None else states
     _clear_what_an_interrupt_left()
     try:

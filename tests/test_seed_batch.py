@@ -439,6 +439,40 @@ def test_a_seed_group_resumes_from_its_checkpoints(resume_k, method, tmp_path, m
     _assert_close_tree(alone, _results(tmp_path / "group", suite))
 
 
+def test_seeds_checkpointed_at_different_steps_resume_in_groups_by_step(
+    tmp_path, monkeypatch, capsys
+):
+    """A group of 2 stopped after its first checkpoint (step 10) and a third seed never started:
+    resumed with groups of 3, the two resume together from step 10, the third trains alone from
+    step 0, and every run ends with the numbers of runs never stopped."""
+    suite = _tiny(tmp_path, [FOCAL_IQL], seeds=(0, 1, 2))
+    assert [o.status for o in _run(suite, tmp_path / "alone", 1)] == ["done"] * 3
+    alone = _results(tmp_path / "alone", suite)
+    real_step = seed_batch.group_step
+
+    def stopped_at_15(group, ctx, rl, sample_rl, step, alive):
+        if step == 15:
+            raise KeyboardInterrupt
+        return real_step(group, ctx, rl, sample_rl, step, alive)
+
+    monkeypatch.setattr(seed_batch, "group_step", stopped_at_15)
+    with pytest.raises(KeyboardInterrupt):
+        _run(suite, tmp_path / "group", 2)
+    monkeypatch.setattr(seed_batch, "group_step", real_step)
+    capsys.readouterr()
+    outcomes = _run(suite, tmp_path / "group", 3)
+    assert [o.status for o in outcomes] == ["done", "done", "done"]
+    assert ["seed group of 2, resumed from step 10" in o.message for o in outcomes] == [
+        True,
+        True,
+        False,
+    ]
+    assert "seed group" not in outcomes[2].message
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the seeds resume by step (2 from step 10, 1 from step 0)" in err
+    _assert_close_tree(alone, _results(tmp_path / "group", suite))
+
+
 def _results_after(suite: Path, root: Path, k: int) -> dict:
     assert [o.status for o in _run(suite, root, k)] == ["done", "done"]
     return _results(root, suite)
