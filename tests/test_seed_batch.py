@@ -414,6 +414,22 @@ def test_a_component_without_ensemble_trains_its_seeds_one_at_a_time(
     assert "its seeds train one at a time" in err
 
 
+def _stop_groups_of_2_at_step_15(suite: Path, root: Path, monkeypatch) -> None:
+    """Run ``suite`` in seed groups of 2 and Ctrl-C the first group at step 15, after its first
+    evaluation's checkpoints (step 10); later groups never start."""
+    real_step = seed_batch.group_step
+
+    def stopped_at_15(group, ctx, rl, sample_rl, step, alive):
+        if step == 15:
+            raise KeyboardInterrupt
+        return real_step(group, ctx, rl, sample_rl, step, alive)
+
+    monkeypatch.setattr(seed_batch, "group_step", stopped_at_15)
+    with pytest.raises(KeyboardInterrupt):
+        _run(suite, root, 2)
+    monkeypatch.setattr(seed_batch, "group_step", real_step)
+
+
 @pytest.mark.parametrize("method", ["ertrl", FOCAL_IQL], ids=_label)
 @pytest.mark.parametrize("resume_k", [2, 1])
 def test_a_seed_group_resumes_from_its_checkpoints(resume_k, method, tmp_path, monkeypatch):
@@ -422,17 +438,7 @@ def test_a_seed_group_resumes_from_its_checkpoints(resume_k, method, tmp_path, m
     stopped (ER-TRL on BRAC, FOCAL on IQL)."""
     suite = _tiny(tmp_path, [method])
     alone = _results_after(suite, tmp_path / "alone", 1)
-    real_step = seed_batch.group_step
-
-    def stopped_at_15(group, ctx, rl, sample_rl, step, alive):
-        if step == 15:  # after the first evaluation's checkpoints (step 10)
-            raise KeyboardInterrupt
-        return real_step(group, ctx, rl, sample_rl, step, alive)
-
-    monkeypatch.setattr(seed_batch, "group_step", stopped_at_15)
-    with pytest.raises(KeyboardInterrupt):
-        _run(suite, tmp_path / "group", 2)
-    monkeypatch.setattr(seed_batch, "group_step", real_step)
+    _stop_groups_of_2_at_step_15(suite, tmp_path / "group", monkeypatch)
     outcomes = _run(suite, tmp_path / "group", resume_k)
     assert [o.status for o in outcomes] == ["done", "done"]
     assert all("resumed from step 10" in o.message for o in outcomes)
@@ -448,17 +454,7 @@ def test_seeds_checkpointed_at_different_steps_resume_in_groups_by_step(
     suite = _tiny(tmp_path, [FOCAL_IQL], seeds=(0, 1, 2))
     assert [o.status for o in _run(suite, tmp_path / "alone", 1)] == ["done"] * 3
     alone = _results(tmp_path / "alone", suite)
-    real_step = seed_batch.group_step
-
-    def stopped_at_15(group, ctx, rl, sample_rl, step, alive):
-        if step == 15:
-            raise KeyboardInterrupt
-        return real_step(group, ctx, rl, sample_rl, step, alive)
-
-    monkeypatch.setattr(seed_batch, "group_step", stopped_at_15)
-    with pytest.raises(KeyboardInterrupt):
-        _run(suite, tmp_path / "group", 2)
-    monkeypatch.setattr(seed_batch, "group_step", real_step)
+    _stop_groups_of_2_at_step_15(suite, tmp_path / "group", monkeypatch)
     capsys.readouterr()
     outcomes = _run(suite, tmp_path / "group", 3)
     assert [o.status for o in outcomes] == ["done", "done", "done"]
