@@ -226,8 +226,7 @@ def meta_train_group(
         return stack_transitions(draws)
 
     name = f"meta-train {agents[0].method.name} x{k_members} seeds"
-    with bar(name, total) as pbar:
-        pbar.advance(global_step - global_step % LOG_EVERY)
+    with bar(name, total, done=global_step - global_step % LOG_EVERY) as pbar:
         for it in range(start_it, cfg.iterations):
             at_start = [g.get_state() for g in generators]
             picks = [

@@ -192,8 +192,9 @@ def meta_train(
         }
         checkpointer.save(loop)
 
-    with bar(f"meta-train {method.name}", total) as pbar:
-        pbar.advance(global_step - global_step % LOG_EVERY)
+    with bar(
+        f"meta-train {method.name}", total, done=global_step - global_step % LOG_EVERY
+    ) as pbar:
         for it in range(start_it, cfg.iterations):
             # the iteration's meta-batches, drawn on the host (the seeded stream) and moved to
             # the device in one copy, not one per step

@@ -46,6 +46,7 @@ def test_eta_follows_the_recent_rate(loud, monkeypatch, capsys):
     clock = [0.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(progress, "PLAIN_EVERY_S", 10.0)
+    monkeypatch.setattr(progress, "PACE_WINDOW_S", 10.0)
     with progress.bar("train", 100) as b:
         for step in range(20):
             clock[0] += 1.0 if step < 10 else 10.0  # 10 fast steps, then 10 x slower
@@ -67,3 +68,38 @@ def test_log_files_get_no_bar_drawing(loud, monkeypatch, capsys):
     assert err.splitlines() == [
         ln for ln in err.splitlines() if ln.startswith(("outer: ", "inner: "))
     ], err
+
+
+def test_resumed_work_is_not_counted_as_speed(loud, monkeypatch, capsys):
+    """A run resumed at 40% must not estimate the rest as if 40% took the first 10 seconds."""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 10.0)
+    with progress.bar("train", 100, done=40) as b:
+        for _ in range(10):
+            clock[0] += 1.0  # 1 s a step in this process
+            b.advance()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("train:")]
+    # 50 steps left at 1 s/step (counting the resumed 40 as speed would say ~0:00:10)
+    assert lines[0].startswith("train: 50/100 (50%)") and lines[0].endswith("~0:00:50 left")
+
+
+def test_eta_is_steady_across_evaluation_pauses(loud, monkeypatch, capsys):
+    """Training stops for an evaluation every 20 steps: the estimate takes the pauses in
+    instead of swinging between the training pace and the pause (minutes vs hours)."""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 10.0)
+    left = []
+    with progress.bar("train", 400) as b:
+        for step in range(1, 401):
+            clock[0] += 1.0
+            if step % 20 == 0:
+                clock[0] += 100.0  # the evaluation, counted in the step that triggers it
+            b.advance()
+            line = capsys.readouterr().err.strip()
+            if clock[0] > progress.PACE_WINDOW_S and line.endswith(" left"):
+                h, m, sec = line.rsplit("~", 1)[1].split()[0].split(":")
+                left.append(((int(h) * 60 + int(m)) * 60 + int(sec), 6.0 * (400 - step)))
+    # the true pace is 120 s per 20 steps; every estimate past the first window is within 30%
+    assert left and all(0.7 * true <= est <= 1.3 * true for est, true in left), left

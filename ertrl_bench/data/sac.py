@@ -490,9 +490,10 @@ def train_behavior_policies(
     reported = done_steps
     with (
         StopAtStepBoundary() as stop,
-        bar(f"SAC behavior policies {label}({tasks} tasks)", cfg.sac_steps) as pbar,
+        bar(
+            f"SAC behavior policies {label}({tasks} tasks)", cfg.sac_steps, done=done_steps
+        ) as pbar,
     ):
-        pbar.advance(done_steps)
         for step in range(done_steps + 1, cfg.sac_steps + 1):
             if step <= cfg.random_steps:
                 action = streams.uniform_np(-1, 1, act_dim)
