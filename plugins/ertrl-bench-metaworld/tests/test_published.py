@@ -142,3 +142,17 @@ def test_the_command_prints_the_comparison(register_test_plugin, monkeypatch, ca
     assert exc.value.code == 2  # a user error: one line, no traceback
     err = capsys.readouterr().err
     assert "no such file" in err and "Traceback" not in err
+
+
+def test_the_committed_comparison_regenerates_from_the_studys_success_csv():
+    """results/metaworld-ml1/published.md is what the command makes of the committed
+    success.csv and reference file today: a stale comparison (edited JSON, rerun study)
+    fails here instead of being read."""
+    study = Path(__file__).resolve().parents[3] / "results" / "metaworld-ml1"
+    if not (study / "published.md").is_file():
+        pytest.skip("the ML1 study's published.md is not in this checkout")
+    made = markdown(load_published(), read_success_csv(study))
+    assert made == (study / "published.md").read_text(), (
+        "results/metaworld-ml1/published.md is stale: rerun `ertrl-bench metaworld-published"
+        " results/metaworld-ml1 --out results/metaworld-ml1/published.md`"
+    )
