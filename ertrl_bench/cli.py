@@ -39,7 +39,10 @@ err = Console(stderr=True, soft_wrap=True)  # one error, one line (no wrap at 80
 
 # The names suite_loader.builtin_suite_names() gives, globbed here so that --help imports no pydantic.
 _BUILTIN_SUITES = sorted(p.stem for p in (Path(__file__).parent / "suites").glob("*.yaml"))
-SUITE_HELP = f"A suite YAML file, or a built-in suite name ({', '.join(_BUILTIN_SUITES)})."
+SUITE_HELP = (
+    f"A suite YAML file, or a suite's name: built-in ({', '.join(_BUILTIN_SUITES)}) or a"
+    " plugin's (`ertrl-bench plugins` lists them)."
+)
 
 
 @app.command()

@@ -87,5 +87,16 @@ def register_executors(register):
 
 
 @hookspec
+def register_suites(register):
+    """Register suite files by name: ``register(name, path)``.
+
+    ``path`` is a ``.yaml`` file shipped inside the plugin's package (package data, e.g.
+    ``Path(__file__).parent / "suites" / "my-study.yaml"``), so ``ertrl-bench run my-study``
+    finds it in any install, not only from a checkout. The built-in suites (``smoke``, ...)
+    register through this hook too; a name taken twice is an error naming both plugins.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Optional: add sub-commands to the ``ertrl-bench`` typer app ``cli``."""

@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -41,9 +42,10 @@ DEFAULT_PLUGINS = (
     "ertrl_bench.backbones",
     "ertrl_bench.methods",
     "ertrl_bench.executors",
+    "ertrl_bench.suite_loader",
 )
 
-KINDS = ("envs", "encoders", "encoder_losses", "backbones", "methods", "executors")
+KINDS = ("envs", "encoders", "encoder_losses", "backbones", "methods", "executors", "suites")
 SINGULAR = {
     "envs": "env family",
     "encoders": "encoder",
@@ -51,6 +53,7 @@ SINGULAR = {
     "backbones": "backbone",
     "methods": "method",
     "executors": "executor",
+    "suites": "suite",
 }
 
 # hooks that were renamed: a plugin still using the old name is told the new one
@@ -313,6 +316,23 @@ def _checked_env_factory(name: str, factory: Any, who: str) -> Any:
     return make
 
 
+def _checked_suite_path(name: str, path: Any, who: str) -> Path:
+    """A registered suite is an existing ``.yaml`` file, checked at load time: a plugin that
+    forgot to ship its suites as package data is told so, not a user running the suite."""
+    if not isinstance(path, str | os.PathLike):
+        raise PluginError(
+            f"{who}: suite {name!r} must be registered as register(name, path), path a .yaml"
+            f" file, got {path!r}"
+        )
+    path = Path(path)
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        raise PluginError(
+            f"{who}: suite {name!r} is registered as {str(path)!r}, which is not a .yaml file"
+            " (ship the suite inside the package: [tool.setuptools.package-data])"
+        )
+    return path
+
+
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Call every register hook, one plugin at a time, so errors can name the plugin."""
     from pydantic import BaseModel
@@ -345,7 +365,9 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                 first = _taken.get(normalised(name))
                 if first is not None:
                     raise PluginError(clash_message(what, name, _who, *first))
-                if _kind == "methods":
+                if _kind == "suites":
+                    factory = _checked_suite_path(name, factory, _who)
+                elif _kind == "methods":
                     if not isinstance(factory, BaseModel | dict):
                         raise PluginError(
                             f"{_who}: method {name!r} must be registered as register(name,"
@@ -728,6 +750,9 @@ def describe_component(name: str) -> list[dict]:
                 spec = MethodSpec.model_validate(spec)
             record["method"] = spec.model_dump(mode="json", exclude={"name"})
             record["options"] = []
+        elif kind == "suites":
+            record["suite"] = str(entry.factory)
+            record["options"] = []
         else:
             record["options_model"] = entry.options.__name__
             factory = entry.factory.load() if isinstance(entry.factory, Lazy) else entry.factory
@@ -750,6 +775,9 @@ def component_text(record: dict) -> list[str]:
     lines = [f"{record['kind']} {record['name']} (plugin {record['plugin']})"]
     if record.get("summary"):
         lines.append(f"  {record['summary']}")
+    if "suite" in record:
+        lines.append(f"  the file {record['suite']}: `ertrl-bench run {record['name']}`")
+        return lines
     if "method" in record:
         parts = [f"{k}: {_short(v)}" for k, v in record["method"].items()]
         lines.append(f"  a named method: {', '.join(parts)}")

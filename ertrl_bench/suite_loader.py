@@ -37,11 +37,36 @@ from ertrl_bench.config import (
 )
 from ertrl_bench.errors import ConfigError, ErtrlError
 from ertrl_bench.options import format_validation_error
+from ertrl_bench.plugins import closest_name, hookimpl
+
+BUILTIN_SUITES_DIR = Path(__file__).parent / "suites"
 
 
 def builtin_suite_path(name: str) -> Path | None:
-    path = Path(__file__).parent / "suites" / f"{name}.yaml"
+    path = BUILTIN_SUITES_DIR / f"{name}.yaml"
     return path if path.exists() else None
+
+
+@hookimpl
+def register_suites(register):
+    """The suites shipped with ertrl-bench, by name, through the hook plugins use for theirs."""
+    for path in sorted(BUILTIN_SUITES_DIR.glob("*.yaml")):
+        register(path.stem, path)
+
+
+def suite_names() -> dict[str, str]:
+    """Every suite usable by name (built-in and plugins'): name -> the plugin that registered it."""
+    from ertrl_bench.plugins import get_registry
+
+    return {n: e.plugin for n, e in sorted(get_registry().entries["suites"].items())}
+
+
+def named_suite_path(name: str) -> Path | None:
+    """The file of the suite registered as ``name``, or None."""
+    from ertrl_bench.plugins import get_registry
+
+    entry = get_registry().entries["suites"].get(name)
+    return None if entry is None else entry.factory
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -71,20 +96,37 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def builtin_suite_names() -> list[str]:
     """The suites shipped in ``ertrl_bench/suites`` (usable by name: ``ertrl-bench run smoke``)."""
-    return sorted(p.stem for p in (Path(__file__).parent / "suites").glob("*.yaml"))
+    return sorted(p.stem for p in BUILTIN_SUITES_DIR.glob("*.yaml"))
+
+
+def _no_such_suite(path: str | Path) -> str:
+    names = suite_names()
+    by_plugin: dict[str, list[str]] = {}
+    for name, plugin in names.items():
+        by_plugin.setdefault(plugin, []).append(name)
+    listed = f"built-in suites: {', '.join(by_plugin.pop(__name__, []))}"
+    for plugin, theirs in by_plugin.items():
+        listed += f"; from plugin {plugin}: {', '.join(theirs)}"
+    stem = Path(path).stem
+    hint = (
+        f". Did you mean the suite {stem!r} (`ertrl-bench run {stem}`)?"
+        if stem in names and stem != str(path)
+        else closest_name(str(path), list(names))
+    )
+    return (
+        f"{path}: no such suite file ({listed}; give a path to a .yaml file or one of those"
+        f" names){hint}"
+    )
 
 
 def read_suite_yaml(path: str | Path) -> tuple[Any, str]:
     """The parsed YAML of a suite file (or built-in name) and the name to report it by."""
     p = Path(path)
     if not p.exists():
-        builtin = builtin_suite_path(str(path)) if is_safe_name(str(path)) else None
-        if builtin is None:
-            raise ErtrlError(
-                f"{path}: no such suite file (built-in suites: {', '.join(builtin_suite_names())};"
-                " give a path to a .yaml file or one of those names)"
-            )
-        p = builtin
+        named = named_suite_path(str(path)) if is_safe_name(str(path)) else None
+        if named is None:
+            raise ErtrlError(_no_such_suite(path))
+        p = named
     source = str(path)
     data = _read_suite_bytes(p, source)
     if b"\0" in data:

@@ -33,7 +33,7 @@ from ertrl_bench.errors import ConfigError, ErtrlError
 from ertrl_bench.executors import LocalExecutor, LocalOptions
 from ertrl_bench.plugins import PluginError, get_registry, hookimpl
 from ertrl_bench.runner import execute
-from ertrl_bench.suite_loader import load_suite
+from ertrl_bench.suite_loader import builtin_suite_path, load_suite
 from tests.helpers import tiny_suite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,6 +173,10 @@ class EveryHookPlugin:
 
         register("counting-local", CountingExecutor, LocalOptions)
 
+    @hookimpl
+    def register_suites(self, register):
+        register("counted-smoke", builtin_suite_path("smoke"))
+
 
 def test_every_hook_end_to_end(tmp_path, data_dir, monkeypatch, register_test_plugin):
     monkeypatch.setenv("ERTRL_BENCH_DATA", str(data_dir))
@@ -273,6 +277,8 @@ def _one_component_plugin(kind: str, name: str):
     def hook(register):
         if kind == "methods":
             register(name, {"encoder_losses": ["dml"]})
+        elif kind == "suites":
+            register(name, builtin_suite_path("smoke"))
         else:
             register(name, *factories[kind])
 
@@ -289,6 +295,7 @@ CONFUSABLE = [
     ("backbones", "b_r_a_c", "brac"),
     ("envs", "Point_Robot", "point-robot"),
     ("executors", "LOCAL", "local"),
+    ("suites", "Smoke", "smoke"),
 ]
 
 
@@ -301,7 +308,8 @@ def test_a_name_that_differs_from_a_builtin_only_by_case_dash_or_underscore_is_r
     msg = str(exc.value)
     what = plugins.SINGULAR[kind]
     assert f"{what} {name!r} of plugin 'lookalike' clashes with {what} {builtin!r}" in msg
-    assert f"built-in plugin ertrl_bench.{kind} (package ertrl-bench)" in msg
+    module = "suite_loader" if kind == "suites" else kind  # the built-in suites' registrar
+    assert f"built-in plugin ertrl_bench.{module} (package ertrl-bench)" in msg
     assert "ignoring case, '-' and '_'" in msg and "rename one" in msg
     assert name not in get_registry().names(kind)  # the plugin was not kept
     assert builtin in get_registry().names(kind)
@@ -314,6 +322,55 @@ def test_two_plugins_with_confusable_names_are_one_error_naming_both(register_te
     msg = str(exc.value)
     assert "encoder loss 'My-Loss' of plugin 'second' clashes with encoder loss 'my_loss' of" in msg
     assert "plugin 'first'" in msg and "plugin 'second'" in msg
+
+
+class StudyPlugin:
+    """A plugin shipping one suite file, as a package ships it: ``register(name, path)``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @hookimpl
+    def register_suites(self, register):
+        register("my-study", self.path)
+
+
+def test_a_plugins_suite_runs_by_name(tmp_path, register_test_plugin):
+    shipped = tmp_path / "pkg" / "suites" / "my-study.yaml"
+    shipped.parent.mkdir(parents=True)
+    shipped.write_text(yaml.safe_dump(tiny_suite("my-study")))
+    register_test_plugin(StudyPlugin(shipped), "studies")
+    suite, specs = load_suite("my-study")
+    assert suite.name == "my-study" and [s.method.name for s in specs] == ["focal"]
+    from ertrl_bench.cli import app
+
+    result = CliRunner().invoke(app, ["validate", "my-study"])
+    assert result.exit_code == 0, result.output
+    lines = plugins.component_lines(plugins.describe_plugins())
+    assert any(line.split()[:3] == ["suite", "my-study", "studies"] for line in lines)
+    (record,) = plugins.describe_component("my-study")
+    assert plugins.component_text(record)[1] == f"  the file {shipped}: `ertrl-bench run my-study`"
+    # a path that is not there, but names a registered suite: the error says which name to use
+    with pytest.raises(ErtrlError) as exc:
+        load_suite("suites/my-study.yaml")
+    msg = str(exc.value)
+    assert "from plugin studies: my-study" in msg and "built-in suites: backbones," in msg
+    assert msg.endswith("Did you mean the suite 'my-study' (`ertrl-bench run my-study`)?")
+
+
+@pytest.mark.parametrize("shipped", ["missing.yaml", "notes.md", 42])
+def test_a_suite_that_is_not_a_yaml_file_is_the_plugins_error(
+    tmp_path, register_test_plugin, shipped
+):
+    if shipped == "notes.md":
+        (tmp_path / shipped).write_text("# not a suite")
+    path = tmp_path / shipped if isinstance(shipped, str) else shipped
+    with pytest.raises(PluginError) as exc:
+        register_test_plugin(StudyPlugin(path), "studies")
+    msg = str(exc.value)
+    assert "plugin 'studies'" in msg and "suite 'my-study'" in msg
+    assert ("package-data" in msg) if isinstance(shipped, str) else ("register(name, path)" in msg)
+    assert "my-study" not in get_registry().names("suites")
 
 
 def test_the_same_name_in_two_kinds_is_allowed(register_test_plugin):
@@ -853,7 +910,7 @@ def test_builtin_options_models_share_the_strict_base():
     for kind in plugins.KINDS:
         for name in reg.names(kind):
             options = reg.get(kind, name).options
-            if kind != "methods":
+            if kind not in ("methods", "suites"):
                 assert issubclass(options, Strict), f"{kind} {name}: {options}"
 
 

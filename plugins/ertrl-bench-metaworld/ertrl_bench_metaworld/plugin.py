@@ -236,6 +236,13 @@ def register_envs(register):
         register(name, cls, MetaWorldOptions)
 
 
+@hookimpl
+def register_suites(register):
+    """This package's studies by name: ``ertrl-bench run metaworld-ml1`` in any install."""
+    for path in sorted((Path(__file__).parent / "suites").glob("*.yaml")):
+        register(path.stem, path)
+
+
 __all__ = ["FAMILIES", "MetaWorldML1", "MetaWorldOptions", "MetaWorldTaskEnv", "gym_id"]
 
 

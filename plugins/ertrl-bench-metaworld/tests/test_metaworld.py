@@ -165,8 +165,7 @@ def test_the_ml1_study_suite_validates(register_test_plugin):
     ``<method>-iql``, its encoder losses the built-in's) x reach, push, pick-place x its seeds,
     every run on the tier-small scripted-expert data."""
     register_test_plugin(plugin, "metaworld")
-    path = Path(__file__).parents[1] / "suites" / "metaworld-ml1.yaml"
-    suite, specs = load_suite(path)
+    suite, specs = load_suite("metaworld-ml1")  # by name: the plugin registers its suites
     builtins = set(METHODS)
     assert builtins == set(get_registry().names("methods"))  # the five built-ins
     seeds = suite.grid.seeds
@@ -180,6 +179,20 @@ def test_the_ml1_study_suite_validates(register_test_plugin):
         assert spec.method.backbone.type == "iql"
         assert [c.type for c in spec.method.encoder_losses] == builtin["encoder_losses"]
         assert spec.method.encoder_through_q == builtin.get("encoder_through_q", False)
+
+
+def test_every_suite_of_the_package_is_registered_by_name_and_ships_with_it(register_test_plugin):
+    """The suites live in the package (package data: usable by name after a plain ``pip
+    install``); ``suites/`` beside pyproject.toml is a link to them, for the paths in the docs."""
+    register_test_plugin(plugin, "metaworld")
+    shipped = Path(plugin.__file__).parent / "suites"
+    registered = get_registry().entries["suites"]
+    ours = {n: e.factory for n, e in registered.items() if e.plugin == "metaworld"}
+    assert ours == {p.stem: p for p in shipped.glob("*.yaml")}
+    assert "metaworld-ml1" in ours and "smoke" in registered  # beside the built-ins
+    root = Path(__file__).parents[1]
+    assert (root / "suites").resolve() == shipped.resolve()
+    assert '"suites/*.yaml"' in (root / "pyproject.toml").read_text()
 
 
 def test_the_iql_convergence_runs_are_the_ml1_studys_own(register_test_plugin):
