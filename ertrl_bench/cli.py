@@ -811,7 +811,10 @@ def report(
         "moderate", help="Split of the reference's gain vs diversity (moderate = the paper's OOD)."
     ),
     reference: str = typer.Option(
-        "ertrl", help="Method compared with every other one (tests, effect sizes, gain)."
+        None,
+        help="Method compared with every other one (tests, effect sizes, gain). Default: ertrl,"
+        " or the study's only ER-TRL variant (e.g. ertrl-iql) when it has no ertrl run.",
+        show_default=False,
     ),
     axis_baseline: str = typer.Option(
         "focal",
@@ -888,7 +891,10 @@ def settle(
         " Default: the cheapest budget that settles every cell, else the last evaluation.",
     ),
     reference: str = typer.Option(
-        "ertrl", help="The seed plan compares this method with each other one (as the report)."
+        None,
+        help="The seed plan compares this method with each other one (default as the report's:"
+        " ertrl, or the study's only ER-TRL variant).",
+        show_default=False,
     ),
     metric: str = typer.Option(
         "normalized",

@@ -590,3 +590,42 @@ def test_runs_without_a_probe_are_named_never_fitted(tmp_path):
         " fit one; rerun with eval.probe enabled to get it): r00, r01, r02, r03, r04, r05, r06,"
         " r07, r08, r09 and 2 more."
     ]
+
+
+def _variant_suite(tmp_path, methods):
+    suite = tmp_path / "results" / "on-iql"
+    suite.mkdir(parents=True)
+    runs = []
+    for method in methods:
+        for seed in range(3):
+            run_id = f"point_robot-{method}-s{seed}"
+            runs.append({"run_id": run_id, "method": method, "env": "point_robot", "seed": seed})
+            _write_run(suite, run_id, method, "point_robot", seed)
+    _index(suite, runs, name="on-iql")
+    return suite
+
+
+def test_a_study_without_ertrl_compares_with_its_only_ertrl_variant(tmp_path):
+    """Every method on IQL (``ertrl-iql``, ``focal-iql``): without --reference the report and
+    settle compare with ertrl-iql and say so, instead of leaving the study without tests."""
+    from ertrl_bench.analysis.settling import settle
+
+    suite = _variant_suite(tmp_path, ("ertrl-iql", "focal-iql"))
+    report = write_report(suite, reps=50, figures=False)
+    assert report.reference == "ertrl-iql"
+    assert {(t["method"], t["baseline"]) for t in report.ttest_rows} == {("ertrl-iql", "focal-iql")}
+    assert any(n.startswith("Reference method: ertrl-iql") for n in report.notes)
+    explicit = write_report(suite, reps=50, figures=False, reference="focal-iql")
+    assert explicit.reference == "focal-iql" and not any(
+        "Reference method" in n for n in explicit.notes
+    )
+    settled = settle(suite, window=2)
+    assert settled.reference == "ertrl-iql"
+    assert any(n.startswith("Reference method: ertrl-iql") for n in settled.notes)
+
+
+def test_two_ertrl_variants_and_no_ertrl_leave_the_choice_to_the_user(tmp_path):
+    suite = _variant_suite(tmp_path, ("ertrl-iql", "ertrl-td3bc"))
+    report = write_report(suite, reps=50, figures=False)
+    assert report.reference == "ertrl" and not report.ttest_rows
+    assert "No finished ertrl run: no t-test and no gain table." in report.notes

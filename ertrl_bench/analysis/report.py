@@ -67,6 +67,7 @@ from .tables import (
     cost_rows,
     curve_columns,
     curve_rows,
+    default_reference,
     expertise_rows,
     gain_rows,
     ordered,
@@ -238,7 +239,7 @@ def write_report(
     zmap_method: str = "pca",
     gain_split: str = "moderate",
     gain_stat: str = "mean",
-    reference: str = ERTRL,
+    reference: str | None = None,
     axis_baseline: str = AXIS_BASELINE,
 ) -> Report:
     """Analyse ``results_dir`` (one suite folder) and write report.md, CSVs and PNGs into it.
@@ -246,7 +247,8 @@ def write_report(
     Reads results only, never the dataset cache: behavior diversity as the runs recorded it
     (else ``<suite>/diversity.json``; ``diversity``, {env: avg W2 | {"value", "floor"}} or a
     JSON path, overrides both), the probe as each run fitted it. ``reference``: the method
-    compared with every other one (t-tests, effect sizes, gain). The gain is the reference's
+    compared with every other one (t-tests, effect sizes, gain; default
+    ``tables.default_reference``). The gain is the reference's
     ``gain_stat`` ("mean" as in the paper's tables, or "iqm") on ``gain_split`` (default:
     moderate, the paper's OOD) minus the best other method's, per protocol and dataset (an env
     whose runs trained on several datasets, e.g. one per training-task count, gives one point
@@ -270,7 +272,11 @@ def write_report(
     done = [r for r in runs if r.done]
     problems = [r for r in runs if not r.done]
     methods = ordered(r.method for r in runs if r.method)
-    if reference != ERTRL and methods and reference not in methods:
+    if reference is None:
+        reference, chosen = default_reference(methods)
+        if chosen:
+            notes.append(chosen)
+    elif reference != ERTRL and methods and reference not in methods:
         raise ErtrlError(
             f"--reference {reference!r}: no such method in {suite_dir} (methods: "
             f"{', '.join(methods)}); pass one of them"

@@ -54,6 +54,7 @@ from .tables import (
     ERTRL,
     PLAN_EFFECT,
     curve_keys,
+    default_reference,
     ordered,
     run_curve,
     seeds_needed,
@@ -389,7 +390,7 @@ def settle(
     budgets: Sequence[int] | None = None,
     spans: Sequence[tuple[int | None, int]] | None = None,
     effect: float = PLAN_EFFECT,
-    reference: str = ERTRL,
+    reference: str | None = None,
     at: int | None = None,
     metric: str = "normalized",
 ) -> Settling:
@@ -398,7 +399,8 @@ def settle(
 
     ``budgets``: default ``measures.settling.default_budgets``; ``spans``: default the spans
     between consecutive budgets and the last evaluation; ``effect``, ``reference``, ``at``: the
-    seed plan's target MDE (points), reference method and budget (``seed_plan``); ``metric``: a
+    seed plan's target MDE (points), reference method (default
+    ``tables.default_reference``) and budget (``seed_plan``); ``metric``: a
     key of ``CURVE_METRICS`` (the success rate reads only the runs that record one). Raises
     ``ErtrlError`` naming the folder or run and the fix when there is nothing to compute.
     """
@@ -457,7 +459,11 @@ def settle(
                 )
             groups.append(group)
     methods = {g.method for g in groups}
-    if reference != ERTRL and reference not in methods:
+    if reference is None:
+        reference, chosen = default_reference(ordered(methods))
+        if chosen:
+            notes.append(chosen)
+    elif reference != ERTRL and reference not in methods:
         raise ErtrlError(
             f"--reference {reference!r}: no finished run of it in {folder} (methods: "
             f"{', '.join(ordered(methods))})"

@@ -46,6 +46,7 @@ __all__ = [
     "SPLIT_ORDER",
     "PROTOCOL_ORDER",
     "ERTRL",
+    "default_reference",
     "MAIN_COLUMNS",
     "TTEST_COLUMNS",
     "CURVE_COLUMNS",
@@ -96,6 +97,21 @@ SPLIT_ORDER = ("train", "moderate", "extreme", "iid")
 PROTOCOL_ORDER = ("offline", "online", "non_prior", "non-prior")
 TTEST_SPLITS = ("train", "moderate")  # the paper's t-test splits
 ERTRL = "ertrl"
+
+
+def default_reference(methods: Sequence[str]) -> tuple[str, str | None]:
+    """The method compared with every other one when ``--reference`` is not given, and a note
+    saying so when it is not ``ertrl``: ER-TRL, or else the study's only ER-TRL on another
+    backbone (``ertrl-iql``), so a study that runs every method on IQL still gets its tests."""
+    variants = [m for m in methods if m.startswith(ERTRL + "-")]
+    if ERTRL in methods or len(variants) != 1:
+        return ERTRL, None
+    return variants[0], (
+        f"Reference method: {variants[0]}, the study's only ER-TRL variant (no {ERTRL} run);"
+        " --reference chooses another."
+    )
+
+
 #: The difference (normalized points) a study should be able to detect: ``ttest.csv``'s
 #: ``seeds_mde_10`` is the seeds a method for an MDE (80% power) of at most this much.
 PLAN_EFFECT = 10.0
