@@ -254,6 +254,29 @@ def test_the_long_iql_check_extends_the_reach_runs(register_test_plugin):
         assert spec.train.iterations == 2 * base.train.iterations
 
 
+def test_the_long_reach_study_extends_the_ml1_studys_reach_runs(register_test_plugin):
+    """suites/metaworld-ml1-reach-long.yaml: metaworld-ml1's reach runs but for the budget
+    (19.2k steps), so each extends its 9.6k run; its FOCAL and ER-TRL seeds 0-2 are
+    converge-ml1-iql-long's computations, so ``--reuse`` copies those."""
+    register_test_plugin(plugin, "metaworld")
+    short = {
+        (s.method.name, s.seed): s
+        for s in load_suite("metaworld-ml1")[1]
+        if s.env.type == "metaworld-reach"
+    }
+    specs = load_suite("metaworld-ml1-reach-long")[1]
+    assert {(s.method.name, s.seed) for s in specs} == set(short) and len(specs) == 25
+    for spec in specs:
+        base = short[(spec.method.name, spec.seed)]
+        assert spec.computation_key(budget=False) == base.computation_key(budget=False)
+        assert spec.train.iterations == 2 * base.train.iterations
+    done = {
+        (s.method.name, s.seed): s.computation_key() for s in load_suite("converge-ml1-iql-long")[1]
+    }
+    ours = {(s.method.name, s.seed): s.computation_key() for s in specs}
+    assert done and all(ours[k] == key for k, key in done.items())
+
+
 def test_the_brac_diagnosis_varies_one_thing_a_run(register_test_plugin):
     """suites/ml1-brac-diagnosis.yaml: one FOCAL seed on reach per variant; each run is the
     authors' BRAC run (``focal``) but for its name and the one thing the variant says (the
