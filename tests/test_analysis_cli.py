@@ -22,19 +22,11 @@ from ertrl_bench.runner import execute
 from ertrl_bench.store import write_suite_index
 from ertrl_bench.suite_loader import load_suite
 from tests.helpers import tiny_suite, write_suite
-from tests.test_analysis_report import _index, _write_run
+from tests.test_analysis_report import synthetic_suite
 
 
 def _small_suite(path, name, methods=("ertrl", "focal")):
-    path.mkdir(parents=True)
-    runs = []
-    for method in methods:
-        for seed in range(2):
-            rid = f"{method}-{seed}"
-            runs.append({"run_id": rid, "method": method, "env": "point_robot", "seed": seed})
-            _write_run(path, rid, method, "point_robot", seed, curve=False)
-    _index(path, runs, name)
-    return path
+    return synthetic_suite(path, name, methods, seeds=range(2), curve=False)
 
 
 def test_cli_report_on_results_root_reports_each_suite(cli, tmp_path):

@@ -592,17 +592,21 @@ def test_runs_without_a_probe_are_named_never_fitted(tmp_path):
     ]
 
 
-def _variant_suite(tmp_path, methods):
-    suite = tmp_path / "results" / "on-iql"
-    suite.mkdir(parents=True)
+def synthetic_suite(path, name, methods, seeds=range(3), curve=True):
+    """A suite folder of synthetic Point-Robot runs (``_write_run``), run ids ``<method>-<seed>``."""
+    path.mkdir(parents=True)
     runs = []
     for method in methods:
-        for seed in range(3):
-            run_id = f"point_robot-{method}-s{seed}"
-            runs.append({"run_id": run_id, "method": method, "env": "point_robot", "seed": seed})
-            _write_run(suite, run_id, method, "point_robot", seed)
-    _index(suite, runs, name="on-iql")
-    return suite
+        for seed in seeds:
+            rid = f"{method}-{seed}"
+            runs.append({"run_id": rid, "method": method, "env": "point_robot", "seed": seed})
+            _write_run(path, rid, method, "point_robot", seed, curve=curve)
+    _index(path, runs, name)
+    return path
+
+
+def _variant_suite(tmp_path, methods):
+    return synthetic_suite(tmp_path / "results" / "on-iql", "on-iql", methods)
 
 
 def test_a_study_without_ertrl_compares_with_its_only_ertrl_variant(tmp_path):
