@@ -99,6 +99,8 @@ def _run_status(rd: RunDir, spec: RunSpec, now: float, held: set[int] | None) ->
     elif rd.checkpoint_path.is_file():
         row.status = "stopped"
         row.step = progress[0] if progress is not None else row.step
+        if age is None:  # no log yet: the checkpoint is the finished shorter run's (extend.py)
+            row.detail = "extends a shorter finished run from this step; none trained here yet"
     elif row.step is not None or error == INTERRUPTED:
         row.status, row.detail = "stopped", "no checkpoint: restarts from step 0"
     if progress is not None and row.status in ("running", "stopped"):

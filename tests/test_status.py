@@ -17,6 +17,7 @@ import pytest
 
 from ertrl_bench.checkpoint import read_checkpoint
 from ertrl_bench.cli import main
+from ertrl_bench.extend import extend_unfinished
 from ertrl_bench.reuse import find_sources, reuse_finished
 from ertrl_bench.runner import _record_failure, execute
 from ertrl_bench.store import RunDir, write_suite_index
@@ -163,6 +164,27 @@ def test_status_names_each_runs_state_and_writes_nothing(tmp_path, capsys):
     # once its holder is gone, the running run is free: it has no log, so not started
     code, text = _status(capsys, suite, "--results-dir", results, "--json")
     assert json.loads(text)["summary"]["counts"]["not started"] == 3
+
+
+def test_a_run_waiting_to_extend_a_shorter_one_says_so(tmp_path, capsys):
+    """``run`` copies a finished shorter run's checkpoint into each run it extends before the
+    runs start: until one trains, status shows where it will start and why it has no log."""
+    results = tmp_path / "results"
+    short = tiny_suite(name="short", checkpoint={"keep": True})
+    short["train"].update(iterations=2, steps_per_iteration=10)
+    (spec,) = load_suite(write_suite(tmp_path / "short.yaml", short))[1]
+    assert execute(spec, results).status == "done"
+    write_suite_index(results, "short", [spec])
+    longer = {**short, "name": "longer", "train": {**short["train"], "iterations": 4}}
+    path = write_suite(tmp_path / "longer.yaml", longer)
+    (waiting,) = load_suite(path)[1]
+    assert extend_unfinished([waiting], results)
+    capsys.readouterr()  # extend's own line
+    code, text = _status(capsys, path, "--results-dir", results, "--json")
+    assert code == 0, text
+    (row,) = json.loads(text)["runs"]
+    assert (row["status"], row["step"], row["total"]) == ("stopped", 20, 40)
+    assert row["detail"].startswith("extends a shorter finished run from this step")
 
 
 def test_status_of_a_suite_not_run_there_yet(tmp_path, capsys):
