@@ -4,6 +4,7 @@ cache, ``cli``. Shared helper functions and constants: ``tests/helpers.py``."""
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -31,3 +32,13 @@ def _data_cache(tmp_path_factory):
 def cli():
     """``cli("run", path, ...)``: the real ``ertrl-bench`` in a subprocess (``helpers.run_cli``)."""
     return run_cli
+
+
+@pytest.fixture
+def ctrl_c_delivered():
+    """Python's own SIGINT handler for a test that sends itself Ctrl-C: a test run started in
+    the background (``nohup``, ``cmd &`` in a script) inherits SIGINT ignored, and a signal the
+    process ignores stays ignored (``ertrl_bench.stopping``), so the run would never stop."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

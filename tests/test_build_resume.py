@@ -91,6 +91,7 @@ def test_resumed_training_is_bit_identical(make_env, tmp_path):
     assert_same_training(reference, resumed)
 
 
+@pytest.mark.usefixtures("ctrl_c_delivered")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_saves_the_step_it_stopped_at_and_resumes_bit_identical(sig, tmp_path):
     """SIGTERM or Ctrl-C mid-build: the step in progress ends, the training state is saved at

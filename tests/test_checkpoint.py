@@ -267,6 +267,7 @@ def _check_stopped_mid_iteration(dirs: list[Path]) -> None:
         assert 50 <= step < 400 and step >= _logged_step(d), (d.name, step)
 
 
+@pytest.mark.usefixtures("ctrl_c_delivered")
 @pytest.mark.parametrize("sig, seeds_per_step", [(signal.SIGTERM, 1), (signal.SIGINT, 2)])
 def test_a_stopped_run_checkpoints_the_step_it_stopped_at_and_resumes_identically(
     tmp_path, sig, seeds_per_step
