@@ -256,8 +256,8 @@ def status(
     Per run: done, reused (copied by --reuse), running (its lock is held by a live process),
     stopped at step S of N (unfinished, not running: a rerun resumes it from its checkpoint's
     step S; Ctrl-C and SIGTERM stop runs so; a run that will extend a shorter finished run
-    shows that run's last step until it trains, and says so), failed (the error's first line; a rerun retries
-    it) or not started; the step reached (a stopped run's checkpoint's, else the last one its
+    shows that run's last step until it trains, and says so), failed (the error's first line;
+    a rerun retries it) or not started; the step reached (a stopped run's checkpoint's, else the last one its
     log.jsonl records), how long ago that log changed, and, for an unfinished run with a
     checkpoint, the time it has left at its pace so far ("left (est.)", JSON left_s: the
     checkpoint's wall clock per step, evaluations and earlier sittings included). The summary

@@ -37,7 +37,7 @@ from ertrl_bench.config import (
 )
 from ertrl_bench.errors import ConfigError, ErtrlError
 from ertrl_bench.options import format_validation_error
-from ertrl_bench.plugins import closest_name, hookimpl
+from ertrl_bench.plugins import closest_name, get_registry, hookimpl
 
 BUILTIN_SUITES_DIR = Path(__file__).parent / "suites"
 
@@ -56,15 +56,11 @@ def register_suites(register):
 
 def suite_names() -> dict[str, str]:
     """Every suite usable by name (built-in and plugins'): name -> the plugin that registered it."""
-    from ertrl_bench.plugins import get_registry
-
     return {n: e.plugin for n, e in sorted(get_registry().entries["suites"].items())}
 
 
 def named_suite_path(name: str) -> Path | None:
     """The file of the suite registered as ``name``, or None."""
-    from ertrl_bench.plugins import get_registry
-
     entry = get_registry().entries["suites"].get(name)
     return None if entry is None else entry.factory
 
@@ -240,8 +236,6 @@ def _raw_name_problems(raw: dict) -> list[str]:
     So one ``validate`` shows every mistake: structure, values and names, all at once. The
     checks are ``expand_suite`` 's own, applied to whatever parts of the YAML are well formed.
     """
-    from ertrl_bench.plugins import get_registry
-
     registry = get_registry()
     problems: list[str] = []
 
@@ -653,7 +647,6 @@ def expand_suite(suite: Suite, source: str = "suite") -> list[RunSpec]:
     """
     from ertrl_bench.data.quality import canonical_data
     from ertrl_bench.data.tiers import TIERS
-    from ertrl_bench.plugins import get_registry
     from ertrl_bench.registry import component_versions
 
     registry = get_registry()
